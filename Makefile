@@ -1,0 +1,30 @@
+# Quickstart: `make run` (set-up + default benchmark), `make test` (set-up + tests).
+PYTHON     ?= python3
+VENV       ?= .venv
+# Overridable torch requirement: the default takes the CPU wheel; e.g. TORCH_SPEC='torch==2.11.0'.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+RUN_ARGS   ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.segbench-installed
+
+.PHONY: run test setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/segbench run $(RUN_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""One module per backend; each is registered under the `segbench.backends` entry-point group."""

@@ -1,0 +1,118 @@
+"""The backend protocol and its registry.
+
+A backend turns the float reference model into a deployable artifact (files on disk), loads it into
+a session, and runs batches. The runner only ever talks to this interface, so every backend is timed,
+sized and evaluated the same way. Backends come from the `segbench.backends` entry-point group, so a
+separate package can add one without touching this repository.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from bench.errors import UsageError, unknown_name
+
+if TYPE_CHECKING:  # torch stays out of processes that only run an ONNX artifact
+    from torch import nn
+
+ENTRY_POINT_GROUP = "segbench.backends"
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """What a backend may use to build its artifact."""
+
+    model_name: str
+    model: "nn.Module"
+    calibration: np.ndarray  # normalized calibration images (N, C, H, W) float32
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    num_classes: int
+    precision: str
+    device: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A prepared model: a folder of files, plus what the backend wants to remember about it."""
+
+    directory: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.directory.rglob("*") if p.is_file() and p.name != "artifact.json")
+
+    @property
+    def size_bytes(self) -> int:
+        """Every file of the artifact, external-data files included."""
+        return sum(p.stat().st_size for p in self.files)
+
+
+class Session(ABC):
+    """A loaded artifact. `to_input` and `to_numpy` convert outside the timed region."""
+
+    @abstractmethod
+    def to_input(self, batch: np.ndarray) -> Any: ...
+
+    @abstractmethod
+    def run(self, inputs: Any) -> Any:
+        """Logits for one batch, in the backend's native type; may return before the device is done."""
+
+    @abstractmethod
+    def to_numpy(self, outputs: Any) -> np.ndarray: ...
+
+    def synchronize(self) -> None:
+        """Block until queued work is finished; a no-op for synchronous CPU backends."""
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]]
+    devices: ClassVar[tuple[str, ...]]
+    timer: ClassVar[str] = "perf_counter_ns"
+
+    @property
+    def default_precision(self) -> str:
+        return self.precisions[0]
+
+    def unavailable_reason(self, device: str) -> str | None:
+        """None when the backend can run on `device` here, else why not."""
+        if device not in self.devices:
+            return f"{self.name} does not support device '{device}' (supports {', '.join(self.devices)})"
+        return None
+
+    @abstractmethod
+    def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
+        """Write the artifact's files into `out_dir`; return metadata to keep with it."""
+
+    @abstractmethod
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session: ...
+
+
+def _discover() -> dict[str, type[Backend]]:
+    found: dict[str, type[Backend]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep  # loaded lazily: a broken plugin must not break the others
+    return found
+
+
+def list_backends() -> list[str]:
+    return sorted(_discover())
+
+
+def get_backend(name: str) -> Backend:
+    eps = _discover()
+    if name not in eps:
+        raise unknown_name("backend", name, list(eps))
+    try:
+        cls = eps[name].load()
+    except Exception as exc:  # a plugin that fails to import is reported, not fatal to others
+        raise UsageError(f"backend '{name}' failed to load: {type(exc).__name__}: {exc}") from exc
+    return cls()

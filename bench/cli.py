@@ -1,0 +1,150 @@
+"""Command line: parses, calls the library, prints. Library errors become one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.errors import UsageError
+
+EXIT_USAGE = 2
+
+
+def _names(value: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more comma-separated names")
+    return names
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"'{value}' must be greater than 0")
+    return number
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other usage error
+        print(f"segbench: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bench.environment import default_threads
+    from bench.runner import DEFAULT_BACKENDS, DEFAULT_MODELS, DEFAULT_SUITE
+
+    parser = _Parser(prog="segbench", description="Benchmark segmentation models across quantization backends.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the benchmark matrix and write results/<run-id>/")
+    run.add_argument("--suite", "--suites", dest="suites", type=_names, default=(DEFAULT_SUITE,),
+                     help=f"suite name(s), comma-separated (default {DEFAULT_SUITE})")
+    run.add_argument("--models", type=_names, default=DEFAULT_MODELS, help="model names, comma-separated")
+    run.add_argument("--backends", type=_names, default=DEFAULT_BACKENDS, help="backend names, comma-separated")
+    run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--threads", type=int, default=default_threads(),
+                     help="intra-op threads for every backend (default: physical cores)")
+    run.add_argument("--batch-size", type=int, default=1)
+    run.add_argument("--min-time", type=_positive_float, default=3.0, help="minimum timed seconds per cell")
+    run.add_argument("--min-iters", type=int, default=30, help="minimum timed iterations per cell")
+    run.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
+    run.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-cell timeout in seconds")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    lister = sub.add_parser("list", help="list suites, models or backends")
+    lister.add_argument("what", choices=("suites", "models", "backends"))
+
+    train = sub.add_parser("train", help="train (or find) the cached reference checkpoint")
+    train.add_argument("--suite", default=DEFAULT_SUITE)
+    train.add_argument("--model", default="unet")
+    train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.report import summary_table
+    from bench.runner import RunConfig, run_benchmark
+    from bench.timing import TimingConfig
+
+    config = RunConfig(
+        suites=args.suites, models=args.models, backends=args.backends, device=args.device,
+        threads=args.threads, batch_size=args.batch_size, results_root=args.out,
+        timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters),
+        cell_timeout_s=args.timeout, progress=not args.quiet,
+    )
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    run_dir = run_benchmark(config, log=log)
+    import pandas as pd
+
+    print(summary_table(pd.read_parquet(run_dir / "results.parquet")))
+    print(f"\nresults: {run_dir}/ (results.parquet, results.csv, samples.parquet, report.md, env.json)")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    if args.what == "suites":
+        from bench.suite import get_suite, list_suites
+
+        rows = [(n, (s := get_suite(n)).source, len(s.classes), "x".join(map(str, s.input_size)), s.description)
+                for n in list_suites()]
+        print(tabulate(rows, headers=["suite", "source", "classes", "input", "description"]))
+    elif args.what == "models":
+        from bench.models import create_model, list_models
+
+        rows = []
+        for name in list_models():
+            model = create_model(name, 3, 2)
+            rows.append((name, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
+                         getattr(model, "gradcam_layer", "")))
+        print(tabulate(rows, headers=["model", "parameters (3 in, 2 classes)", "grad-cam layer"]))
+    else:
+        from bench.backend import get_backend, list_backends
+
+        rows = []
+        for name in list_backends():
+            try:
+                backend = get_backend(name)
+                status = backend.unavailable_reason("cpu")
+                rows.append((name, ",".join(backend.precisions), ",".join(backend.devices),
+                             "available" if status is None else f"unavailable: {status}"))
+            except UsageError as exc:
+                rows.append((name, "", "", f"unavailable: {exc}"))
+        print(tabulate(rows, headers=["backend", "precisions", "devices", "on this machine (cpu)"]))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from bench.models import get_model_entry
+    from bench.suite import get_suite
+    from bench.training import ensure_checkpoint, load_checkpoint
+
+    suite = get_suite(args.suite)
+    get_model_entry(args.model)
+    path = ensure_checkpoint(args.model, suite, force=args.force)
+    _, meta = load_checkpoint(args.model, suite, path)
+    print(f"checkpoint: {path}")
+    print(f"evaluation dice {meta['evaluation_dice']:.4f}, mIoU {meta['evaluation_miou']:.4f}, "
+          f"trained in {meta['train_seconds']} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "list": _cmd_list, "train": _cmd_train}
+    try:
+        return handlers[args.command](args)
+    except UsageError as exc:
+        print(f"segbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The machine fingerprint written to env.json, so results from two machines can be told apart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("torch", "onnxruntime", "onnx", "onnxscript", "numpy", "scipy", "pandas", "pyarrow", "segbench")
+
+
+def _cpuinfo() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpu_model": platform.processor() or platform.machine(), "cpu_flags": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    cores: set[tuple[str, str]] = set()
+    physical = core = ""
+    for line in text.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name":
+            info["cpu_model"] = value
+        elif key == "flags" and not info["cpu_flags"]:
+            info["cpu_flags"] = sorted(value.split())
+        elif key == "physical id":
+            physical = value
+        elif key == "core id":
+            core = value
+            cores.add((physical, core))
+    if cores:
+        info["physical_cores"] = len(cores)
+    return info
+
+
+def _git_commit(repo: Path) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit or None, "git_dirty": dirty if commit else None}
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _gpu() -> dict[str, Any]:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            return {"gpu": props.name, "gpu_memory_mib": props.total_memory // 2**20, "cuda": torch.version.cuda}
+    except Exception:  # a broken CUDA install must not stop a CPU benchmark
+        pass
+    return {"gpu": None}
+
+
+def collect_environment(threads: int) -> dict[str, Any]:
+    repo = Path(__file__).resolve().parent.parent
+    return {
+        **_cpuinfo(),
+        "logical_cores": os.cpu_count(),
+        "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "threads": threads,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "hostname": platform.node(),
+        **_gpu(),
+        "libraries": _versions(),
+        **_git_commit(repo),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def machine_fingerprint(env: dict[str, Any]) -> tuple:
+    """The parts of env.json that make two machines' timings incomparable when they differ."""
+    return (env.get("cpu_model"), env.get("logical_cores"), env.get("gpu"), env.get("threads"))
+
+
+def default_threads() -> int:
+    """Physical cores available to this process: hyper-threads rarely help inference and add noise."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    physical = _cpuinfo().get("physical_cores") or available
+    return max(1, min(available, physical))

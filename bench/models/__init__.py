@@ -1,0 +1,58 @@
+"""Model registry: a decorator fills a dict; `list_models` and `create_model` are the whole API.
+
+Every factory takes `(in_channels, num_classes)` and returns an `nn.Module` that maps
+(N, in_channels, H, W) float images to (N, num_classes, H, W) logits. Each model class names its
+default Grad-CAM feature layer in `gradcam_layer`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from bench.errors import unknown_name
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    factory: Callable[[int, int], nn.Module]
+    source_file: Path
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_BUILTIN_MODULES = ("bench.models.unet",)
+
+
+def register_model(name: str) -> Callable:
+    def wrap(factory: Callable[[int, int], nn.Module]) -> Callable[[int, int], nn.Module]:
+        module = importlib.import_module(factory.__module__)
+        _REGISTRY[name] = ModelEntry(name, factory, Path(module.__file__ or ""))
+        return factory
+
+    return wrap
+
+
+def _load_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def list_models() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise unknown_name("model", name, list(_REGISTRY))
+    return _REGISTRY[name]
+
+
+def create_model(name: str, in_channels: int, num_classes: int) -> nn.Module:
+    return get_model_entry(name).factory(in_channels, num_classes)

@@ -1,0 +1,136 @@
+"""Result records and the run folder they land in.
+
+One `Row` per suite x model x backend x precision x device x batch size. Every number names its unit,
+and where methods differ a sibling column names the method (`timer`, `memory_method`). Each finished
+cell is written at once (atomically), so a run that dies keeps everything it finished.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.cache import atomic_write_bytes
+
+IDENTITY_COLUMNS = ("suite", "model", "backend", "precision", "device", "batch_size")
+
+
+@dataclass(frozen=True)
+class Row:
+    suite: str
+    model: str
+    backend: str
+    precision: str
+    device: str
+    status: str  # "ok", "unavailable: <reason>" or "error: <message>"
+    batch_size: int = 1
+    threads: int | None = None
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_mean_ms: float | None = None
+    latency_stdev_ms: float | None = None
+    latency_min_ms: float | None = None
+    latency_cv: float | None = None
+    latency_iterations: int | None = None
+    throughput_ips: float | None = None
+    timer: str | None = None
+    peak_rss_mib: float | None = None
+    memory_method: str | None = None
+    model_size_bytes: int | None = None
+    dice: float | None = None
+    miou: float | None = None
+    global_accuracy: float | None = None
+    dice_drift: float | None = None
+    miou_drift: float | None = None
+    pixel_agreement: float | None = None
+    prepare_s: float | None = None
+    artifact_cached: bool | None = None
+    artifact_key: str | None = None
+    duration_s: float | None = None
+    notes: str = ""
+    per_class: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def record(self) -> dict[str, Any]:
+        """Flat dict for a table row; per-class scores become `iou_<class>` / `dice_<class>` columns."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "per_class"}
+        out.update(self.per_class)
+        return out
+
+
+def cell_id(row: Row | dict[str, Any]) -> str:
+    data = asdict(row) if isinstance(row, Row) else row
+    return "/".join(str(data[c]) for c in IDENTITY_COLUMNS)
+
+
+def _atomic_frame(df: pd.DataFrame, run_dir: Path, stem: str, csv: bool) -> None:
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False)
+    atomic_write_bytes(run_dir / f"{stem}.parquet", buffer.getvalue())
+    if csv:
+        atomic_write_bytes(run_dir / f"{stem}.csv", df.to_csv(index=False).encode())
+
+
+class RunStore:
+    """The run folder: results.{parquet,csv}, samples.parquet, env.json, report.md."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._rows: list[dict[str, Any]] = []
+        self._samples: list[pd.DataFrame] = []
+
+    def write_env(self, env: dict[str, Any]) -> None:
+        atomic_write_bytes(self.run_dir / "env.json", json.dumps(env, indent=2, default=str).encode())
+
+    def append(self, row: Row, samples_ns: np.ndarray | None = None) -> None:
+        self._rows.append(row.record())
+        if samples_ns is not None and len(samples_ns):
+            self._samples.append(pd.DataFrame({
+                **{c: getattr(row, c) for c in IDENTITY_COLUMNS},
+                "iteration": np.arange(len(samples_ns), dtype=np.int64),
+                "latency_ns": np.asarray(samples_ns, np.int64),
+            }))
+        _atomic_frame(self.table(), self.run_dir, "results", csv=True)
+        if self._samples:
+            _atomic_frame(pd.concat(self._samples, ignore_index=True), self.run_dir, "samples", csv=False)
+
+    def table(self) -> pd.DataFrame:
+        return add_speedup(pd.DataFrame(self._rows))
+
+
+def add_speedup(df: pd.DataFrame, reference_backend: str = "torch-eager", reference_precision: str = "fp32") -> pd.DataFrame:
+    """`speedup_vs_fp32`: p50 of the fp32 reference in the same run divided by this row's p50.
+
+    Speeds are compared as ratios measured in the same run, because absolute times on shared
+    machines drift between runs.
+    """
+    if df.empty or "latency_p50_ms" not in df:
+        return df
+    df = df.copy()
+    keys = ["suite", "model", "device", "batch_size"]
+    ref = df[(df.backend == reference_backend) & (df.precision == reference_precision) & (df.status == "ok")]
+    ref = ref[keys + ["latency_p50_ms"]].rename(columns={"latency_p50_ms": "_ref_p50"})
+    merged = df.merge(ref, on=keys, how="left")
+    df["speedup_vs_fp32"] = (merged["_ref_p50"] / merged["latency_p50_ms"]).to_numpy()
+    return df
+
+
+def update_latest(results_root: Path, run_dir: Path) -> None:
+    """Point `results_root/latest` at `run_dir` (a relative symlink, replaced atomically)."""
+    link = results_root / "latest"
+    tmp = results_root / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(run_dir, results_root), tmp)
+    os.replace(tmp, link)

@@ -1,0 +1,153 @@
+"""Reference training: a float model per (model, suite, recipe), trained deterministically and cached.
+
+Quantization is only meaningful on a model that really segments; the checkpoint's metadata keeps the
+loss curve and the evaluation scores reached, so a user can see what the reference was.
+"""
+
+from __future__ import annotations
+
+import io
+import inspect
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.cache import atomic_write_bytes, cache_root, file_digest, stable_hash
+from bench.metrics import score_predictions
+from bench.models import create_model, get_model_entry
+from bench.suite import Suite
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Adam with cosine decay, cross-entropy plus soft Dice, random flips/rotations and brightness."""
+
+    steps: int = 200
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    augment: bool = True
+    threads: int = 2  # fixed, so the float arithmetic (and the checkpoint) repeats on any machine
+
+
+DEFAULT_RECIPE = Recipe()
+
+
+def checkpoint_key(model_name: str, suite: Suite, recipe: Recipe) -> str:
+    source = file_digest(get_model_entry(model_name).source_file)
+    trainer = stable_hash(inspect.getsource(train_model))
+    return stable_hash({"model": model_name, "model_source": source, "suite": suite.config(),
+                        "recipe": asdict(recipe), "trainer": trainer})
+
+
+def checkpoint_path(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE) -> Path:
+    return cache_root() / "checkpoints" / f"{model_name}--{suite.name}--{checkpoint_key(model_name, suite, recipe)}.pt"
+
+
+def _augment(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k = int(rng.integers(4))
+    x, y = np.rot90(x, k, axes=(-2, -1)), np.rot90(y, k, axes=(-2, -1))
+    if rng.random() < 0.5:
+        x, y = x[..., ::-1], y[..., ::-1]
+    x = x * rng.uniform(0.8, 1.25) + rng.uniform(-0.05, 0.05)  # brightness and offset
+    return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y)
+
+
+def _soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    probs = logits.softmax(1) * valid[:, None]
+    onehot = F.one_hot(target.clamp(min=0), logits.shape[1]).permute(0, 3, 1, 2) * valid[:, None]
+    inter = (probs * onehot).sum((0, 2, 3))
+    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    return 1 - ((2 * inter + 1) / (denom + 1)).mean()
+
+
+def predict(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Argmax class map (N, H, W) of a float model on normalized images."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            out.append(model(torch.from_numpy(images[i : i + batch_size])).argmax(1).numpy())
+    return np.concatenate(out)
+
+
+def train_model(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """Train from a fixed seed on the train split; returns the model and its metadata."""
+    torch.manual_seed(recipe.seed)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    rng = np.random.default_rng(recipe.seed)
+    train = suite.load("train")
+    images, masks = train.images, train.masks
+    model = create_model(model_name, suite.in_channels, suite.num_classes)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=recipe.steps, pct_start=0.1)
+    ignore = suite.ignore_label if suite.ignore_label is not None else -100
+    losses: list[float] = []
+    start = time.perf_counter()
+    bar = _progress(recipe.steps, f"train {model_name} on {suite.name}", progress)
+    model.train()
+    for step in range(recipe.steps):
+        idx = rng.choice(len(images), recipe.batch_size, replace=False)
+        pairs = [_augment(rng, images[i], masks[i]) if recipe.augment else (images[i], masks[i]) for i in idx]
+        x = torch.from_numpy(suite.normalize(np.stack([p[0] for p in pairs])))
+        y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64))
+        valid = (y != ignore).float()
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, ignore_index=ignore) + _soft_dice_loss(logits, torch.where(y == ignore, 0, y), valid)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    bar.close()
+    seconds = time.perf_counter() - start
+    evaluation = suite.load("evaluation")
+    scores = score_predictions(predict(model, suite.normalize(evaluation.images)), evaluation.masks,
+                               suite.num_classes, suite.foreground_classes, suite.ignore_label)
+    torch.set_num_threads(previous_threads)
+    meta = {
+        "model": model_name, "suite": suite.name, "recipe": asdict(recipe),
+        "loss_curve": [float(np.mean(losses[i : i + 10])) for i in range(0, len(losses), 10)],
+        "train_seconds": round(seconds, 1), "evaluation_dice": scores.dice, "evaluation_miou": scores.miou,
+        "torch_version": str(torch.__version__),
+    }
+    return model.eval(), meta
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    import sys
+
+    from tqdm import tqdm
+
+    interactive = sys.stderr.isatty()  # in logs, a line every 10 s instead of a redraw per step
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=interactive, dynamic_ncols=True,
+                mininterval=0.1 if interactive else 10.0)
+
+
+def ensure_checkpoint(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, progress: bool = True, force: bool = False) -> Path:
+    """The cached checkpoint, trained first when it is missing (or when `force`)."""
+    path = checkpoint_path(model_name, suite, recipe)
+    if path.exists() and not force:
+        return path
+    model, meta = train_model(model_name, suite, recipe, progress)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_checkpoint(model_name: str, suite: Suite, path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model = create_model(model_name, suite.in_channels, suite.num_classes)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), payload["meta"]

@@ -1,0 +1,151 @@
+"""One cell (suite x model x backend x precision x device), in two worker processes.
+
+`prepare_cell` builds (or finds) the artifact from the float checkpoint; `measure_cell` then loads it
+in a fresh process, times it and evaluates it. Keeping them apart means the measured peak memory
+belongs to the loaded backend alone (no export or calibration heap, no torch in an ONNX Runtime
+process) and a native crash takes down only this cell. Everything travels in `CellSpec`.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bench.timing import LatencyStats, TimingConfig
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    suite: str
+    model: str
+    backend: str
+    precision: str
+    device: str
+    threads: int
+    batch_size: int
+    timing: TimingConfig
+    checkpoint: Path
+    reference: Path  # fp32 reference predictions (N, H, W) on the evaluation split, .npy
+
+
+@dataclass(frozen=True)
+class PreparedCell:
+    artifact_dir: Path
+    meta: dict[str, Any]
+    cached: bool
+    prepare_s: float
+
+
+@dataclass(frozen=True)
+class CellResult:
+    row: Any  # bench.results.Row
+    samples_ns: np.ndarray | None = None
+
+
+def base_row(spec: CellSpec, status: str, **values: object) -> Any:
+    from bench.results import Row
+
+    return Row(suite=spec.suite, model=spec.model, backend=spec.backend, precision=spec.precision,
+               device=spec.device, status=status, batch_size=spec.batch_size, threads=spec.threads, **values)
+
+
+def unavailable_reason(spec: CellSpec) -> str | None:
+    from bench.backend import get_backend
+
+    backend = get_backend(spec.backend)
+    if reason := backend.unavailable_reason(spec.device):
+        return reason
+    if spec.precision not in backend.precisions:
+        return f"{spec.backend} has no precision '{spec.precision}' (has {', '.join(backend.precisions)})"
+    return None
+
+
+def prepare_cell(spec: CellSpec) -> PreparedCell:
+    """Load the float checkpoint and build (or find) the backend's artifact."""
+    import torch
+
+    from bench.artifacts import ensure_artifact
+    from bench.backend import PrepareContext, get_backend
+    from bench.suite import get_suite
+    from bench.training import load_checkpoint
+
+    torch.set_num_threads(spec.threads)
+    suite = get_suite(spec.suite)
+    model, _ = load_checkpoint(spec.model, suite, spec.checkpoint)
+    ctx = PrepareContext(model_name=spec.model, model=model, calibration=suite.normalize(suite.load("calibration").images),
+                         input_shape=(suite.in_channels, *suite.input_size), num_classes=suite.num_classes,
+                         precision=spec.precision, device=spec.device)
+    artifact, cached, prepare_s = ensure_artifact(get_backend(spec.backend), ctx, spec.checkpoint, f"{spec.model}--{spec.suite}")
+    return PreparedCell(artifact.directory, artifact.meta, cached, prepare_s)
+
+
+def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
+    reps = -(-batch_size // len(images))
+    return np.ascontiguousarray(np.concatenate([images] * reps)[:batch_size])
+
+
+def _predict(session: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+    preds = [session.to_numpy(session.run(session.to_input(images[i : i + batch_size]))).argmax(1)
+             for i in range(0, len(images), batch_size)]
+    return np.concatenate(preds)
+
+
+def measure_cell(spec: CellSpec, prepared: PreparedCell) -> CellResult:
+    """Load the artifact, time it, evaluate it against the truth and the fp32 reference."""
+    from bench.backend import Artifact, get_backend
+    from bench.memory import peak_rss_mib, reset_peak_rss
+    from bench.metrics import pixel_agreement, score_predictions
+    from bench.suite import get_suite
+    from bench.timing import measure_latency
+
+    started = time.perf_counter()
+    backend = get_backend(spec.backend)
+    suite = get_suite(spec.suite)
+    evaluation = suite.load("evaluation")
+    images = suite.normalize(evaluation.images)
+    reference = np.load(spec.reference)
+
+    memory_method = reset_peak_rss()
+    artifact = Artifact(prepared.artifact_dir, prepared.meta)
+    session = backend.load(artifact, spec.device, spec.threads)
+    inputs = session.to_input(_batch(images, spec.batch_size))
+    samples = measure_latency(lambda: session.run(inputs), session.synchronize, spec.timing)
+    preds = _predict(session, images, spec.batch_size)
+    peak = peak_rss_mib()
+
+    n, fg, ignore = suite.num_classes, suite.foreground_classes, suite.ignore_label
+    scores = score_predictions(preds, evaluation.masks, n, fg, ignore)
+    ref_scores = score_predictions(reference, evaluation.masks, n, fg, ignore)
+    stats = LatencyStats.from_samples(samples)
+    per_class = {f"iou_{c}": v for c, v in zip(suite.classes, scores.iou)}
+    per_class |= {f"dice_{c}": v for c, v in zip(suite.classes, scores.dice_per_class)}
+    row = base_row(
+        spec, "ok",
+        latency_p50_ms=stats.p50_ms, latency_p90_ms=stats.p90_ms, latency_p99_ms=stats.p99_ms,
+        latency_mean_ms=stats.mean_ms, latency_stdev_ms=stats.stdev_ms, latency_min_ms=stats.min_ms,
+        latency_cv=stats.cv, latency_iterations=stats.iterations,
+        throughput_ips=spec.batch_size / (stats.p50_ms / 1e3), timer=backend.timer,
+        peak_rss_mib=peak, memory_method=memory_method, model_size_bytes=artifact.size_bytes,
+        dice=scores.dice, miou=scores.miou, global_accuracy=scores.global_accuracy,
+        dice_drift=scores.dice - ref_scores.dice, miou_drift=scores.miou - ref_scores.miou,
+        pixel_agreement=pixel_agreement(preds, reference, evaluation.masks, ignore),
+        prepare_s=prepared.prepare_s, artifact_cached=prepared.cached, artifact_key=prepared.meta.get("key"),
+        duration_s=time.perf_counter() - started, notes=prepared.meta.get("notes", ""), per_class=per_class,
+    )
+    return CellResult(row, samples)
+
+
+def worker_main(function: Callable[..., Any], args: tuple, conn: Any) -> None:
+    """Process entry point: sends ("ok", value) or ("error", one-line message)."""
+    try:
+        message: tuple[str, Any] = ("ok", function(*args))
+    except Exception as exc:  # noqa: BLE001 - any failure becomes this cell's error row
+        traceback.print_exc()
+        message = ("error", f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+    conn.send(message)
+    conn.close()

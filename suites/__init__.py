@@ -1,0 +1,1 @@
+"""Suite definitions: one TOML file per suite (data source, classes, splits, normalization)."""

@@ -1,0 +1,60 @@
+"""The ONNX Runtime QDQ int8 backend on a small U-Net with random weights (no training needed)."""
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from backends.ort_qdq_int8 import MODEL_FILE, OrtQdqInt8Backend
+from bench.backend import Artifact, PrepareContext
+from bench.models import create_model
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("unet", 1, 2).eval()
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((8, 1, 32, 32)).astype(np.float32)
+    ctx = PrepareContext(model_name="unet", model=model, calibration=calibration, input_shape=(1, 32, 32),
+                         num_classes=2, precision="int8", device="cpu")
+    out = tmp_path_factory.mktemp("artifact")
+    meta = OrtQdqInt8Backend().prepare(ctx, out)
+    return model, calibration, Artifact(out, meta)
+
+
+def test_graph_is_qdq_with_uint8_activations_and_per_channel_int8_weights(prepared):
+    _, _, artifact = prepared
+    graph = onnx.load(str(artifact.directory / MODEL_FILE)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
+    activation_zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert all(z.dtype == np.uint8 for z in activation_zero_points)
+    conv_weights = [inits[n.input[0]] for n in graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+                    and inits[n.input[0]].ndim == 4]
+    assert conv_weights and all(w.dtype == np.int8 for w in conv_weights)
+    weight_scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                     and inits[n.input[0]].ndim == 4]
+    assert all(s.ndim == 1 and s.size > 1 and s.size in (w.shape[0], w.shape[1]) for s, w in zip(weight_scales, conv_weights))
+
+
+def test_int8_output_is_close_to_fp32_but_not_identical(prepared):
+    model, calibration, artifact = prepared
+    session = OrtQdqInt8Backend().load(artifact, "cpu", threads=1)
+    x = calibration[:2]
+    int8 = session.to_numpy(session.run(session.to_input(x)))
+    with torch.no_grad():
+        fp32 = model(torch.from_numpy(x)).numpy()
+    assert int8.shape == fp32.shape
+    error = np.abs(int8 - fp32).max() / np.abs(fp32).max()
+    assert 0 < error < 0.1
+
+
+def test_dynamic_batch_and_embedded_weights(prepared):
+    _, calibration, artifact = prepared
+    session = OrtQdqInt8Backend().load(artifact, "cpu", threads=1)
+    assert session.to_numpy(session.run(session.to_input(calibration[:3]))).shape == (3, 2, 32, 32)
+    assert [p.name for p in artifact.files] == [MODEL_FILE]  # no external .data file beside it
+    assert artifact.size_bytes > 0.2 * sum(p.numel() for p in prepared[0].parameters())  # weights are inside

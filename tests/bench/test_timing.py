@@ -1,0 +1,35 @@
+import time
+
+import numpy as np
+import pytest
+
+from bench.timing import LatencyStats, TimingConfig, measure_latency
+
+
+def test_stats_on_hand_made_samples():
+    stats = LatencyStats.from_samples([1_000_000, 2_000_000, 3_000_000, 4_000_000])  # 1..4 ms
+    assert stats.p50_ms == pytest.approx(2.5)
+    assert stats.mean_ms == pytest.approx(2.5)
+    assert stats.stdev_ms == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+    assert stats.p90_ms == pytest.approx(3.7)
+    assert stats.min_ms == 1.0 and stats.iterations == 4
+    assert stats.p50_ms <= stats.p90_ms <= stats.p99_ms
+
+
+def test_empty_samples_are_rejected():
+    with pytest.raises(ValueError):
+        LatencyStats.from_samples([])
+
+
+def test_measure_meets_min_iterations_when_calls_are_fast():
+    samples = measure_latency(lambda: None, lambda: None, TimingConfig(warmup_s=0, warmup_iters=1, min_time_s=0.01, min_iters=200))
+    assert len(samples) >= 200
+
+
+def test_measure_meets_min_time_when_calls_are_slow_and_includes_synchronize():
+    synced = []
+    config = TimingConfig(warmup_s=0, warmup_iters=1, min_time_s=0.1, min_iters=2)
+    samples = measure_latency(lambda: time.sleep(0.01), lambda: synced.append(1), config)
+    assert len(samples) >= 5  # 0.1 s of 10 ms calls
+    assert len(synced) == len(samples) + 1  # every timed call and the warm-up call were synchronized
+    assert np.median(samples) >= 10_000_000

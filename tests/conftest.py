@@ -1,0 +1,33 @@
+"""Shared fixtures: an isolated cache, and one trained default model + run shared by the slow tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.runner import RunConfig, run_benchmark
+from bench.timing import TimingConfig
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the whole test session, never the user's: CI must train from scratch."""
+    path = tmp_path_factory.mktemp("segbench-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SEGBENCH_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def default_run(session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """The default benchmark (synthetic-nuclei, unet, torch-eager + ort-qdq-int8), shortened timing."""
+    results = tmp_path_factory.mktemp("results")
+    config = RunConfig(results_root=results, threads=2, progress=False,
+                       timing=TimingConfig(warmup_s=0.2, min_time_s=1.0, min_iters=30))
+    run_dir = run_benchmark(config, log=lambda message: None)
+    return run_dir, pd.read_parquet(run_dir / "results.parquet")

@@ -1,0 +1,70 @@
+"""The default benchmark from training to tables: the foundation's promises, measured."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench.training import DEFAULT_RECIPE, checkpoint_path, load_checkpoint
+from bench.suite import get_suite
+
+pytestmark = pytest.mark.slow
+
+REQUIRED_COLUMNS = [
+    "suite", "model", "backend", "precision", "device", "status", "latency_p50_ms", "latency_p90_ms",
+    "latency_p99_ms", "latency_mean_ms", "latency_iterations", "threads", "peak_rss_mib", "model_size_bytes",
+    "dice", "miou", "dice_drift", "miou_drift", "pixel_agreement",
+]
+
+
+def _by_backend(df: pd.DataFrame) -> dict[str, pd.Series]:
+    return {row.backend: row for _, row in df.iterrows()}
+
+
+def test_every_cell_succeeds_with_required_columns(default_run):
+    run_dir, df = default_run
+    assert all(c in df.columns for c in REQUIRED_COLUMNS)
+    assert list(df.status) == ["ok", "ok"]
+    assert set(df.backend) == {"torch-eager", "ort-qdq-int8"}
+    assert pd.read_csv(run_dir / "results.csv").shape == df.shape
+
+
+def test_reference_model_really_segments(default_run, session_cache):
+    suite = get_suite("synthetic-nuclei")
+    _, meta = load_checkpoint("unet", suite, checkpoint_path("unet", suite, DEFAULT_RECIPE))
+    assert meta["evaluation_dice"] >= 0.85
+    assert meta["loss_curve"][-1] < meta["loss_curve"][0] / 5
+    assert _by_backend(default_run[1])["torch-eager"].dice >= 0.85
+
+
+def test_int8_drift_is_small_but_not_zero(default_run):
+    rows = _by_backend(default_run[1])
+    eager, int8 = rows["torch-eager"], rows["ort-qdq-int8"]
+    assert eager.pixel_agreement == 1.0 and eager.dice_drift == 0.0
+    assert 0.99 < int8.pixel_agreement < 1.0  # quantization changed some pixels, but few
+    assert abs(int8.dice_drift) < 0.02 and abs(int8.miou_drift) < 0.02
+
+
+def test_int8_artifact_is_smaller_than_0_4x_fp32(default_run):
+    rows = _by_backend(default_run[1])
+    assert rows["ort-qdq-int8"].model_size_bytes < 0.4 * rows["torch-eager"].model_size_bytes
+
+
+def test_latency_percentiles_are_ordered_and_samples_kept(default_run):
+    run_dir, df = default_run
+    for _, row in df.iterrows():
+        assert 0 < row.latency_p50_ms <= row.latency_p90_ms <= row.latency_p99_ms
+        assert row.latency_iterations >= 30 and row.threads == 2
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    assert samples.groupby("backend").size().to_dict() == dict(zip(df.backend, df.latency_iterations))
+
+
+def test_run_folder_has_report_env_and_latest(default_run):
+    run_dir, _ = default_run
+    report = (run_dir / "report.md").read_text()
+    assert "| torch-eager" in report and "| ort-qdq-int8" in report
+    env = json.loads((run_dir / "env.json").read_text())
+    for key in ("cpu_model", "cpu_flags", "logical_cores", "threads", "os", "python", "libraries", "git_commit", "date"):
+        assert key in env
+    assert env["libraries"]["torch"] and env["libraries"]["onnxruntime"]
+    assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
