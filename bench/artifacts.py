@@ -40,7 +40,7 @@ def ensure_artifact(backend: Backend, ctx: PrepareContext, checkpoint: Path, lab
     start = time.perf_counter()
     try:
         meta = backend.prepare(ctx, staging)
-        meta = {**meta, "key": key, "prepare_s": round(time.perf_counter() - start, 3)}
+        meta = {**meta, "options": ctx.options, "key": key, "prepare_s": round(time.perf_counter() - start, 3)}
         (staging / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
         publish_directory(staging, final)
     finally:

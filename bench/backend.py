@@ -8,6 +8,7 @@ separate package can add one without touching this repository.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -39,6 +40,22 @@ class PrepareContext:
 
 
 @dataclass(frozen=True)
+class OpCoverage:
+    """Which operators of the deployed artifact run in int8 and which stayed in float, with counts."""
+
+    int8: dict[str, int]
+    float: dict[str, int]
+
+    @property
+    def int8_count(self) -> int:
+        return sum(self.int8.values())
+
+    @property
+    def float_count(self) -> int:
+        return sum(self.float.values())
+
+
+@dataclass(frozen=True)
 class Artifact:
     """A prepared model: a folder of files, plus what the backend wants to remember about it."""
 
@@ -54,9 +71,16 @@ class Artifact:
         """Every file of the artifact, external-data files included."""
         return sum(p.stat().st_size for p in self.files)
 
+    @property
+    def options(self) -> dict[str, str]:
+        """The backend options the artifact was prepared with (defaults filled in)."""
+        return dict(self.meta.get("options", {}))
+
 
 class Session(ABC):
     """A loaded artifact. `to_input` and `to_numpy` convert outside the timed region."""
+
+    timer: str = "perf_counter_ns"
 
     @abstractmethod
     def to_input(self, batch: np.ndarray) -> Any: ...
@@ -71,16 +95,54 @@ class Session(ABC):
     def synchronize(self) -> None:
         """Block until queued work is finished; a no-op for synchronous CPU backends."""
 
+    def time_call(self, inputs: Any) -> int:
+        """Nanoseconds for one `run` until its results are ready. GPU sessions override this with
+        device events recorded on their own stream (and set `timer` accordingly)."""
+        start = time.perf_counter_ns()
+        self.run(inputs)
+        self.synchronize()
+        return time.perf_counter_ns() - start
+
+    def reset_device_memory(self) -> None:
+        """Reset the device allocator's peak counter; nothing to do on CPU."""
+
+    def device_memory_peak(self) -> tuple[float, str] | None:
+        """(peak MiB on the device since the reset, method), or None on CPU."""
+        return None
+
 
 class Backend(ABC):
+    """Subclasses set `name`, `precisions` (first is the default), `devices`, and may declare
+    `options` (name -> default, strings) with `option_choices` (name -> allowed values)."""
+
     name: ClassVar[str]
     precisions: ClassVar[tuple[str, ...]]
     devices: ClassVar[tuple[str, ...]]
-    timer: ClassVar[str] = "perf_counter_ns"
+    options: ClassVar[dict[str, str]] = {}
+    option_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @property
     def default_precision(self) -> str:
         return self.precisions[0]
+
+    def resolve_options(self, given: dict[str, str]) -> dict[str, str]:
+        """Defaults overlaid with the user's values; unknown names and values are usage errors."""
+        for key, value in given.items():
+            if key not in self.options:
+                valid = ", ".join(sorted(self.options)) or "none"
+                raise UsageError(f"backend '{self.name}' has no option '{key}'; valid options: {valid}")
+            choices = self.option_choices.get(key)
+            if choices and value not in choices:
+                raise UsageError(f"option {self.name}.{key}={value} is not valid; expected one of {', '.join(choices)}")
+        return {**self.options, **given}
+
+    def coverage(self, artifact: Artifact) -> OpCoverage | None:
+        """Operators that run in int8 vs float in the deployed artifact; int8 backends must say."""
+        return None
+
+    def notes(self, artifact: Artifact) -> str:
+        """A short remark carried into the row (deprecations, compile time, fallbacks)."""
+        return str(artifact.meta.get("notes", ""))
 
     def unavailable_reason(self, device: str) -> str | None:
         """None when the backend can run on `device` here, else why not."""
@@ -93,7 +155,8 @@ class Backend(ABC):
         """Write the artifact's files into `out_dir`; return metadata to keep with it."""
 
     @abstractmethod
-    def load(self, artifact: Artifact, device: str, threads: int) -> Session: ...
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
+        """Load for running; options are in `artifact.options`."""
 
 
 def _discover() -> dict[str, type[Backend]]:

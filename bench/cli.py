@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", "--suites", dest="suites", type=_names, default=(DEFAULT_SUITE,),
                      help=f"suite name(s), comma-separated (default {DEFAULT_SUITE})")
     run.add_argument("--models", type=_names, default=DEFAULT_MODELS, help="model names, comma-separated")
-    run.add_argument("--backends", type=_names, default=DEFAULT_BACKENDS, help="backend names, comma-separated")
+    run.add_argument("--backends", type=_names, default=DEFAULT_BACKENDS,
+                     help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16)")
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--threads", type=int, default=default_threads(),
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-iters", type=int, default=30, help="minimum timed iterations per cell")
     run.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
     run.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-cell timeout in seconds")
+    run.add_argument("--option", dest="options", action="append", default=[], metavar="BACKEND.KEY=VALUE",
+                     help="backend option, repeatable (e.g. ort-qdq-int8.calibration=entropy)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
     lister = sub.add_parser("list", help="list suites, models or backends")
@@ -67,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backend_options(items: list[str]) -> dict[str, dict[str, str]]:
+    options: dict[str, dict[str, str]] = {}
+    for item in items:
+        target, eq, value = item.partition("=")
+        backend, dot, key = target.rpartition(".")
+        if not (eq and dot and backend and key):
+            raise UsageError(f"--option '{item}' is not of the form BACKEND.KEY=VALUE")
+        options.setdefault(backend, {})[key] = value
+    return options
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.report import summary_table
     from bench.runner import RunConfig, run_benchmark
@@ -76,7 +90,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         suites=args.suites, models=args.models, backends=args.backends, device=args.device,
         threads=args.threads, batch_size=args.batch_size, results_root=args.out,
         timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters),
-        cell_timeout_s=args.timeout, progress=not args.quiet,
+        cell_timeout_s=args.timeout, progress=not args.quiet, backend_options=_backend_options(args.options),
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     run_dir = run_benchmark(config, log=log)

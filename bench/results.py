@@ -44,7 +44,12 @@ class Row:
     timer: str | None = None
     peak_rss_mib: float | None = None
     memory_method: str | None = None
+    peak_device_mib: float | None = None
+    device_memory_method: str | None = None
     model_size_bytes: int | None = None
+    int8_ops: int | None = None
+    float_ops: int | None = None
+    float_op_types: str | None = None
     dice: float | None = None
     miou: float | None = None
     global_accuracy: float | None = None
@@ -56,7 +61,9 @@ class Row:
     artifact_key: str | None = None
     duration_s: float | None = None
     notes: str = ""
+    options: str = ""
     per_class: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # goes to per_backend.json, not the table
 
     @property
     def ok(self) -> bool:
@@ -64,7 +71,7 @@ class Row:
 
     def record(self) -> dict[str, Any]:
         """Flat dict for a table row; per-class scores become `iou_<class>` / `dice_<class>` columns."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "per_class"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("per_class", "details")}
         out.update(self.per_class)
         return out
 
@@ -90,6 +97,7 @@ class RunStore:
         run_dir.mkdir(parents=True, exist_ok=True)
         self._rows: list[dict[str, Any]] = []
         self._samples: list[pd.DataFrame] = []
+        self._details: dict[str, Any] = {}
 
     def write_env(self, env: dict[str, Any]) -> None:
         atomic_write_bytes(self.run_dir / "env.json", json.dumps(env, indent=2, default=str).encode())
@@ -102,6 +110,9 @@ class RunStore:
                 "iteration": np.arange(len(samples_ns), dtype=np.int64),
                 "latency_ns": np.asarray(samples_ns, np.int64),
             }))
+        if row.details:
+            self._details[cell_id(row)] = row.details
+            atomic_write_bytes(self.run_dir / "per_backend.json", json.dumps(self._details, indent=2, default=str).encode())
         _atomic_frame(self.table(), self.run_dir, "results", csv=True)
         if self._samples:
             _atomic_frame(pd.concat(self._samples, ignore_index=True), self.run_dir, "samples", csv=False)

@@ -45,6 +45,7 @@ class RunConfig:
     results_root: Path = Path("results")
     cell_timeout_s: float = 1800.0
     progress: bool = True
+    backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # backend -> {option: value}
 
     def validate(self) -> None:
         """Check every name before any work starts, so a typo costs nothing."""
@@ -55,9 +56,17 @@ class RunConfig:
             if name not in valid_models:
                 raise unknown_name("model", name, valid_models)
         valid_backends = list_backends()
-        for name in self.backends:
+        for spec in self.backends:
+            name, precision = parse_backend_spec(spec)
             if name not in valid_backends:
                 raise unknown_name("backend", name, valid_backends)
+            backend = get_backend(name)
+            if precision is not None and precision not in backend.precisions:
+                raise UsageError(f"backend '{name}' has no precision '{precision}'; valid: {', '.join(backend.precisions)}")
+        for name, options in self.backend_options.items():
+            if name not in [parse_backend_spec(s)[0] for s in self.backends]:
+                raise UsageError(f"--option names backend '{name}', which is not in --backends")
+            get_backend(name).resolve_options(options)
         if self.device not in ("cpu", "cuda"):
             raise UsageError(f"--device '{self.device}' is not valid; expected cpu or cuda")
         if self.threads < 1 or self.batch_size < 1:
@@ -156,16 +165,25 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def parse_backend_spec(spec: str) -> tuple[str, str | None]:
+    """`name` or `name:precision` (e.g. `torch-eager:bf16`)."""
+    name, _, precision = spec.partition(":")
+    return name, precision or None
+
+
 def plan_cells(config: RunConfig, checkpoints: dict[tuple[str, str], tuple[Path, Path]]) -> list[CellSpec]:
     cells = []
     for suite in config.suites:
         for model in config.models:
             checkpoint, reference = checkpoints[(suite, model)]
-            for backend_name in config.backends:
-                precision = get_backend(backend_name).default_precision
-                cells.append(CellSpec(suite=suite, model=model, backend=backend_name, precision=precision,
+            for spec in config.backends:
+                name, precision = parse_backend_spec(spec)
+                backend = get_backend(name)
+                options = backend.resolve_options(config.backend_options.get(name, {}))
+                cells.append(CellSpec(suite=suite, model=model, backend=name, precision=precision or backend.default_precision,
                                       device=config.device, threads=config.threads, batch_size=config.batch_size,
-                                      timing=config.timing, checkpoint=checkpoint, reference=reference))
+                                      timing=config.timing, checkpoint=checkpoint, reference=reference,
+                                      options=tuple(sorted(options.items()))))
     return cells
 
 

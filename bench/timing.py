@@ -1,7 +1,8 @@
 """Latency measurement: warm up, then time single calls until a minimum time *and* count are met.
 
-Each sample brackets one `run` plus the backend's `synchronize()`, so asynchronous devices are timed
-to completion. Statistics are built in one place from the raw samples, which the caller keeps.
+Each sample is one `Session.time_call`: `perf_counter_ns` around `run` plus the backend's
+`synchronize()` on CPU, device events on the session's stream on GPU, so asynchronous devices are
+timed to completion. Statistics are built in one place from the raw samples, which the caller keeps.
 """
 
 from __future__ import annotations
@@ -49,29 +50,18 @@ class LatencyStats:
                    iterations=int(ms.size))
 
 
-def _repeat_until(call: Callable[[], None], min_s: float, min_iters: int, max_iters: int, record: bool) -> list[int]:
+def _repeat_until(time_call: Callable[[], int], min_s: float, min_iters: int, max_iters: int, record: bool) -> list[int]:
+    """Call until both `min_s` wall seconds and `min_iters` calls are reached (or `max_iters`)."""
     samples: list[int] = []
-    count = 0
-    start = time.perf_counter_ns()
-    deadline = start + int(min_s * 1e9)
-    while count < max_iters:
-        t0 = time.perf_counter_ns()
-        call()
-        t1 = time.perf_counter_ns()
-        if record:
-            samples.append(t1 - t0)
-        count += 1
-        if count >= min_iters and t1 >= deadline:
+    deadline = time.perf_counter_ns() + int(min_s * 1e9)
+    while len(samples) < max_iters:
+        samples.append(time_call())
+        if len(samples) >= min_iters and time.perf_counter_ns() >= deadline:
             break
-    return samples
+    return samples if record else []
 
 
-def measure_latency(run: Callable[[], object], synchronize: Callable[[], None], config: TimingConfig = TimingConfig()) -> np.ndarray:
-    """Raw per-call latencies in nanoseconds (`perf_counter_ns` around run + synchronize)."""
-
-    def call() -> None:
-        run()
-        synchronize()
-
-    _repeat_until(call, config.warmup_s, config.warmup_iters, config.max_iters, record=False)
-    return np.asarray(_repeat_until(call, config.min_time_s, config.min_iters, config.max_iters, record=True), np.int64)
+def measure_latency(time_call: Callable[[], int], config: TimingConfig = TimingConfig()) -> np.ndarray:
+    """Raw per-call latencies in nanoseconds, as reported by `time_call` (one call, synchronized)."""
+    _repeat_until(time_call, config.warmup_s, config.warmup_iters, config.max_iters, record=False)
+    return np.asarray(_repeat_until(time_call, config.min_time_s, config.min_iters, config.max_iters, record=True), np.int64)

@@ -31,6 +31,7 @@ class CellSpec:
     timing: TimingConfig
     checkpoint: Path
     reference: Path  # fp32 reference predictions (N, H, W) on the evaluation split, .npy
+    options: tuple[tuple[str, str], ...] = ()  # the backend's options, defaults filled in
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def prepare_cell(spec: CellSpec) -> PreparedCell:
     model, _ = load_checkpoint(spec.model, suite, spec.checkpoint)
     ctx = PrepareContext(model_name=spec.model, model=model, calibration=suite.normalize(suite.load("calibration").images),
                          input_shape=(suite.in_channels, *suite.input_size), num_classes=suite.num_classes,
-                         precision=spec.precision, device=spec.device)
+                         precision=spec.precision, device=spec.device, options=dict(spec.options))
     artifact, cached, prepare_s = ensure_artifact(get_backend(spec.backend), ctx, spec.checkpoint, f"{spec.model}--{spec.suite}")
     return PreparedCell(artifact.directory, artifact.meta, cached, prepare_s)
 
@@ -110,13 +111,20 @@ def measure_cell(spec: CellSpec, prepared: PreparedCell) -> CellResult:
     images = suite.normalize(evaluation.images)
     reference = np.load(spec.reference)
 
-    memory_method = reset_peak_rss()
     artifact = Artifact(prepared.artifact_dir, prepared.meta)
+    coverage = backend.coverage(artifact)
+    if spec.precision == "int8" and (coverage is None or coverage.int8_count == 0):
+        found = "no operator coverage reported" if coverage is None else "the artifact contains no int8 operator"
+        return CellResult(base_row(spec, f"error: {found}; it would silently run in float"))
+
+    memory_method = reset_peak_rss()
     session = backend.load(artifact, spec.device, spec.threads)
     inputs = session.to_input(_batch(images, spec.batch_size))
-    samples = measure_latency(lambda: session.run(inputs), session.synchronize, spec.timing)
+    session.reset_device_memory()
+    samples = measure_latency(lambda: session.time_call(inputs), spec.timing)
     preds = _predict(session, images, spec.batch_size)
     peak = peak_rss_mib()
+    device_peak = session.device_memory_peak()
 
     n, fg, ignore = suite.num_classes, suite.foreground_classes, suite.ignore_label
     scores = score_predictions(preds, evaluation.masks, n, fg, ignore)
@@ -129,13 +137,21 @@ def measure_cell(spec: CellSpec, prepared: PreparedCell) -> CellResult:
         latency_p50_ms=stats.p50_ms, latency_p90_ms=stats.p90_ms, latency_p99_ms=stats.p99_ms,
         latency_mean_ms=stats.mean_ms, latency_stdev_ms=stats.stdev_ms, latency_min_ms=stats.min_ms,
         latency_cv=stats.cv, latency_iterations=stats.iterations,
-        throughput_ips=spec.batch_size / (stats.p50_ms / 1e3), timer=backend.timer,
+        throughput_ips=spec.batch_size / (stats.p50_ms / 1e3), timer=session.timer,
         peak_rss_mib=peak, memory_method=memory_method, model_size_bytes=artifact.size_bytes,
+        peak_device_mib=device_peak[0] if device_peak else None,
+        device_memory_method=device_peak[1] if device_peak else None,
+        int8_ops=coverage.int8_count if coverage else None, float_ops=coverage.float_count if coverage else None,
+        float_op_types=",".join(sorted(coverage.float)) if coverage else None,
         dice=scores.dice, miou=scores.miou, global_accuracy=scores.global_accuracy,
         dice_drift=scores.dice - ref_scores.dice, miou_drift=scores.miou - ref_scores.miou,
         pixel_agreement=pixel_agreement(preds, reference, evaluation.masks, ignore),
         prepare_s=prepared.prepare_s, artifact_cached=prepared.cached, artifact_key=prepared.meta.get("key"),
-        duration_s=time.perf_counter() - started, notes=prepared.meta.get("notes", ""), per_class=per_class,
+        duration_s=time.perf_counter() - started, notes=backend.notes(artifact), per_class=per_class,
+        options=",".join(f"{k}={v}" for k, v in spec.options),
+        details={"options": dict(spec.options), "artifact_files": [p.name for p in artifact.files],
+                 "int8_ops": coverage.int8 if coverage else None, "float_ops": coverage.float if coverage else None,
+                 "prepare_meta": prepared.meta},
     )
     return CellResult(row, samples)
 

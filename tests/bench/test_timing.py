@@ -3,6 +3,7 @@ import time
 import numpy as np
 import pytest
 
+from bench.backend import Session
 from bench.timing import LatencyStats, TimingConfig, measure_latency
 
 
@@ -21,15 +22,35 @@ def test_empty_samples_are_rejected():
         LatencyStats.from_samples([])
 
 
+class _SleepySession(Session):
+    """A session whose work finishes only at synchronize(), like a GPU queue."""
+
+    def __init__(self) -> None:
+        self.synced = 0
+
+    def to_input(self, batch):
+        return batch
+
+    def run(self, inputs):
+        return inputs
+
+    def to_numpy(self, outputs):
+        return outputs
+
+    def synchronize(self) -> None:
+        time.sleep(0.01)
+        self.synced += 1
+
+
 def test_measure_meets_min_iterations_when_calls_are_fast():
-    samples = measure_latency(lambda: None, lambda: None, TimingConfig(warmup_s=0, warmup_iters=1, min_time_s=0.01, min_iters=200))
+    samples = measure_latency(lambda: 1000, TimingConfig(warmup_s=0, warmup_iters=1, min_time_s=0.01, min_iters=200))
     assert len(samples) >= 200
 
 
-def test_measure_meets_min_time_when_calls_are_slow_and_includes_synchronize():
-    synced = []
+def test_measure_meets_min_time_when_calls_are_slow_and_times_until_synchronized():
+    session = _SleepySession()
     config = TimingConfig(warmup_s=0, warmup_iters=1, min_time_s=0.1, min_iters=2)
-    samples = measure_latency(lambda: time.sleep(0.01), lambda: synced.append(1), config)
+    samples = measure_latency(lambda: session.time_call(None), config)
     assert len(samples) >= 5  # 0.1 s of 10 ms calls
-    assert len(synced) == len(samples) + 1  # every timed call and the warm-up call were synchronized
-    assert np.median(samples) >= 10_000_000
+    assert session.synced == len(samples) + 1  # every timed call and the warm-up call were synchronized
+    assert np.median(samples) >= 10_000_000  # the time spent waiting in synchronize() is counted
