@@ -1,4 +1,10 @@
-"""PyTorch eager execution: the float reference every other backend is compared with."""
+"""PyTorch eager execution: the float reference every other backend is compared with.
+
+fp16 and bf16 cast weights and inputs (the saved weights too, so the size is the deployed one);
+`channels_last` stores activations NHWC, which oneDNN and cuDNN often prefer. On CUDA each call is
+timed with CUDA events recorded on the session's own stream, and device memory with the caching
+allocator's peak counter.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +18,66 @@ from bench.backend import Artifact, Backend, PrepareContext, Session
 from bench.models import create_model
 
 WEIGHTS_FILE = "weights.pt"
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class TorchEagerSession(Session):
-    def __init__(self, model: torch.nn.Module, device: str) -> None:
+    def __init__(self, model: torch.nn.Module, device: str, dtype: torch.dtype, channels_last: bool) -> None:
         self.model = model
         self.device = torch.device(device)
+        self.dtype = dtype
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if self.device.type == "cuda":
+            self.timer = "cuda_event"
+            self.stream = torch.cuda.Stream(self.device)
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._end = torch.cuda.Event(enable_timing=True)
 
     def to_input(self, batch: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(batch).to(self.device)
+        tensor = torch.from_numpy(batch).to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        self.synchronize()
+        return tensor
 
     def run(self, inputs: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
+            if self.device.type == "cuda":
+                with torch.cuda.stream(self.stream):
+                    return self.model(inputs)
             return self.model(inputs)
 
     def to_numpy(self, outputs: torch.Tensor) -> np.ndarray:
+        self.synchronize()
         return outputs.float().cpu().numpy()
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            self.stream.synchronize()
+
+    def time_call(self, inputs: torch.Tensor) -> int:
+        if self.device.type != "cuda":
+            return super().time_call(inputs)
+        self._start.record(self.stream)
+        self.run(inputs)
+        self._end.record(self.stream)
+        self._end.synchronize()
+        return int(self._start.elapsed_time(self._end) * 1e6)
+
+    def reset_device_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def device_memory_peak(self) -> tuple[float, str] | None:
+        if self.device.type != "cuda":
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 2**20, "torch.cuda.max_memory_allocated"
 
 
 class TorchEagerBackend(Backend):
     name = "torch-eager"
-    precisions = ("fp32",)
+    precisions = ("fp32", "fp16", "bf16")
     devices = ("cpu", "cuda")
+    options = {"channels_last": "false"}
+    option_choices = {"channels_last": ("true", "false")}
 
     def unavailable_reason(self, device: str) -> str | None:
         if reason := super().unavailable_reason(device):
@@ -47,12 +87,22 @@ class TorchEagerBackend(Backend):
         return None
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        torch.save(ctx.model.state_dict(), out_dir / WEIGHTS_FILE)
-        return {"model_name": ctx.model_name, "in_channels": ctx.input_shape[0], "num_classes": ctx.num_classes}
+        state = {k: v.to(DTYPES[ctx.precision]) if v.is_floating_point() else v for k, v in ctx.model.state_dict().items()}
+        torch.save(state, out_dir / WEIGHTS_FILE)
+        return {"model_name": ctx.model_name, "in_channels": ctx.input_shape[0], "num_classes": ctx.num_classes,
+                "precision": ctx.precision}
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         torch.set_num_threads(threads)
         meta = artifact.meta
+        dtype = DTYPES[meta.get("precision", "fp32")]
+        channels_last = artifact.options.get("channels_last") == "true"
         model = create_model(meta["model_name"], meta["in_channels"], meta["num_classes"])
         model.load_state_dict(torch.load(artifact.directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-        return TorchEagerSession(model.eval().to(device), device)
+        model = model.eval().to(device=device, dtype=dtype)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return TorchEagerSession(model, device, dtype, channels_last)
+
+    def notes(self, artifact: Artifact) -> str:
+        return "channels_last" if artifact.options.get("channels_last") == "true" else ""

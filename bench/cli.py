@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"suite name(s), comma-separated (default {DEFAULT_SUITE})")
     run.add_argument("--models", type=_names, default=DEFAULT_MODELS, help="model names, comma-separated")
     run.add_argument("--backends", type=_names, default=DEFAULT_BACKENDS,
-                     help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16)")
+                     help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16); "
+                          "default: every registered backend")
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument("--threads", type=int, default=default_threads(),

@@ -30,7 +30,7 @@ from bench.worker import CellResult, CellSpec, base_row, measure_cell, prepare_c
 
 DEFAULT_SUITE = "synthetic-nuclei"
 DEFAULT_MODELS = ("unet",)
-DEFAULT_BACKENDS = ("torch-eager", "ort-qdq-int8")
+DEFAULT_BACKENDS: tuple[str, ...] = ()  # empty: every registered backend at its default precision
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class RunConfig:
     progress: bool = True
     backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # backend -> {option: value}
 
+    def backend_specs(self) -> tuple[str, ...]:
+        """The fp32 reference backend first, so its row heads the table."""
+        names = self.backends or tuple(list_backends())
+        return tuple(sorted(names, key=lambda spec: parse_backend_spec(spec)[0] != "torch-eager"))
+
     def validate(self) -> None:
         """Check every name before any work starts, so a typo costs nothing."""
         for name in self.suites:
@@ -56,7 +61,7 @@ class RunConfig:
             if name not in valid_models:
                 raise unknown_name("model", name, valid_models)
         valid_backends = list_backends()
-        for spec in self.backends:
+        for spec in self.backend_specs():
             name, precision = parse_backend_spec(spec)
             if name not in valid_backends:
                 raise unknown_name("backend", name, valid_backends)
@@ -64,7 +69,7 @@ class RunConfig:
             if precision is not None and precision not in backend.precisions:
                 raise UsageError(f"backend '{name}' has no precision '{precision}'; valid: {', '.join(backend.precisions)}")
         for name, options in self.backend_options.items():
-            if name not in [parse_backend_spec(s)[0] for s in self.backends]:
+            if name not in [parse_backend_spec(s)[0] for s in self.backend_specs()]:
                 raise UsageError(f"--option names backend '{name}', which is not in --backends")
             get_backend(name).resolve_options(options)
         if self.device not in ("cpu", "cuda"):
@@ -176,7 +181,7 @@ def plan_cells(config: RunConfig, checkpoints: dict[tuple[str, str], tuple[Path,
     for suite in config.suites:
         for model in config.models:
             checkpoint, reference = checkpoints[(suite, model)]
-            for spec in config.backends:
+            for spec in config.backend_specs():
                 name, precision = parse_backend_spec(spec)
                 backend = get_backend(name)
                 options = backend.resolve_options(config.backend_options.get(name, {}))

@@ -25,7 +25,7 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def default_run(session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    """The default benchmark (synthetic-nuclei, unet, torch-eager + ort-qdq-int8), shortened timing."""
+    """The default benchmark (synthetic-nuclei, unet, every registered backend), shortened timing."""
     results = tmp_path_factory.mktemp("results")
     config = RunConfig(results_root=results, threads=2, progress=False,
                        timing=TimingConfig(warmup_s=0.2, min_time_s=1.0, min_iters=30))

@@ -21,11 +21,20 @@ def _by_backend(df: pd.DataFrame) -> dict[str, pd.Series]:
     return {row.backend: row for _, row in df.iterrows()}
 
 
-def test_every_cell_succeeds_with_required_columns(default_run):
+CPU_BACKENDS = {"torch-eager", "ort", "ort-qdq-int8", "torch-fx-int8", "torchao-pt2e-int8"}
+INT8_BACKENDS = {"ort-qdq-int8", "torch-fx-int8", "torchao-pt2e-int8"}
+
+
+def test_every_cell_has_a_row_with_required_columns(default_run):
     run_dir, df = default_run
     assert all(c in df.columns for c in REQUIRED_COLUMNS)
-    assert list(df.status) == ["ok", "ok"]
-    assert set(df.backend) == {"torch-eager", "ort-qdq-int8"}
+    rows = _by_backend(df)
+    assert df.backend.iloc[0] == "torch-eager"  # the reference heads the table
+    for name in CPU_BACKENDS:
+        assert rows[name].status == "ok", (name, rows[name].status)
+    for name in ("tensorrt-int8", "tensorrt-fp16"):
+        assert rows[name].status == "unavailable: tensorrt is not importable"
+        assert pd.isna(rows[name].latency_p50_ms) and pd.isna(rows[name].model_size_bytes)  # no invented number
     assert pd.read_csv(run_dir / "results.csv").shape == df.shape
 
 
@@ -39,30 +48,45 @@ def test_reference_model_really_segments(default_run, session_cache):
 
 def test_int8_drift_is_small_but_not_zero(default_run):
     rows = _by_backend(default_run[1])
-    eager, int8 = rows["torch-eager"], rows["ort-qdq-int8"]
+    eager = rows["torch-eager"]
     assert eager.pixel_agreement == 1.0 and eager.dice_drift == 0.0
-    assert 0.99 < int8.pixel_agreement < 1.0  # quantization changed some pixels, but few
-    assert abs(int8.dice_drift) < 0.02 and abs(int8.miou_drift) < 0.02
+    for name in INT8_BACKENDS:
+        assert 0.97 < rows[name].pixel_agreement < 1.0, name  # quantization changed some pixels, but few
+        assert abs(rows[name].dice_drift) < 0.06 and abs(rows[name].miou_drift) < 0.06, name
+    assert rows["ort"].pixel_agreement > 0.9999  # same float arithmetic, another runtime
 
 
-def test_int8_artifact_is_smaller_than_0_4x_fp32(default_run):
+def test_int8_artifacts_are_smaller_than_0_4x_fp32(default_run):
     rows = _by_backend(default_run[1])
-    assert rows["ort-qdq-int8"].model_size_bytes < 0.4 * rows["torch-eager"].model_size_bytes
+    for name in INT8_BACKENDS:
+        assert rows[name].model_size_bytes < 0.4 * rows["torch-eager"].model_size_bytes, name
+
+
+def test_int8_rows_report_operator_coverage(default_run):
+    run_dir, df = default_run
+    rows = _by_backend(df)
+    for name in INT8_BACKENDS:
+        assert rows[name].int8_ops >= 19, name  # every Conv2d of the U-Net
+    assert "ConvTranspose" in rows["ort-qdq-int8"].float_op_types  # no int8 ConvTranspose kernel in ORT CPU
+    details = json.loads((run_dir / "per_backend.json").read_text())
+    ort = next(v for k, v in details.items() if "/ort-qdq-int8/" in k)
+    assert ort["int8_ops"]["QLinearConv"] == 19 and ort["float_ops"]["ConvTranspose"] == 4
 
 
 def test_latency_percentiles_are_ordered_and_samples_kept(default_run):
     run_dir, df = default_run
-    for _, row in df.iterrows():
+    ok = df[df.status == "ok"]
+    for _, row in ok.iterrows():
         assert 0 < row.latency_p50_ms <= row.latency_p90_ms <= row.latency_p99_ms
-        assert row.latency_iterations >= 30 and row.threads == 2
+        assert row.latency_iterations >= 30 and row.threads == 2 and row.latency_cv >= 0
     samples = pd.read_parquet(run_dir / "samples.parquet")
-    assert samples.groupby("backend").size().to_dict() == dict(zip(df.backend, df.latency_iterations))
+    assert samples.groupby("backend").size().to_dict() == dict(zip(ok.backend, ok.latency_iterations))
 
 
 def test_run_folder_has_report_env_and_latest(default_run):
     run_dir, _ = default_run
     report = (run_dir / "report.md").read_text()
-    assert "| torch-eager" in report and "| ort-qdq-int8" in report
+    assert "| torch-eager" in report and "| ort-qdq-int8" in report and "| torch-fx-int8" in report
     env = json.loads((run_dir / "env.json").read_text())
     for key in ("cpu_model", "cpu_flags", "logical_cores", "threads", "os", "python", "libraries", "git_commit", "date"):
         assert key in env

@@ -58,3 +58,28 @@ def test_dynamic_batch_and_embedded_weights(prepared):
     assert session.to_numpy(session.run(session.to_input(calibration[:3]))).shape == (3, 2, 32, 32)
     assert [p.name for p in artifact.files] == [MODEL_FILE]  # no external .data file beside it
     assert artifact.size_bytes > 0.2 * sum(p.numel() for p in prepared[0].parameters())  # weights are inside
+
+
+def test_coverage_is_read_from_the_graph_ort_runs(prepared):
+    _, _, artifact = prepared
+    coverage = OrtQdqInt8Backend().coverage(artifact)
+    assert coverage.int8["QLinearConv"] == 19  # every Conv2d of the U-Net fused into an int8 kernel
+    assert coverage.float.get("ConvTranspose") == 4  # no int8 ConvTranspose kernel on ORT's CPU provider
+
+
+@pytest.mark.parametrize("options", [{"calibration": "entropy", "preset": "cpu"}, {"calibration": "minmax", "preset": "tensorrt"}])
+def test_other_calibration_and_symmetric_preset(prepared, tmp_path, options):
+    model, calibration, reference = prepared
+    ctx = PrepareContext(model_name="unet", model=model, calibration=calibration, input_shape=(1, 32, 32),
+                         num_classes=2, precision="int8", device="cpu", options=options)
+    backend = OrtQdqInt8Backend()
+    artifact = Artifact(tmp_path, backend.prepare(ctx, tmp_path))
+    graph = onnx.load(str(tmp_path / MODEL_FILE)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
+    if options["preset"] == "tensorrt":
+        assert all(z.dtype == np.int8 and not z.any() for z in zero_points)  # symmetric S8S8
+        assert "Relu" in backend.coverage(artifact).float  # S8S8 stays partly in float on CPU
+    out = backend.load(artifact, "cpu", 1).run({"input": calibration[:1]})
+    ref = OrtQdqInt8Backend().load(reference, "cpu", 1).run({"input": calibration[:1]})
+    assert np.abs(out - ref).max() / np.abs(ref).max() < 0.1

@@ -1,0 +1,277 @@
+"""PyTorch 2 export (PT2E) post-training static int8 quantization with torchao, lowered by Inductor on x86.
+
+The flow torchao documents for x86 CPUs: the model is captured with `torch.export.export(strict=True)`,
+annotated by `X86InductorQuantizer` with its default config (per-channel int8 conv/linear weights,
+per-tensor uint8 activations), observed while every calibration image runs through it, and converted
+(`convert_pt2e` folds the weight quantization, leaving int8 weight constants between quantize /
+dequantize pairs). The converted graph is re-exported, minus the float parameters it no longer reads,
+and saved with `torch.export.save`, so a fresh process loads it without the float model and the file
+holds the conv weights in int8 (transposed convs stay fp32: the quantizer does not annotate them).
+
+Uncompiled, the program runs float convs on dequantized weights; only `torch.compile` with Inductor
+freezing turns dequantize -> conv -> quantize into oneDNN int8 convolutions with prepacked weights.
+Compilation happens in `load` and, for each new batch shape, in `to_input` — never inside the timed
+`run`. Prepare compiles the saved program once too, to record the compile time and how many int8
+kernels Inductor really fused (coverage counts a conv as int8 only if it was).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
+
+MODEL_FILE = "model.int8.pt2"
+# Ops with a weight operand: int8 when both the activation and the weight arrive dequantized.
+WEIGHTED_OPS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
+                "bmm", "matmul")
+# Not compute: indexing and shape assertions.
+META_OPS = ("getitem", "sym_size", "sym_numel", "_assert_tensor_metadata", "_assert_scalar",
+            "sym_constrain_range_for_size")
+# Inductor pattern-matcher counters that mean "an int8 kernel with prepacked weights was made".
+INT8_FUSION_COUNTERS = ("qconv_weight_prepack_matcher_count", "qlinear_weight_prepack_matcher_count")
+
+
+def _register_x86_lowering() -> None:
+    """Importing torchao's x86 quantizer registers the quantized_decomposed ops (the .pt2 does not
+    deserialize without them) and torchao's Inductor int8 passes, as its x86 tutorial relies on."""
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
+
+
+def default_quantizer() -> Any:
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    quantizer = X86InductorQuantizer()
+    quantizer.set_global(get_default_x86_inductor_quantization_config())
+    return quantizer
+
+
+def _batch_dim() -> tuple[dict[int, Any]]:
+    """Batch is dynamic in the saved program (the runner's batch size and last partial batch vary)."""
+    return ({0: torch.export.Dim("batch", min=1)},)
+
+
+def _export_example(calibration: torch.Tensor) -> torch.Tensor:
+    """Two rows: export specializes a dimension that is 1 in the example, batch must stay symbolic."""
+    return calibration[:1].repeat(2, 1, 1, 1)
+
+
+def quantize(model: nn.Module, calibration: torch.Tensor, quantizer: Any = None) -> torch.fx.GraphModule:
+    """Strict export, `prepare_pt2e`, one forward per calibration image, `convert_pt2e`."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    example = _export_example(calibration)
+    captured = torch.export.export(copy.deepcopy(model).eval(), (example,), dynamic_shapes=_batch_dim(), strict=True)
+    prepared = prepare_pt2e(captured.module(), default_quantizer() if quantizer is None else quantizer)
+    with torch.no_grad():
+        for i in range(len(calibration)):
+            prepared(calibration[i : i + 1])
+    return convert_pt2e(prepared)
+
+
+def _drop_unread_tensors(graph_module: torch.fx.GraphModule) -> None:
+    """The converted module still owns the float weights it replaced with int8 constants; a re-export
+    would save both, so drop every parameter and buffer no get_attr node reads."""
+    read = {node.target for node in graph_module.graph.nodes if node.op == "get_attr"}
+    for name, _ in [*graph_module.named_parameters(), *graph_module.named_buffers()]:
+        if name not in read:
+            owner, _, attr = name.rpartition(".")
+            delattr(graph_module.get_submodule(owner) if owner else graph_module, attr)
+
+
+def save_program(converted: torch.fx.GraphModule, example: torch.Tensor, path: Path) -> torch.export.ExportedProgram:
+    _drop_unread_tensors(converted)
+    program = torch.export.export(converted, (example,), dynamic_shapes=_batch_dim(), strict=True)
+    program.example_inputs = None  # not part of the model; would add an input-sized tensor to the file
+    torch.export.save(program, str(path))
+    return program
+
+
+def _op_name(node: torch.fx.Node) -> str:
+    target = node.target
+    name = getattr(target, "_opname", None) or getattr(target, "__name__", str(target))
+    return name.rstrip("_")  # relu_ -> relu
+
+
+def _is_boundary(name: str) -> bool:
+    return name.startswith(("quantize", "dequantize", "choose_qparams"))
+
+
+def graph_coverage(graph_module: torch.fx.GraphModule) -> dict[str, dict[str, int]]:
+    """Classify each compute node of a converted PT2E graph by what Inductor can make of it.
+
+    int8: conv/linear whose activation and weight both come from dequantize nodes (one int8 kernel,
+    named with the elementwise post-ops it absorbs, e.g. `conv2d+relu`, as Inductor fuses them), and
+    ops between dequantize and quantize nodes (max-pool, cat: kept in uint8). Everything else is
+    float. Q/DQ themselves and indexing are not counted. No quantize node at all: nothing is int8.
+    """
+    nodes = [n for n in graph_module.graph.nodes if n.op == "call_function"]
+    names = {n: _op_name(n) for n in nodes}
+    has_quantize = any(name.startswith("quantize") for name in names.values())
+    dequantized = {n for n, name in names.items() if name.startswith("dequantize")}
+    kernel_of: dict[torch.fx.Node, torch.fx.Node] = {}  # int8 conv/linear (and its fused post-ops) -> the conv
+    labels: dict[torch.fx.Node, str] = {}  # one per int8 kernel or uint8 op
+    floating: Counter[str] = Counter()
+    boundaries: Counter[str] = Counter()
+    for node in nodes:  # graph order: producers are classified before their users
+        name = names[node]
+        if _is_boundary(name):
+            boundaries[name] += 1
+            continue
+        if name in META_OPS:
+            continue
+        inputs = [a for a in node.all_input_nodes if a.op != "get_attr"]
+        fusable = [a for a in inputs if a in kernel_of and len(a.users) == 1]
+        if not has_quantize:
+            floating[name] += 1
+        elif name in WEIGHTED_OPS:
+            operands = [a for a in node.args[:2] if isinstance(a, torch.fx.Node)]
+            if len(operands) == 2 and all(a in dequantized for a in operands):
+                kernel_of[node], labels[node] = node, name
+            else:
+                floating[name] += 1
+        elif fusable and all(a in dequantized or a in fusable for a in inputs):  # post-op of the kernel
+            kernel = kernel_of[node] = kernel_of[fusable[0]]
+            labels[kernel] += f"+{name}"
+        elif inputs and all(a in dequantized for a in inputs) and node.users and all(
+                names.get(u, "").startswith("quantize") for u in node.users):  # dequantize -> op -> quantize
+            labels[node] = name
+        else:
+            floating[name] += 1
+    return {"int8": dict(Counter(labels.values())), "float": dict(floating), "boundaries": dict(boundaries)}
+
+
+def _weight_dtypes(program: torch.export.ExportedProgram) -> dict[str, int]:
+    """Bytes per dtype of the tensors the saved program holds."""
+    found: Counter[str] = Counter()
+    tensors = [*program.state_dict.values(), *program.constants.values()]
+    for tensor in tensors:
+        if isinstance(tensor, torch.Tensor):
+            found[str(tensor.dtype).removeprefix("torch.")] += tensor.numel() * tensor.element_size()
+    return dict(found)
+
+
+def compile_program(module: nn.Module, example: torch.Tensor) -> tuple[Any, float, dict[str, int]]:
+    """`torch.compile` with freezing (constants folded, weights prepacked into oneDNN int8 kernels),
+    triggered by one call; returns (compiled, seconds, Inductor's int8 fusion counters). Freezing
+    bypasses the FX graph cache, so the pattern passes and their counters run on every compile.
+
+    Freezing is switched on process-wide, as torchao documents, so that a recompile for a new shape
+    gets it too (`options={"freezing": True}` fails here: no fake kernel for onednn.qconv_prepack)."""
+    import torch._inductor.config
+    from torch._dynamo.utils import counters
+
+    _register_x86_lowering()
+    torch._inductor.config.freezing = True
+    compiled = torch.compile(module, dynamic=False)
+    counters["inductor"].clear()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        compiled(example)
+    seconds = time.perf_counter() - start
+    fused = {key: int(count) for key, count in counters["inductor"].items()
+             if key.endswith("_matcher_count") and key != "pattern_matcher_count"}
+    return compiled, seconds, fused
+
+
+def reconcile(coverage: dict[str, dict[str, int]], fused: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Int8 convs of the graph that Inductor did not fuse into an int8 kernel run as float convs on
+    dequantized weights: move that many to float."""
+    int8, floating = dict(coverage["int8"]), dict(coverage["float"])
+    kernels = [label for label in int8 if label.split("+")[0] in WEIGHTED_OPS]
+    missing = sum(int8[label] for label in kernels) - sum(fused.get(key, 0) for key in INT8_FUSION_COUNTERS)
+    for label in kernels:
+        moved = min(max(missing, 0), int8[label])
+        int8[label] -= moved
+        floating[label] = floating.get(label, 0) + moved
+        missing -= moved
+    return {"int8": {k: v for k, v in int8.items() if v}, "float": {k: v for k, v in floating.items() if v}}
+
+
+class TorchaoPt2eInt8Session(Session):
+    """The compiled program; numpy in, float torch tensor out, CPU only."""
+
+    def __init__(self, compiled: Any, compile_s: dict[tuple[int, ...], float]) -> None:
+        self.compiled = compiled
+        self.compile_s = compile_s  # seconds per input shape compiled so far
+
+    def to_input(self, batch: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
+        if tuple(tensor.shape) not in self.compile_s:  # a new shape recompiles: do it here, untimed
+            start = time.perf_counter()
+            self.run(tensor)
+            self.compile_s[tuple(tensor.shape)] = time.perf_counter() - start
+        return tensor
+
+    def run(self, inputs: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.compiled(inputs)
+
+    def to_numpy(self, outputs: torch.Tensor) -> np.ndarray:
+        return outputs.float().numpy()
+
+
+class TorchaoPt2eInt8Backend(Backend):
+    name = "torchao-pt2e-int8"
+    precisions = ("int8",)
+    devices = ("cpu",)
+
+    def unavailable_reason(self, device: str) -> str | None:
+        if reason := super().unavailable_reason(device):
+            return reason
+        if importlib.util.find_spec("torchao") is None:  # not imported here: it would register passes
+            return "torchao is not installed (pip install torchao)"
+        return None
+
+    def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
+        import torchao
+
+        _register_x86_lowering()
+        calibration = torch.from_numpy(np.ascontiguousarray(ctx.calibration, np.float32))
+        converted = quantize(ctx.model, calibration)
+        found = graph_coverage(converted)
+        program = save_program(converted, _export_example(calibration), out_dir / MODEL_FILE)
+        reloaded = torch.export.load(str(out_dir / MODEL_FILE)).module()
+        compiled, compile_s, fused = compile_program(reloaded, calibration[:1])
+        with torch.inference_mode():
+            drift = float((compiled(calibration[:1]) - converted(calibration[:1])).abs().max())
+        return {"file": MODEL_FILE, "input_shape": list(ctx.input_shape),
+                "export": "torch.export.export(strict=True), dynamic batch",
+                "quantizer": "X86InductorQuantizer, default config (per-channel int8 weights, uint8 activations)",
+                "calibration_images": int(len(calibration)), "saved_bytes_by_dtype": _weight_dtypes(program),
+                "compile_s": round(compile_s, 2), "inductor_fusions": fused, "compiled_vs_converted_max_abs": drift,
+                "graph_coverage": found, "coverage": reconcile(found, fused),
+                "torch": torch.__version__, "torchao": torchao.__version__}
+
+    def coverage(self, artifact: Artifact) -> OpCoverage | None:
+        """From the converted graph, less any int8 conv Inductor did not fuse (both recorded at prepare)."""
+        found = artifact.meta.get("coverage")
+        return OpCoverage(int8=dict(found["int8"]), float=dict(found["float"])) if found else None
+
+    def notes(self, artifact: Artifact) -> str:
+        meta = artifact.meta
+        fused = meta.get("inductor_fusions", {})
+        kernels = sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)
+        return (f"PT2E X86InductorQuantizer, torch.compile freezing, compile {meta.get('compile_s', '?')} s, "
+                f"{kernels} int8 kernels fused")
+
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
+        torch.set_num_threads(threads)
+        _register_x86_lowering()
+        module = torch.export.load(str(artifact.directory / MODEL_FILE)).module()
+        channels, height, width = artifact.meta["input_shape"]
+        example = torch.zeros(1, channels, height, width)
+        compiled, seconds, _ = compile_program(module, example)
+        return TorchaoPt2eInt8Session(compiled, {tuple(example.shape): seconds})

@@ -1,0 +1,26 @@
+"""A crashing backend and a fake int8 backend inside a real run: error rows, the rest completes."""
+
+import pandas as pd
+import pytest
+
+from bench.runner import RunConfig, run_benchmark
+from bench.timing import TimingConfig
+from tests.bench.test_backend_registry import PLUGIN
+
+pytestmark = pytest.mark.slow
+
+
+def test_abort_and_fake_int8_are_error_rows_while_the_run_completes(session_cache, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGIN))
+    config = RunConfig(backends=("dummy-abort", "torch-eager", "dummy-fake-int8", "dummy-threshold"),
+                       results_root=tmp_path, threads=1, progress=False,
+                       timing=TimingConfig(warmup_s=0.05, min_time_s=0.2, min_iters=10))
+    run_dir = run_benchmark(config, log=lambda message: None)
+    df = pd.read_parquet(run_dir / "results.parquet").set_index("backend")
+    assert df.loc["dummy-abort", "status"] == "error: worker died (killed by SIGABRT)"
+    assert df.loc["dummy-fake-int8", "status"].startswith("error: the artifact contains no int8 operator")
+    assert df.loc["torch-eager", "status"] == "ok" and df.loc["dummy-threshold", "status"] == "ok"
+    assert pd.isna(df.loc["dummy-abort", "latency_p50_ms"])
+    # the naive threshold really segments somewhat, and drifts from the float model
+    assert 0.2 < df.loc["dummy-threshold", "dice"] < df.loc["torch-eager", "dice"]
+    assert df.loc["dummy-threshold", "pixel_agreement"] < 0.99
