@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
+from bench.cuda_timing import CudaEventTimer
 from bench.errors import UsageError
 from bench.onnx_export import export_onnx
 from bench.onnx_quant import CALIBRATION_METHODS, quantize_qdq
@@ -544,8 +545,7 @@ class TensorRtSession(Session):
         self.context_memory_bytes = int(getattr(self.engine, self.memory_attribute))
         self._bound: tuple[tuple[int, ...], int, int] | None = None
         self.stream = torch.cuda.Stream(self.device)
-        self._start = torch.cuda.Event(enable_timing=True)
-        self._end = torch.cuda.Event(enable_timing=True)
+        self.event_timer = CudaEventTimer(self.stream)
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         if not self.context.set_input_shape(self.input_name, shape):
@@ -585,11 +585,7 @@ class TensorRtSession(Session):
         self.stream.synchronize()
 
     def time_call(self, inputs: TensorRtBindings) -> int:
-        self._start.record(self.stream)
-        self.run(inputs)
-        self._end.record(self.stream)
-        self._end.synchronize()
-        return int(self._start.elapsed_time(self._end) * 1e6)
+        return self.event_timer.time_ns(lambda: self.run(inputs))
 
     def reset_device_memory(self) -> None:
         import torch

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from bench.backend import Artifact, Backend, PrepareContext, Session
+from bench.cuda_timing import CudaEventTimer
 from bench.models import create_model
 
 WEIGHTS_FILE = "weights.pt"
@@ -30,8 +31,7 @@ class TorchEagerSession(Session):
         if self.device.type == "cuda":
             self.timer = "cuda_event"
             self.stream = torch.cuda.Stream(self.device)
-            self._start = torch.cuda.Event(enable_timing=True)
-            self._end = torch.cuda.Event(enable_timing=True)
+            self.event_timer = CudaEventTimer(self.stream)
 
     def to_input(self, batch: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(batch).to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
@@ -56,11 +56,7 @@ class TorchEagerSession(Session):
     def time_call(self, inputs: torch.Tensor) -> int:
         if self.device.type != "cuda":
             return super().time_call(inputs)
-        self._start.record(self.stream)
-        self.run(inputs)
-        self._end.record(self.stream)
-        self._end.synchronize()
-        return int(self._start.elapsed_time(self._end) * 1e6)
+        return self.event_timer.time_ns(lambda: self.run(inputs))
 
     def reset_device_memory(self) -> None:
         if self.device.type == "cuda":
