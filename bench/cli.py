@@ -18,6 +18,18 @@ def _names(value: str) -> tuple[str, ...]:
     return names
 
 
+def _fraction(value: str) -> float:
+    """'10%' or '0.1' -> 0.1."""
+    text = value.strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a percentage like 10% or a fraction like 0.1") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"'{value}' must not be negative")
+    return number
+
+
 def _positive_float(value: str) -> float:
     try:
         number = float(value)
@@ -61,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="backend option, repeatable (e.g. ort-qdq-int8.calibration=entropy)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
+    run.add_argument("--resume", type=Path, metavar="DIR",
+                     help="finish an interrupted run in DIR without recomputing its finished cells")
+
+    report = sub.add_parser("report", help="regenerate report.md and report.html of a run folder")
+    report.add_argument("run_dir", type=Path)
+
+    compare = sub.add_parser("compare", help="compare two run folders; exit 1 on a regression")
+    compare.add_argument("baseline", type=Path)
+    compare.add_argument("current", type=Path)
+    compare.add_argument("--latency-threshold", type=_fraction, default=0.10, metavar="PCT",
+                         help="median slowdown that counts, e.g. 10%% (default) or 0.1")
+    compare.add_argument("--quality-threshold", type=float, default=0.005,
+                         help="absolute loss in a quality, drift or Grad-CAM column that counts (default 0.005)")
+    compare.add_argument("--by", choices=("machine",), help="group side by side per machine (hardware report)")
+    compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
+
     lister = sub.add_parser("list", help="list suites, models or backends")
     lister.add_argument("what", choices=("suites", "models", "backends"))
 
@@ -93,13 +121,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters),
         cell_timeout_s=args.timeout, progress=not args.quiet, backend_options=_backend_options(args.options),
     )
-    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-    run_dir = run_benchmark(config, log=log)
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    if args.resume is not None:
+        from bench.runner import load_run_config
+
+        config = load_run_config(args.resume)
+    run_dir = run_benchmark(config, log=log, resume=args.resume)
     import pandas as pd
 
     print(summary_table(pd.read_parquet(run_dir / "results.parquet")))
     print(f"\nresults: {run_dir}/ (results.parquet, results.csv, samples.parquet, report.md, env.json)")
     return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import write_reports
+
+    if not (args.run_dir / "results.parquet").is_file():
+        raise UsageError(f"'{args.run_dir}' has no results.parquet; expected a segbench run folder")
+    for path in write_reports(args.run_dir):
+        print(path)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare_runs, load_run, to_markdown
+
+    baseline, current = load_run(args.baseline), load_run(args.current)
+    comparison = compare_runs(baseline, current, args.latency_threshold, args.quality_threshold,
+                              judge_latency=args.by != "machine")
+    text = to_markdown(comparison, baseline, current, by_machine=args.by == "machine")
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 1 if comparison.regressions else 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -153,7 +208,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "list": _cmd_list, "train": _cmd_train}
+    handlers = {"run": _cmd_run, "list": _cmd_list, "train": _cmd_train, "report": _cmd_report, "compare": _cmd_compare}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

@@ -61,5 +61,12 @@ def pixel_agreement(pred: np.ndarray, reference: np.ndarray, target: np.ndarray,
     return float((pred[valid] == reference[valid]).mean())
 
 
+def per_image_dice(pred: np.ndarray, target: np.ndarray, num_classes: int, foreground: list[int],
+                   ignore_label: int | None = None) -> np.ndarray:
+    """Mean foreground Dice of each image (N,), NaN where an image has no foreground in truth or prediction."""
+    return np.array([SegmentationScores.from_confusion(confusion_matrix(p, t, num_classes, ignore_label), foreground).dice
+                     for p, t in zip(pred, target)])
+
+
 def score_predictions(pred: np.ndarray, target: np.ndarray, num_classes: int, foreground: list[int], ignore_label: int | None = None) -> SegmentationScores:
     return SegmentationScores.from_confusion(confusion_matrix(pred, target, num_classes, ignore_label), foreground)

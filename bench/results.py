@@ -90,7 +90,8 @@ def _atomic_frame(df: pd.DataFrame, run_dir: Path, stem: str, csv: bool) -> None
 
 
 class RunStore:
-    """The run folder: results.{parquet,csv}, samples.parquet, env.json, report.md."""
+    """The run folder: results.{parquet,csv}, samples.parquet, per_image.parquet, per_backend.json,
+    env.json, run.json, report.md."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -98,12 +99,38 @@ class RunStore:
         self._rows: list[dict[str, Any]] = []
         self._samples: list[pd.DataFrame] = []
         self._details: dict[str, Any] = {}
+        self._per_image: list[pd.DataFrame] = []
+        self._load_existing()
+
+    def _load_existing(self) -> None:
+        """Pick up what an interrupted run already wrote, so `--resume` appends to it."""
+        if (self.run_dir / "results.parquet").exists():
+            table = pd.read_parquet(self.run_dir / "results.parquet").drop(columns=["speedup_vs_fp32"], errors="ignore")
+            self._rows = [{k: v for k, v in r.items() if not (isinstance(v, float) and pd.isna(v))}
+                          for r in table.to_dict("records")]
+        if (self.run_dir / "samples.parquet").exists():
+            self._samples = [pd.read_parquet(self.run_dir / "samples.parquet")]
+        if (self.run_dir / "per_image.parquet").exists():
+            self._per_image = [pd.read_parquet(self.run_dir / "per_image.parquet")]
+        if (self.run_dir / "per_backend.json").exists():
+            self._details = json.loads((self.run_dir / "per_backend.json").read_text())
+
+    def finished_cells(self) -> set[str]:
+        return {cell_id(r) for r in self._rows}
 
     def write_env(self, env: dict[str, Any]) -> None:
         atomic_write_bytes(self.run_dir / "env.json", json.dumps(env, indent=2, default=str).encode())
 
-    def append(self, row: Row, samples_ns: np.ndarray | None = None) -> None:
+    def append(self, row: Row, samples_ns: np.ndarray | None = None, per_image_dice: np.ndarray | None = None) -> None:
+        """Add one finished cell and rewrite every table atomically: a kill loses at most the next cell."""
         self._rows.append(row.record())
+        if per_image_dice is not None and len(per_image_dice):
+            self._per_image.append(pd.DataFrame({
+                **{c: getattr(row, c) for c in IDENTITY_COLUMNS},
+                "image_index": np.arange(len(per_image_dice), dtype=np.int64),
+                "dice": np.asarray(per_image_dice, np.float64),
+            }))
+            _atomic_frame(pd.concat(self._per_image, ignore_index=True), self.run_dir, "per_image", csv=False)
         if samples_ns is not None and len(samples_ns):
             self._samples.append(pd.DataFrame({
                 **{c: getattr(row, c) for c in IDENTITY_COLUMNS},

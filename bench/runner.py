@@ -7,11 +7,12 @@ times out yields an error row, and the run goes on; each finished row is written
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench.backend import get_backend, list_backends
-from bench.cache import cache_root
+from bench.cache import atomic_write_bytes, cache_root
 from bench.environment import collect_environment
 from bench.errors import UsageError, unknown_name
 from bench.models import list_models
@@ -78,6 +79,28 @@ class RunConfig:
             raise UsageError("--threads and --batch-size must be at least 1")
 
 
+RUN_FILE = "run.json"
+
+
+def save_run_config(config: RunConfig, run_dir: Path) -> None:
+    """The matrix and settings of a run, so `--resume` can finish it exactly as it was started."""
+    data = {**asdict(config), "results_root": str(config.results_root), "backends": list(config.backend_specs())}
+    atomic_write_bytes(run_dir / RUN_FILE, json.dumps(data, indent=2).encode())
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise UsageError(f"--resume {run_dir}: no {RUN_FILE} there; expected a segbench run folder")
+    data = json.loads(path.read_text())
+    return RunConfig(
+        suites=tuple(data["suites"]), models=tuple(data["models"]), backends=tuple(data["backends"]),
+        device=data["device"], threads=data["threads"], batch_size=data["batch_size"],
+        timing=TimingConfig(**data["timing"]), results_root=run_dir.parent, cell_timeout_s=data["cell_timeout_s"],
+        progress=data.get("progress", True), backend_options=data.get("backend_options", {}),
+    )
+
+
 def new_run_dir(results_root: Path) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = results_root / stamp
@@ -110,7 +133,8 @@ def reference_predictions(suite_name: str, model_name: str, checkpoint: Path) ->
     return path
 
 
-def call_in_worker(function: Callable[..., Any], args: tuple, timeout_s: float) -> tuple[str, Any]:
+def call_in_worker(function: Callable[..., Any], args: tuple, timeout_s: float,
+                   on_stage: Callable[[str], None] = lambda name: None) -> tuple[str, Any]:
     """Run `function(*args)` in a spawned process: ("ok", value) or ("error", message).
 
     A worker that raises, crashes natively (abort, out-of-memory kill) or outlives `timeout_s`
@@ -127,9 +151,13 @@ def call_in_worker(function: Callable[..., Any], args: tuple, timeout_s: float) 
         while time.monotonic() < deadline:
             if receiver.poll(min(1.0, max(0.0, deadline - time.monotonic()))):
                 try:
-                    answer = receiver.recv()
+                    message = receiver.recv()
                 except EOFError:
-                    pass
+                    break
+                if message[0] == "stage":
+                    on_stage(message[1])
+                    continue
+                answer = message
                 break
         else:
             process.kill()
@@ -141,19 +169,20 @@ def call_in_worker(function: Callable[..., Any], args: tuple, timeout_s: float) 
     return answer or ("error", f"worker died ({_describe_exit(process.exitcode)})")
 
 
-def run_cell(spec: CellSpec, timeout_s: float) -> CellResult:
+def run_cell(spec: CellSpec, timeout_s: float, on_stage: Callable[[str], None] = lambda name: None) -> CellResult:
     """Availability check, then prepare and measure, each in its own worker process."""
     started = time.monotonic()
+    on_stage("check")
     status, reason = call_in_worker(unavailable_reason, (spec,), timeout_s)
     if status == "error":
         return CellResult(base_row(spec, f"error: {reason}"))
     if reason is not None:
         return CellResult(base_row(spec, f"unavailable: {reason}"))
-    status, prepared = call_in_worker(prepare_cell, (spec,), timeout_s)
+    status, prepared = call_in_worker(prepare_cell, (spec,), timeout_s, on_stage)
     if status == "error":
         return CellResult(base_row(spec, f"error: preparing the artifact: {prepared}"))
     remaining = max(1.0, timeout_s - (time.monotonic() - started))
-    status, result = call_in_worker(measure_cell, (spec, prepared), remaining)
+    status, result = call_in_worker(measure_cell, (spec, prepared), remaining, on_stage)
     if status == "error":
         return CellResult(base_row(spec, f"error: {result}"))
     return result
@@ -192,16 +221,20 @@ def plan_cells(config: RunConfig, checkpoints: dict[tuple[str, str], tuple[Path,
     return cells
 
 
-def run_benchmark(config: RunConfig, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> Path:
-    """Run the whole matrix; returns the run folder."""
-    from bench.report import write_markdown
+def run_benchmark(config: RunConfig, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+                  resume: Path | None = None) -> Path:
+    """Run the whole matrix (or what `resume`'s folder has not finished); returns the run folder."""
+    from bench.report import write_reports
     from bench.training import ensure_checkpoint
 
     config.validate()
-    run_dir = new_run_dir(config.results_root)
+    run_dir = resume if resume is not None else new_run_dir(config.results_root)
     store = RunStore(run_dir)
-    store.write_env(collect_environment(config.threads))
-    update_latest(config.results_root, run_dir)
+    if resume is None:
+        store.write_env(collect_environment(config.threads))
+        save_run_config(config, run_dir)
+        update_latest(config.results_root, run_dir)
+    finished = store.finished_cells()
     checkpoints = {}
     for suite_name in config.suites:
         suite = get_suite(suite_name)
@@ -211,12 +244,18 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = lambda m: prin
     cells = plan_cells(config, checkpoints)
     for i, spec in enumerate(cells, 1):
         label = f"[{i}/{len(cells)}] {spec.suite} / {spec.model} / {spec.backend} {spec.precision} {spec.device}"
-        log(f"{label} ...")
-        result = run_cell(spec, config.cell_timeout_s)
-        store.append(result.row, result.samples_ns)
+        if cell_key(spec) in finished:
+            log(f"{label}: finished earlier, kept")
+            continue
+        result = run_cell(spec, config.cell_timeout_s, on_stage=lambda name, label=label: log(f"{label}: {name}"))
+        store.append(result.row, result.samples_ns, result.per_image_dice)
         log(f"{label}: {_outcome(result.row)}")
-    write_markdown(run_dir, store.table())
+    write_reports(run_dir, store.table())
     return run_dir
+
+
+def cell_key(spec: CellSpec) -> str:
+    return "/".join(str(v) for v in (spec.suite, spec.model, spec.backend, spec.precision, spec.device, spec.batch_size))
 
 
 def _outcome(row: Row) -> str:

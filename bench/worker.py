@@ -46,6 +46,16 @@ class PreparedCell:
 class CellResult:
     row: Any  # bench.results.Row
     samples_ns: np.ndarray | None = None
+    per_image_dice: np.ndarray | None = None
+
+
+_STAGE_CONN: Any = None
+
+
+def stage(name: str) -> None:
+    """Tell the parent which stage this cell is in (calibrate / time / evaluate / ...), for progress."""
+    if _STAGE_CONN is not None:
+        _STAGE_CONN.send(("stage", name))
 
 
 def base_row(spec: CellSpec, status: str, **values: object) -> Any:
@@ -75,6 +85,7 @@ def prepare_cell(spec: CellSpec) -> PreparedCell:
     from bench.suite import get_suite
     from bench.training import load_checkpoint
 
+    stage("calibrate")
     torch.set_num_threads(spec.threads)
     suite = get_suite(spec.suite)
     model, _ = load_checkpoint(spec.model, suite, spec.checkpoint)
@@ -100,7 +111,7 @@ def measure_cell(spec: CellSpec, prepared: PreparedCell) -> CellResult:
     """Load the artifact, time it, evaluate it against the truth and the fp32 reference."""
     from bench.backend import Artifact, get_backend
     from bench.memory import peak_rss_mib, reset_peak_rss
-    from bench.metrics import pixel_agreement, score_predictions
+    from bench.metrics import per_image_dice, pixel_agreement, score_predictions
     from bench.suite import get_suite
     from bench.timing import measure_latency
 
@@ -117,11 +128,14 @@ def measure_cell(spec: CellSpec, prepared: PreparedCell) -> CellResult:
         found = "no operator coverage reported" if coverage is None else "the artifact contains no int8 operator"
         return CellResult(base_row(spec, f"error: {found}; it would silently run in float"))
 
+    stage("load")
     memory_method = reset_peak_rss()
     session = backend.load(artifact, spec.device, spec.threads)
     inputs = session.to_input(_batch(images, spec.batch_size))
     session.reset_device_memory()
+    stage("time")
     samples = measure_latency(lambda: session.time_call(inputs), spec.timing)
+    stage("evaluate")
     preds = _predict(session, images, spec.batch_size)
     peak = peak_rss_mib()
     device_peak = session.device_memory_peak()
@@ -153,11 +167,13 @@ def measure_cell(spec: CellSpec, prepared: PreparedCell) -> CellResult:
                  "int8_ops": coverage.int8 if coverage else None, "float_ops": coverage.float if coverage else None,
                  "prepare_meta": prepared.meta},
     )
-    return CellResult(row, samples)
+    return CellResult(row, samples, per_image_dice(preds, evaluation.masks, n, fg, ignore))
 
 
 def worker_main(function: Callable[..., Any], args: tuple, conn: Any) -> None:
-    """Process entry point: sends ("ok", value) or ("error", one-line message)."""
+    """Process entry point: sends ("stage", name) messages, then ("ok", value) or ("error", message)."""
+    global _STAGE_CONN
+    _STAGE_CONN = conn
     try:
         message: tuple[str, Any] = ("ok", function(*args))
     except Exception as exc:  # noqa: BLE001 - any failure becomes this cell's error row

@@ -92,3 +92,8 @@ def test_run_folder_has_report_env_and_latest(default_run):
         assert key in env
     assert env["libraries"]["torch"] and env["libraries"]["onnxruntime"]
     assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
+    html = (run_dir / "report.html").read_text()
+    assert 'id="summary"' in html and html.count("data:image/png;base64,") >= 4  # latency, size, Pareto, Dice box
+    per_image = pd.read_parquet(run_dir / "per_image.parquet")
+    assert per_image.groupby("backend").size().max() == 64  # every evaluation image
+    assert json.loads((run_dir / "run.json").read_text())["threads"] == 2
