@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.backend import Artifact, Backend, PrepareContext, Session
-from bench.onnx_export import export_onnx
+from bench.gradcam_types import GradcamMaps, GradcamRequest
+from bench.onnx_export import fp32_onnx, layer_tensors, onnx_source
 from bench.ort_session import OrtSession, ort_unavailable_reason
 
 MODEL_FILE = "model.onnx"
@@ -25,8 +26,15 @@ class OrtFp32Backend(Backend):
         return super().unavailable_reason(device) or ort_unavailable_reason(device)
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        export_onnx(ctx.model, ctx.input_shape, out_dir / MODEL_FILE)
-        return {"opset": "exporter default", "weights": "embedded"}
+        fp32_onnx(ctx, out_dir / MODEL_FILE)
+        return {"weights": "embedded", "onnx_source": onnx_source(ctx), "notes": f"graph from {onnx_source(ctx)}",
+                "layer_tensors": layer_tensors(out_dir / MODEL_FILE)}
+
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
+        """Finite differences of ONNX Runtime's own fp32 head, cut at each layer's output tensor."""
+        from bench.gradcam_onnx import onnx_gradcam
+
+        return onnx_gradcam(artifact.directory / MODEL_FILE, request, artifact.meta.get("layer_tensors"))
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         return OrtSession(artifact.directory / MODEL_FILE, device, threads)

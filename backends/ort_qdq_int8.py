@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
-from bench.onnx_export import export_onnx
+from bench.gradcam_types import GradcamMaps, GradcamRequest
+from bench.onnx_export import fp32_onnx, layer_tensors, onnx_source
 from bench.onnx_quant import CALIBRATION_METHODS, PRESETS, quantize_qdq
 from bench.ort_session import OrtSession, coverage_from_meta, coverage_meta, optimized_coverage, ort_unavailable_reason
 
@@ -34,17 +35,27 @@ class OrtQdqInt8Backend(Backend):
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
         options = self.resolve_options(ctx.options)
         with tempfile.TemporaryDirectory(prefix="segbench-onnx-") as tmp:
-            fp32 = export_onnx(ctx.model, ctx.input_shape, Path(tmp) / "model.onnx")
+            fp32 = fp32_onnx(ctx, Path(tmp) / "model.onnx")
             done = quantize_qdq(fp32, out_dir / MODEL_FILE, ctx.calibration, preset=options["preset"],
                                 calibration_method=options["calibration"])
-        return {**done, "coverage": coverage_meta(optimized_coverage(out_dir / MODEL_FILE))}
+            tensors = layer_tensors(fp32)  # from the float export: quantization drops or rewrites nodes
+        return {**done, "onnx_source": onnx_source(ctx), "layer_tensors": tensors,
+                "coverage": coverage_meta(optimized_coverage(out_dir / MODEL_FILE))}
+
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
+        """Finite differences of ONNX Runtime's own int8 head, cut at the 8-bit codes of each layer's output
+        (shifted by `request.steps` quantization steps), so the maps come from the deployed arithmetic."""
+        from bench.gradcam_onnx import onnx_gradcam
+
+        return onnx_gradcam(artifact.directory / MODEL_FILE, request, artifact.meta.get("layer_tensors"))
 
     def coverage(self, artifact: Artifact) -> OpCoverage | None:
         return coverage_from_meta(artifact.meta)
 
     def notes(self, artifact: Artifact) -> str:
         meta = artifact.meta
-        return f"{meta.get('preset')} preset, {meta.get('calibration')} calibration, per-channel weights"
+        return (f"{meta.get('preset')} preset, {meta.get('calibration')} calibration, per-channel weights, "
+                f"graph from {meta.get('onnx_source', 'torch.onnx.export (dynamo)')}")
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         return OrtSession(artifact.directory / MODEL_FILE, device, threads)

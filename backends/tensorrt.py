@@ -62,7 +62,7 @@ import numpy as np
 from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
 from bench.cuda_timing import CudaEventTimer
 from bench.errors import UsageError
-from bench.onnx_export import export_onnx
+from bench.onnx_export import export_onnx, fp32_onnx
 from bench.onnx_quant import CALIBRATION_METHODS, quantize_qdq
 from bench.ort_session import BOUNDARY_OPS, META_OPS, coverage_from_meta, coverage_meta
 
@@ -653,8 +653,8 @@ class TensorRtInt8Backend(_TensorRtBackend):
 
     def _onnx(self, ctx: PrepareContext, folder: Path) -> tuple[Path, dict[str, Any]]:
         path = folder / QDQ_FILE
-        done = tensorrt_qdq_onnx(ctx.model, ctx.input_shape, ctx.calibration, path,
-                                 calibration_method=ctx.options.get("calibration", "minmax"))
+        fp32 = fp32_onnx(ctx, folder / "model.fp32.onnx")  # the user's --onnx file when given
+        done = qdq_onnx_from_fp32(fp32, ctx.calibration, path, calibration_method=ctx.options.get("calibration", "minmax"))
         return path, done
 
     def coverage(self, artifact: Artifact) -> OpCoverage | None:

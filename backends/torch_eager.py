@@ -8,6 +8,7 @@ allocator's peak counter.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 
 from bench.backend import Artifact, Backend, PrepareContext, Session
 from bench.cuda_timing import CudaEventTimer
+from bench.gradcam_types import GradcamMaps, GradcamRequest
 from bench.models import create_model
 
 WEIGHTS_FILE = "weights.pt"
@@ -88,8 +90,8 @@ class TorchEagerBackend(Backend):
         return {"model_name": ctx.model_name, "in_channels": ctx.input_shape[0], "num_classes": ctx.num_classes,
                 "precision": ctx.precision}
 
-    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
-        torch.set_num_threads(threads)
+    def _model(self, artifact: Artifact, device: str) -> tuple[torch.nn.Module, torch.dtype, bool]:
+        """The artifact's model in its own precision and memory format: (model, dtype, channels_last)."""
         meta = artifact.meta
         dtype = DTYPES[meta.get("precision", "fp32")]
         channels_last = artifact.options.get("channels_last") == "true"
@@ -98,7 +100,27 @@ class TorchEagerBackend(Backend):
         model = model.eval().to(device=device, dtype=dtype)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
+        return model, dtype, channels_last
+
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
+        torch.set_num_threads(threads)
+        model, dtype, channels_last = self._model(artifact, device)
         return TorchEagerSession(model, device, dtype, channels_last)
+
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
+        """Autograd in the artifact's own precision (the saved fp16/bf16 weights, not the fp32 model).
+        A precision whose backward kernels are missing on the device raises `GradcamUnsupported`."""
+        from bench.gradcam import gradcam_autograd
+
+        torch.set_num_threads(request.threads)
+        start = time.perf_counter()
+        model, dtype, channels_last = self._model(artifact, request.device)
+        maps = gradcam_autograd(model, request.images, request.layers, request.classes, dtype=dtype,
+                                device=request.device, channels_last=channels_last)
+        seconds = (time.perf_counter() - start) / max(len(request.images), 1)
+        precision = artifact.meta.get("precision", "fp32")
+        return GradcamMaps(maps=maps, method="autograd", seconds_per_image=seconds,
+                           notes=f"autograd in {precision}" + (", channels_last" if channels_last else ""))
 
     def notes(self, artifact: Artifact) -> str:
         return "channels_last" if artifact.options.get("channels_last") == "true" else ""

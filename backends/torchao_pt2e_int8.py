@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
+from bench.gradcam_types import GradcamMaps, GradcamRequest
 
 MODEL_FILE = "model.int8.pt2"
 # Ops with a weight operand: int8 when both the activation and the weight arrive dequantized.
@@ -266,6 +267,23 @@ class TorchaoPt2eInt8Backend(Backend):
         kernels = sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)
         return (f"PT2E X86InductorQuantizer, torch.compile freezing, compile {meta.get('compile_s', '?')} s, "
                 f"{kernels} int8 kernels fused")
+
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
+        """Fake-quant simulation of the saved program (same scales, zero points, int8 weights) with
+        straight-through gradients: Inductor's fused int8 kernels cannot be cut at the feature layer.
+        The simulation must reproduce the uncompiled program's logits (checked on the images)."""
+        from bench.gradcam_fakequant import gradcam_fakequant
+
+        torch.set_num_threads(request.threads)
+        _register_x86_lowering()
+        start = time.perf_counter()
+        program = torch.export.load(str(artifact.directory / MODEL_FILE)).module()
+        maps, info = gradcam_fakequant(program, request.images, request.layers, request.classes)
+        seconds = (time.perf_counter() - start) / max(len(request.images), 1)
+        drift = artifact.meta.get("compiled_vs_converted_max_abs")
+        notes = (f"fake-quant simulation of the uncompiled program (max |logit diff| {info['max_abs_vs_program']:.2g})"
+                 + (f"; compiled program differs from it by up to {drift:.2g}" if drift is not None else ""))
+        return GradcamMaps(maps=maps, method="fake-quant", seconds_per_image=seconds, notes=notes)
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         torch.set_num_threads(threads)

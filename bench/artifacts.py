@@ -25,6 +25,7 @@ def artifact_key(backend: Backend, ctx: PrepareContext, checkpoint: Path) -> str
         "checkpoint": file_digest(checkpoint), "backend": backend.name, "precision": ctx.precision,
         "device": ctx.device, "options": ctx.options, "calibration": array_digest(ctx.calibration),
         "backend_source": file_digest(Path(source)) if source else None, "input_shape": ctx.input_shape,
+        "onnx": file_digest(ctx.onnx_path) if ctx.onnx_path else None,
     })
 
 

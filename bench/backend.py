@@ -22,6 +22,8 @@ from bench.errors import UsageError, unknown_name
 if TYPE_CHECKING:  # torch stays out of processes that only run an ONNX artifact
     from torch import nn
 
+    from bench.gradcam_types import GradcamMaps, GradcamRequest
+
 ENTRY_POINT_GROUP = "segbench.backends"
 
 
@@ -37,6 +39,7 @@ class PrepareContext:
     precision: str
     device: str
     options: dict[str, Any] = field(default_factory=dict)
+    onnx_path: Path | None = None  # a user's own fp32 ONNX file (--onnx), used instead of exporting `model`
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,14 @@ class Backend(ABC):
     def notes(self, artifact: Artifact) -> str:
         """A short remark carried into the row (deprecations, compile time, fallbacks)."""
         return str(artifact.meta.get("notes", ""))
+
+    def gradcam(self, artifact: Artifact, request: "GradcamRequest") -> "GradcamMaps | None":
+        """Grad-CAM maps computed by this backend's own arithmetic (autograd, finite differences on its
+        graph cut at the feature layer, or a fake-quant simulation with its quantization parameters).
+
+        None means the backend cannot explain itself; the row then says so instead of borrowing the
+        float model's maps, which would hide exactly the drift Grad-CAM is meant to show."""
+        return None
 
     def unavailable_reason(self, device: str) -> str | None:
         """None when the backend can run on `device` here, else why not."""

@@ -56,7 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the benchmark matrix and write results/<run-id>/")
     run.add_argument("--suite", "--suites", dest="suites", type=_names, default=(DEFAULT_SUITE,),
                      help=f"suite name(s), comma-separated (default {DEFAULT_SUITE})")
-    run.add_argument("--models", type=_names, default=DEFAULT_MODELS, help="model names, comma-separated")
+    run.add_argument("--models", "--model", dest="models", type=_names, default=DEFAULT_MODELS,
+                     help="model names, comma-separated, or your own model as package.module:factory "
+                          "(a callable returning an nn.Module)")
+    run.add_argument("--weights", type=Path, metavar="FILE",
+                     help="state dict for the (one) model, loaded with weights_only=True; default: train the reference")
+    run.add_argument("--onnx", type=Path, metavar="FILE",
+                     help="your fp32 ONNX file of the (one) model, used by the ONNX-based backends instead of an export")
+    run.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder (real-data suites)")
+    run.add_argument("--gradcam-layer", dest="gradcam_layers", action="append", type=_names, default=[],
+                     metavar="LAYER", help="Grad-CAM feature layer(s), module paths, repeatable or comma-separated "
+                                           "(default: each model's documented layer)")
+    run.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM stage")
+    run.add_argument("--threshold", type=float, default=0.5,
+                     help="foreground probability threshold of a single-output (sigmoid) binary model")
     run.add_argument("--backends", type=_names, default=DEFAULT_BACKENDS,
                      help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16); "
                           "default: every registered backend")
@@ -92,9 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="list suites, models or backends")
     lister.add_argument("what", choices=("suites", "models", "backends"))
 
+    lister.add_argument("--data-dir", type=Path, metavar="DIR", help="where to look for a suite's data")
+
     train = sub.add_parser("train", help="train (or find) the cached reference checkpoint")
     train.add_argument("--suite", default=DEFAULT_SUITE)
     train.add_argument("--model", default="unet")
+    train.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder")
     train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")
     return parser
 
@@ -120,6 +136,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads, batch_size=args.batch_size, results_root=args.out,
         timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters),
         cell_timeout_s=args.timeout, progress=not args.quiet, backend_options=_backend_options(args.options),
+        data_dir=args.data_dir, weights=args.weights, onnx=args.onnx, gradcam=not args.no_gradcam,
+        gradcam_layers=tuple(name for group in args.gradcam_layers for name in group), threshold=args.threshold,
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     if args.resume is not None:
@@ -163,18 +181,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "suites":
         from bench.suite import get_suite, list_suites
 
-        rows = [(n, (s := get_suite(n)).source, len(s.classes), "x".join(map(str, s.input_size)), s.description)
-                for n in list_suites()]
-        print(tabulate(rows, headers=["suite", "source", "classes", "input", "description"]))
+        rows = [(n, (s := get_suite(n, data_dir=args.data_dir)).source, len(s.classes), "x".join(map(str, s.input_size)),
+                 s.data_status(), s.description) for n in list_suites()]
+        print(tabulate(rows, headers=["suite", "source", "classes", "input (HxW)", "data", "description"]))
     elif args.what == "models":
         from bench.models import create_model, list_models
 
         rows = []
         for name in list_models():
             model = create_model(name, 3, 2)
+            layers = getattr(model, "gradcam_layers", {})
             rows.append((name, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
-                         getattr(model, "gradcam_layer", "")))
-        print(tabulate(rows, headers=["model", "parameters (3 in, 2 classes)", "grad-cam layer"]))
+                         getattr(model, "gradcam_layer", ""), ", ".join(f"{k}={v}" for k, v in layers.items())))
+        print(tabulate(rows, headers=["model", "parameters (3 in, 2 classes)", "grad-cam layer", "other layers"]))
     else:
         from bench.backend import get_backend, list_backends
 
@@ -194,11 +213,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from bench.models import get_model_entry
     from bench.suite import get_suite
+    from bench.recipes import recipe_for
     from bench.training import ensure_checkpoint, load_checkpoint
 
-    suite = get_suite(args.suite)
+    suite = get_suite(args.suite, data_dir=args.data_dir)
     get_model_entry(args.model)
-    path = ensure_checkpoint(args.model, suite, force=args.force)
+    path = ensure_checkpoint(args.model, suite, recipe_for(args.model, suite.name), force=args.force)
     _, meta = load_checkpoint(args.model, suite, path)
     print(f"checkpoint: {path}")
     print(f"evaluation dice {meta['evaluation_dice']:.4f}, mIoU {meta['evaluation_miou']:.4f}, "

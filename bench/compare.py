@@ -25,8 +25,9 @@ from bench.results import IDENTITY_COLUMNS
 
 P_VALUE = 0.01
 HIGHER_IS_BETTER = ("dice", "miou", "global_accuracy", "mean_accuracy", "weighted_iou", "mean_bf_score",
-                    "pixel_agreement", "dice_drift", "miou_drift", "gradcam_pearson", "gradcam_spearman",
-                    "gradcam_top10_iou")
+                    "pixel_agreement", "miou_vs_reference", "dice_drift", "miou_drift", "global_accuracy_drift",
+                    "mean_accuracy_drift", "weighted_iou_drift", "mean_bf_score_drift", "gradcam_pearson",
+                    "gradcam_spearman", "gradcam_top10_iou")
 LOWER_IS_BETTER = ("gradcam_jsd",)
 
 

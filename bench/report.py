@@ -60,7 +60,19 @@ def write_reports(run_dir: Path, df: pd.DataFrame | None = None) -> list[Path]:
         df = add_speedup(pd.read_parquet(run_dir / "results.parquet").drop(columns=["speedup_vs_fp32"], errors="ignore"))
     from bench.report_html import write_html
 
-    return [write_markdown(run_dir, df), write_html(run_dir)]
+    return [write_markdown(run_dir, df), write_html(run_dir), *write_dice_box(run_dir, df)]
+
+
+def write_dice_box(run_dir: Path, df: pd.DataFrame) -> list[Path]:
+    """figures/dice_box.png: the per-image Dice box chart per backend, as a file for slides and PRs."""
+    from bench.figures import save_figure
+    from bench.report_html import dice_box_chart
+
+    per_image = run_dir / "per_image.parquet"
+    if not per_image.exists() or "status" not in df:
+        return []
+    fig = dice_box_chart(pd.read_parquet(per_image), df[df["status"] == "ok"])
+    return [save_figure(fig, run_dir / "figures" / "dice_box.png")] if fig is not None else []
 
 
 def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:

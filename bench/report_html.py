@@ -159,9 +159,10 @@ def drift_figure(ok: pd.DataFrame) -> str | None:
     return _png(fig)
 
 
-def dice_box_figure(per_image: pd.DataFrame, ok: pd.DataFrame) -> str | None:
+def dice_box_chart(per_image: pd.DataFrame, ok: pd.DataFrame) -> Figure | None:
     """Per-image Dice spread: a good mean can hide a few images an int8 model gets badly wrong."""
     keys = [c for c in IDENTITY_COLUMNS if c in per_image and c in ok]
+    per_image = per_image.dropna(subset=["dice"])
     groups = list(ok[keys].merge(per_image, on=keys).groupby(keys, sort=False))  # in the order of `ok`
     if not groups:
         return None
@@ -169,7 +170,12 @@ def dice_box_figure(per_image: pd.DataFrame, ok: pd.DataFrame) -> str | None:
     ax.boxplot([g["dice"].to_numpy() for _, g in groups], orientation="horizontal", positions=range(len(groups)),
                widths=0.6, flierprops={"markersize": 3}, manage_ticks=False)
     ax.set_xlabel("foreground Dice per evaluation image")
-    return _png(fig)
+    return fig
+
+
+def dice_box_figure(per_image: pd.DataFrame, ok: pd.DataFrame) -> str | None:
+    fig = dice_box_chart(per_image, ok)
+    return _png(fig) if fig is not None else None
 
 
 def _img(uri: str, alt: str) -> str:

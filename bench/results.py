@@ -53,9 +53,28 @@ class Row:
     dice: float | None = None
     miou: float | None = None
     global_accuracy: float | None = None
+    mean_accuracy: float | None = None
+    weighted_iou: float | None = None
+    mean_bf_score: float | None = None  # boundary F1, tolerance 0.75% of the image diagonal
     dice_drift: float | None = None
     miou_drift: float | None = None
+    global_accuracy_drift: float | None = None
+    mean_accuracy_drift: float | None = None
+    weighted_iou_drift: float | None = None
+    mean_bf_score_drift: float | None = None
     pixel_agreement: float | None = None
+    miou_vs_reference: float | None = None  # mIoU of this backend's labels against the fp32 labels
+    sqnr_db: float | None = None  # logits vs the fp32 reference logits
+    gradcam_pearson: float | None = None
+    gradcam_spearman: float | None = None
+    gradcam_top10_iou: float | None = None
+    gradcam_jsd: float | None = None
+    gradcam_method: str | None = None  # autograd | finite-difference | fake-quant
+    gradcam_zero_maps: int | None = None  # (image, class) pairs left out because a map was all zero
+    gradcam_layer: str | None = None
+    gradcam_images: int | None = None
+    gradcam_s_per_image: float | None = None
+    gradcam_note: str | None = None
     prepare_s: float | None = None
     artifact_cached: bool | None = None
     artifact_key: str | None = None
@@ -63,6 +82,7 @@ class Row:
     notes: str = ""
     options: str = ""
     per_class: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # further columns (e.g. Grad-CAM of extra layers)
     details: dict[str, Any] = field(default_factory=dict)  # goes to per_backend.json, not the table
 
     @property
@@ -71,8 +91,9 @@ class Row:
 
     def record(self) -> dict[str, Any]:
         """Flat dict for a table row; per-class scores become `iou_<class>` / `dice_<class>` columns."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("per_class", "details")}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("per_class", "extra", "details")}
         out.update(self.per_class)
+        out.update(self.extra)
         return out
 
 
@@ -90,8 +111,8 @@ def _atomic_frame(df: pd.DataFrame, run_dir: Path, stem: str, csv: bool) -> None
 
 
 class RunStore:
-    """The run folder: results.{parquet,csv}, samples.parquet, per_image.parquet, per_backend.json,
-    env.json, run.json, report.md."""
+    """The run folder: results.{parquet,csv}, samples.parquet, per_image.parquet, gradcam.parquet,
+    per_backend.json, env.json, run.json, report.md, report.html, figures/."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -100,6 +121,7 @@ class RunStore:
         self._samples: list[pd.DataFrame] = []
         self._details: dict[str, Any] = {}
         self._per_image: list[pd.DataFrame] = []
+        self._gradcam: list[pd.DataFrame] = []
         self._load_existing()
 
     def _load_existing(self) -> None:
@@ -112,6 +134,8 @@ class RunStore:
             self._samples = [pd.read_parquet(self.run_dir / "samples.parquet")]
         if (self.run_dir / "per_image.parquet").exists():
             self._per_image = [pd.read_parquet(self.run_dir / "per_image.parquet")]
+        if (self.run_dir / "gradcam.parquet").exists():
+            self._gradcam = [pd.read_parquet(self.run_dir / "gradcam.parquet")]
         if (self.run_dir / "per_backend.json").exists():
             self._details = json.loads((self.run_dir / "per_backend.json").read_text())
 
@@ -121,9 +145,13 @@ class RunStore:
     def write_env(self, env: dict[str, Any]) -> None:
         atomic_write_bytes(self.run_dir / "env.json", json.dumps(env, indent=2, default=str).encode())
 
-    def append(self, row: Row, samples_ns: np.ndarray | None = None, per_image_dice: np.ndarray | None = None) -> None:
+    def append(self, row: Row, samples_ns: np.ndarray | None = None, per_image_dice: np.ndarray | None = None,
+               gradcam_records: list[dict[str, Any]] | None = None) -> None:
         """Add one finished cell and rewrite every table atomically: a kill loses at most the next cell."""
         self._rows.append(row.record())
+        if gradcam_records:
+            self._gradcam.append(pd.DataFrame([{**{c: getattr(row, c) for c in IDENTITY_COLUMNS}, **r} for r in gradcam_records]))
+            _atomic_frame(pd.concat(self._gradcam, ignore_index=True), self.run_dir, "gradcam", csv=False)
         if per_image_dice is not None and len(per_image_dice):
             self._per_image.append(pd.DataFrame({
                 **{c: getattr(row, c) for c in IDENTITY_COLUMNS},

@@ -12,7 +12,7 @@ import multiprocessing as mp
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -25,8 +25,9 @@ from bench.environment import collect_environment
 from bench.errors import UsageError, unknown_name
 from bench.models import list_models
 from bench.results import Row, RunStore, update_latest
-from bench.suite import get_suite
+from bench.suite import Suite, get_suite
 from bench.timing import TimingConfig
+from bench.gradcam_cell import GradcamCellResult, gradcam_cell
 from bench.worker import CellResult, CellSpec, base_row, measure_cell, prepare_cell, unavailable_reason, worker_main
 
 DEFAULT_SUITE = "synthetic-nuclei"
@@ -47,20 +48,62 @@ class RunConfig:
     cell_timeout_s: float = 1800.0
     progress: bool = True
     backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # backend -> {option: value}
+    data_dir: Path | None = None  # the suite's data folder (--data-dir); default: the suite's own search
+    weights: Path | None = None  # a user's state dict for the one (external) model (--weights)
+    onnx: Path | None = None  # a user's fp32 ONNX file for the ONNX-based backends (--onnx)
+    gradcam: bool = True
+    gradcam_layers: tuple[str, ...] = ()  # module paths; empty: each model's default layer
+    threshold: float = 0.5  # foreground threshold of a single-channel (sigmoid) binary model
 
     def backend_specs(self) -> tuple[str, ...]:
         """The fp32 reference backend first, so its row heads the table."""
         names = self.backends or tuple(list_backends())
         return tuple(sorted(names, key=lambda spec: parse_backend_spec(spec)[0] != "torch-eager"))
 
+    def _validate_gradcam_layers(self, suites: list[Suite]) -> None:
+        """Every --gradcam-layer must name a layer of every model (an alias or a module path)."""
+        from bench.gradcam import layer_path, resolve_layer
+        from bench.models import create_model, external
+
+        suite = suites[0]
+        for name in self.models:
+            build = external.build_external if external.is_external(name) else create_model
+            model = build(name, suite.in_channels, suite.num_classes)
+            for layer in self.gradcam_layers:
+                try:
+                    resolve_layer(model, layer_path(model, layer))
+                except UsageError as exc:
+                    aliases = ", ".join(getattr(model, "gradcam_layers", {}) or {}) or "none"
+                    raise UsageError(f"--gradcam-layer '{layer}' is not a layer of model '{name}' "
+                                     f"(aliases: {aliases}; or a module path)") from exc
+
     def validate(self) -> None:
-        """Check every name before any work starts, so a typo costs nothing."""
-        for name in self.suites:
-            get_suite(name)
+        """Check every name and file before any work starts, so a typo costs nothing."""
+        from bench.models import external
+
+        suites = [get_suite(name, data_dir=self.data_dir) for name in self.suites]
         valid_models = list_models()
         for name in self.models:
-            if name not in valid_models:
+            if external.is_external(name):
+                for suite in suites:
+                    model = external.build_external(name, suite.in_channels, suite.num_classes)
+                    external.check_output_shape(model, name, suite.in_channels, suite.input_size, suite.num_classes)
+            elif name not in valid_models:
                 raise unknown_name("model", name, valid_models)
+        if self.gradcam and self.gradcam_layers:
+            self._validate_gradcam_layers(suites)
+        for option, path in (("--weights", self.weights), ("--onnx", self.onnx)):
+            if path is not None and len(self.models) != 1:
+                raise UsageError(f"{option} needs exactly one model in --models (got {len(self.models)})")
+        if self.weights is not None and not self.weights.is_file():
+            raise UsageError(f"--weights '{self.weights}' does not exist")
+        if self.onnx is not None:
+            from bench.onnx_import import check_onnx_fits
+
+            for suite in suites:
+                check_onnx_fits(self.onnx, suite.in_channels, suite.input_size, suite.num_classes)
+        if not 0.0 < self.threshold < 1.0:
+            raise UsageError(f"--threshold {self.threshold} is not valid; expected a probability between 0 and 1")
         valid_backends = list_backends()
         for spec in self.backend_specs():
             name, precision = parse_backend_spec(spec)
@@ -84,7 +127,8 @@ RUN_FILE = "run.json"
 
 def save_run_config(config: RunConfig, run_dir: Path) -> None:
     """The matrix and settings of a run, so `--resume` can finish it exactly as it was started."""
-    data = {**asdict(config), "results_root": str(config.results_root), "backends": list(config.backend_specs())}
+    data = {**asdict(config), "results_root": str(config.results_root), "backends": list(config.backend_specs()),
+            **{k: str(getattr(config, k)) if getattr(config, k) is not None else None for k in ("data_dir", "weights", "onnx")}}
     atomic_write_bytes(run_dir / RUN_FILE, json.dumps(data, indent=2).encode())
 
 
@@ -98,6 +142,9 @@ def load_run_config(run_dir: Path) -> RunConfig:
         device=data["device"], threads=data["threads"], batch_size=data["batch_size"],
         timing=TimingConfig(**data["timing"]), results_root=run_dir.parent, cell_timeout_s=data["cell_timeout_s"],
         progress=data.get("progress", True), backend_options=data.get("backend_options", {}),
+        **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "onnx")},
+        gradcam=data.get("gradcam", True), gradcam_layers=tuple(data.get("gradcam_layers", ())),
+        threshold=data.get("threshold", 0.5),
     )
 
 
@@ -111,24 +158,22 @@ def new_run_dir(results_root: Path) -> Path:
     return run_dir
 
 
-def reference_predictions(suite_name: str, model_name: str, checkpoint: Path) -> Path:
-    """fp32 eager predictions on the evaluation split, cached beside the checkpoint."""
-    path = cache_root() / "reference" / f"{checkpoint.stem}.npy"
-    if path.exists():
-        return path
-    import torch
-
-    from bench.cache import atomic_write_bytes
-    from bench.training import load_checkpoint, predict
-
-    suite = get_suite(suite_name)
-    model, _ = load_checkpoint(model_name, suite, checkpoint)
-    with torch.no_grad():
-        preds = predict(model, suite.normalize(suite.load("evaluation").images)).astype(np.uint8)
+def reference_outputs(suite_name: str, model_name: str, checkpoint: Path, data_dir: Path | None = None) -> Path:
+    """fp32 eager logits (N, C, H, W) on the evaluation split, cached beside the checkpoint: the
+    reference every backend's predictions and output SQNR are measured against."""
     import io
 
+    from bench.cache import stable_hash
+    from bench.training import load_checkpoint, predict_logits
+
+    suite = get_suite(suite_name, data_dir=data_dir)
+    path = cache_root() / "reference" / f"{checkpoint.stem}--{stable_hash(suite.config())}.logits.npy"
+    if path.exists():
+        return path
+    model, _ = load_checkpoint(model_name, suite, checkpoint)
+    logits = predict_logits(model, suite.normalize(suite.load("evaluation").images)).astype(np.float32)
     buffer = io.BytesIO()
-    np.save(buffer, preds)
+    np.save(buffer, logits)
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
@@ -185,7 +230,42 @@ def run_cell(spec: CellSpec, timeout_s: float, on_stage: Callable[[str], None] =
     status, result = call_in_worker(measure_cell, (spec, prepared), remaining, on_stage)
     if status == "error":
         return CellResult(base_row(spec, f"error: {result}"))
-    return result
+    if not (spec.gradcam and result.row.ok):
+        return result
+    remaining = max(1.0, timeout_s - (time.monotonic() - started))
+    status, explained = call_in_worker(gradcam_cell, (spec, prepared), remaining, on_stage)
+    if status == "error":  # the measured numbers stand; the row says why its Grad-CAM columns are empty
+        return replace(result, row=replace(result.row, gradcam_note=f"Grad-CAM error: {explained}"))
+    return with_gradcam(result, explained)
+
+
+ROW_GRADCAM_COLUMNS = ("gradcam_pearson", "gradcam_spearman", "gradcam_top10_iou", "gradcam_jsd", "gradcam_method",
+                       "gradcam_zero_maps", "gradcam_layer", "gradcam_images", "gradcam_s_per_image", "gradcam_note")
+
+
+def with_gradcam(result: CellResult, explained: GradcamCellResult) -> CellResult:
+    """The cell's row with its Grad-CAM columns filled (further layers as extra columns)."""
+    known = {k: v for k, v in explained.columns.items() if k in ROW_GRADCAM_COLUMNS}
+    extra = {k: v for k, v in explained.columns.items() if k not in ROW_GRADCAM_COLUMNS}
+    row = replace(result.row, **known, extra={**result.row.extra, **extra})
+    return replace(result, row=row, gradcam=explained)
+
+
+def write_montage(run_dir: Path, result: CellResult) -> Path | None:
+    """figures/gradcam_<suite>_<model>_<backend>-<precision>.png for a cell that was explained."""
+    from bench.figures import figure_name, gradcam_montage, save_figure
+
+    explained, row = result.gradcam, result.row
+    if explained is None or explained.backend_maps is None or result.predictions_head is None:
+        return None
+    suite = get_suite(row.suite)
+    labels = result.predictions_head[: len(explained.images)]
+    title = (f"{row.suite} / {row.model} / {row.backend} {row.precision}: Grad-CAM at {explained.layer} "
+             f"({row.gradcam_method}); Pearson {row.gradcam_pearson:.3f}, top-10% IoU {row.gradcam_top10_iou:.3f}")
+    fig = gradcam_montage(explained.images, labels, explained.reference_maps, explained.backend_maps,
+                          [suite.classes[c] for c in explained.classes], suite.colors, title, row.backend)
+    name = figure_name("gradcam", row.suite, row.model, f"{row.backend}-{row.precision}", row.device, f"b{row.batch_size}")
+    return save_figure(fig, run_dir / "figures" / f"{name}.png")
 
 
 def _describe_exit(code: int | None) -> str:
@@ -205,7 +285,9 @@ def parse_backend_spec(spec: str) -> tuple[str, str | None]:
     return name, precision or None
 
 
-def plan_cells(config: RunConfig, checkpoints: dict[tuple[str, str], tuple[Path, Path]]) -> list[CellSpec]:
+def plan_cells(config: RunConfig, checkpoints: dict[tuple[str, str], tuple[Path, Path]],
+               onnx_files: dict[str, Path] | None = None) -> list[CellSpec]:
+    onnx_files = onnx_files or {}
     cells = []
     for suite in config.suites:
         for model in config.models:
@@ -217,15 +299,18 @@ def plan_cells(config: RunConfig, checkpoints: dict[tuple[str, str], tuple[Path,
                 cells.append(CellSpec(suite=suite, model=model, backend=name, precision=precision or backend.default_precision,
                                       device=config.device, threads=config.threads, batch_size=config.batch_size,
                                       timing=config.timing, checkpoint=checkpoint, reference=reference,
-                                      options=tuple(sorted(options.items()))))
+                                      options=tuple(sorted(options.items())), data_dir=config.data_dir,
+                                      onnx=onnx_files.get(suite), gradcam=config.gradcam,
+                                      gradcam_layers=config.gradcam_layers, threshold=config.threshold))
     return cells
 
 
 def run_benchmark(config: RunConfig, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
                   resume: Path | None = None) -> Path:
     """Run the whole matrix (or what `resume`'s folder has not finished); returns the run folder."""
+    from bench.recipes import recipe_for
     from bench.report import write_reports
-    from bench.training import ensure_checkpoint
+    from bench.training import ensure_checkpoint, imported_checkpoint
 
     config.validate()
     run_dir = resume if resume is not None else new_run_dir(config.results_root)
@@ -235,20 +320,32 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = lambda m: prin
         save_run_config(config, run_dir)
         update_latest(config.results_root, run_dir)
     finished = store.finished_cells()
-    checkpoints = {}
+    checkpoints, onnx_files = {}, {}
     for suite_name in config.suites:
-        suite = get_suite(suite_name)
+        suite = get_suite(suite_name, data_dir=config.data_dir)
+        if config.onnx is not None:
+            from bench.onnx_import import import_onnx
+
+            onnx_files[suite_name] = import_onnx(config.onnx, suite.in_channels, suite.input_size, suite.num_classes)
         for model in config.models:
-            checkpoint = ensure_checkpoint(model, suite, progress=config.progress)
-            checkpoints[(suite_name, model)] = (checkpoint, reference_predictions(suite_name, model, checkpoint))
-    cells = plan_cells(config, checkpoints)
+            if config.weights is not None:
+                checkpoint = imported_checkpoint(model, suite, config.weights, progress=config.progress)
+            else:
+                checkpoint = ensure_checkpoint(model, suite, recipe_for(model, suite.name), progress=config.progress)
+            checkpoints[(suite_name, model)] = (checkpoint, reference_outputs(suite_name, model, checkpoint, config.data_dir))
+    cells = plan_cells(config, checkpoints, onnx_files)
     for i, spec in enumerate(cells, 1):
         label = f"[{i}/{len(cells)}] {spec.suite} / {spec.model} / {spec.backend} {spec.precision} {spec.device}"
         if cell_key(spec) in finished:
             log(f"{label}: finished earlier, kept")
             continue
         result = run_cell(spec, config.cell_timeout_s, on_stage=lambda name, label=label: log(f"{label}: {name}"))
-        store.append(result.row, result.samples_ns, result.per_image_dice)
+        store.append(result.row, result.samples_ns, result.per_image_dice,
+                     result.gradcam.records if result.gradcam is not None else None)
+        try:
+            write_montage(run_dir, result)
+        except Exception as exc:  # a figure must never cost the finished numbers
+            log(f"{label}: Grad-CAM montage not drawn: {type(exc).__name__}: {exc}")
         log(f"{label}: {_outcome(result.row)}")
     write_reports(run_dir, store.table())
     return run_dir

@@ -2,35 +2,29 @@
 
 A suite is everything that must be identical for two runs to be comparable: the data source, the
 class table, the input size and normalization, and the seeded split into train / calibration /
-evaluation. Loaders for each data layout live in `LOADERS`, keyed by the suite's `source`.
+evaluation. Loaders for each data layout live in `LOADERS`, keyed by the suite's `source`; the
+procedural sources draw their data from the seed, the others read files from the suite's data folder
+(`--data-dir`, else `$SEGBENCH_DATA/<data>`, `./data/<data>` or `../shared/data/<data>`).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from bench.datasets import busi, camvid, dsb2018, folders
+from bench.datasets.base import SPLITS, FileDataset, SplitData, split_indices
 from bench.errors import UsageError, unknown_name
 from bench.synthetic import NucleiParams, generate_nuclei
+from bench.synthetic_scenes import SceneParams, generate_scenes
 
-SPLITS = ("train", "calibration", "evaluation")
-
-
-@dataclass(frozen=True)
-class SplitData:
-    """Images (N, C, H, W) float32 in [0, 1] before normalization, masks (N, H, W) int64."""
-
-    images: np.ndarray
-    masks: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.images)
+__all__ = ["LOADERS", "SPLITS", "SplitData", "Suite", "get_suite", "list_suites", "resolve_data_dir", "split_indices"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +45,14 @@ class Suite:
     ignore_label: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    data: str | None = None  # the data folder's default name (real-data suites)
+    data_dir: Path | None = None  # resolved data folder; None for procedural suites
+    gradcam_images: int = 4
+    gradcam_classes: tuple[int, ...] | None = None  # None: every foreground class
+
+    def __post_init__(self) -> None:
+        if self.gradcam_classes is None:
+            object.__setattr__(self, "gradcam_classes", tuple(self.foreground_classes))
 
     @property
     def num_classes(self) -> int:
@@ -61,17 +63,35 @@ class Suite:
         """Classes whose Dice is averaged into the headline `dice` column."""
         return [c for c in range(self.num_classes) if c != self.background_class]
 
+    @property
+    def procedural(self) -> bool:
+        return not isinstance(LOADERS.get(self.source), FileDataset)
+
     def with_seed(self, seed: int) -> "Suite":
         return replace(self, seed=seed)
 
     def config(self) -> dict[str, Any]:
-        """Everything that determines the data, for cache keys."""
-        return {
+        """Everything that determines the data, for cache keys (the data folder too, for real data)."""
+        config = {
             "name": self.name, "source": self.source, "classes": self.classes,
             "in_channels": self.in_channels, "input_size": self.input_size, "mean": self.mean,
             "std": self.std, "split_sizes": self.split_sizes, "split_seed": self.split_seed,
             "seed": self.seed, "ignore_label": self.ignore_label, "options": self.options,
         }
+        if self.data_dir is not None:
+            config["data_dir"] = str(self.data_dir)
+        return config
+
+    def data_status(self) -> str:
+        """"procedural", "present", or "missing: <path>" (for `segbench list suites`); present means the
+        layout's files are found (not that every file decodes: that is checked when a split is loaded)."""
+        if self.procedural:
+            return "procedural"
+        try:  # the layout's own listing: a folder that exists but holds something else is not "present"
+            LOADERS[self.source].list_items(self, "evaluation")
+            return "present"
+        except (UsageError, OSError):
+            return f"missing: {self.data_dir}"
 
     def load(self, split: str) -> SplitData:
         if split not in SPLITS:
@@ -100,16 +120,6 @@ def _load_cached(suite: Suite, split: str) -> SplitData:
     return _CACHE[key]
 
 
-def split_indices(total: int, sizes: dict[str, int], seed: int, split: str) -> np.ndarray:
-    """Indices of one split from a seeded permutation of `total` items, in a fixed split order."""
-    need = sum(sizes[s] for s in SPLITS)
-    if need > total:
-        raise UsageError(f"splits need {need} items but the data has {total}")
-    order = np.random.default_rng(seed).permutation(total)
-    start = sum(sizes[s] for s in SPLITS[: SPLITS.index(split)])
-    return np.sort(order[start : start + sizes[split]])
-
-
 def _load_synthetic_nuclei(suite: Suite, split: str) -> SplitData:
     params = NucleiParams(height=suite.input_size[0], width=suite.input_size[1], **suite.options)
     total = sum(suite.split_sizes[s] for s in SPLITS)
@@ -118,17 +128,70 @@ def _load_synthetic_nuclei(suite: Suite, split: str) -> SplitData:
     return SplitData(images=images, masks=masks.astype(np.int64))
 
 
+def _load_synthetic_scenes(suite: Suite, split: str) -> SplitData:
+    params = SceneParams(height=suite.input_size[0], width=suite.input_size[1], **suite.options)
+    total = sum(suite.split_sizes[s] for s in SPLITS)
+    indices = split_indices(total, suite.split_sizes, suite.split_seed, split)
+    images, masks = generate_scenes(suite.seed, indices, params)
+    return SplitData(images=images, masks=masks)
+
+
+def _check_params(params_type: type) -> Callable[[Suite], None]:
+    """Procedural options are the generator's parameters: reject a typo when the file is read."""
+    names = {f.name for f in fields(params_type)} - {"height", "width"}
+
+    def check(suite: Suite) -> None:
+        unknown = sorted(set(suite.options) - names)
+        if unknown:
+            raise UsageError(f"{suite.path}: unknown option '{unknown[0]}' for source '{suite.source}'; "
+                             f"valid options: {', '.join(sorted(names))}")
+
+    return check
+
+
 LOADERS: dict[str, Callable[[Suite, str], SplitData]] = {
     "synthetic-nuclei": _load_synthetic_nuclei,
+    "synthetic-scenes": _load_synthetic_scenes,
+    "dsb2018": dsb2018.LOADER,
+    "camvid": camvid.LOADER,
+    "busi": busi.LOADER,
+    "folders": folders.LOADER,
+}
+
+CHECKS: dict[str, Callable[[Suite], None]] = {
+    "synthetic-nuclei": _check_params(NucleiParams),
+    "synthetic-scenes": _check_params(SceneParams),
+    **{name: loader.check for name, loader in LOADERS.items() if isinstance(loader, FileDataset) and loader.check},
 }
 
 
-def _parse(path: Path, text: str) -> Suite:
+def resolve_data_dir(data: str, explicit: Path | None = None) -> Path:
+    """The data folder: `explicit` (--data-dir; or `explicit/<data>` when that exists, so one folder of
+    data sets serves a run over several suites); else the first that exists of `$SEGBENCH_DATA/<data>`,
+    `./data/<data>` and `../shared/data/<data>` (from the current directory); else the first of those,
+    so the error names where the data was expected."""
+    if explicit is not None:
+        explicit = Path(explicit).expanduser()
+        return (explicit / data if (explicit / data).is_dir() else explicit).resolve()
+    candidates = []
+    if env := os.environ.get("SEGBENCH_DATA"):
+        candidates.append(Path(env).expanduser() / data)
+    candidates += [Path.cwd() / "data" / data, Path.cwd().parent / "shared" / "data" / data]
+    found = next((c for c in candidates if c.is_dir()), candidates[0])
+    return found.resolve()
+
+
+_KEYS = {"name", "description", "source", "seed", "classes", "colors", "background_class", "ignore_label",
+         "in_channels", "input_size", "mean", "std", "data", "splits", "options", "gradcam"}
+
+
+def _parse(path: Path, text: str, data_dir: Path | None = None) -> Suite:
     try:
         raw = tomllib.loads(text)
         splits = raw["splits"]
         classes = tuple(raw["classes"])
-        return Suite(
+        gradcam = raw.get("gradcam", {})
+        suite = Suite(
             name=raw["name"],
             description=raw.get("description", ""),
             source=raw["source"],
@@ -145,9 +208,67 @@ def _parse(path: Path, text: str) -> Suite:
             ignore_label=raw.get("ignore_label"),
             options=dict(raw.get("options", {})),
             path=path,
+            data=raw.get("data"),
+            gradcam_images=gradcam.get("images", min(4, int(splits["evaluation"]))),
         )
-    except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{path}: invalid suite file ({type(exc).__name__}: {exc})") from exc
+    _validate(path, raw, suite)
+    gradcam_classes = tuple(_gradcam_class(path, suite, name) for name in gradcam["classes"]) if "classes" in gradcam else None
+    if suite.procedural:
+        return replace(suite, gradcam_classes=gradcam_classes)
+    return replace(suite, gradcam_classes=gradcam_classes, data_dir=resolve_data_dir(suite.data, data_dir))
+
+
+def _validate(path: Path, raw: dict[str, Any], suite: Suite) -> None:
+    """Checks with one-line messages naming the file, so a typo in a suite file fails before any work."""
+    def bad(message: str) -> UsageError:
+        return UsageError(f"{path}: {message}")
+
+    if unknown := sorted(set(raw) - _KEYS):
+        raise bad(f"unknown key '{unknown[0]}'; valid keys: {', '.join(sorted(_KEYS))}")
+    if suite.source not in LOADERS:
+        raise bad(f"unknown suite source '{suite.source}'; valid suite sources: {', '.join(sorted(LOADERS))}")
+    n = suite.num_classes
+    if n < 2 or len(set(suite.classes)) != n or not all(isinstance(c, str) and c for c in suite.classes):
+        raise bad(f"classes = {list(suite.classes)} is not valid; expected at least 2 distinct names")
+    if len(suite.colors) != n or not all(len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+                                         for c in suite.colors):
+        raise bad(f"colors needs one [r, g, b] (0..255) per class ({n}), got {[list(c) for c in suite.colors]}")
+    if suite.in_channels not in (1, 3) or len(suite.mean) != suite.in_channels or len(suite.std) != suite.in_channels:
+        raise bad(f"in_channels = {suite.in_channels} with mean {list(suite.mean)} and std {list(suite.std)}; "
+                  "expected 1 or 3 channels and one mean and std per channel")
+    if any(not s > 0 for s in suite.std):
+        raise bad(f"std = {list(suite.std)} is not valid; expected positive numbers")
+    if len(suite.input_size) != 2 or not all(isinstance(v, int) and v > 0 for v in suite.input_size):
+        raise bad(f"input_size = {list(suite.input_size)} is not valid; expected [height, width]")
+    if suite.background_class is not None and suite.background_class not in range(n):
+        raise bad(f"background_class = {suite.background_class} is not a class index (0..{n - 1})")
+    if suite.ignore_label is not None and (not isinstance(suite.ignore_label, int) or 0 <= suite.ignore_label < n):
+        raise bad(f"ignore_label = {suite.ignore_label} is not valid; expected an integer outside the class indices 0..{n - 1}")
+    if any(v < 0 for v in suite.split_sizes.values()) or suite.split_sizes["train"] < 1 or suite.split_sizes["evaluation"] < 1:
+        raise bad(f"[splits] {suite.split_sizes} is not valid; expected counts >= 0 with train and evaluation >= 1")
+    gradcam = raw.get("gradcam", {})
+    if not isinstance(gradcam, dict) or (unknown := sorted(set(gradcam) - {"images", "classes"})):
+        raise bad(f"[gradcam] takes images and classes only (got {gradcam!r})")
+    images = suite.gradcam_images
+    if not isinstance(images, int) or isinstance(images, bool) or not 1 <= images <= suite.split_sizes["evaluation"]:
+        raise bad(f"[gradcam] images = {images!r} is not valid; expected 1..{suite.split_sizes['evaluation']} "
+                  "(the evaluation split's size)")
+    if "classes" in gradcam and (not isinstance(gradcam["classes"], list) or not gradcam["classes"]):
+        raise bad(f"[gradcam] classes = {gradcam['classes']!r} is not valid; expected a list of class names")
+    if suite.procedural:
+        if suite.data is not None:
+            raise bad(f"data = {suite.data!r} is not valid for the procedural source '{suite.source}' (it reads no files)")
+    elif not isinstance(suite.data, str) or not suite.data:
+        raise bad(f"source '{suite.source}' reads files: add data = \"<folder name>\", the data folder's default name")
+    CHECKS.get(suite.source, lambda s: None)(suite)
+
+
+def _gradcam_class(path: Path, suite: Suite, name: Any) -> int:
+    if name not in suite.classes:
+        raise UsageError(f"{path}: [gradcam] class {name!r} is not one of the classes ({', '.join(suite.classes)})")
+    return suite.classes.index(name)
 
 
 def _suite_files() -> dict[str, tuple[Path, str]]:
@@ -162,14 +283,17 @@ def list_suites() -> list[str]:
     return sorted(_suite_files())
 
 
-def get_suite(name: str) -> Suite:
-    """A suite by name (a file `suites/<name>.toml`) or by path to a TOML file."""
+def get_suite(name: str, data_dir: Path | None = None) -> Suite:
+    """A suite by name (a file `suites/<name>.toml`) or by path to a TOML file.
+
+    `data_dir` (--data-dir) is the data folder of a real-data suite; procedural suites ignore it.
+    """
     if name.endswith(".toml"):
         path = Path(name)
         if not path.is_file():
             raise UsageError(f"suite file '{name}' does not exist")
-        return _parse(path, path.read_text())
+        return _parse(path, path.read_text(), data_dir)
     files = _suite_files()
     if name not in files:
         raise unknown_name("suite", name, list(files))
-    return _parse(*files[name])
+    return _parse(*files[name], data_dir)

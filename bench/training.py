@@ -26,7 +26,10 @@ from bench.suite import Suite
 
 @dataclass(frozen=True)
 class Recipe:
-    """Adam with cosine decay, cross-entropy plus soft Dice, random flips/rotations and brightness."""
+    """AdamW with one-cycle decay, cross-entropy plus soft Dice, random flips/rotations and brightness.
+
+    `rotate` and `vflip` suit microscopy (no up or down); street scenes keep only horizontal flips.
+    """
 
     steps: int = 200
     batch_size: int = 8
@@ -34,6 +37,9 @@ class Recipe:
     weight_decay: float = 1e-5
     seed: int = 0
     augment: bool = True
+    rotate: bool = True
+    vflip: bool = True
+    crop: tuple[int, int] | None = None  # random (H, W) training crops: cheaper steps on large images
     threads: int = 2  # fixed, so the float arithmetic (and the checkpoint) repeats on any machine
 
 
@@ -47,35 +53,71 @@ def checkpoint_key(model_name: str, suite: Suite, recipe: Recipe) -> str:
                         "recipe": asdict(recipe), "trainer": trainer})
 
 
+def _file_label(model_name: str) -> str:
+    return model_name.replace(":", "_").replace("/", "_")
+
+
 def checkpoint_path(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE) -> Path:
-    return cache_root() / "checkpoints" / f"{model_name}--{suite.name}--{checkpoint_key(model_name, suite, recipe)}.pt"
+    return cache_root() / "checkpoints" / f"{_file_label(model_name)}--{suite.name}--{checkpoint_key(model_name, suite, recipe)}.pt"
 
 
-def _augment(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    k = int(rng.integers(4))
-    x, y = np.rot90(x, k, axes=(-2, -1)), np.rot90(y, k, axes=(-2, -1))
+def _augment(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    if recipe.crop is not None:
+        ch, cw = min(recipe.crop[0], x.shape[-2]), min(recipe.crop[1], x.shape[-1])
+        top, left = int(rng.integers(x.shape[-2] - ch + 1)), int(rng.integers(x.shape[-1] - cw + 1))
+        x, y = x[..., top : top + ch, left : left + cw], y[..., top : top + ch, left : left + cw]
+    if recipe.rotate and x.shape[-1] == x.shape[-2]:
+        k = int(rng.integers(4))
+        x, y = np.rot90(x, k, axes=(-2, -1)), np.rot90(y, k, axes=(-2, -1))
     if rng.random() < 0.5:
         x, y = x[..., ::-1], y[..., ::-1]
+    if recipe.vflip and rng.random() < 0.5:
+        x, y = x[..., ::-1, :], y[..., ::-1, :]
     x = x * rng.uniform(0.8, 1.25) + rng.uniform(-0.05, 0.05)  # brightness and offset
     return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y)
 
 
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Per-class probabilities; a single-channel (sigmoid) binary model gives [1 - p, p]."""
+    if logits.shape[1] == 1:
+        p = logits.sigmoid()
+        return torch.cat([1 - p, p], dim=1)
+    return logits.softmax(1)
+
+
 def _soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    probs = logits.softmax(1) * valid[:, None]
-    onehot = F.one_hot(target.clamp(min=0), logits.shape[1]).permute(0, 3, 1, 2) * valid[:, None]
+    probs = _probabilities(logits) * valid[:, None]
+    onehot = F.one_hot(target.clamp(min=0), probs.shape[1]).permute(0, 3, 1, 2) * valid[:, None]
     inter = (probs * onehot).sum((0, 2, 3))
     denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
     return 1 - ((2 * inter + 1) / (denom + 1)).mean()
 
 
-def predict(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Argmax class map (N, H, W) of a float model on normalized images."""
+def _data_loss(logits: torch.Tensor, y: torch.Tensor, ignore: int) -> torch.Tensor:
+    """Cross-entropy (binary cross-entropy for a single sigmoid output), void pixels excluded."""
+    if logits.shape[1] == 1:
+        valid = (y != ignore).float()
+        bce = F.binary_cross_entropy_with_logits(logits[:, 0], (y == 1).float(), reduction="none")
+        return (bce * valid).sum() / valid.sum().clamp(min=1)
+    return F.cross_entropy(logits, y, ignore_index=ignore)
+
+
+def predict_logits(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Logits (N, C, H, W) float32 of a float model on normalized images."""
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            out.append(model(torch.from_numpy(images[i : i + batch_size])).argmax(1).numpy())
+            out.append(model(torch.from_numpy(images[i : i + batch_size])).float().numpy())
     return np.concatenate(out)
+
+
+def predict(model: nn.Module, images: np.ndarray, batch_size: int = 16, threshold: float = 0.5) -> np.ndarray:
+    """Class map (N, H, W) of a float model on normalized images (argmax, or a sigmoid threshold)."""
+    from bench.metrics import labels_from_logits
+
+    return np.concatenate([labels_from_logits(predict_logits(model, images[i : i + batch_size]), threshold)
+                           for i in range(0, len(images), batch_size)])
 
 
 def train_model(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
@@ -96,12 +138,12 @@ def train_model(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, 
     model.train()
     for step in range(recipe.steps):
         idx = rng.choice(len(images), recipe.batch_size, replace=False)
-        pairs = [_augment(rng, images[i], masks[i]) if recipe.augment else (images[i], masks[i]) for i in idx]
+        pairs = [_augment(rng, images[i], masks[i], recipe) if recipe.augment else (images[i], masks[i]) for i in idx]
         x = torch.from_numpy(suite.normalize(np.stack([p[0] for p in pairs])))
         y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64))
         valid = (y != ignore).float()
         logits = model(x)
-        loss = F.cross_entropy(logits, y, ignore_index=ignore) + _soft_dice_loss(logits, torch.where(y == ignore, 0, y), valid)
+        loss = _data_loss(logits, y, ignore) + _soft_dice_loss(logits, torch.where(y == ignore, 0, y), valid)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -113,13 +155,13 @@ def train_model(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, 
     seconds = time.perf_counter() - start
     evaluation = suite.load("evaluation")
     scores = score_predictions(predict(model, suite.normalize(evaluation.images)), evaluation.masks,
-                               suite.num_classes, suite.foreground_classes, suite.ignore_label)
+                               suite.num_classes, suite.foreground_classes, suite.ignore_label, boundary=True)
     torch.set_num_threads(previous_threads)
     meta = {
         "model": model_name, "suite": suite.name, "recipe": asdict(recipe),
         "loss_curve": [float(np.mean(losses[i : i + 10])) for i in range(0, len(losses), 10)],
         "train_seconds": round(seconds, 1), "evaluation_dice": scores.dice, "evaluation_miou": scores.miou,
-        "torch_version": str(torch.__version__),
+        "evaluation_scores": scores.as_dict(list(suite.classes)), "torch_version": str(torch.__version__),
     }
     return model.eval(), meta
 
@@ -140,6 +182,32 @@ def ensure_checkpoint(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RE
     if path.exists() and not force:
         return path
     model, meta = train_model(model_name, suite, recipe, progress)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def imported_checkpoint(model_name: str, suite: Suite, weights: Path, progress: bool = True) -> Path:
+    """A checkpoint from a user's own weights (--weights): loaded strictly with `weights_only=True`,
+    scored on the evaluation split so the reference's quality is on record, cached by content."""
+    from bench.models.external import check_output_shape, load_weights, read_state_dict
+
+    key = stable_hash({"model": model_name, "model_source": file_digest(get_model_entry(model_name).source_file),
+                       "weights": file_digest(weights), "suite": suite.config()})
+    path = cache_root() / "checkpoints" / f"{_file_label(model_name)}--{suite.name}--weights-{key}.pt"
+    if path.exists():
+        return path
+    model = create_model(model_name, suite.in_channels, suite.num_classes)
+    load_weights(model, read_state_dict(weights), weights)
+    check_output_shape(model, model_name, suite.in_channels, suite.input_size, suite.num_classes)
+    evaluation = suite.load("evaluation")
+    scores = score_predictions(predict(model, suite.normalize(evaluation.images)), evaluation.masks,
+                               suite.num_classes, suite.foreground_classes, suite.ignore_label, boundary=True)
+    meta = {"model": model_name, "suite": suite.name, "recipe": None, "weights_file": str(weights),
+            "loss_curve": [], "train_seconds": 0.0, "evaluation_dice": scores.dice, "evaluation_miou": scores.miou,
+            "evaluation_scores": scores.as_dict(list(suite.classes)),
+            "torch_version": str(torch.__version__)}
     buffer = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "meta": meta}, buffer)
     atomic_write_bytes(path, buffer.getvalue())

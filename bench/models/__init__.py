@@ -2,7 +2,8 @@
 
 Every factory takes `(in_channels, num_classes)` and returns an `nn.Module` that maps
 (N, in_channels, H, W) float images to (N, num_classes, H, W) logits. Each model class names its
-default Grad-CAM feature layer in `gradcam_layer`.
+default Grad-CAM feature layer in `gradcam_layer`. A name with a colon (`package.module:factory`) is a
+user's own model, resolved by `bench.models.external` instead of the registry.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_BUILTIN_MODULES = ("bench.models.unet",)
+_BUILTIN_MODULES = ("bench.models.unet", "bench.models.deeplabv3plus_resnet18", "bench.models.hrnet_w18_small",
+                    "bench.models.vgg16_unet")
 
 
 def register_model(name: str) -> Callable:
@@ -48,6 +50,12 @@ def list_models() -> list[str]:
 
 
 def get_model_entry(name: str) -> ModelEntry:
+    """A registered model, or an external `package.module:factory` (see bench.models.external)."""
+    from bench.models import external
+
+    if external.is_external(name):
+        external.load_factory(name)
+        return ModelEntry(name, lambda c, n: external.build_external(name, c, n), external.source_file(name))
     _load_builtins()
     if name not in _REGISTRY:
         raise unknown_name("model", name, list(_REGISTRY))

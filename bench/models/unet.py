@@ -6,7 +6,8 @@ blocks of two 3x3 conv + ReLU (16-32-64-128) with 2x2 max-pool, a 256-wide bottl
 transposed-conv upsampling with skip concatenation, and a 1x1 head to class logits.
 
 Grad-CAM feature layer: `decoder.3` — the last decoder block, whose final ReLU gathers the
-full-resolution features the head reads.
+full-resolution features the head reads. `gradcam_layers` adds the deepest encoder block
+`encoder.3` and the `bottleneck`, to show how attention forms through depth.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class DoubleConv(nn.Sequential):
 
 class UNet(nn.Module):
     gradcam_layer = "decoder.3"
+    gradcam_layers = {"encoder": "encoder.3", "bottleneck": "bottleneck", "decoder": "decoder.3"}
 
     def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128)) -> None:
         super().__init__()

@@ -44,3 +44,24 @@ def test_list_suites_and_models(capsys):
     assert main(["list", "models"]) == 0
     out = capsys.readouterr().out
     assert "synthetic-nuclei" in out and "unet" in out
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--gradcam-layer", "nosuch"], "--gradcam-layer 'nosuch' is not a layer of model 'unet' (aliases: encoder, bottleneck, decoder"),
+    (["--threshold", "1.5"], "--threshold 1.5 is not valid; expected a probability between 0 and 1"),
+    (["--models", "unet,deeplabv3plus-resnet18", "--weights", "w.pt"], "--weights needs exactly one model in --models (got 2)"),
+])
+def test_bad_run_arguments_are_one_line_exit_2(args, expected, capsys):
+    assert main(["run", "--backends", "torch-eager", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err
+
+
+def test_gradcam_layer_aliases_resolve_to_module_paths():
+    from bench.gradcam import layer_path, resolve_layer
+    from bench.models import create_model
+
+    model = create_model("deeplabv3plus-resnet18", 3, 4)
+    assert layer_path(model, "encoder") == "backbone.layer4"
+    assert layer_path(model, "aspp.project") == "aspp.project"  # a module path passes through
+    assert resolve_layer(model, layer_path(model, "encoder")) is model.backbone.layer4
