@@ -48,6 +48,8 @@ weights are not included.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import copy
 import json
 import tempfile
@@ -624,8 +626,9 @@ class _TensorRtBackend(Backend):
             raise UsageError(f"{self.name}: need 1 <= opt_batch <= max_batch, got {opt_batch} and {max_batch}")
         return max_batch, opt_batch
 
+    @abstractmethod
     def _onnx(self, ctx: PrepareContext, folder: Path) -> tuple[Path, dict[str, Any]]:
-        raise NotImplementedError
+        """The ONNX graph the engine is built from (QDQ int8 or fp16) and its metadata."""
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
         max_batch, opt_batch = self._batches(ctx.options)

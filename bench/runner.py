@@ -251,14 +251,13 @@ def with_gradcam(result: CellResult, explained: GradcamCellResult) -> CellResult
     return replace(result, row=row, gradcam=explained)
 
 
-def write_montage(run_dir: Path, result: CellResult) -> Path | None:
+def write_montage(run_dir: Path, result: CellResult, suite: Suite) -> Path | None:
     """figures/gradcam_<suite>_<model>_<backend>-<precision>.png for a cell that was explained."""
     from bench.figures import figure_name, gradcam_montage, save_figure
 
     explained, row = result.gradcam, result.row
     if explained is None or explained.backend_maps is None or result.predictions_head is None:
         return None
-    suite = get_suite(row.suite)
     labels = result.predictions_head[: len(explained.images)]
     title = (f"{row.suite} / {row.model} / {row.backend} {row.precision}: Grad-CAM at {explained.layer} "
              f"({row.gradcam_method}); Pearson {row.gradcam_pearson:.3f}, top-10% IoU {row.gradcam_top10_iou:.3f}")
@@ -320,9 +319,9 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = lambda m: prin
         save_run_config(config, run_dir)
         update_latest(config.results_root, run_dir)
     finished = store.finished_cells()
-    checkpoints, onnx_files = {}, {}
+    checkpoints, onnx_files, suites = {}, {}, {}
     for suite_name in config.suites:
-        suite = get_suite(suite_name, data_dir=config.data_dir)
+        suite = suites[suite_name] = get_suite(suite_name, data_dir=config.data_dir)
         if config.onnx is not None:
             from bench.onnx_import import import_onnx
 
@@ -343,7 +342,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = lambda m: prin
         store.append(result.row, result.samples_ns, result.per_image_dice,
                      result.gradcam.records if result.gradcam is not None else None)
         try:
-            write_montage(run_dir, result)
+            write_montage(run_dir, result, suites[spec.suite])
         except Exception as exc:  # a figure must never cost the finished numbers
             log(f"{label}: Grad-CAM montage not drawn: {type(exc).__name__}: {exc}")
         log(f"{label}: {_outcome(result.row)}")
