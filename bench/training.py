@@ -40,6 +40,7 @@ class Recipe:
     rotate: bool = True
     vflip: bool = True
     crop: tuple[int, int] | None = None  # random (H, W) training crops: cheaper steps on large images
+    scale: tuple[float, float] | None = None  # random rescale range before the crop: fights overfitting
     threads: int = 2  # fixed, so the float arithmetic (and the checkpoint) repeats on any machine
 
 
@@ -48,7 +49,7 @@ DEFAULT_RECIPE = Recipe()
 
 def checkpoint_key(model_name: str, suite: Suite, recipe: Recipe) -> str:
     source = file_digest(get_model_entry(model_name).source_file)
-    trainer = stable_hash(inspect.getsource(train_model))
+    trainer = stable_hash([inspect.getsource(f) for f in _TRAINING_CODE])
     return stable_hash({"model": model_name, "model_source": source, "suite": suite.config(),
                         "recipe": asdict(recipe), "trainer": trainer})
 
@@ -61,7 +62,19 @@ def checkpoint_path(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECI
     return cache_root() / "checkpoints" / f"{_file_label(model_name)}--{suite.name}--{checkpoint_key(model_name, suite, recipe)}.pt"
 
 
+def _rescale(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """Image bilinear, mask nearest (labels must stay labels), by one random factor."""
+    factor = rng.uniform(low, high)
+    size = (round(x.shape[-2] * factor), round(x.shape[-1] * factor))
+    image = F.interpolate(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None], size=size, mode="bilinear",
+                          align_corners=False)[0].numpy()
+    mask = F.interpolate(torch.from_numpy(np.ascontiguousarray(y)).float()[None, None], size=size, mode="nearest")
+    return image, mask[0, 0].numpy().astype(y.dtype)
+
+
 def _augment(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    if recipe.scale is not None:
+        x, y = _rescale(rng, x, y, *recipe.scale)
     if recipe.crop is not None:
         ch, cw = min(recipe.crop[0], x.shape[-2]), min(recipe.crop[1], x.shape[-1])
         top, left = int(rng.integers(x.shape[-2] - ch + 1)), int(rng.integers(x.shape[-1] - cw + 1))
@@ -150,7 +163,7 @@ def train_model(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, 
         schedule.step()
         losses.append(float(loss.detach()))
         bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)  # a refresh per step floods logs
     bar.close()
     seconds = time.perf_counter() - start
     evaluation = suite.load("evaluation")
@@ -174,6 +187,10 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     interactive = sys.stderr.isatty()  # in logs, a line every 10 s instead of a redraw per step
     return tqdm(total=total, desc=desc, disable=not enabled, leave=interactive, dynamic_ncols=True,
                 mininterval=0.1 if interactive else 10.0)
+
+
+# the code whose change changes the trained weights, so it is part of the checkpoint's cache key
+_TRAINING_CODE = (train_model, _augment, _rescale, _probabilities, _soft_dice_loss, _data_loss)
 
 
 def ensure_checkpoint(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, progress: bool = True, force: bool = False) -> Path:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from torch import nn
 
 from bench.runner import RunConfig, run_benchmark
 from bench.timing import TimingConfig
@@ -21,6 +22,18 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp.setenv("SEGBENCH_CACHE", str(path))
     yield path
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def trained_unet_model(session_cache: Path) -> nn.Module:
+    """The default benchmark's reference unet (synthetic-nuclei, default recipe), from the session cache:
+    the Grad-CAM tests need a model that segments, and training it once serves them and the default run."""
+    from bench.suite import get_suite
+    from bench.training import DEFAULT_RECIPE, ensure_checkpoint, load_checkpoint
+
+    suite = get_suite("synthetic-nuclei")
+    model, _ = load_checkpoint("unet", suite, ensure_checkpoint("unet", suite, DEFAULT_RECIPE, progress=False))
+    return model
 
 
 @pytest.fixture(scope="session")

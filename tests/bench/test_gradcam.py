@@ -245,13 +245,11 @@ def test_torch_eager_backend_gradcam(tmp_path: Path, precision: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained_unet() -> tuple[nn.Module, np.ndarray]:
+def trained_unet(trained_unet_model) -> tuple[nn.Module, np.ndarray]:
     from bench.suite import get_suite
-    from bench.training import Recipe, train_model
 
     suite = get_suite("synthetic-nuclei")
-    model, _ = train_model("unet", suite, Recipe(steps=60), progress=False)
-    return model, suite.normalize(suite.load("evaluation").images[:4])
+    return trained_unet_model, suite.normalize(suite.load("evaluation").images[:4])
 
 
 @pytest.mark.slow

@@ -144,12 +144,11 @@ def test_backend_gradcam_maps_notes_and_rebuild_check(unet) -> None:
 
 
 @pytest.mark.slow
-def test_int8_maps_of_a_trained_unet_agree_with_the_float_reference(tmp_path) -> None:
+def test_int8_maps_of_a_trained_unet_agree_with_the_float_reference(tmp_path, trained_unet_model) -> None:
     from bench.suite import get_suite
-    from bench.training import Recipe, train_model
 
     suite = get_suite("synthetic-nuclei")
-    model, _ = train_model("unet", suite, Recipe(steps=60), progress=False)
+    model = trained_unet_model
     calibration = suite.normalize(suite.load("calibration").images[:8])
     images = suite.normalize(suite.load("evaluation").images[:4])
     artifact = _prepare(model.eval(), calibration, tmp_path, size=images.shape[-1])

@@ -160,12 +160,11 @@ def test_split_rejects_a_tensor_that_is_not_in_the_graph(unet) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained_unet(tmp_path_factory):
+def trained_unet(tmp_path_factory, trained_unet_model):
     from bench.suite import get_suite
-    from bench.training import Recipe, train_model
 
     suite = get_suite("synthetic-nuclei")
-    model, _ = train_model("unet", suite, Recipe(steps=60), progress=False)
+    model = trained_unet_model
     calibration = suite.normalize(suite.load("calibration").images[:8])
     images = suite.normalize(suite.load("evaluation").images[:4])
     size = images.shape[-1]

@@ -78,7 +78,7 @@ def test_torch_export_with_a_dynamic_batch(name, strict):
 # ---------------------------------------------------------------- backends
 
 
-def _prepare_and_run(backend_name: str, model_name: str, calibration: np.ndarray, out_dir):
+def _prepare_and_run(backend_name: str, model_name: str, calibration: np.ndarray, out_dir, batch: int = 2):
     backend = get_backend(backend_name)
     assert backend.unavailable_reason("cpu") is None
     model = _model(model_name)
@@ -87,7 +87,7 @@ def _prepare_and_run(backend_name: str, model_name: str, calibration: np.ndarray
                          options=backend.resolve_options({}))
     artifact = Artifact(out_dir, {**backend.prepare(ctx, out_dir), "options": ctx.options})
     session = backend.load(artifact, "cpu", 1)
-    x = calibration[:2]
+    x = calibration[:batch]
     out = session.to_numpy(session.run(session.to_input(x)))
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
@@ -128,8 +128,10 @@ def test_onnx_export_has_a_dynamic_batch_and_ort_reproduces_the_model(name, cali
 @pytest.mark.parametrize("backend_name", ["ort-qdq-int8", "torch-fx-int8", "torchao-pt2e-int8"])
 @pytest.mark.parametrize("name", ZOO)
 def test_int8_backends_quantize_and_run(name, backend_name, calibration, tmp_path):
-    backend, artifact, out, ref = _prepare_and_run(backend_name, name, calibration, tmp_path)
-    assert out.shape == ref.shape == (2, CLASSES, *SHAPE[1:])
+    # batch 1, the shape PT2E compiles at load: another batch would cost one more Inductor compile
+    # (~1-2 min for HRNet); batches other than the compiled one are tested on the unet in tests/backends
+    backend, artifact, out, ref = _prepare_and_run(backend_name, name, calibration, tmp_path, batch=1)
+    assert out.shape == ref.shape == (1, CLASSES, *SHAPE[1:])
     assert np.isfinite(out).all()
     coverage = backend.coverage(artifact)
     assert coverage is not None and coverage.int8_count > 0, coverage
