@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from bench.training import DEFAULT_RECIPE, Recipe
 
+# street scenes: horizontal flips only, random rescale by 0.75-1.5 then random 128x160 crops of the
+# 192x256 images, from scratch (no ImageNet weights can be downloaded). Without the rescale the 90 CamVid
+# training images are overfitted (DeepLab: 0.425 mIoU at step 750, 0.398 at step 1000); with it DeepLab
+# reached 0.435 and HRNet 0.491 at step 1000 (measured; the README has the table).
+STREET_SCENES = Recipe(steps=1000, batch_size=8, lr=2e-3, rotate=False, vflip=False, crop=(128, 160), scale=(0.75, 1.5))
+
 RECIPES: dict[tuple[str, str], Recipe] = {
     # nuclei: microscopy has no up or down, so rotations and both flips; random 128x128 crops of the
     # 256x256 images (4x cheaper steps, so 2x the steps in half the time). Target Dice >= 0.80; measured
     # 0.889 (nucleus IoU 0.80) in 363 s on 2 cores. 600 full-size steps at 3e-3 reached only 0.68 in 14 min.
     ("unet", "dsb2018"): Recipe(steps=1200, batch_size=8, lr=1e-3, crop=(128, 128)),
-    # street scenes: horizontal flips only, random rescale by 0.75-1.5 then random 128x160 crops of the
-    # 192x256 images, from scratch (no ImageNet weights can be downloaded). Target mIoU >= 0.40 at 192x256.
-    # Without the rescale the 90 training images are overfitted: 0.425 at step 750, 0.398 at step 1000;
-    # with it 0.430 at step 875 and 0.435 at 1000 (measured; the README has the table).
-    ("deeplabv3plus-resnet18", "camvid"): Recipe(steps=1000, batch_size=8, lr=2e-3, rotate=False, vflip=False,
-                                                 crop=(128, 160), scale=(0.75, 1.5)),
+    ("deeplabv3plus-resnet18", "camvid"): STREET_SCENES,  # target mIoU >= 0.40 at 192x256
+    ("hrnet-w18-small", "camvid"): STREET_SCENES,
 }
 
 
