@@ -48,12 +48,11 @@ weights are not included.
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 import copy
 import json
 import tempfile
 import time
+from abc import abstractmethod
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
