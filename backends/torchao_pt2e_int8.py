@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -40,6 +41,16 @@ META_OPS = ("getitem", "sym_size", "sym_numel", "_assert_tensor_metadata", "_ass
             "sym_constrain_range_for_size")
 # Inductor pattern-matcher counters that mean "an int8 kernel with prepacked weights was made".
 INT8_FUSION_COUNTERS = ("qconv_weight_prepack_matcher_count", "qlinear_weight_prepack_matcher_count")
+
+
+def _is_cuda_extension_noise(record: logging.LogRecord) -> bool:
+    """torchao warns at import that its compiled CUDA-only kernels (`_C_mxfp8`, `_C_cutlass_90a`) do not
+    load with a CPU torch; this backend never uses them, and the lines read like a failure in every log."""
+    message = record.getMessage()
+    return message.startswith("Failed to load") and "/torchao/_C_" in message
+
+
+logging.getLogger("torchao").addFilter(lambda record: not _is_cuda_extension_noise(record))
 
 
 def _register_x86_lowering() -> None:

@@ -126,3 +126,14 @@ def test_inductor_fused_every_int8_conv_and_coverage_says_so(prepared):
     assert meta["saved_bytes_by_dtype"]["int8"] > meta["saved_bytes_by_dtype"]["float32"]
     notes = TorchaoPt2eInt8Backend().notes(prepared)
     assert f"compile {meta['compile_s']} s" in notes and "19 int8 kernels" in notes
+
+
+def test_only_torchaos_cuda_extension_warnings_are_silenced(caplog) -> None:
+    import logging
+
+    logger = logging.getLogger("torchao")
+    with caplog.at_level(logging.WARNING, logger="torchao"):
+        logger.warning("Failed to load /venv/lib/python3.11/site-packages/torchao/_C_mxfp8.so: Could not load")
+        logger.warning("Failed to load /elsewhere/model.so")
+        logger.warning("some other torchao warning")
+    assert [r.getMessage() for r in caplog.records] == ["Failed to load /elsewhere/model.so", "some other torchao warning"]
