@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.backend import Artifact, Backend, PrepareContext, Session
-from bench.gradcam_types import GradcamMaps, GradcamRequest
-from bench.onnx_export import fp32_onnx, layer_tensors, onnx_source
-from bench.ort_session import OrtSession, ort_unavailable_reason
+from bench.gradcam.records import GradcamMaps, GradcamRequest
+from bench.onnx.export import fp32_onnx, layer_tensors, onnx_source
+from bench.onnx.session import OrtSession, ort_unavailable_reason
 
 MODEL_FILE = "model.onnx"
 
@@ -27,12 +27,17 @@ class OrtFp32Backend(Backend):
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
         fp32_onnx(ctx, out_dir / MODEL_FILE)
-        return {"weights": "embedded", "onnx_source": onnx_source(ctx), "notes": f"graph from {onnx_source(ctx)}",
-                "layer_tensors": layer_tensors(out_dir / MODEL_FILE)}
+        source = onnx_source(ctx)
+        return {
+            "weights": "embedded",
+            "onnx_source": source,
+            "notes": f"graph from {source}",
+            "layer_tensors": layer_tensors(out_dir / MODEL_FILE),
+        }
 
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
         """Finite differences of ONNX Runtime's own fp32 head, cut at each layer's output tensor."""
-        from bench.gradcam_onnx import onnx_gradcam
+        from bench.gradcam.onnx_cut import onnx_gradcam
 
         return onnx_gradcam(artifact.directory / MODEL_FILE, request, artifact.meta.get("layer_tensors"))
 

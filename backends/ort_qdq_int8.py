@@ -10,52 +10,63 @@ weights, calibrated on the suite's calibration split. Preset `cpu` (default) use
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
-from bench.gradcam_types import GradcamMaps, GradcamRequest
-from bench.onnx_export import fp32_onnx, layer_tensors, onnx_source
-from bench.onnx_quant import CALIBRATION_METHODS, PRESETS, quantize_qdq
-from bench.ort_session import OrtSession, coverage_from_meta, coverage_meta, optimized_coverage, ort_unavailable_reason
+from bench.backend import Artifact, Backend, BackendOptions, PrepareContext, Session
+from bench.gradcam.records import GradcamMaps, GradcamRequest
+from bench.onnx.coverage import optimized_coverage
+from bench.onnx.export import fp32_onnx, layer_tensors, onnx_source
+from bench.onnx.quantize import CalibrationMethod, Preset, quantize_qdq
+from bench.onnx.session import OrtSession, ort_unavailable_reason
 
 MODEL_FILE = "model.int8.onnx"
+
+
+@dataclass(frozen=True)
+class OrtQdqOptions(BackendOptions):
+    calibration: CalibrationMethod = "minmax"
+    preset: Preset = "cpu"
 
 
 class OrtQdqInt8Backend(Backend):
     name = "ort-qdq-int8"
     precisions = ("int8",)
     devices = ("cpu", "cuda")
-    options = {"calibration": "minmax", "preset": "cpu"}
-    option_choices = {"calibration": CALIBRATION_METHODS, "preset": PRESETS}
+    Options = OrtQdqOptions
 
     def unavailable_reason(self, device: str) -> str | None:
         return super().unavailable_reason(device) or ort_unavailable_reason(device)
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        options = self.resolve_options(ctx.options)
+        options = OrtQdqOptions.of(ctx.options)
         with tempfile.TemporaryDirectory(prefix="segbench-onnx-") as tmp:
             fp32 = fp32_onnx(ctx, Path(tmp) / "model.onnx")
-            done = quantize_qdq(fp32, out_dir / MODEL_FILE, ctx.calibration, preset=options["preset"],
-                                calibration_method=options["calibration"])
+            done = quantize_qdq(
+                fp32,
+                out_dir / MODEL_FILE,
+                ctx.calibration,
+                preset=options.preset,
+                calibration_method=options.calibration,
+            )
             tensors = layer_tensors(fp32)  # from the float export: quantization drops or rewrites nodes
-        return {**done, "onnx_source": onnx_source(ctx), "layer_tensors": tensors,
-                "coverage": coverage_meta(optimized_coverage(out_dir / MODEL_FILE))}
+        source = onnx_source(ctx)
+        return {
+            **done,
+            "onnx_source": source,
+            "layer_tensors": tensors,
+            "coverage": optimized_coverage(out_dir / MODEL_FILE),
+            "notes": f"{options.preset} preset, {options.calibration} calibration, per-channel weights, "
+            f"graph from {source}",
+        }
 
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
         """Finite differences of ONNX Runtime's own int8 head, cut at the 8-bit codes of each layer's output
         (shifted by `request.steps` quantization steps), so the maps come from the deployed arithmetic."""
-        from bench.gradcam_onnx import onnx_gradcam
+        from bench.gradcam.onnx_cut import onnx_gradcam
 
         return onnx_gradcam(artifact.directory / MODEL_FILE, request, artifact.meta.get("layer_tensors"))
-
-    def coverage(self, artifact: Artifact) -> OpCoverage | None:
-        return coverage_from_meta(artifact.meta)
-
-    def notes(self, artifact: Artifact) -> str:
-        meta = artifact.meta
-        return (f"{meta.get('preset')} preset, {meta.get('calibration')} calibration, per-channel weights, "
-                f"graph from {meta.get('onnx_source', 'torch.onnx.export (dynamo)')}")
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         return OrtSession(artifact.directory / MODEL_FILE, device, threads)

@@ -9,15 +9,16 @@ allocator's peak counter.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from bench.backend import Artifact, Backend, PrepareContext, Session
-from bench.cuda_timing import CudaEventTimer
-from bench.gradcam_types import GradcamMaps, GradcamRequest
+from bench.backend import Artifact, Backend, BackendOptions, PrepareContext, Session
+from bench.gradcam.records import GradcamMaps, GradcamRequest
+from bench.measure.device_timing import CudaEventTimer
 from bench.models import create_model
 
 WEIGHTS_FILE = "weights.pt"
@@ -70,12 +71,16 @@ class TorchEagerSession(Session):
         return torch.cuda.max_memory_allocated(self.device) / 2**20, "torch.cuda.max_memory_allocated"
 
 
+@dataclass(frozen=True)
+class TorchEagerOptions(BackendOptions):
+    channels_last: bool = False  # NHWC activations, which oneDNN and cuDNN often prefer
+
+
 class TorchEagerBackend(Backend):
     name = "torch-eager"
     precisions = ("fp32", "fp16", "bf16")
     devices = ("cpu", "cuda")
-    options = {"channels_last": "false"}
-    option_choices = {"channels_last": ("true", "false")}
+    Options = TorchEagerOptions
 
     def unavailable_reason(self, device: str) -> str | None:
         if reason := super().unavailable_reason(device):
@@ -85,16 +90,24 @@ class TorchEagerBackend(Backend):
         return None
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        state = {k: v.to(DTYPES[ctx.precision]) if v.is_floating_point() else v for k, v in ctx.model.state_dict().items()}
+        state = {
+            k: v.to(DTYPES[ctx.precision]) if v.is_floating_point() else v for k, v in ctx.model.state_dict().items()
+        }
         torch.save(state, out_dir / WEIGHTS_FILE)
-        return {"model_name": ctx.model_name, "in_channels": ctx.input_shape[0], "num_classes": ctx.num_classes,
-                "precision": ctx.precision}
+        channels_last = TorchEagerOptions.of(ctx.options).channels_last
+        return {
+            "model_name": ctx.model_name,
+            "in_channels": ctx.input_shape[0],
+            "num_classes": ctx.num_classes,
+            "precision": ctx.precision,
+            "notes": "channels_last" if channels_last else "",
+        }
 
     def _model(self, artifact: Artifact, device: str) -> tuple[torch.nn.Module, torch.dtype, bool]:
         """The artifact's model in its own precision and memory format: (model, dtype, channels_last)."""
         meta = artifact.meta
         dtype = DTYPES[meta.get("precision", "fp32")]
-        channels_last = artifact.options.get("channels_last") == "true"
+        channels_last = TorchEagerOptions.of(self.artifact_options(artifact)).channels_last
         model = create_model(meta["model_name"], meta["in_channels"], meta["num_classes"])
         model.load_state_dict(torch.load(artifact.directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         model = model.eval().to(device=device, dtype=dtype)
@@ -110,17 +123,25 @@ class TorchEagerBackend(Backend):
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
         """Autograd in the artifact's own precision (the saved fp16/bf16 weights, not the fp32 model).
         A precision whose backward kernels are missing on the device raises `GradcamUnsupported`."""
-        from bench.gradcam import gradcam_autograd
+        from bench.gradcam.method import gradcam_autograd
 
         torch.set_num_threads(request.threads)
         start = time.perf_counter()
         model, dtype, channels_last = self._model(artifact, request.device)
-        maps = gradcam_autograd(model, request.images, request.layers, request.classes, dtype=dtype,
-                                device=request.device, channels_last=channels_last)
+        maps = gradcam_autograd(
+            model,
+            request.images,
+            request.layers,
+            request.classes,
+            dtype=dtype,
+            device=request.device,
+            channels_last=channels_last,
+        )
         seconds = (time.perf_counter() - start) / max(len(request.images), 1)
         precision = artifact.meta.get("precision", "fp32")
-        return GradcamMaps(maps=maps, method="autograd", seconds_per_image=seconds,
-                           notes=f"autograd in {precision}" + (", channels_last" if channels_last else ""))
-
-    def notes(self, artifact: Artifact) -> str:
-        return "channels_last" if artifact.options.get("channels_last") == "true" else ""
+        return GradcamMaps(
+            maps=maps,
+            method="autograd",
+            seconds_per_image=seconds,
+            notes=f"autograd in {precision}" + (", channels_last" if channels_last else ""),
+        )

@@ -15,34 +15,49 @@ from __future__ import annotations
 
 import copy
 import time
+import typing
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
-from bench.gradcam_types import FeatureSplit, GradcamMaps, GradcamRequest
+from bench.backend import Artifact, Backend, BackendOptions, OpCoverage, PrepareContext, Session
+from bench.gradcam.records import FeatureSplit, GradcamMaps, GradcamRequest
 
 MODEL_FILE = "model.int8.torchscript.pt"
-ENGINES = ("x86", "onednn", "qnnpack")
+Engine = Literal["x86", "onednn", "qnnpack"]
+ENGINES: tuple[str, ...] = typing.get_args(Engine)
 PER_CHANNEL_ENGINES = ("x86", "onednn")
-TRANSPOSED_CONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, torch.nn.functional.conv_transpose1d,
-                    torch.nn.functional.conv_transpose2d, torch.nn.functional.conv_transpose3d)
-QUANTIZED_TRANSPOSED_CONVS = (torch.ao.nn.quantized.ConvTranspose1d, torch.ao.nn.quantized.ConvTranspose2d,
-                              torch.ao.nn.quantized.ConvTranspose3d)
+TRANSPOSED_CONVS = (
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    torch.nn.functional.conv_transpose1d,
+    torch.nn.functional.conv_transpose2d,
+    torch.nn.functional.conv_transpose3d,
+)
+QUANTIZED_TRANSPOSED_CONVS = (
+    torch.ao.nn.quantized.ConvTranspose1d,
+    torch.ao.nn.quantized.ConvTranspose2d,
+    torch.ao.nn.quantized.ConvTranspose3d,
+)
 # int8 vs float on the same input and weights: ~0.01-0.03 when the kernel is right, ~1.4 when it is not.
 MAX_TRANSPOSED_CONV_ERROR = 0.25
 # Entering and leaving the int8 domain: not compute, so counted neither way (as the ORT backends do).
 BOUNDARY_OPS = ("quantize_per_tensor", "quantize_per_channel", "quantize_per_tensor_dynamic", "dequantize")
 # Warnings torch emits for this deprecated path on every prepare/convert/script/save/load.
-QUIET_USER_WARNINGS = (r"Please use quant_min and quant_max", r"torch\.quantize_per_tensor, torch\.quantize_per_channel",
-                       r"The TorchScript type system")
+QUIET_USER_WARNINGS = (
+    r"Please use quant_min and quant_max",
+    r"torch\.quantize_per_tensor, torch\.quantize_per_channel",
+    r"The TorchScript type system",
+)
 
 
 @contextmanager
@@ -65,8 +80,10 @@ def _one_line(exc: BaseException) -> str:
 def _set_engine(engine: str) -> None:
     supported = torch.backends.quantized.supported_engines
     if engine not in supported:
-        raise RuntimeError(f"quantized engine '{engine}' is not supported by this torch build / CPU "
-                           f"(supported: {', '.join(e for e in supported if e != 'none')})")
+        raise RuntimeError(
+            f"quantized engine '{engine}' is not supported by this torch build / CPU "
+            f"(supported: {', '.join(e for e in supported if e != 'none')})"
+        )
     torch.backends.quantized.engine = engine
 
 
@@ -102,15 +119,26 @@ def inaccurate_transposed_convs(converted: torch.fx.GraphModule, example: torch.
     def recorder(name: str) -> Callable[..., None]:
         def record(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
             weight = module.weight().dequantize()
-            expected = functions[weight.dim() - 2](inputs[0].dequantize(), weight, module.bias(), module.stride,
-                                                   module.padding, module.output_padding, module.groups,
-                                                   module.dilation)
+            expected = functions[weight.dim() - 2](
+                inputs[0].dequantize(),
+                weight,
+                module.bias(),
+                module.stride,
+                module.padding,
+                module.output_padding,
+                module.groups,
+                module.dilation,
+            )
             error = float((output.dequantize() - expected).norm() / expected.norm().clamp_min(1e-12))
             errors[name] = max(errors.get(name, 0.0), error)
+
         return record
 
-    handles = [module.register_forward_hook(recorder(name)) for name, module in converted.named_modules()
-               if isinstance(module, QUANTIZED_TRANSPOSED_CONVS)]
+    handles = [
+        module.register_forward_hook(recorder(name))
+        for name, module in converted.named_modules()
+        if isinstance(module, QUANTIZED_TRANSPOSED_CONVS)
+    ]
     try:
         with torch.no_grad(), _quiet():
             converted(example)
@@ -140,7 +168,7 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
     return [leaf for leaf in torch.utils._pytree.tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
 
 
-def graph_coverage(graph_module: torch.fx.GraphModule, example: torch.Tensor) -> dict[str, dict[str, int]]:
+def fx_coverage(graph_module: torch.fx.GraphModule, example: torch.Tensor) -> OpCoverage:
     """Run the converted graph once and classify every compute node by the tensors it really sees:
     int8 when it consumes or produces a quantized tensor, float otherwise. Q/DQ boundaries and nodes
     that return no tensor (shape arithmetic) are not counted."""
@@ -166,7 +194,7 @@ def graph_coverage(graph_module: torch.fx.GraphModule, example: torch.Tensor) ->
 
     with torch.no_grad():
         Recorder(graph_module).run(example)
-    return {"int8": dict(int8), "float": dict(floating), "boundaries": dict(boundaries)}
+    return OpCoverage(int8=dict(int8), float=dict(floating), boundaries=dict(boundaries))
 
 
 def _weight_schemes(graph_module: torch.fx.GraphModule) -> dict[str, str]:
@@ -198,8 +226,9 @@ def _to_torchscript(converted: torch.fx.GraphModule, example: torch.Tensor, path
         try:
             scripted, how = torch.jit.trace(converted, example), "torch.jit.trace"
         except Exception as exc:
-            raise RuntimeError(f"TorchScript export of the int8 model failed: script: {_one_line(script_exc)}; "
-                               f"trace: {_one_line(exc)}") from exc
+            raise RuntimeError(
+                f"TorchScript export of the int8 model failed: script: {_one_line(script_exc)}; trace: {_one_line(exc)}"
+            ) from exc
     torch.jit.save(scripted, str(path))
     with torch.no_grad():
         expected = converted(example)
@@ -209,8 +238,13 @@ def _to_torchscript(converted: torch.fx.GraphModule, example: torch.Tensor, path
     return how
 
 
-def observe_fx_model(model: nn.Module, calibration: np.ndarray, engine: str, model_name: str = "model",
-                     float_modules: tuple[str, ...] = ()) -> torch.fx.GraphModule:
+def observe_fx_model(
+    model: nn.Module,
+    calibration: np.ndarray,
+    engine: str,
+    model_name: str = "model",
+    float_modules: tuple[str, ...] = (),
+) -> torch.fx.GraphModule:
     """Trace with observers (`prepare_fx`) and run every calibration image through, one at a time."""
     from torch.ao.quantization.quantize_fx import prepare_fx
 
@@ -240,8 +274,13 @@ def convert_fx_model(prepared: torch.fx.GraphModule, model_name: str = "model") 
             raise RuntimeError(f"FX int8 quantization failed for model '{model_name}': {_one_line(exc)}") from exc
 
 
-def quantize_fx_model(model: nn.Module, calibration: np.ndarray, engine: str, model_name: str = "model",
-                      float_modules: tuple[str, ...] = ()) -> torch.fx.GraphModule:
+def quantize_fx_model(
+    model: nn.Module,
+    calibration: np.ndarray,
+    engine: str,
+    model_name: str = "model",
+    float_modules: tuple[str, ...] = (),
+) -> torch.fx.GraphModule:
     """Trace, observe every calibration image one at a time, convert: the converted int8 GraphModule.
 
     Deterministic for the same model, images and engine, so Grad-CAM can rebuild the very graph that
@@ -266,15 +305,22 @@ class TorchFxInt8Session(Session):
         return outputs.float().numpy()
 
 
+@dataclass(frozen=True)
+class TorchFxOptions(BackendOptions):
+    engine: Engine = "x86"
+
+
 class TorchFxInt8Backend(Backend):
     name = "torch-fx-int8"
     precisions = ("int8",)
     devices = ("cpu",)
-    options = {"engine": "x86"}
-    option_choices = {"engine": ENGINES}
+    Options = TorchFxOptions
+
+    def _engine(self, artifact: Artifact) -> str:
+        return TorchFxOptions.of(self.artifact_options(artifact)).engine
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        engine = self.resolve_options(ctx.options)["engine"]
+        engine = TorchFxOptions.of(ctx.options).engine
         calibration = torch.from_numpy(np.ascontiguousarray(ctx.calibration, np.float32))
         example = calibration[:1]
         converted = quantize_fx_model(ctx.model, ctx.calibration, engine, ctx.model_name)
@@ -282,27 +328,28 @@ class TorchFxInt8Backend(Backend):
         if inaccurate:  # quantize again with those layers in float
             converted = quantize_fx_model(ctx.model, ctx.calibration, engine, ctx.model_name, tuple(sorted(inaccurate)))
         with _quiet():
-            coverage = graph_coverage(converted, example)
+            coverage = fx_coverage(converted, example)
             schemes = _weight_schemes(converted)
             serialization = _to_torchscript(converted, example, out_dir / MODEL_FILE)
-        return {"engine": engine, "file": MODEL_FILE, "serialization": serialization,
-                "saved": "converted FX GraphModule as TorchScript (packed int8 weights, no float model needed)",
-                "weight_qschemes": schemes, "activation_observer": "HistogramObserver",
-                "calibration_images": int(len(calibration)), "coverage": coverage,
-                "float_modules": {name: round(error, 3) for name, error in sorted(inaccurate.items())}}
-
-    def coverage(self, artifact: Artifact) -> OpCoverage | None:
-        """Recorded at prepare time by running the very graph that was scripted and saved."""
-        found = artifact.meta.get("coverage")
-        return OpCoverage(int8=dict(found["int8"]), float=dict(found["float"])) if found else None
-
-    def notes(self, artifact: Artifact) -> str:
-        engine = artifact.meta.get("engine", artifact.options.get("engine", self.options["engine"]))
-        note = f"FX quantization (deprecated upstream, PT2E replaces it), {engine} engine"
-        if kept := artifact.meta.get("float_modules"):
-            note += (f"; {len(kept)} transposed conv(s) kept in float, the int8 kernel was off by "
-                     f"{max(kept.values()):.2f} (relative) on the calibration images: {', '.join(kept)}")
-        return note
+        float_modules = {name: round(error, 3) for name, error in sorted(inaccurate.items())}
+        notes = f"FX quantization (deprecated upstream, PT2E replaces it), {engine} engine"
+        if float_modules:
+            notes += (
+                f"; {len(float_modules)} transposed conv(s) kept in float, the int8 kernel was off by "
+                f"{max(float_modules.values()):.2f} (relative) on the calibration images: {', '.join(float_modules)}"
+            )
+        return {
+            "engine": engine,
+            "file": MODEL_FILE,
+            "serialization": serialization,
+            "saved": "converted FX GraphModule as TorchScript (packed int8 weights, no float model needed)",
+            "weight_qschemes": schemes,
+            "activation_observer": "HistogramObserver",
+            "calibration_images": int(len(calibration)),
+            "coverage": coverage,
+            "float_modules": float_modules,
+            "notes": notes,
+        }
 
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
         """Finite differences on the int8 graph itself, cut at each layer's quantized output.
@@ -310,14 +357,15 @@ class TorchFxInt8Backend(Backend):
         The saved TorchScript cannot be cut, so the converted GraphModule is rebuilt from the float model
         and the calibration images with the same code and engine; it must reproduce the artifact's
         logits on the images exactly, or this raises rather than explain a different graph."""
-        from bench.gradcam_fx import fx_feature_split, output_mark, quiet_cat_warning
-        from bench.gradcam_split import split_gradcam
+        from bench.gradcam.fx_cut import fx_feature_split, output_mark, quiet_cat_warning
+        from bench.gradcam.split import split_gradcam
 
         torch.set_num_threads(request.threads)
-        engine = artifact.meta.get("engine", artifact.options.get("engine", self.options["engine"]))
+        engine = self._engine(artifact)
         start = time.perf_counter()
-        prepared = observe_fx_model(request.model, request.calibration, engine,
-                                    float_modules=tuple(artifact.meta.get("float_modules", {})))
+        prepared = observe_fx_model(
+            request.model, request.calibration, engine, float_modules=tuple(artifact.meta.get("float_modules", {}))
+        )
         marks = {layer: output_mark(prepared, layer) for layer in request.layers}  # before convert rewrites it
         converted = convert_fx_model(prepared)
         module = self.load(artifact, "cpu", request.threads).module
@@ -327,21 +375,28 @@ class TorchFxInt8Backend(Backend):
                 rebuilt, saved = converted(images[i : i + 1]), module(images[i : i + 1])
                 if not torch.equal(rebuilt, saved):
                     diff = float((rebuilt - saved).abs().max())
-                    raise RuntimeError(f"the rebuilt FX int8 graph does not reproduce the saved artifact on Grad-CAM "
-                                       f"image {i} (max |logit diff| {diff:.3g}); cannot cut the deployed graph")
+                    raise RuntimeError(
+                        f"the rebuilt FX int8 graph does not reproduce the saved artifact on Grad-CAM "
+                        f"image {i} (max |logit diff| {diff:.3g}); cannot cut the deployed graph"
+                    )
         rebuild_s = time.perf_counter() - start
 
         def splitter_for(layer: str) -> Callable[[np.ndarray], FeatureSplit]:
             return lambda image: fx_feature_split(converted, image, layer, request.steps, marks[layer])
 
-        found = split_gradcam(request.images, request.layers, request.classes, splitter_for,
-                              prefix=f"FX int8 graph rebuilt (matches the artifact exactly), {engine} engine")
+        found = split_gradcam(
+            request.images,
+            request.layers,
+            request.classes,
+            splitter_for,
+            prefix=f"FX int8 graph rebuilt (matches the artifact exactly), {engine} engine",
+        )
         per_image = found.seconds_per_image + rebuild_s / max(len(request.images), 1)
         return GradcamMaps(maps=found.maps, method=found.method, seconds_per_image=per_image, notes=found.notes)
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         torch.set_num_threads(threads)
-        _set_engine(artifact.meta.get("engine", artifact.options.get("engine", self.options["engine"])))
+        _set_engine(self._engine(artifact))
         with _quiet():  # packed weights are re-prepacked for the engine set above
             module = torch.jit.load(str(artifact.directory / MODEL_FILE), map_location="cpu")
         return TorchFxInt8Session(module.eval())

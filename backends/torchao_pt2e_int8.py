@@ -30,15 +30,30 @@ import torch
 from torch import nn
 
 from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
-from bench.gradcam_types import GradcamMaps, GradcamRequest
+from bench.gradcam.records import GradcamMaps, GradcamRequest
 
 MODEL_FILE = "model.int8.pt2"
 # Ops with a weight operand: int8 when both the activation and the weight arrive dequantized.
-WEIGHTED_OPS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
-                "bmm", "matmul")
+WEIGHTED_OPS = (
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "linear",
+    "bmm",
+    "matmul",
+)
 # Not compute: indexing and shape assertions.
-META_OPS = ("getitem", "sym_size", "sym_numel", "_assert_tensor_metadata", "_assert_scalar",
-            "sym_constrain_range_for_size")
+META_OPS = (
+    "getitem",
+    "sym_size",
+    "sym_numel",
+    "_assert_tensor_metadata",
+    "_assert_scalar",
+    "sym_constrain_range_for_size",
+)
 # Inductor pattern-matcher counters that mean "an int8 kernel with prepacked weights was made".
 INT8_FUSION_COUNTERS = ("qconv_weight_prepack_matcher_count", "qlinear_weight_prepack_matcher_count")
 
@@ -121,7 +136,7 @@ def _is_boundary(name: str) -> bool:
     return name.startswith(("quantize", "dequantize", "choose_qparams"))
 
 
-def graph_coverage(graph_module: torch.fx.GraphModule) -> dict[str, dict[str, int]]:
+def pt2e_coverage(graph_module: torch.fx.GraphModule) -> OpCoverage:
     """Classify each compute node of a converted PT2E graph by what Inductor can make of it.
 
     int8: conv/linear whose activation and weight both come from dequantize nodes (one int8 kernel,
@@ -157,12 +172,16 @@ def graph_coverage(graph_module: torch.fx.GraphModule) -> dict[str, dict[str, in
         elif fusable and all(a in dequantized or a in fusable for a in inputs):  # post-op of the kernel
             kernel = kernel_of[node] = kernel_of[fusable[0]]
             labels[kernel] += f"+{name}"
-        elif inputs and all(a in dequantized for a in inputs) and node.users and all(
-                names.get(u, "").startswith("quantize") for u in node.users):  # dequantize -> op -> quantize
+        elif (
+            inputs
+            and all(a in dequantized for a in inputs)
+            and node.users
+            and all(names.get(u, "").startswith("quantize") for u in node.users)
+        ):  # dequantize -> op -> quantize
             labels[node] = name
         else:
             floating[name] += 1
-    return {"int8": dict(Counter(labels.values())), "float": dict(floating), "boundaries": dict(boundaries)}
+    return OpCoverage(int8=dict(Counter(labels.values())), float=dict(floating), boundaries=dict(boundaries))
 
 
 def _weight_dtypes(program: torch.export.ExportedProgram) -> dict[str, int]:
@@ -193,15 +212,18 @@ def compile_program(module: nn.Module, example: torch.Tensor) -> tuple[Any, floa
     with torch.inference_mode():
         compiled(example)
     seconds = time.perf_counter() - start
-    fused = {key: int(count) for key, count in counters["inductor"].items()
-             if key.endswith("_matcher_count") and key != "pattern_matcher_count"}
+    fused = {
+        key: int(count)
+        for key, count in counters["inductor"].items()
+        if key.endswith("_matcher_count") and key != "pattern_matcher_count"
+    }
     return compiled, seconds, fused
 
 
-def reconcile(coverage: dict[str, dict[str, int]], fused: dict[str, int]) -> dict[str, dict[str, int]]:
+def reconcile(coverage: OpCoverage, fused: dict[str, int]) -> OpCoverage:
     """Int8 convs of the graph that Inductor did not fuse into an int8 kernel run as float convs on
     dequantized weights: move that many to float."""
-    int8, floating = dict(coverage["int8"]), dict(coverage["float"])
+    int8, floating = dict(coverage.int8), dict(coverage.float)
     kernels = [label for label in int8 if label.split("+")[0] in WEIGHTED_OPS]
     missing = sum(int8[label] for label in kernels) - sum(fused.get(key, 0) for key in INT8_FUSION_COUNTERS)
     for label in kernels:
@@ -209,7 +231,11 @@ def reconcile(coverage: dict[str, dict[str, int]], fused: dict[str, int]) -> dic
         int8[label] -= moved
         floating[label] = floating.get(label, 0) + moved
         missing -= moved
-    return {"int8": {k: v for k, v in int8.items() if v}, "float": {k: v for k, v in floating.items() if v}}
+    return OpCoverage(
+        int8={k: v for k, v in int8.items() if v},
+        float={k: v for k, v in floating.items() if v},
+        boundaries=coverage.boundaries,
+    )
 
 
 class TorchaoPt2eInt8Session(Session):
@@ -253,37 +279,36 @@ class TorchaoPt2eInt8Backend(Backend):
         _register_x86_lowering()
         calibration = torch.from_numpy(np.ascontiguousarray(ctx.calibration, np.float32))
         converted = quantize(ctx.model, calibration)
-        found = graph_coverage(converted)
+        found = pt2e_coverage(converted)
         program = save_program(converted, _export_example(calibration), out_dir / MODEL_FILE)
         reloaded = torch.export.load(str(out_dir / MODEL_FILE)).module()
         compiled, compile_s, fused = compile_program(reloaded, calibration[:1])
         with torch.inference_mode():
             drift = float((compiled(calibration[:1]) - converted(calibration[:1])).abs().max())
-        return {"file": MODEL_FILE, "input_shape": list(ctx.input_shape),
-                "export": "torch.export.export(strict=True), dynamic batch",
-                "quantizer": "X86InductorQuantizer, default config (per-channel int8 weights, uint8 activations)",
-                "calibration_images": int(len(calibration)), "saved_bytes_by_dtype": _weight_dtypes(program),
-                "compile_s": round(compile_s, 2), "inductor_fusions": fused, "compiled_vs_converted_max_abs": drift,
-                "graph_coverage": found, "coverage": reconcile(found, fused),
-                "torch": torch.__version__, "torchao": torchao.__version__}
-
-    def coverage(self, artifact: Artifact) -> OpCoverage | None:
-        """From the converted graph, less any int8 conv Inductor did not fuse (both recorded at prepare)."""
-        found = artifact.meta.get("coverage")
-        return OpCoverage(int8=dict(found["int8"]), float=dict(found["float"])) if found else None
-
-    def notes(self, artifact: Artifact) -> str:
-        meta = artifact.meta
-        fused = meta.get("inductor_fusions", {})
-        kernels = sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)
-        return (f"PT2E X86InductorQuantizer, torch.compile freezing, compile {meta.get('compile_s', '?')} s, "
-                f"{kernels} int8 kernels fused")
+        return {
+            "file": MODEL_FILE,
+            "input_shape": list(ctx.input_shape),
+            "export": "torch.export.export(strict=True), dynamic batch",
+            "quantizer": "X86InductorQuantizer, default config (per-channel int8 weights, uint8 activations)",
+            "calibration_images": int(len(calibration)),
+            "saved_bytes_by_dtype": _weight_dtypes(program),
+            "compile_s": round(compile_s, 2),
+            "inductor_fusions": fused,
+            "compiled_vs_converted_max_abs": drift,
+            # coverage: the converted graph, less any int8 conv Inductor did not fuse
+            "graph_coverage": found.to_meta(),
+            "coverage": reconcile(found, fused),
+            "torch": torch.__version__,
+            "torchao": torchao.__version__,
+            "notes": f"PT2E X86InductorQuantizer, torch.compile freezing, compile {round(compile_s, 2)} s, "
+            f"{sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)} int8 kernels fused",
+        }
 
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
         """Fake-quant simulation of the saved program (same scales, zero points, int8 weights) with
         straight-through gradients: Inductor's fused int8 kernels cannot be cut at the feature layer.
         The simulation must reproduce the uncompiled program's logits (checked on the images)."""
-        from bench.gradcam_fakequant import gradcam_fakequant
+        from bench.gradcam.fakequant import gradcam_fakequant
 
         torch.set_num_threads(request.threads)
         _register_x86_lowering()
@@ -292,8 +317,10 @@ class TorchaoPt2eInt8Backend(Backend):
         maps, info = gradcam_fakequant(program, request.images, request.layers, request.classes)
         seconds = (time.perf_counter() - start) / max(len(request.images), 1)
         drift = artifact.meta.get("compiled_vs_converted_max_abs")
-        notes = (f"fake-quant simulation of the uncompiled program (max |logit diff| {info['max_abs_vs_program']:.2g})"
-                 + (f"; compiled program differs from it by up to {drift:.2g}" if drift is not None else ""))
+        notes = (
+            f"fake-quant simulation of the uncompiled program (max |logit diff| {info['max_abs_vs_program']:.2g})"
+            + (f"; compiled program differs from it by up to {drift:.2g}" if drift is not None else "")
+        )
         return GradcamMaps(maps=maps, method="fake-quant", seconds_per_image=seconds, notes=notes)
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:

@@ -7,6 +7,7 @@ cached object depends on.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -47,6 +48,12 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def module_digest(name: str) -> str:
+    """Content hash of an imported module's source file: code that builds a cached object is part of its key."""
+    module = importlib.import_module(name)
+    return file_digest(Path(module.__file__ or ""))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

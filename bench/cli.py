@@ -48,46 +48,95 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from bench.environment import default_threads
-    from bench.runner import DEFAULT_BACKENDS, DEFAULT_MODELS, DEFAULT_SUITE
+    from bench.run.config import DEFAULT_BACKENDS, DEFAULT_MODELS, DEFAULT_SUITE
 
     parser = _Parser(prog="segbench", description="Benchmark segmentation models across quantization backends.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the benchmark matrix and write results/<run-id>/")
-    run.add_argument("--suite", "--suites", dest="suites", type=_names, default=(DEFAULT_SUITE,),
-                     help=f"suite name(s), comma-separated (default {DEFAULT_SUITE})")
-    run.add_argument("--models", "--model", dest="models", type=_names, default=DEFAULT_MODELS,
-                     help="model names, comma-separated, or your own model as package.module:factory "
-                          "(a callable returning an nn.Module)")
-    run.add_argument("--weights", type=Path, metavar="FILE",
-                     help="state dict for the (one) model, loaded with weights_only=True; default: train the reference")
-    run.add_argument("--onnx", type=Path, metavar="FILE",
-                     help="your fp32 ONNX file of the (one) model, used by the ONNX-based backends instead of an export")
+    run.add_argument(
+        "--suite",
+        "--suites",
+        dest="suites",
+        type=_names,
+        default=(DEFAULT_SUITE,),
+        help=f"suite name(s), comma-separated (default {DEFAULT_SUITE})",
+    )
+    run.add_argument(
+        "--models",
+        "--model",
+        dest="models",
+        type=_names,
+        default=DEFAULT_MODELS,
+        help="model names, comma-separated, or your own model as package.module:factory "
+        "(a callable returning an nn.Module)",
+    )
+    run.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="state dict for the (one) model, loaded with weights_only=True; default: train the reference",
+    )
+    run.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="FILE",
+        help="your fp32 ONNX file of the (one) model, used by the ONNX-based backends instead of an export",
+    )
     run.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder (real-data suites)")
-    run.add_argument("--gradcam-layer", dest="gradcam_layers", action="append", type=_names, default=[],
-                     metavar="LAYER", help="Grad-CAM feature layer(s), module paths, repeatable or comma-separated "
-                                           "(default: each model's documented layer)")
+    run.add_argument(
+        "--gradcam-layer",
+        dest="gradcam_layers",
+        action="append",
+        type=_names,
+        default=[],
+        metavar="LAYER",
+        help="Grad-CAM feature layer(s), module paths, repeatable or comma-separated "
+        "(default: each model's documented layer)",
+    )
     run.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM stage")
-    run.add_argument("--threshold", type=float, default=0.5,
-                     help="foreground probability threshold of a single-output (sigmoid) binary model")
-    run.add_argument("--backends", type=_names, default=DEFAULT_BACKENDS,
-                     help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16); "
-                          "default: every registered backend")
+    run.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="foreground probability threshold of a single-output (sigmoid) binary model",
+    )
+    run.add_argument(
+        "--backends",
+        type=_names,
+        default=DEFAULT_BACKENDS,
+        help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16); "
+        "default: every registered backend",
+    )
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    run.add_argument("--threads", type=int, default=default_threads(),
-                     help="intra-op threads for every backend (default: physical cores)")
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="intra-op threads for every backend (default: physical cores)",
+    )
     run.add_argument("--batch-size", type=int, default=1)
     run.add_argument("--min-time", type=_positive_float, default=3.0, help="minimum timed seconds per cell")
     run.add_argument("--min-iters", type=int, default=30, help="minimum timed iterations per cell")
     run.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
     run.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-cell timeout in seconds")
-    run.add_argument("--option", dest="options", action="append", default=[], metavar="BACKEND.KEY=VALUE",
-                     help="backend option, repeatable (e.g. ort-qdq-int8.calibration=entropy)")
+    run.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="BACKEND.KEY=VALUE",
+        help="backend option, repeatable (e.g. ort-qdq-int8.calibration=entropy)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
-    run.add_argument("--resume", type=Path, metavar="DIR",
-                     help="finish an interrupted run in DIR without recomputing its finished cells")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="finish an interrupted run in DIR without recomputing its finished cells",
+    )
 
     report = sub.add_parser("report", help="regenerate report.md and report.html of a run folder")
     report.add_argument("run_dir", type=Path)
@@ -95,10 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two run folders; exit 1 on a regression")
     compare.add_argument("baseline", type=Path)
     compare.add_argument("current", type=Path)
-    compare.add_argument("--latency-threshold", type=_fraction, default=0.10, metavar="PCT",
-                         help="median slowdown that counts, e.g. 10%% (default) or 0.1")
-    compare.add_argument("--quality-threshold", type=float, default=0.005,
-                         help="absolute loss in a quality, drift or Grad-CAM column that counts (default 0.005)")
+    compare.add_argument(
+        "--latency-threshold",
+        type=_fraction,
+        default=0.10,
+        metavar="PCT",
+        help="median slowdown that counts, e.g. 10%% (default) or 0.1",
+    )
+    compare.add_argument(
+        "--quality-threshold",
+        type=float,
+        default=0.005,
+        help="absolute loss in a quality, drift or Grad-CAM column that counts (default 0.005)",
+    )
     compare.add_argument("--by", choices=("machine",), help="group side by side per machine (hardware report)")
     compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
 
@@ -127,21 +185,33 @@ def _backend_options(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.report import summary_table
-    from bench.runner import RunConfig, run_benchmark
-    from bench.timing import TimingConfig
+    from bench.measure.timing import TimingConfig
+    from bench.report.tables import summary_table
+    from bench.run.config import RunConfig
+    from bench.run.runner import run_benchmark
 
     config = RunConfig(
-        suites=args.suites, models=args.models, backends=args.backends, device=args.device,
-        threads=args.threads, batch_size=args.batch_size, results_root=args.out,
+        suites=args.suites,
+        models=args.models,
+        backends=args.backends,
+        device=args.device,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        results_root=args.out,
         timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters),
-        cell_timeout_s=args.timeout, progress=not args.quiet, backend_options=_backend_options(args.options),
-        data_dir=args.data_dir, weights=args.weights, onnx=args.onnx, gradcam=not args.no_gradcam,
-        gradcam_layers=tuple(name for group in args.gradcam_layers for name in group), threshold=args.threshold,
+        cell_timeout_s=args.timeout,
+        progress=not args.quiet,
+        backend_options=_backend_options(args.options),
+        data_dir=args.data_dir,
+        weights=args.weights,
+        onnx=args.onnx,
+        gradcam=not args.no_gradcam,
+        gradcam_layers=tuple(name for group in args.gradcam_layers for name in group),
+        threshold=args.threshold,
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     if args.resume is not None:
-        from bench.runner import load_run_config
+        from bench.run.config import load_run_config
 
         config = load_run_config(args.resume)
     run_dir = run_benchmark(config, log=log, resume=args.resume)
@@ -153,7 +223,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import write_reports
+    from bench.report.files import write_reports
 
     if not (args.run_dir / "results.parquet").is_file():
         raise UsageError(f"'{args.run_dir}' has no results.parquet; expected a segbench run folder")
@@ -163,11 +233,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import compare_runs, load_run, to_markdown
+    from bench.report.compare import compare_runs, load_run, to_markdown
 
     baseline, current = load_run(args.baseline), load_run(args.current)
-    comparison = compare_runs(baseline, current, args.latency_threshold, args.quality_threshold,
-                              judge_latency=args.by != "machine")
+    comparison = compare_runs(
+        baseline, current, args.latency_threshold, args.quality_threshold, judge_latency=args.by != "machine"
+    )
     text = to_markdown(comparison, baseline, current, by_machine=args.by == "machine")
     print(text)
     if args.out:
@@ -179,10 +250,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     if args.what == "suites":
-        from bench.suite import get_suite, list_suites
+        from bench.data.suite import get_suite, list_suites
 
-        rows = [(n, (s := get_suite(n, data_dir=args.data_dir)).source, len(s.classes), "x".join(map(str, s.input_size)),
-                 s.data_status(), s.description) for n in list_suites()]
+        rows = [
+            (
+                n,
+                (s := get_suite(n, data_dir=args.data_dir)).source,
+                len(s.classes),
+                "x".join(map(str, s.input_size)),
+                s.data_status(),
+                s.description,
+            )
+            for n in list_suites()
+        ]
         print(tabulate(rows, headers=["suite", "source", "classes", "input (HxW)", "data", "description"]))
     elif args.what == "models":
         from bench.models import create_model, list_models
@@ -191,8 +271,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for name in list_models():
             model = create_model(name, 3, 2)
             layers = getattr(model, "gradcam_layers", {})
-            rows.append((name, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
-                         getattr(model, "gradcam_layer", ""), ", ".join(f"{k}={v}" for k, v in layers.items())))
+            rows.append(
+                (
+                    name,
+                    f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
+                    getattr(model, "gradcam_layer", ""),
+                    ", ".join(f"{k}={v}" for k, v in layers.items()),
+                )
+            )
         print(tabulate(rows, headers=["model", "parameters (3 in, 2 classes)", "grad-cam layer", "other layers"]))
     else:
         from bench.backend import get_backend, list_backends
@@ -202,8 +288,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
             try:
                 backend = get_backend(name)
                 status = backend.unavailable_reason("cpu")
-                rows.append((name, ",".join(backend.precisions), ",".join(backend.devices),
-                             "available" if status is None else f"unavailable: {status}"))
+                rows.append(
+                    (
+                        name,
+                        ",".join(backend.precisions),
+                        ",".join(backend.devices),
+                        "available" if status is None else f"unavailable: {status}",
+                    )
+                )
             except UsageError as exc:
                 rows.append((name, "", "", f"unavailable: {exc}"))
         print(tabulate(rows, headers=["backend", "precisions", "devices", "on this machine (cpu)"]))
@@ -211,18 +303,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from bench.data.suite import get_suite
     from bench.models import get_model_entry
-    from bench.suite import get_suite
-    from bench.recipes import recipe_for
-    from bench.training import ensure_checkpoint, load_checkpoint
+    from bench.training.checkpoints import ensure_checkpoint, load_checkpoint
+    from bench.training.recipes import recipe_for
 
     suite = get_suite(args.suite, data_dir=args.data_dir)
     get_model_entry(args.model)
     path = ensure_checkpoint(args.model, suite, recipe_for(args.model, suite.name), force=args.force)
     _, meta = load_checkpoint(args.model, suite, path)
     print(f"checkpoint: {path}")
-    print(f"evaluation dice {meta['evaluation_dice']:.4f}, mIoU {meta['evaluation_miou']:.4f}, "
-          f"trained in {meta['train_seconds']} s")
+    print(
+        f"evaluation dice {meta['evaluation_dice']:.4f}, mIoU {meta['evaluation_miou']:.4f}, "
+        f"trained in {meta['train_seconds']} s"
+    )
     return 0
 
 

@@ -84,7 +84,7 @@ def collect_environment(threads: int) -> dict[str, Any]:
         **_gpu(),
         "libraries": _versions(),
         **_git_commit(repo),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from bench.runner import RunConfig, run_benchmark
-from bench.timing import TimingConfig
+from bench.measure.timing import TimingConfig
+from bench.run.config import RunConfig
+from bench.run.runner import run_benchmark
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -28,8 +29,9 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_unet_model(session_cache: Path) -> nn.Module:
     """The default benchmark's reference unet (synthetic-nuclei, default recipe), from the session cache:
     the Grad-CAM tests need a model that segments, and training it once serves them and the default run."""
-    from bench.suite import get_suite
-    from bench.training import DEFAULT_RECIPE, ensure_checkpoint, load_checkpoint
+    from bench.data.suite import get_suite
+    from bench.training.checkpoints import ensure_checkpoint, load_checkpoint
+    from bench.training.recipes import DEFAULT_RECIPE
 
     suite = get_suite("synthetic-nuclei")
     model, _ = load_checkpoint("unet", suite, ensure_checkpoint("unet", suite, DEFAULT_RECIPE, progress=False))
@@ -40,7 +42,8 @@ def trained_unet_model(session_cache: Path) -> nn.Module:
 def default_run(session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """The default benchmark (synthetic-nuclei, unet, every registered backend), shortened timing."""
     results = tmp_path_factory.mktemp("results")
-    config = RunConfig(results_root=results, threads=2, progress=False,
-                       timing=TimingConfig(warmup_s=0.2, min_time_s=1.0, min_iters=30))
+    config = RunConfig(
+        results_root=results, threads=2, progress=False, timing=TimingConfig(warmup_s=0.2, min_time_s=1.0, min_iters=30)
+    )
     run_dir = run_benchmark(config, log=lambda message: None)
     return run_dir, pd.read_parquet(run_dir / "results.parquet")

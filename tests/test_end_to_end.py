@@ -5,15 +5,32 @@ import json
 import pandas as pd
 import pytest
 
-from bench.training import DEFAULT_RECIPE, checkpoint_path, load_checkpoint
-from bench.suite import get_suite
+from bench.data.suite import get_suite
+from bench.training.checkpoints import checkpoint_path, load_checkpoint
+from bench.training.recipes import DEFAULT_RECIPE
 
 pytestmark = pytest.mark.slow
 
 REQUIRED_COLUMNS = [
-    "suite", "model", "backend", "precision", "device", "status", "latency_p50_ms", "latency_p90_ms",
-    "latency_p99_ms", "latency_mean_ms", "latency_iterations", "threads", "peak_rss_mib", "model_size_bytes",
-    "dice", "miou", "dice_drift", "miou_drift", "pixel_agreement",
+    "suite",
+    "model",
+    "backend",
+    "precision",
+    "device",
+    "status",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "latency_mean_ms",
+    "latency_iterations",
+    "threads",
+    "peak_rss_mib",
+    "model_size_bytes",
+    "dice",
+    "miou",
+    "dice_drift",
+    "miou_drift",
+    "pixel_agreement",
 ]
 
 
@@ -88,7 +105,17 @@ def test_run_folder_has_report_env_and_latest(default_run):
     report = (run_dir / "report.md").read_text()
     assert "| torch-eager" in report and "| ort-qdq-int8" in report and "| torch-fx-int8" in report
     env = json.loads((run_dir / "env.json").read_text())
-    for key in ("cpu_model", "cpu_flags", "logical_cores", "threads", "os", "python", "libraries", "git_commit", "date"):
+    for key in (
+        "cpu_model",
+        "cpu_flags",
+        "logical_cores",
+        "threads",
+        "os",
+        "python",
+        "libraries",
+        "git_commit",
+        "date",
+    ):
         assert key in env
     assert env["libraries"]["torch"] and env["libraries"]["onnxruntime"]
     assert (run_dir.parent / "latest").resolve() == run_dir.resolve()

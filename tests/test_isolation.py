@@ -3,18 +3,23 @@
 import pandas as pd
 import pytest
 
-from bench.runner import RunConfig, run_benchmark
-from bench.timing import TimingConfig
-from tests.bench.test_backend_registry import PLUGIN
+from bench.measure.timing import TimingConfig
+from bench.run.config import RunConfig
+from bench.run.runner import run_benchmark
+from tests.bench.test_backend import PLUGIN
 
 pytestmark = pytest.mark.slow
 
 
 def test_abort_and_fake_int8_are_error_rows_while_the_run_completes(session_cache, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGIN))
-    config = RunConfig(backends=("dummy-abort", "torch-eager", "dummy-fake-int8", "dummy-threshold"),
-                       results_root=tmp_path, threads=1, progress=False,
-                       timing=TimingConfig(warmup_s=0.05, min_time_s=0.2, min_iters=10))
+    config = RunConfig(
+        backends=("dummy-abort", "torch-eager", "dummy-fake-int8", "dummy-threshold"),
+        results_root=tmp_path,
+        threads=1,
+        progress=False,
+        timing=TimingConfig(warmup_s=0.05, min_time_s=0.2, min_iters=10),
+    )
     run_dir = run_benchmark(config, log=lambda message: None)
     df = pd.read_parquet(run_dir / "results.parquet").set_index("backend")
     assert df.loc["dummy-abort", "status"] == "error: worker died (killed by SIGABRT)"

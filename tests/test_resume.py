@@ -9,20 +9,40 @@ import time
 import pandas as pd
 import pytest
 
-from tests.bench.test_backend_registry import PLUGIN
+from tests.bench.test_backend import PLUGIN
 
 pytestmark = pytest.mark.slow
 
 
 def _segbench(args, env, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def test_resume_after_kill_recomputes_nothing_finished(session_cache, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(PLUGIN), "SEGBENCH_CACHE": str(session_cache)}
-    args = ["run", "--backends", "torch-eager,dummy-threshold,ort", "--out", str(tmp_path), "--threads", "1",
-            "--min-time", "0.2", "--min-iters", "10", "--warmup", "0.05"]
+    args = [
+        "run",
+        "--backends",
+        "torch-eager,dummy-threshold,ort",
+        "--out",
+        str(tmp_path),
+        "--threads",
+        "1",
+        "--min-time",
+        "0.2",
+        "--min-iters",
+        "10",
+        "--warmup",
+        "0.05",
+    ]
     process = _segbench(args, env)
     results = None
     deadline = time.monotonic() + 400
@@ -51,5 +71,8 @@ def test_resume_after_kill_recomputes_nothing_finished(session_cache, tmp_path):
         assert kept[column].tolist() == before[column].tolist()  # not recomputed
     samples_after = pd.read_parquet(results.parent / "samples.parquet")
     first = samples_before.backend == "torch-eager"
-    assert samples_after[samples_after.backend == "torch-eager"].latency_ns.tolist() == samples_before[first].latency_ns.tolist()
+    assert (
+        samples_after[samples_after.backend == "torch-eager"].latency_ns.tolist()
+        == samples_before[first].latency_ns.tolist()
+    )
     assert (results.parent / "report.html").exists()

@@ -9,9 +9,9 @@ user's own model, resolved by `bench.models.external` instead of the registry.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from torch import nn
 
@@ -26,8 +26,12 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_BUILTIN_MODULES = ("bench.models.unet", "bench.models.deeplabv3plus_resnet18", "bench.models.hrnet_w18_small",
-                    "bench.models.vgg16_unet")
+_BUILTIN_MODULES = (
+    "bench.models.unet",
+    "bench.models.deeplabv3plus_resnet18",
+    "bench.models.hrnet_w18_small",
+    "bench.models.vgg16_unet",
+)
 
 
 def register_model(name: str) -> Callable:

@@ -45,11 +45,20 @@ def _init_weights(model: nn.Module) -> None:
 
 
 class ConvBNReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, dilation: int = 1,
-                 groups: int = 1) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 1, stride: int = 1, dilation: int = 1, groups: int = 1
+    ) -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, kernel, stride, padding=dilation * (kernel - 1) // 2, dilation=dilation,
-                      groups=groups, bias=False),
+            nn.Conv2d(
+                cin,
+                cout,
+                kernel,
+                stride,
+                padding=dilation * (kernel - 1) // 2,
+                dilation=dilation,
+                groups=groups,
+                bias=False,
+            ),
             nn.BatchNorm2d(cout),
             nn.ReLU(),
         )
@@ -85,8 +94,9 @@ class BasicBlock(nn.Module):
 
 
 def _stage(cin: int, cout: int, blocks: int, stride: int, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(BasicBlock(cin, cout, stride, dilation),
-                         *(BasicBlock(cout, cout, 1, dilation) for _ in range(blocks - 1)))
+    return nn.Sequential(
+        BasicBlock(cin, cout, stride, dilation), *(BasicBlock(cout, cout, 1, dilation) for _ in range(blocks - 1))
+    )
 
 
 class ResNet18Encoder(nn.Module):
@@ -121,9 +131,13 @@ class ImagePooling(nn.Module):
 class ASPP(nn.Module):
     def __init__(self, cin: int, cout: int = 256, rates: tuple[int, ...] = (6, 12, 18)) -> None:
         super().__init__()
-        self.branches = nn.ModuleList([ConvBNReLU(cin, cout, 1),
-                                       *(SeparableConvBNReLU(cin, cout, rate) for rate in rates),
-                                       ImagePooling(cin, cout)])
+        self.branches = nn.ModuleList(
+            [
+                ConvBNReLU(cin, cout, 1),
+                *(SeparableConvBNReLU(cin, cout, rate) for rate in rates),
+                ImagePooling(cin, cout),
+            ]
+        )
         self.project = ConvBNReLU(cout * len(self.branches), cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,8 +150,9 @@ class Decoder(nn.Module):
     def __init__(self, low_channels: int, aspp_channels: int = 256, reduced: int = 48, width: int = 256) -> None:
         super().__init__()
         self.reduce = ConvBNReLU(low_channels, reduced, 1)
-        self.convs = nn.Sequential(SeparableConvBNReLU(reduced + aspp_channels, width),
-                                   SeparableConvBNReLU(width, width))
+        self.convs = nn.Sequential(
+            SeparableConvBNReLU(reduced + aspp_channels, width), SeparableConvBNReLU(width, width)
+        )
 
     def forward(self, aspp: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(aspp, size=low.shape[-2:], mode="bilinear", align_corners=False)  # x4
@@ -146,8 +161,12 @@ class Decoder(nn.Module):
 
 class DeepLabV3Plus(nn.Module):
     gradcam_layer = "decoder"
-    gradcam_layers = {"low_level": "backbone.layer1", "encoder": "backbone.layer4", "aspp": "aspp",
-                      "decoder": "decoder"}
+    gradcam_layers = {
+        "low_level": "backbone.layer1",
+        "encoder": "backbone.layer4",
+        "aspp": "aspp",
+        "decoder": "decoder",
+    }
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()

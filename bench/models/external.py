@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import UsageError
 
@@ -37,7 +38,9 @@ def load_factory(spec: str) -> Callable[..., Any]:
             raise UsageError(f"--model '{spec}': module '{module_name}' has no attribute '{attribute}'")
         target = getattr(target, part)
     if not callable(target):
-        raise UsageError(f"--model '{spec}': '{attribute}' is a {type(target).__name__}, expected a callable returning an nn.Module")
+        raise UsageError(
+            f"--model '{spec}': '{attribute}' is a {type(target).__name__}, expected a callable returning an nn.Module"
+        )
     return target
 
 
@@ -47,7 +50,7 @@ def source_file(spec: str) -> Path:
     return Path(module.__file__ or "")
 
 
-def build_external(spec: str, in_channels: int, num_classes: int) -> "nn.Module":
+def build_external(spec: str, in_channels: int, num_classes: int) -> nn.Module:
     """Call the factory; `in_channels` / `num_classes` are passed when it accepts them by name."""
     from torch import nn
 
@@ -78,12 +81,16 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UsageError(f"--weights '{path}': cannot load with weights_only=True: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        raise UsageError(
+            f"--weights '{path}': cannot load with weights_only=True: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
     for key in ("state_dict", "model"):
         if isinstance(payload, dict) and isinstance(payload.get(key), dict):
             payload = payload[key]
     if not isinstance(payload, dict) or not all(isinstance(k, str) for k in payload):
-        raise UsageError(f"--weights '{path}': expected a state dict (parameter name -> tensor), found {type(payload).__name__}")
+        raise UsageError(
+            f"--weights '{path}': expected a state dict (parameter name -> tensor), found {type(payload).__name__}"
+        )
     return payload
 
 
@@ -92,13 +99,16 @@ def _names(keys: list[str], limit: int = 4) -> str:
     return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def load_weights(model: "nn.Module", state: dict[str, Any], path: Path) -> None:
+def load_weights(model: nn.Module, state: dict[str, Any], path: Path) -> None:
     """Strict loading, with the missing / unexpected / mis-shaped keys named in the error."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {_names(missing)}")
@@ -111,7 +121,9 @@ def load_weights(model: "nn.Module", state: dict[str, Any], path: Path) -> None:
     model.load_state_dict(state)
 
 
-def check_output_shape(model: "nn.Module", spec: str, in_channels: int, input_size: tuple[int, int], num_classes: int) -> None:
+def check_output_shape(
+    model: nn.Module, spec: str, in_channels: int, input_size: tuple[int, int], num_classes: int
+) -> None:
     """One forward on zeros: logits must be (1, num_classes or 1, H, W) at the suite's input size."""
     import torch
 
@@ -119,11 +131,15 @@ def check_output_shape(model: "nn.Module", spec: str, in_channels: int, input_si
         with torch.no_grad():
             out = model(torch.zeros(1, in_channels, *input_size))
     except Exception as exc:
-        raise UsageError(f"--model '{spec}': forward on a (1, {in_channels}, {input_size[0]}, {input_size[1]}) "
-                         f"input failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise UsageError(
+            f"--model '{spec}': forward on a (1, {in_channels}, {input_size[0]}, {input_size[1]}) "
+            f"input failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
     if not isinstance(out, torch.Tensor):
         raise UsageError(f"--model '{spec}': forward returned a {type(out).__name__}, expected a logits tensor")
-    expected = {(1, num_classes, *input_size), (1, 1, *input_size)} if num_classes == 2 else {(1, num_classes, *input_size)}
+    expected = (
+        {(1, num_classes, *input_size), (1, 1, *input_size)} if num_classes == 2 else {(1, num_classes, *input_size)}
+    )
     if tuple(out.shape) not in expected:
         want = " or ".join(str(s) for s in sorted(expected))
         raise UsageError(f"--model '{spec}': output shape {tuple(out.shape)} does not fit the suite; expected {want}")

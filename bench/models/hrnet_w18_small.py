@@ -82,8 +82,7 @@ class Bottleneck(nn.Module):
     def __init__(self, cin: int, planes: int) -> None:
         super().__init__()
         cout = planes * self.expansion
-        self.convs = nn.Sequential(ConvBNReLU(cin, planes, 1), ConvBNReLU(planes, planes, 3),
-                                   *conv_bn(planes, cout, 1))
+        self.convs = nn.Sequential(ConvBNReLU(cin, planes, 1), ConvBNReLU(planes, planes, 3), *conv_bn(planes, cout, 1))
         self.downsample = nn.Sequential(*conv_bn(cin, cout, 1)) if cin != cout else None
         self.act = nn.ReLU()
 
@@ -164,8 +163,14 @@ class Concat(nn.Module):
 
 class HRNetW18Small(nn.Module):
     gradcam_layer = "last_layer"
-    gradcam_layers = {"stem": "stem", "stage2": "stage2.0.fuse_act.0", "stage3": "stage3.2.fuse_act.0",
-                      "stage4": "stage4.1.fuse_act.0", "concat": "concat", "last_layer": "last_layer"}
+    gradcam_layers = {
+        "stem": "stem",
+        "stage2": "stage2.0.fuse_act.0",
+        "stage3": "stage3.2.fuse_act.0",
+        "stage4": "stage4.1.fuse_act.0",
+        "concat": "concat",
+        "last_layer": "last_layer",
+    }
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()

@@ -21,8 +21,10 @@ from bench.models import register_model
 class DoubleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.ReLU(inplace=True),
         )
 
 

@@ -40,8 +40,12 @@ class ConvBlock(nn.Sequential):
 
 class VGG16UNet(nn.Module):
     gradcam_layer = "decoder.3"
-    gradcam_layers = {"encoder": "encoder.3", "bottleneck": "bottleneck", "decoder_deep": "decoder.0",
-                      "decoder": "decoder.3"}
+    gradcam_layers = {
+        "encoder": "encoder.3",
+        "bottleneck": "bottleneck",
+        "decoder_deep": "decoder.0",
+        "decoder": "decoder.3",
+    }
 
     def __init__(self, in_channels: int, num_classes: int, width: float = 1.0) -> None:
         super().__init__()

@@ -2,17 +2,16 @@ import numpy as np
 import torch
 
 from backends.ort_fp32 import MODEL_FILE, OrtFp32Backend
-from bench.backend import Artifact, PrepareContext
 from bench.models import create_model
+from tests.helpers import prepare
 
 
 def test_ort_fp32_matches_torch_and_has_no_int8(tmp_path):
     torch.manual_seed(0)
     model = create_model("unet", 1, 2).eval()
     x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
-    ctx = PrepareContext("unet", model, x, (1, 32, 32), 2, "fp32", "cpu")
     backend = OrtFp32Backend()
-    artifact = Artifact(tmp_path, backend.prepare(ctx, tmp_path))
+    artifact = prepare(backend, tmp_path, model, x)
     session = backend.load(artifact, "cpu", threads=1)
     out = session.to_numpy(session.run(session.to_input(x)))
     with torch.no_grad():

@@ -7,8 +7,8 @@ import torch
 from onnx import numpy_helper
 
 from backends.ort_qdq_int8 import MODEL_FILE, OrtQdqInt8Backend
-from bench.backend import Artifact, PrepareContext
 from bench.models import create_model
+from tests.helpers import prepare
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +17,7 @@ def prepared(tmp_path_factory):
     model = create_model("unet", 1, 2).eval()
     rng = np.random.default_rng(0)
     calibration = rng.standard_normal((8, 1, 32, 32)).astype(np.float32)
-    ctx = PrepareContext(model_name="unet", model=model, calibration=calibration, input_shape=(1, 32, 32),
-                         num_classes=2, precision="int8", device="cpu")
-    out = tmp_path_factory.mktemp("artifact")
-    meta = OrtQdqInt8Backend().prepare(ctx, out)
-    return model, calibration, Artifact(out, meta)
+    return model, calibration, prepare(OrtQdqInt8Backend(), tmp_path_factory.mktemp("artifact"), model, calibration)
 
 
 def test_graph_is_qdq_with_uint8_activations_and_per_channel_int8_weights(prepared):
@@ -32,12 +28,20 @@ def test_graph_is_qdq_with_uint8_activations_and_per_channel_int8_weights(prepar
     assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
     activation_zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
     assert all(z.dtype == np.uint8 for z in activation_zero_points)
-    conv_weights = [inits[n.input[0]] for n in graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
-                    and inits[n.input[0]].ndim == 4]
+    conv_weights = [
+        inits[n.input[0]]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None and inits[n.input[0]].ndim == 4
+    ]
     assert conv_weights and all(w.dtype == np.int8 for w in conv_weights)
-    weight_scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-                     and inits[n.input[0]].ndim == 4]
-    assert all(s.ndim == 1 and s.size > 1 and s.size in (w.shape[0], w.shape[1]) for s, w in zip(weight_scales, conv_weights))
+    weight_scales = [
+        inits[n.input[1]]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4
+    ]
+    assert all(
+        s.ndim == 1 and s.size > 1 and s.size in (w.shape[0], w.shape[1]) for s, w in zip(weight_scales, conv_weights)
+    )
 
 
 def test_int8_output_is_close_to_fp32_but_not_identical(prepared):
@@ -67,13 +71,13 @@ def test_coverage_is_read_from_the_graph_ort_runs(prepared):
     assert coverage.float.get("ConvTranspose") == 4  # no int8 ConvTranspose kernel on ORT's CPU provider
 
 
-@pytest.mark.parametrize("options", [{"calibration": "entropy", "preset": "cpu"}, {"calibration": "minmax", "preset": "tensorrt"}])
+@pytest.mark.parametrize(
+    "options", [{"calibration": "entropy", "preset": "cpu"}, {"calibration": "minmax", "preset": "tensorrt"}]
+)
 def test_other_calibration_and_symmetric_preset(prepared, tmp_path, options):
     model, calibration, reference = prepared
-    ctx = PrepareContext(model_name="unet", model=model, calibration=calibration, input_shape=(1, 32, 32),
-                         num_classes=2, precision="int8", device="cpu", options=options)
     backend = OrtQdqInt8Backend()
-    artifact = Artifact(tmp_path, backend.prepare(ctx, tmp_path))
+    artifact = prepare(backend, tmp_path, model, calibration, options=options)
     graph = onnx.load(str(tmp_path / MODEL_FILE)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]

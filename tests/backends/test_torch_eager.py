@@ -2,18 +2,16 @@ import numpy as np
 import torch
 
 from backends.torch_eager import TorchEagerBackend
-from bench.backend import Artifact, PrepareContext
 from bench.models import create_model
+from tests.helpers import prepare
 
 
 def test_round_trip_reproduces_the_float_model_exactly(tmp_path):
     torch.manual_seed(0)
     model = create_model("unet", 1, 2).eval()
     x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
-    ctx = PrepareContext(model_name="unet", model=model, calibration=x, input_shape=(1, 32, 32), num_classes=2,
-                         precision="fp32", device="cpu")
     backend = TorchEagerBackend()
-    artifact = Artifact(tmp_path, backend.prepare(ctx, tmp_path))
+    artifact = prepare(backend, tmp_path, model, x)
     session = backend.load(artifact, "cpu", threads=1)
     out = session.to_numpy(session.run(session.to_input(x)))
     with torch.no_grad():
@@ -39,8 +37,7 @@ def test_half_precisions_are_close_to_fp32_and_half_the_size(tmp_path):
     for precision, tolerance in (("fp32", 1e-6), ("bf16", 2e-2), ("fp16", 5e-3)):
         folder = tmp_path / precision
         folder.mkdir()
-        ctx = PrepareContext("unet", model, x, (1, 32, 32), 2, precision, "cpu", {"channels_last": "true"})
-        artifact = Artifact(folder, {**backend.prepare(ctx, folder), "options": {"channels_last": "true"}})
+        artifact = prepare(backend, folder, model, x, precision=precision, options={"channels_last": "true"})
         session = backend.load(artifact, "cpu", threads=1)
         out = session.to_numpy(session.run(session.to_input(x)))
         error = np.abs(out - ref).max() / np.abs(ref).max()

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from backends.torch_eager import TorchEagerBackend
-from bench.backend import Artifact, PrepareContext
 from bench.models import create_model
+from tests.helpers import prepare
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
@@ -17,9 +17,8 @@ def _session(tmp_path, precision: str):
     torch.manual_seed(0)
     model = create_model("unet", 1, 2).eval()
     x = np.random.default_rng(0).standard_normal((4, 1, 256, 256)).astype(np.float32)
-    ctx = PrepareContext("unet", model, x, (1, 256, 256), 2, precision, "cuda", {"channels_last": "false"})
     backend = TorchEagerBackend()
-    artifact = Artifact(tmp_path, {**backend.prepare(ctx, tmp_path), "options": {"channels_last": "false"}})
+    artifact = prepare(backend, tmp_path, model, x, precision=precision, device="cuda")
     return model, x, backend.load(artifact, "cuda", threads=1)
 
 

@@ -12,15 +12,12 @@ import torch
 from torch import nn
 
 from backends.torch_fx_int8 import ENGINES, MODEL_FILE, TorchFxInt8Backend
-from bench.backend import Artifact, PrepareContext
 from bench.models import create_model
+from tests.helpers import prepare
 
 
 def _prepare(model, calibration, out, options=None, name="unet"):
-    ctx = PrepareContext(model_name=name, model=model, calibration=calibration, input_shape=calibration.shape[1:],
-                         num_classes=2, precision="int8", device="cpu", options=options or {})
-    meta = TorchFxInt8Backend().prepare(ctx, out)
-    return Artifact(out, json.loads(json.dumps({**meta, "options": options or {}})))  # as the artifact cache keeps it
+    return prepare(TorchFxInt8Backend(), out, model, calibration, model_name=name, options=options)
 
 
 def _run(artifact, x):
@@ -95,8 +92,13 @@ def test_artifact_is_one_torchscript_file_well_under_fp32_size(prepared):
 def test_coverage_counts_int8_operators_by_type(prepared):
     _, _, artifact = prepared
     coverage = TorchFxInt8Backend().coverage(artifact)
-    assert coverage.int8 == {"QuantizedConvReLU2d": 18, "QuantizedConv2d": 1, "QuantizedConvTranspose2d": 4,
-                             "MaxPool2d": 4, "cat": 4}
+    assert coverage.int8 == {
+        "QuantizedConvReLU2d": 18,
+        "QuantizedConv2d": 1,
+        "QuantizedConvTranspose2d": 4,
+        "MaxPool2d": 4,
+        "cat": 4,
+    }
     assert coverage.float == {}  # the whole U-Net runs quantized
     assert artifact.meta["coverage"]["boundaries"] == {"quantize_per_tensor": 1, "dequantize": 1}
 
@@ -197,8 +199,13 @@ class DataDependentBranch(nn.Module):
         return -self.conv(x)
 
 
-@pytest.mark.parametrize(("model", "reason"), [(ZerosFromShape(), "Proxy object cannot be iterated"),
-                                               (DataDependentBranch(), "cannot be used as inputs to control flow")])
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        (ZerosFromShape(), "Proxy object cannot be iterated"),
+        (DataDependentBranch(), "cannot be used as inputs to control flow"),
+    ],
+)
 def test_untraceable_model_raises_a_one_line_reason(model, reason, tmp_path):
     calibration = np.random.default_rng(2).standard_normal((2, 1, 8, 8)).astype(np.float32)
     with pytest.raises(RuntimeError, match="FX symbolic tracing failed") as failed:

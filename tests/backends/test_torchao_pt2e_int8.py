@@ -15,13 +15,14 @@ pytest.importorskip("torchao")
 from backends.torchao_pt2e_int8 import (  # noqa: E402
     MODEL_FILE,
     TorchaoPt2eInt8Backend,
-    graph_coverage,
+    pt2e_coverage,
     quantize,
     reconcile,
     save_program,
 )
-from bench.backend import Artifact, OpCoverage, PrepareContext  # noqa: E402
+from bench.backend import Artifact, OpCoverage  # noqa: E402
 from bench.models import create_model  # noqa: E402
+from tests.helpers import prepare  # noqa: E402
 
 UNET_INT8 = {"conv2d+relu": 18, "conv2d": 1, "max_pool2d": 4}  # every Conv2d; the head has no ReLU
 UNET_FLOAT = {"conv_transpose2d": 4, "cat": 4}  # not annotated by X86InductorQuantizer
@@ -42,10 +43,10 @@ def converted(model_and_calibration):
 
 
 def test_converted_graph_has_int8_convs_and_float_transposed_convs(converted):
-    found = graph_coverage(converted)
-    assert found["int8"] == UNET_INT8
-    assert found["float"] == UNET_FLOAT
-    assert found["boundaries"]["dequantize_per_channel"] == 19  # per-channel int8 weights, one per conv
+    found = pt2e_coverage(converted)
+    assert found.int8 == UNET_INT8
+    assert found.float == UNET_FLOAT
+    assert found.boundaries["dequantize_per_channel"] == 19  # per-channel int8 weights, one per conv
 
 
 def test_graph_without_quantize_ops_has_no_int8_coverage(model_and_calibration):
@@ -56,21 +57,21 @@ def test_graph_without_quantize_ops_has_no_int8_coverage(model_and_calibration):
     model, calibration = model_and_calibration
     example = torch.from_numpy(calibration[:2])
     exported = torch.export.export(model, (example,), strict=True).module()
-    assert graph_coverage(exported)["int8"] == {}
+    assert pt2e_coverage(exported).int8 == {}
     unannotated = quantize(model, torch.from_numpy(calibration[:2]), quantizer=X86InductorQuantizer())  # no config set
-    found = graph_coverage(unannotated)
-    assert not found["boundaries"] and found["int8"] == {}
-    assert found["float"]["conv2d"] == 19
+    found = pt2e_coverage(unannotated)
+    assert not found.boundaries and found.int8 == {}
+    assert found.float["conv2d"] == 19
     meta = {"coverage": reconcile(found, {})}
     assert TorchaoPt2eInt8Backend().coverage(Artifact(Path("."), meta)).int8_count == 0
 
 
 def test_convs_inductor_did_not_fuse_count_as_float():
-    found = {"int8": dict(UNET_INT8), "float": dict(UNET_FLOAT)}
+    found = OpCoverage(int8=dict(UNET_INT8), float=dict(UNET_FLOAT))
     assert reconcile(found, {"qconv_weight_prepack_matcher_count": 19}) == found
     none_fused = reconcile(found, {"qmaxpool2d_matcher_count": 4})
-    assert none_fused["int8"] == {"max_pool2d": 4}
-    assert none_fused["float"] == {**UNET_FLOAT, "conv2d+relu": 18, "conv2d": 1}
+    assert none_fused.int8 == {"max_pool2d": 4}
+    assert none_fused.float == {**UNET_FLOAT, "conv2d+relu": 18, "conv2d": 1}
 
 
 def test_saved_program_holds_int8_weights_and_runs_without_the_float_model(model_and_calibration, converted, tmp_path):
@@ -81,8 +82,10 @@ def test_saved_program_holds_int8_weights_and_runs_without_the_float_model(model
     program = save_program(converted, x[:2], tmp_path / MODEL_FILE)
     dtypes = {str(t.dtype) for t in program.state_dict.values()}
     assert "torch.int8" in dtypes
-    assert not any(name.endswith("weight") and name.startswith(("encoder", "decoder", "bottleneck", "head"))
-                   for name in program.state_dict)  # float conv weights were dropped, not saved beside int8
+    assert not any(
+        name.endswith("weight") and name.startswith(("encoder", "decoder", "bottleneck", "head"))
+        for name in program.state_dict
+    )  # float conv weights were dropped, not saved beside int8
     fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
     assert (tmp_path / MODEL_FILE).stat().st_size < 0.45 * fp32_bytes
     loaded = torch.export.load(str(tmp_path / MODEL_FILE)).module()
@@ -93,10 +96,7 @@ def test_saved_program_holds_int8_weights_and_runs_without_the_float_model(model
 @pytest.fixture(scope="module")
 def prepared(model_and_calibration, tmp_path_factory):
     model, calibration = model_and_calibration
-    ctx = PrepareContext(model_name="unet", model=model, calibration=calibration, input_shape=(1, 32, 32),
-                         num_classes=2, precision="int8", device="cpu")
-    out = tmp_path_factory.mktemp("artifact")
-    return Artifact(out, TorchaoPt2eInt8Backend().prepare(ctx, out))
+    return prepare(TorchaoPt2eInt8Backend(), tmp_path_factory.mktemp("artifact"), model, calibration)
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ def test_inductor_fused_every_int8_conv_and_coverage_says_so(prepared):
     assert meta["inductor_fusions"]["qconv_weight_prepack_matcher_count"] == 19
     assert meta["compiled_vs_converted_max_abs"] < 1e-4
     coverage = TorchaoPt2eInt8Backend().coverage(prepared)
-    assert coverage == OpCoverage(int8=UNET_INT8, float=UNET_FLOAT)
+    assert (coverage.int8, coverage.float) == (UNET_INT8, UNET_FLOAT)
     assert [p.name for p in prepared.files] == [MODEL_FILE]
     assert meta["saved_bytes_by_dtype"]["int8"] > meta["saved_bytes_by_dtype"]["float32"]
     notes = TorchaoPt2eInt8Backend().notes(prepared)
@@ -136,4 +136,7 @@ def test_only_torchaos_cuda_extension_warnings_are_silenced(caplog) -> None:
         logger.warning("Failed to load /venv/lib/python3.11/site-packages/torchao/_C_mxfp8.so: Could not load")
         logger.warning("Failed to load /elsewhere/model.so")
         logger.warning("some other torchao warning")
-    assert [r.getMessage() for r in caplog.records] == ["Failed to load /elsewhere/model.so", "some other torchao warning"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "Failed to load /elsewhere/model.so",
+        "some other torchao warning",
+    ]

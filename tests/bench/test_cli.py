@@ -46,11 +46,20 @@ def test_list_suites_and_models(capsys):
     assert "synthetic-nuclei" in out and "unet" in out
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--gradcam-layer", "nosuch"], "--gradcam-layer 'nosuch' is not a layer of model 'unet' (aliases: encoder, bottleneck, decoder"),
-    (["--threshold", "1.5"], "--threshold 1.5 is not valid; expected a probability between 0 and 1"),
-    (["--models", "unet,deeplabv3plus-resnet18", "--weights", "w.pt"], "--weights needs exactly one model in --models (got 2)"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (
+            ["--gradcam-layer", "nosuch"],
+            "--gradcam-layer 'nosuch' is not a layer of model 'unet' (aliases: encoder, bottleneck, decoder",
+        ),
+        (["--threshold", "1.5"], "--threshold 1.5 is not valid; expected a probability between 0 and 1"),
+        (
+            ["--models", "unet,deeplabv3plus-resnet18", "--weights", "w.pt"],
+            "--weights needs exactly one model in --models (got 2)",
+        ),
+    ],
+)
 def test_bad_run_arguments_are_one_line_exit_2(args, expected, capsys):
     assert main(["run", "--backends", "torch-eager", *args]) == 2
     err = capsys.readouterr().err.strip()
@@ -58,7 +67,7 @@ def test_bad_run_arguments_are_one_line_exit_2(args, expected, capsys):
 
 
 def test_gradcam_layer_aliases_resolve_to_module_paths():
-    from bench.gradcam import layer_path, resolve_layer
+    from bench.gradcam.method import layer_path, resolve_layer
     from bench.models import create_model
 
     model = create_model("deeplabv3plus-resnet18", 3, 4)

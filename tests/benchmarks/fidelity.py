@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from bench.artifacts import ensure_artifact
 from bench.backend import PrepareContext, get_backend, list_backends
-from bench.suite import get_suite
-from bench.timing import LatencyStats, TimingConfig, measure_latency
-from bench.training import ensure_checkpoint, load_checkpoint
+from bench.data.suite import get_suite
+from bench.measure.timing import LatencyStats, TimingConfig, measure_latency
+from bench.run.artifacts import ensure_artifact
+from bench.training.checkpoints import ensure_checkpoint, load_checkpoint
 
 
 def bare_loop_p50_ms(run, iterations: int) -> float:
@@ -55,25 +55,45 @@ def main() -> int:
         if "cpu" not in backend.devices or backend.unavailable_reason("cpu"):
             rows.append((name, "", "", "", backend.unavailable_reason("cpu") or "not a CPU backend"))
             continue
-        ctx = PrepareContext("unet", model, calibration, (suite.in_channels, *suite.input_size), suite.num_classes,
-                             backend.default_precision, "cpu", backend.resolve_options({}))
-        artifact, _, _ = ensure_artifact(backend, ctx, checkpoint, "unet--synthetic-nuclei")
+        ctx = PrepareContext(
+            "unet",
+            model,
+            calibration,
+            (suite.in_channels, *suite.input_size),
+            suite.num_classes,
+            backend.default_precision,
+            "cpu",
+            backend.parse_options({}),
+        )
+        artifact = ensure_artifact(backend, ctx, checkpoint, "unet--synthetic-nuclei").artifact
         session = backend.load(artifact, "cpu", args.threads)
         inputs = session.to_input(image)
         config = TimingConfig(warmup_s=0.5, min_time_s=1.0, min_iters=30)
         ours, bare = [], []
         for round_index in range(args.rounds):  # alternate which side goes first, so order effects cancel
             if round_index % 2:
-                bare.append(bare_loop_p50_ms(lambda: session.run(inputs), config.min_iters * 4))
-            samples = measure_latency(lambda: session.time_call(inputs), config)
+                bare.append(bare_loop_p50_ms(lambda s=session, x=inputs: s.run(x), config.min_iters * 4))
+            samples = measure_latency(lambda s=session, x=inputs: s.time_call(x), config)
             ours.append(LatencyStats.from_samples(samples).p50_ms)
             if not round_index % 2:
-                bare.append(bare_loop_p50_ms(lambda: session.run(inputs), len(samples)))
+                bare.append(bare_loop_p50_ms(lambda s=session, x=inputs: s.run(x), len(samples)))
         p50, reference = float(np.median(ours)), float(np.median(bare))
         deviation = p50 / reference - 1
         failed |= abs(deviation) > args.tolerance
-        rows.append((name, f"{p50:.3f}", f"{reference:.3f}", f"{deviation:+.1%}", "ok" if abs(deviation) <= args.tolerance else "FAIL"))
-    print(tabulate(rows, headers=["backend", "segbench p50 ms", "bare loop p50 ms", "deviation", "verdict"], tablefmt="github"))
+        rows.append(
+            (
+                name,
+                f"{p50:.3f}",
+                f"{reference:.3f}",
+                f"{deviation:+.1%}",
+                "ok" if abs(deviation) <= args.tolerance else "FAIL",
+            )
+        )
+    print(
+        tabulate(
+            rows, headers=["backend", "segbench p50 ms", "bare loop p50 ms", "deviation", "verdict"], tablefmt="github"
+        )
+    )
     return 1 if failed else 0
 
 

@@ -13,8 +13,9 @@ class TinyNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 2) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()
+        )
         self.head = nn.Conv2d(8, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

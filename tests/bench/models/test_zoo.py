@@ -12,9 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.backend import Artifact, PrepareContext, get_backend
-from bench.gradcam_fakequant import module_paths
+from bench.backend import get_backend
+from bench.gradcam.fakequant import module_paths
 from bench.models import create_model
+from tests.helpers import prepare
 
 ZOO = ("deeplabv3plus-resnet18", "hrnet-w18-small", "vgg16-unet")
 SHAPE = (3, 64, 64)  # (C, H, W) for the graph-capture and backend tests
@@ -66,8 +67,9 @@ def test_fx_symbolic_trace_reproduces_eager(name):
 def test_torch_export_with_a_dynamic_batch(name, strict):
     model = _model(name)
     example = torch.randn(2, *SHAPE)
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-                                  strict=strict)
+    program = torch.export.export(
+        model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), strict=strict
+    )
     x = torch.randn(3, *SHAPE)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), model(x), rtol=1e-5, atol=1e-5)
@@ -82,10 +84,7 @@ def _prepare_and_run(backend_name: str, model_name: str, calibration: np.ndarray
     backend = get_backend(backend_name)
     assert backend.unavailable_reason("cpu") is None
     model = _model(model_name)
-    ctx = PrepareContext(model_name=model_name, model=model, calibration=calibration, input_shape=SHAPE,
-                         num_classes=CLASSES, precision=backend.default_precision, device="cpu",
-                         options=backend.resolve_options({}))
-    artifact = Artifact(out_dir, {**backend.prepare(ctx, out_dir), "options": ctx.options})
+    artifact = prepare(backend, out_dir, model, calibration, model_name=model_name, num_classes=CLASSES)
     session = backend.load(artifact, "cpu", 1)
     x = calibration[:batch]
     out = session.to_numpy(session.run(session.to_input(x)))
@@ -159,8 +158,10 @@ def test_gradcam_layers_resolve_and_the_default_feeds_only_the_head(name):
     layers = model.gradcam_layers
     assert len(layers) >= 3 and model.gradcam_layer in layers.values()
     outputs: dict[str, list[torch.Tensor]] = {path: [] for path in layers.values()}
-    handles = [model.get_submodule(path).register_forward_hook(
-        lambda module, args, out, path=path: outputs[path].append(out)) for path in outputs]
+    handles = [
+        model.get_submodule(path).register_forward_hook(lambda module, args, out, path=path: outputs[path].append(out))
+        for path in outputs
+    ]
     x = torch.randn(1, *SHAPE)
     with torch.no_grad():
         logits = model(x)

@@ -1,0 +1,75 @@
+"""CamVid street scenes in the SegNet layout: `train/`, `trainannot/`, `val/`, `valannot/`, `test/`, `testannot/`.
+
+Images are 480x360 RGB; an annotation PNG of the same name holds class indices 0..10 and 11 for
+void, which stays 11 in the masks (the suite's ignore label) so metrics and the loss skip it.
+Resizing: bilinear for images, nearest neighbour for masks.
+
+Splits: training and calibration come from `train/` (a seeded calibration subset, disjoint from
+training); evaluation from the folder named by the option `evaluation_folder` ("val" by default,
+"test" for the published test split), so evaluation images are never seen in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.data.files import FileDataset, Item, data_root, list_files, require_dir
+from bench.data.images import check_labels, check_same_size, read_image, read_labels, resize_labels
+from bench.data.request import DataRequest
+from bench.data.splits import pick
+from bench.errors import UsageError
+
+OPTIONS = {"evaluation_folder": "val", "train_folder": "train"}
+
+
+def folder_of(request: DataRequest, split: str) -> str:
+    key = "evaluation_folder" if split == "evaluation" else "train_folder"
+    return str(request.options.get(key, OPTIONS[key]))
+
+
+def list_items(request: DataRequest, split: str) -> list[Item]:
+    root = data_root(request)
+    folder = folder_of(request, split)
+    images = require_dir(root / folder, request, "image folder")
+    annot = require_dir(root / f"{folder}annot", request, "annotation folder")
+    sizes = (
+        {"evaluation": request.split_sizes["evaluation"]}
+        if split == "evaluation"
+        else {s: request.split_sizes[s] for s in ("train", "calibration")}
+    )
+    names = [p.name for p in list_files(images, (".png",))]
+    if not names:
+        raise UsageError(f"{images}: no .png images (CamVid SegNet layout: {folder}/*.png with {folder}annot/*.png)")
+    items = []
+    for name in pick(names, sizes, request.split_seed, split, images):
+        mask = annot / name
+        if not mask.is_file():
+            raise UsageError(f"{images / name}: image has no mask {mask}")
+        items.append(Item(name, images / name, (mask,)))
+    return items
+
+
+def read_item(request: DataRequest, item: Item) -> tuple[np.ndarray, np.ndarray]:
+    image, original = read_image(item.image, request.in_channels, request.input_size)
+    (mask_path,) = item.masks
+    labels = read_labels(mask_path)
+    check_same_size(mask_path, labels.shape, item.image, original)
+    check_labels(mask_path, labels, request.num_classes, request.ignore_label)
+    return image, resize_labels(labels, request.input_size)
+
+
+def check(request: DataRequest) -> None:
+    unknown = sorted(set(request.options) - set(OPTIONS))
+    if unknown:
+        raise UsageError(f"{request.where}: unknown camvid option '{unknown[0]}'; valid options: {', '.join(OPTIONS)}")
+    for key, value in request.options.items():
+        if not isinstance(value, str) or not value or "/" in value or "\\" in value:
+            raise UsageError(f"{request.where}: camvid option {key} = {value!r} is not valid; expected a folder name")
+    if folder_of(request, "evaluation") == folder_of(request, "train"):
+        raise UsageError(
+            f"{request.where}: camvid evaluation_folder must differ from train_folder "
+            "(calibration and training are drawn from the training folder)"
+        )
+
+
+SOURCE = FileDataset(list_items, read_item, modules=(__name__,)).source(check)

@@ -1,0 +1,92 @@
+"""What a data source is asked for: a small frozen excerpt of a suite, and the split it returns.
+
+Loaders never see the whole `Suite` (colours, normalization, Grad-CAM settings are not theirs to
+read), which keeps `bench.data.suite` the only module that knows suite files and lets every source
+module depend on this one alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SPLITS = ("train", "calibration", "evaluation")
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """Images (N, C, H, W) float32 in [0, 1] before normalization, masks (N, H, W) int64."""
+
+    images: np.ndarray
+    masks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Everything that determines a suite's images and masks, and nothing else."""
+
+    suite: str  # the suite's name, for messages and cache file names
+    source: str
+    classes: tuple[str, ...]
+    in_channels: int
+    input_size: tuple[int, int]
+    split_sizes: Mapping[str, int]
+    split_seed: int
+    seed: int = 0
+    ignore_label: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    data_dir: Path | None = None  # resolved data folder; None for procedural sources
+    where: Path | None = None  # the suite file, named in messages about its content
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def config(self) -> dict[str, Any]:
+        """The data's identity, for cache keys (the data folder too, for real data)."""
+        config = {
+            "name": self.suite,
+            "source": self.source,
+            "classes": self.classes,
+            "in_channels": self.in_channels,
+            "input_size": self.input_size,
+            "split_sizes": dict(self.split_sizes),
+            "split_seed": self.split_seed,
+            "seed": self.seed,
+            "ignore_label": self.ignore_label,
+            "options": dict(self.options),
+        }
+        if self.data_dir is not None:
+            config["data_dir"] = str(self.data_dir)
+        return config
+
+
+def _no_check(request: DataRequest) -> None:
+    """Sources without options accept every suite file that passed the common checks."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of data, registered in `bench.data.sources` under the name suite files use.
+
+    load(request, split) -> the split's images and masks;
+    check(request) -> raise `UsageError` naming the suite file for options this source rejects,
+        when the file is read (before any work);
+    probe(request) -> raise `UsageError` or `OSError` when the data is not there (`segbench list
+        suites`); None for a procedural source, which reads no files.
+    """
+
+    load: Callable[[DataRequest, str], SplitData]
+    check: Callable[[DataRequest], None] = _no_check
+    probe: Callable[[DataRequest], object] | None = None
+
+    @property
+    def procedural(self) -> bool:
+        return self.probe is None

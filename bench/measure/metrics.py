@@ -1,0 +1,369 @@
+"""Segmentation quality from a dataset-level confusion matrix, boundary F1, and drift between two predictions.
+
+Every region metric is computed once from ONE confusion matrix accumulated over every evaluation pixel of
+every image, never as a mean of per-image or per-batch means. Void pixels (the suite's ignore label) are
+excluded. Definitions follow MATLAB's ``evaluateSemanticSegmentation`` (``semanticSegmentationMetrics``
+DataSetMetrics / ClassMetrics), whose documentation reads:
+
+- GlobalAccuracy "Ratio of correctly classified pixels to total pixels, regardless of class."
+  -> ``global_accuracy`` = trace(cm) / sum(cm), over non-void pixels.
+- MeanAccuracy "Mean of the share of correctly classified pixels for each class. This is the mean of
+  ClassMetrics.Accuracy." -> ``mean_accuracy`` = mean over classes of TP / (TP + FN) (``accuracy_per_class``).
+- MeanIoU "Mean of the intersection over union ... for each class." -> ``miou``, mean of ``iou``.
+- WeightedIoU "Mean of the intersection over union coefficient (IoU) for each class weighted by the number
+  of pixels in each class." -> ``weighted_iou`` = sum_c gt_c * IoU_c / sum_c gt_c (gt_c: truth pixels).
+- MeanBFScore "Mean over all the images of the mean BF score for each image." -> ``mean_bf_score``;
+  ClassMetrics.MeanBFScore -> ``bf_per_class`` (see bench.measure.boundary for the BF definition).
+
+NaN rules: a class without truth pixels has NaN accuracy; a class absent from both truth and prediction has
+NaN IoU and Dice; NaN classes are left out of the means. (MATLAB's 2017 code used ``nanmean`` for this; its
+2023 code switched the dataset means to ``'includenan'``, so a class missing from the whole dataset makes
+MATLAB's MeanAccuracy/MeanIoU NaN. We keep the excluding rule: one absent class must not blank a row.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from bench.errors import UsageError
+from bench.measure.boundary import boundary_f1, mean_bf_score
+
+
+def confusion_matrix(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_label: int | None = None
+) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts; rows are ground truth, columns are predictions."""
+    pred = np.asarray(pred).ravel()
+    target = np.asarray(target).ravel()
+    valid = (target >= 0) & (target < num_classes)
+    if ignore_label is not None:
+        valid &= target != ignore_label
+    index = target[valid].astype(np.int64) * num_classes + pred[valid].astype(np.int64)
+    return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+@dataclass(frozen=True)
+class SegmentationScores:
+    """Dataset-level quality (MATLAB name in brackets): per-class IoU [ClassMetrics.IoU], Dice, accuracy
+    [ClassMetrics.Accuracy], BF [ClassMetrics.MeanBFScore], and the means [DataSetMetrics]."""
+
+    iou: tuple[float, ...]
+    dice_per_class: tuple[float, ...]
+    miou: float  # [MeanIoU]
+    dice: float  # mean Dice over the foreground classes
+    global_accuracy: float  # [GlobalAccuracy]
+    accuracy_per_class: tuple[float, ...] = ()
+    mean_accuracy: float = float("nan")  # [MeanAccuracy]
+    weighted_iou: float = float("nan")  # [WeightedIoU]
+    bf_per_class: tuple[float, ...] = ()  # empty when boundaries were not scored
+    mean_bf_score: float = float("nan")  # [MeanBFScore]
+
+    SCALARS: ClassVar[tuple[str, ...]] = (
+        "global_accuracy",
+        "mean_accuracy",
+        "miou",
+        "weighted_iou",
+        "mean_bf_score",
+        "dice",
+    )
+    PER_CLASS: ClassVar[dict[str, str]] = {
+        "iou": "iou",
+        "dice_per_class": "dice",
+        "accuracy_per_class": "accuracy",
+        "bf_per_class": "bf",
+    }
+
+    @classmethod
+    def from_confusion(cls, cm: np.ndarray, foreground: list[int], bf: np.ndarray | None = None) -> SegmentationScores:
+        """Scores from one dataset confusion matrix; `bf` is the optional (N, C) per-image, per-class BF matrix."""
+        cm = np.asarray(cm)
+        tp = np.diag(cm).astype(np.float64)
+        truth = cm.sum(axis=1).astype(np.float64)
+        fp = cm.sum(axis=0) - tp
+        fn = truth - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = tp / (tp + fp + fn)
+            dice = 2 * tp / (2 * tp + fp + fn)
+            accuracy = tp / truth
+        total = float(cm.sum())
+        weighted = float(np.nansum(truth * iou) / total) if total else float("nan")
+        bf_class: tuple[float, ...] = ()
+        mean_bf = float("nan")
+        if bf is not None:
+            bf = np.asarray(bf, dtype=np.float64).reshape(-1, cm.shape[0])
+            counts = np.isfinite(bf).sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                bf_class = tuple(
+                    float(v) for v in np.where(counts > 0, np.nansum(bf, axis=0) / np.maximum(counts, 1), np.nan)
+                )
+            mean_bf = mean_bf_score(bf)
+        return cls(
+            iou=_floats(iou),
+            dice_per_class=_floats(dice),
+            miou=_nanmean(iou),
+            dice=_nanmean(dice[foreground]),
+            global_accuracy=float(tp.sum() / total) if total else float("nan"),
+            accuracy_per_class=_floats(accuracy),
+            mean_accuracy=_nanmean(accuracy),
+            weighted_iou=weighted,
+            bf_per_class=bf_class,
+            mean_bf_score=mean_bf,
+        )
+
+    def scalars(self) -> dict[str, float]:
+        """The dataset-level numbers by field name."""
+        return {name: getattr(self, name) for name in self.SCALARS}
+
+    def as_dict(self, class_names: list[str] | None = None) -> dict[str, float]:
+        """Scalars plus per-class values as ``iou_<class>``, ``dice_<class>``, ``accuracy_<class>``, ``bf_<class>``."""
+        out = self.scalars()
+        for attribute, prefix in self.PER_CLASS.items():
+            values = getattr(self, attribute)
+            names = class_names if class_names is not None else [str(i) for i in range(len(values))]
+            if values and len(names) != len(values):
+                raise UsageError(f"as_dict: {len(names)} class names for {len(values)} classes")
+            out |= {f"{prefix}_{name}": v for name, v in zip(names, values)}
+        return out
+
+
+def _floats(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def metric_drift(
+    current: SegmentationScores, reference: SegmentationScores, class_names: list[str] | None = None
+) -> dict[str, float]:
+    """``<metric>_drift`` = current - reference for every scalar and per-class metric (negative: worse).
+
+    NaN where either side is NaN (e.g. a class absent from both) or where BF was scored on one side only."""
+    now, ref = current.as_dict(class_names), reference.as_dict(class_names)
+    return {f"{name}_drift": now[name] - ref[name] if name in ref else float("nan") for name in now}
+
+
+def pixel_agreement(pred: np.ndarray, reference: np.ndarray, target: np.ndarray, ignore_label: int | None) -> float:
+    """Fraction of non-void pixels where two predictions give the same class."""
+    valid = np.ones(target.shape, bool) if ignore_label is None else target != ignore_label
+    return float((pred[valid] == reference[valid]).mean())
+
+
+def per_image_dice(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, foreground: list[int], ignore_label: int | None = None
+) -> np.ndarray:
+    """Mean foreground Dice of each image (N,), NaN where an image has no foreground in truth or prediction."""
+    return np.array(
+        [
+            SegmentationScores.from_confusion(confusion_matrix(p, t, num_classes, ignore_label), foreground).dice
+            for p, t in zip(pred, target)
+        ]
+    )
+
+
+def score_predictions(
+    pred: np.ndarray,
+    target: np.ndarray,
+    num_classes: int,
+    foreground: list[int],
+    ignore_label: int | None = None,
+    boundary: bool = False,
+) -> SegmentationScores:
+    """Dataset scores of (N, H, W) predictions; `boundary` adds the BF scores (a little slower)."""
+    cm = confusion_matrix(pred, target, num_classes, ignore_label)
+    bf = boundary_f1(pred, target, num_classes, ignore_label).score if boundary else None
+    return SegmentationScores.from_confusion(cm, foreground, bf)
+
+
+@dataclass
+class SegmentationAccumulator:
+    """Streaming evaluation: add batches as they come; one confusion matrix and one BF row per image."""
+
+    num_classes: int
+    foreground: list[int]
+    ignore_label: int | None = None
+    boundary: bool = True
+    tolerance: float | None = None  # BF distance tolerance in pixels; None: 0.75% of each image's diagonal
+    confusion: np.ndarray = field(init=False)
+    _bf: list[np.ndarray] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+
+    def add(self, pred: np.ndarray, target: np.ndarray) -> None:
+        pred, target = np.asarray(pred), np.asarray(target)
+        if pred.shape != target.shape:
+            raise UsageError(
+                f"SegmentationAccumulator.add: prediction shape {pred.shape} differs from truth shape {target.shape}"
+            )
+        self.confusion += confusion_matrix(pred, target, self.num_classes, self.ignore_label)
+        if self.boundary:
+            self._bf.append(boundary_f1(pred, target, self.num_classes, self.ignore_label, self.tolerance).score)
+
+    def bf_scores(self) -> np.ndarray:
+        """(N, C) BF of every image seen so far and class (NaN: class absent from both sides)."""
+        return np.concatenate(self._bf) if self._bf else np.zeros((0, self.num_classes))
+
+    def scores(self) -> SegmentationScores:
+        return SegmentationScores.from_confusion(
+            self.confusion, self.foreground, self.bf_scores() if self.boundary else None
+        )
+
+
+def evaluate_batches(
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    num_classes: int,
+    foreground: list[int],
+    ignore_label: int | None = None,
+    boundary: bool = True,
+) -> SegmentationScores:
+    """Dataset scores from an iterable of (prediction, truth) batches; same numbers as all at once."""
+    acc = SegmentationAccumulator(num_classes, foreground, ignore_label, boundary)
+    for pred, target in batches:
+        acc.add(pred, target)
+    return acc.scores()
+
+
+def reference_as_truth(
+    reference: np.ndarray, target: np.ndarray, num_classes: int, ignore_label: int | None
+) -> np.ndarray:
+    """The reference prediction as a label map to score against, void (-1) wherever the truth is void."""
+    target = np.asarray(target)
+    valid = (target >= 0) & (target < num_classes)
+    if ignore_label is not None:
+        valid &= target != ignore_label
+    return np.where(valid, reference, -1)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A (quantized) prediction against the truth, the fp32 reference against the truth, and the
+    prediction against the reference taken as truth (void pixels still from the truth)."""
+
+    current: SegmentationScores
+    reference: SegmentationScores
+    agreement: SegmentationScores
+
+    @property
+    def pixel_agreement(self) -> float:
+        return self.agreement.global_accuracy
+
+    @property
+    def iou_vs_reference(self) -> tuple[float, ...]:
+        return self.agreement.iou
+
+    def metrics(self, class_names: list[str] | None = None) -> dict[str, float]:
+        """Flat record: every ``<metric>_drift``, pixel agreement, and the IoU/BF of prediction vs reference."""
+        out = metric_drift(self.current, self.reference, class_names)
+        out["pixel_agreement"] = self.pixel_agreement
+        out["miou_vs_reference"] = self.agreement.miou
+        out["bf_vs_reference"] = self.agreement.mean_bf_score
+        names = class_names if class_names is not None else [str(i) for i in range(len(self.agreement.iou))]
+        out |= {f"iou_vs_reference_{name}": v for name, v in zip(names, self.agreement.iou)}
+        return out
+
+
+@dataclass
+class DriftAccumulator:
+    """Streaming `Drift`: add (prediction, reference, truth) batches."""
+
+    num_classes: int
+    foreground: list[int]
+    ignore_label: int | None = None
+    boundary: bool = True
+    _current: SegmentationAccumulator = field(init=False)
+    _reference: SegmentationAccumulator = field(init=False)
+    _agreement: SegmentationAccumulator = field(init=False)
+
+    def __post_init__(self) -> None:
+        make = lambda: SegmentationAccumulator(self.num_classes, self.foreground, self.ignore_label, self.boundary)  # noqa: E731
+        self._current, self._reference, self._agreement = make(), make(), make()
+
+    def add(self, pred: np.ndarray, reference: np.ndarray, target: np.ndarray) -> None:
+        self._current.add(pred, target)
+        self._reference.add(reference, target)
+        self._agreement.add(pred, reference_as_truth(reference, target, self.num_classes, self.ignore_label))
+
+    def result(self) -> Drift:
+        return Drift(self._current.scores(), self._reference.scores(), self._agreement.scores())
+
+
+def prediction_drift(
+    pred: np.ndarray,
+    reference: np.ndarray,
+    target: np.ndarray,
+    num_classes: int,
+    foreground: list[int],
+    ignore_label: int | None = None,
+    boundary: bool = True,
+) -> Drift:
+    """`Drift` of a whole prediction set against the fp32 reference prediction."""
+    acc = DriftAccumulator(num_classes, foreground, ignore_label, boundary)
+    acc.add(pred, reference, target)
+    return acc.result()
+
+
+def labels_from_logits(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(N, C, H, W) logits -> (N, H, W) int64 labels: argmax for C >= 2; for one sigmoid channel, label 1
+    where sigmoid(logit) > threshold, computed stably as logit > log(t / (1 - t)) (no exp overflow)."""
+    logits = np.asarray(logits)
+    if logits.ndim != 4:
+        raise UsageError(f"labels_from_logits: expected (N, C, H, W) logits, got shape {logits.shape}")
+    if logits.shape[1] >= 2:
+        return logits.argmax(axis=1)
+    if logits.shape[1] != 1:
+        raise UsageError(f"labels_from_logits: logits have no channel (shape {logits.shape})")
+    if not 0.0 < threshold < 1.0:
+        raise UsageError(f"labels_from_logits: threshold must lie strictly between 0 and 1, got {threshold}")
+    return (logits[:, 0] > math.log(threshold / (1.0 - threshold))).astype(np.int64)
+
+
+def sqnr_db(reference: np.ndarray, output: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio 10*log10(sum(ref^2) / sum((ref - out)^2)) in dB, float64; +inf
+    when identical. Use it on logits: it sees quantization error before argmax hides it."""
+    acc = SqnrAccumulator()
+    acc.add(reference, output)
+    return acc.db
+
+
+_SQNR_CHUNK = 1 << 20
+
+
+@dataclass
+class SqnrAccumulator:
+    """SQNR over outputs that arrive batch by batch: sums of squares kept in float64."""
+
+    signal: float = 0.0
+    noise: float = 0.0
+    count: int = 0
+
+    def add(self, reference_batch: np.ndarray, output_batch: np.ndarray) -> None:
+        ref = np.asarray(reference_batch)
+        out = np.asarray(output_batch)
+        if ref.shape != out.shape:
+            raise UsageError(f"SQNR: reference shape {ref.shape} differs from output shape {out.shape}")
+        ref, out = ref.ravel(), out.ravel()
+        for start in range(0, ref.size, _SQNR_CHUNK):  # float64 in chunks: no 8-bytes-per-value copy of it all
+            r = ref[start : start + _SQNR_CHUNK].astype(np.float64)
+            d = r - out[start : start + _SQNR_CHUNK]
+            self.signal += float(r @ r)
+            self.noise += float(d @ d)
+        self.count += ref.size
+
+    @property
+    def db(self) -> float:
+        """NaN before any value was added; +inf when the outputs equal the reference."""
+        if self.count == 0:
+            return float("nan")
+        if self.noise == 0.0:
+            return float("inf")
+        if self.signal == 0.0:
+            return float("-inf")
+        return 10.0 * math.log10(self.signal / self.noise)

@@ -1,0 +1,78 @@
+"""The evaluation stage: a session's predictions on the evaluation split, scored against the truth and
+against the fp32 reference, as one record.
+
+Logits are streamed batch by batch into labels and the SQNR accumulator, so the whole logits tensor
+of the split is never held (it would inflate the process's peak memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.backend import Session
+from bench.measure.metrics import (
+    Drift,
+    SegmentationScores,
+    SqnrAccumulator,
+    labels_from_logits,
+    per_image_dice,
+    prediction_drift,
+)
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    scores: SegmentationScores
+    drift: Drift
+    sqnr_db: float  # logits vs the fp32 reference logits
+    class_names: tuple[str, ...]
+    per_image_dice: np.ndarray  # foreground Dice of every evaluation image
+    predictions_head: np.ndarray  # labels of the first evaluation images, for the Grad-CAM montage
+
+    def columns(self) -> dict[str, Any]:
+        """Every quality metric, its drift from the reference, and agreement with the reference (per class too)."""
+        names = list(self.class_names)
+        return {**self.scores.as_dict(names), **self.drift.metrics(names), "sqnr_db": self.sqnr_db}
+
+
+def predict(
+    session: Session, images: np.ndarray, reference_logits: np.ndarray, batch_size: int, threshold: float
+) -> tuple[np.ndarray, float]:
+    """Labels (N, H, W) of the session, and the SQNR of its logits against the reference's, streamed."""
+    sqnr = SqnrAccumulator()
+    labels = []
+    for i in range(0, len(images), batch_size):
+        logits = session.to_numpy(session.run(session.to_input(images[i : i + batch_size]))).astype(np.float32)
+        sqnr.add(reference_logits[i : i + batch_size], logits)
+        labels.append(labels_from_logits(logits, threshold))
+    return np.concatenate(labels), sqnr.db
+
+
+def evaluate(
+    session: Session,
+    images: np.ndarray,
+    masks: np.ndarray,
+    reference_logits: np.ndarray,
+    class_names: tuple[str, ...],
+    foreground: list[int],
+    ignore_label: int | None,
+    batch_size: int,
+    threshold: float,
+    keep: int,
+) -> QualityResult:
+    """Score the session on normalized `images` (truth `masks`); keep the first `keep` label maps."""
+    preds, sqnr = predict(session, images, reference_logits, batch_size, threshold)
+    n = len(class_names)
+    reference = labels_from_logits(reference_logits, threshold)
+    drift = prediction_drift(preds, reference, masks, n, foreground, ignore_label)
+    return QualityResult(
+        scores=drift.current,
+        drift=drift,
+        sqnr_db=sqnr,
+        class_names=class_names,
+        per_image_dice=per_image_dice(preds, masks, n, foreground, ignore_label),
+        predictions_head=preds[:keep],
+    )

@@ -1,0 +1,257 @@
+"""Regression comparison of two run folders, for nightly runs and hardware reports.
+
+Rows are matched by (suite, model, backend, precision, device, batch size). A latency regression
+needs both a median ratio above the threshold *and* a Mann-Whitney U test on the raw samples saying
+the two sample sets differ (p < 0.01), so shared-machine noise does not page anyone. Quality, drift
+and Grad-CAM columns regress by an absolute threshold in their worse direction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+from tabulate import tabulate
+
+from bench.environment import machine_fingerprint
+from bench.errors import UsageError
+from bench.results.row import IDENTITY_COLUMNS
+
+P_VALUE = 0.01
+HIGHER_IS_BETTER = (
+    "dice",
+    "miou",
+    "global_accuracy",
+    "mean_accuracy",
+    "weighted_iou",
+    "mean_bf_score",
+    "pixel_agreement",
+    "miou_vs_reference",
+    "dice_drift",
+    "miou_drift",
+    "global_accuracy_drift",
+    "mean_accuracy_drift",
+    "weighted_iou_drift",
+    "mean_bf_score_drift",
+    "gradcam_pearson",
+    "gradcam_spearman",
+    "gradcam_top10_iou",
+)
+LOWER_IS_BETTER = ("gradcam_jsd",)
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    results: pd.DataFrame
+    samples: pd.DataFrame | None
+    env: dict[str, Any]
+
+    @property
+    def machine(self) -> str:
+        cpu = self.env.get("cpu_model") or "unknown CPU"
+        gpu = self.env.get("gpu")
+        return f"{cpu}{' + ' + gpu if gpu else ''} ({self.env.get('threads')} threads)"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    table: pd.DataFrame  # one row per matched cell
+    regressions: list[str]
+    only_baseline: list[str]
+    only_current: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_run(path: Path) -> Run:
+    if not path.is_dir():
+        raise UsageError(f"run folder '{path}' does not exist")
+    results = path / "results.parquet"
+    if not results.is_file():
+        raise UsageError(f"'{path}' has no results.parquet; expected a segbench run folder")
+    samples = path / "samples.parquet"
+    env = path / "env.json"
+    return Run(
+        path,
+        pd.read_parquet(results),
+        pd.read_parquet(samples) if samples.is_file() else None,
+        json.loads(env.read_text()) if env.is_file() else {},
+    )
+
+
+def _key(row: pd.Series | dict[str, Any]) -> tuple:
+    return tuple(str(row[c]) for c in IDENTITY_COLUMNS)
+
+
+def _samples(run: Run, key: tuple) -> np.ndarray:
+    if run.samples is None:
+        return np.array([])
+    mask = np.ones(len(run.samples), bool)
+    for column, value in zip(IDENTITY_COLUMNS, key):
+        mask &= run.samples[column].astype(str).to_numpy() == value
+    return run.samples.loc[mask, "latency_ns"].to_numpy()
+
+
+def latency_verdict(baseline_ns: np.ndarray, current_ns: np.ndarray, threshold: float) -> tuple[float, float, bool]:
+    """(median ratio current/baseline, Mann-Whitney p-value, regressed?)."""
+    ratio = float(np.median(current_ns) / np.median(baseline_ns))
+    if len(baseline_ns) < 3 or len(current_ns) < 3:
+        return ratio, math.nan, False
+    p = float(mannwhitneyu(current_ns, baseline_ns, alternative="two-sided").pvalue)
+    return ratio, p, ratio > 1 + threshold and p < P_VALUE
+
+
+def _quality_regressions(label: str, base: pd.Series, cur: pd.Series, threshold: float) -> list[str]:
+    found = []
+    columns = [c for c in base.index if c in HIGHER_IS_BETTER or c.startswith(("iou_", "dice_"))]
+    columns += [c for c in LOWER_IS_BETTER if c in base.index]
+    for column in dict.fromkeys(columns):
+        if column not in cur.index or pd.isna(base[column]) or pd.isna(cur[column]):
+            continue
+        worse = cur[column] - base[column] if column in LOWER_IS_BETTER else base[column] - cur[column]
+        if worse > threshold:
+            found.append(
+                f"{label}: {column} {base[column]:.4f} -> {cur[column]:.4f} (worse by {worse:.4f} > {threshold:g})"
+            )
+    return found
+
+
+def compare_runs(
+    baseline: Run,
+    current: Run,
+    latency_threshold: float = 0.10,
+    quality_threshold: float = 0.005,
+    judge_latency: bool = True,
+) -> Comparison:
+    """`judge_latency=False` for hardware reports: ratios are shown, but another machine is not a regression."""
+    base_rows = {_key(r): r for _, r in baseline.results.iterrows()}
+    cur_rows = {_key(r): r for _, r in current.results.iterrows()}
+    matched = [k for k in base_rows if k in cur_rows]
+    if not matched:
+        raise UsageError(f"no rows of '{current.path}' match '{baseline.path}' by {', '.join(IDENTITY_COLUMNS)}")
+    table, regressions = [], []
+    for key in matched:
+        base, cur = base_rows[key], cur_rows[key]
+        label = "/".join(key)
+        entry: dict[str, Any] = dict(zip(IDENTITY_COLUMNS, key))
+        entry.update(baseline_status=base["status"], current_status=cur["status"])
+        if base["status"] == "ok" and cur["status"] != "ok":
+            regressions.append(f"{label}: status ok -> {cur['status']}")
+        if base["status"] == "ok" and cur["status"] == "ok":
+            ratio, p, slower = latency_verdict(_samples(baseline, key), _samples(current, key), latency_threshold)
+            if math.isnan(ratio) or not len(_samples(baseline, key)):
+                ratio = float(cur["latency_p50_ms"] / base["latency_p50_ms"])
+            entry.update(
+                baseline_p50_ms=base["latency_p50_ms"],
+                current_p50_ms=cur["latency_p50_ms"],
+                latency_ratio=ratio,
+                p_value=p,
+                latency_regression=slower,
+            )
+            if slower and judge_latency:
+                regressions.append(
+                    f"{label}: latency p50 {base['latency_p50_ms']:.3f} -> {cur['latency_p50_ms']:.3f} ms "
+                    f"(x{ratio:.3f}, Mann-Whitney p={p:.2g})"
+                )
+            for column in ("dice", "dice_drift", "model_size_bytes"):
+                if column in base.index:
+                    entry[f"baseline_{column}"], entry[f"current_{column}"] = base[column], cur.get(column)
+            regressions += _quality_regressions(label, base, cur, quality_threshold)
+        table.append(entry)
+    warnings = []
+    if machine_fingerprint(baseline.env) != machine_fingerprint(current.env):
+        warnings.append(
+            f"the runs come from different machines or settings: baseline {baseline.machine}, "
+            f"current {current.machine}; latency differences include the hardware"
+        )
+    return Comparison(
+        pd.DataFrame(table),
+        regressions,
+        ["/".join(k) for k in base_rows if k not in cur_rows],
+        ["/".join(k) for k in cur_rows if k not in base_rows],
+        warnings,
+    )
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "REGRESSION" if value else ""
+    return f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def to_markdown(comparison: Comparison, baseline: Run, current: Run, by_machine: bool = False) -> str:
+    names = (baseline.machine, current.machine) if by_machine else ("baseline", "current")
+    lines = [
+        "# segbench compare",
+        "",
+        f"- baseline: `{baseline.path}` — {baseline.machine}",
+        f"- current: `{current.path}` — {current.machine}",
+        "",
+    ]
+    lines += [f"> warning: {w}" for w in comparison.warnings] + ([""] if comparison.warnings else [])
+    df = comparison.table
+    groups = df.groupby(["suite", "model"], sort=False) if by_machine else [(None, df)]
+    for group, part in groups:
+        if group is not None:
+            lines += [f"## {group[0]} / {group[1]}", ""]
+        rows = [
+            [
+                r.backend,
+                r.precision,
+                r.device,
+                r.batch_size,
+                _fmt(r.get("baseline_p50_ms")),
+                _fmt(r.get("current_p50_ms")),
+                _fmt(r.get("latency_ratio")),
+                _fmt(r.get("p_value"), 4),
+                _fmt(r.get("latency_regression", False)),
+                _fmt(r.get("baseline_dice"), 4),
+                _fmt(r.get("current_dice"), 4),
+                r.current_status,
+            ]
+            for _, r in part.iterrows()
+        ]
+        headers = [
+            "backend",
+            "precision",
+            "device",
+            "batch",
+            f"{names[0]} p50 ms",
+            f"{names[1]} p50 ms",
+            "ratio",
+            "p (MWU)",
+            "latency",
+            f"{names[0]} dice",
+            f"{names[1]} dice",
+            "status",
+        ]
+        if group is None:
+            rows = [[r.suite, r.model, *row] for row, (_, r) in zip(rows, part.iterrows())]
+            headers = ["suite", "model", *headers]
+        lines += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    if by_machine and "latency_ratio" in df:
+        ratios = (
+            df.dropna(subset=["latency_ratio"])
+            .groupby("backend")["latency_ratio"]
+            .apply(lambda r: float(np.exp(np.log(r).mean())))
+        )
+        lines += [
+            "## Geometric-mean latency ratio per backend (current / baseline)",
+            "",
+            tabulate([[b, f"{v:.3f}"] for b, v in ratios.items()], headers=["backend", "ratio"], tablefmt="github"),
+            "",
+        ]
+    lines += ["## Regressions", ""] + ([f"- {r}" for r in comparison.regressions] or ["none"]) + [""]
+    if comparison.only_baseline or comparison.only_current:
+        lines += ["## Rows on one side only", ""]
+        lines += [f"- only in baseline: {k}" for k in comparison.only_baseline]
+        lines += [f"- only in current: {k}" for k in comparison.only_current] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,28 @@
+"""Every report file of a run folder, written from the folder's own tables, so `segbench report DIR`
+can redo them: report.md, report.html (figures embedded) and figures/dice_box.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.charts import dice_box_chart
+from bench.report.figures import save_figure
+from bench.report.html import write_html
+from bench.report.markdown import write_markdown
+
+
+def write_reports(run_dir: Path) -> list[Path]:
+    """report.md, report.html and figures/dice_box.png from the run folder's results."""
+    df = pd.read_parquet(run_dir / "results.parquet")
+    return [write_markdown(run_dir, df), write_html(run_dir), *write_dice_box(run_dir, df)]
+
+
+def write_dice_box(run_dir: Path, df: pd.DataFrame) -> list[Path]:
+    """figures/dice_box.png: the per-image Dice box chart per backend, as a file for slides and PRs."""
+    per_image = run_dir / "per_image.parquet"
+    if not per_image.exists() or "status" not in df:
+        return []
+    fig = dice_box_chart(pd.read_parquet(per_image), df[df["status"] == "ok"])
+    return [save_figure(fig, run_dir / "figures" / "dice_box.png")] if fig is not None else []

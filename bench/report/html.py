@@ -1,0 +1,115 @@
+"""Self-contained HTML report of a run: figures are base64 PNGs and the CSS is inline, so report.html
+can be attached to a CI job or mailed, and opens without the run folder or any network access."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report.charts import cell_labels, dice_box_figure, drift_figure, latency_figure, size_figure
+from bench.report.tables import LEGEND, environment_lines, summary_table
+
+CSS = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; white-space: nowrap; } th { background: #f0f0f0; }
+.table-wrap { overflow-x: auto; } .note { color: #555; font-size: 0.9em; }
+img.figure { display: block; max-width: 100%; height: auto; margin: 0.5em 0 1.5em; }"""
+# Counts the images the browser really decoded; the browser test reads the attribute back from the DOM.
+IMAGE_CHECK = (
+    "<script>window.addEventListener('load', () => { document.body.dataset.imagesLoaded = "
+    "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length; });</script>"
+)
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img class="figure" src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _section(title: str, body: str) -> str:
+    return f"<h2>{html.escape(title)}</h2>\n{body}"
+
+
+def _figures(run_dir: Path, df: pd.DataFrame) -> list[str]:
+    """The figure sections this run has data for; missing data means a missing figure, not an error."""
+    ok = df[df["status"] == "ok"]
+    ok = pd.concat([g for _, g in ok.groupby(["suite", "model"], sort=False)]) if len(ok) else ok  # models together
+    per_image = run_dir / "per_image.parquet"
+    figures = [
+        (
+            "Latency per backend",
+            latency_figure(ok),
+            "Horizontal bars of p50 latency per backend, whiskers to p99, red tick at p90",
+        ),
+        ("Model size per backend", size_figure(ok), "Horizontal bars of model size on disk in MiB per backend"),
+        (
+            "Accuracy drift vs latency",
+            drift_figure(ok),
+            "Accuracy drift against p50 latency per backend; Pareto-optimal backends filled and joined by a step line",
+        ),
+        (
+            "Per-image Dice",
+            dice_box_figure(pd.read_parquet(per_image), ok) if per_image.exists() else None,
+            "Box chart of per-image foreground Dice per backend",
+        ),
+    ]
+    sections = [_section(title, _img(uri, alt)) for title, uri, alt in figures if uri]
+    if gradcams := sorted((run_dir / "figures").glob("gradcam_*.png")):
+        sections.append(
+            _section(
+                "Grad-CAM",
+                "\n".join(
+                    _img(
+                        "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii"),
+                        f"Grad-CAM montage {p.stem.removeprefix('gradcam_')}",
+                    )
+                    for p in gradcams
+                ),
+            )
+        )
+    return sections
+
+
+def _status_list(df: pd.DataFrame) -> str:
+    """Cells without numbers, each with its reason: a failed backend must not vanish from the report."""
+    bad = df[df["status"] != "ok"]
+    items = "".join(
+        f"<li><b>{html.escape(label)}</b>: {html.escape(str(status))}</li>"
+        for label, status in zip(cell_labels(bad), bad["status"])
+    )
+    return f"<ul>{items}</ul>" if len(bad) else "<p>Every cell ran.</p>"
+
+
+def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
+    """The whole page as one string."""
+    table = summary_table(df, fmt="html").replace("<table>", '<table id="summary">', 1)
+    env_items = "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in environment_lines(env))
+    title = f"segbench run {html.escape(run_dir.name)}"
+    return "\n".join(
+        [
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{title}</title>",
+            f"<style>{CSS}</style></head><body>",
+            f"<h1>{title}</h1>",
+            _section("Summary", f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(LEGEND)}</p>'),
+            *_figures(run_dir, df),
+            _section("Cells without results", _status_list(df)),
+            _section("Environment", f"<ul>{env_items}</ul>"),
+            IMAGE_CHECK,
+            "</body></html>\n",
+        ]
+    )
+
+
+def write_html(run_dir: Path) -> Path:
+    """Write run_dir/report.html from the run folder's own files, so `segbench report DIR` can redo it."""
+    df = pd.read_parquet(run_dir / "results.parquet")
+    env_path = run_dir / "env.json"
+    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    path = run_dir / "report.html"
+    path.write_text(render_html(run_dir, df, env), encoding="utf-8")
+    return path

@@ -1,0 +1,31 @@
+"""report.md: the summary table and the environment, for pull requests and CI logs."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.tables import LEGEND, environment_lines, summary_table
+
+
+def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
+    env_path = run_dir / "env.json"
+    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    lines = [
+        f"# segbench run `{run_dir.name}`",
+        "",
+        summary_table(df),
+        "",
+        *textwrap.wrap(LEGEND, 100),
+        "",
+        "## Environment",
+        "",
+        *environment_lines(env),
+        "",
+    ]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

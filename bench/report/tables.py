@@ -1,0 +1,69 @@
+"""The summary table of a run (terminal, Markdown, HTML), its legend, and the environment lines:
+the text every report shares."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+SUMMARY_COLUMNS = {
+    "suite": "suite",
+    "model": "model",
+    "backend": "backend",
+    "precision": "prec",
+    "device": "device",
+    "status": "status",
+    "latency_p50_ms": "p50 ms",
+    "latency_p90_ms": "p90 ms",
+    "latency_p99_ms": "p99 ms",
+    "speedup_vs_fp32": "speedup",
+    "model_size_bytes": "size MiB",
+    "peak_rss_mib": "peak RSS MiB",
+    "dice": "dice",
+    "miou": "mIoU",
+    "dice_drift": "Δdice",
+    "miou_drift": "ΔmIoU",
+    "pixel_agreement": "agreement",
+}
+
+
+def _fmt(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if column == "model_size_bytes":
+        return f"{value / 2**20:.2f}"
+    if column == "speedup_vs_fp32":
+        return f"{value:.2f}x"
+    if column in ("dice", "miou", "pixel_agreement"):
+        return f"{value:.4f}"
+    if column in ("dice_drift", "miou_drift"):
+        return f"{value:+.4f}"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def summary_table(df: pd.DataFrame, fmt: str = "github") -> str:
+    columns = [c for c in SUMMARY_COLUMNS if c in df.columns]
+    body = [[_fmt(c, row[c]) for c in columns] for _, row in df.iterrows()]
+    return tabulate(body, headers=[SUMMARY_COLUMNS[c] for c in columns], tablefmt=fmt, disable_numparse=True)
+
+
+def environment_lines(env: dict[str, Any]) -> list[str]:
+    libs = ", ".join(f"{k} {v}" for k, v in env.get("libraries", {}).items() if v)
+    return [
+        f"- CPU: {env.get('cpu_model')} ({env.get('logical_cores')} logical cores, {env.get('threads')} threads used)",
+        f"- GPU: {env.get('gpu') or 'none'}",
+        f"- OS: {env.get('os')}, Python {env.get('python')}",
+        f"- Libraries: {libs}",
+        f"- Commit: {env.get('git_commit')}{' (dirty)' if env.get('git_dirty') else ''}, date {env.get('date')}",
+    ]
+
+
+LEGEND = (
+    "p50/p90/p99: latency percentiles per batch; speedup: fp32 eager p50 / this p50, same run; Δ: difference "
+    "to the fp32 reference of the same model; agreement: fraction of pixels predicted the same as the fp32 reference."
+)

@@ -1,0 +1,68 @@
+"""One result row per suite x model x backend x precision x device x batch size.
+
+The row is built once, in the parent, from the records the cell's stages returned: each record says
+which columns it fills (`columns()`), so a new metric is added to the record that computes it and
+nowhere else. Every number names its unit, and where methods differ a sibling column names the
+method (`timer`, `memory_method`, `gradcam_method`). A row that is not `ok` keeps its identity and
+status and no numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+IDENTITY_COLUMNS = ("suite", "model", "backend", "precision", "device", "batch_size")
+
+
+class RowPart(Protocol):
+    """A stage's record: the row columns it fills."""
+
+    def columns(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Row:
+    suite: str
+    model: str
+    backend: str
+    precision: str
+    device: str
+    status: str  # "ok", "unavailable: <reason>" or "error: <message>"
+    batch_size: int = 1
+    threads: int | None = None
+    parts: tuple[RowPart, ...] = ()  # the stages' records, in column order
+    speedup_vs_fp32: float | None = None  # the reference's p50 / this p50, same run
+    duration_s: float | None = None
+    notes: str = ""
+    options: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)  # goes to per_backend.json, not the table
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def record(self) -> dict[str, Any]:
+        """The flat table row."""
+        out: dict[str, Any] = {
+            "suite": self.suite,
+            "model": self.model,
+            "backend": self.backend,
+            "precision": self.precision,
+            "device": self.device,
+            "status": self.status,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+        }
+        for part in self.parts:
+            out.update(part.columns())
+        out.update(
+            speedup_vs_fp32=self.speedup_vs_fp32, duration_s=self.duration_s, notes=self.notes, options=self.options
+        )
+        return out
+
+
+def cell_id(row: Mapping[str, Any]) -> str:
+    """The identity of a stored row (a table record), as `CellSpec.key` spells it."""
+    return "/".join(str(row[c]) for c in IDENTITY_COLUMNS)

@@ -1,0 +1,140 @@
+"""A run's configuration: what the command line asked for, checked in full before any work starts,
+and saved as run.json so `--resume` finishes the run exactly as it was started."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.backend import list_backends
+from bench.cache import atomic_write_bytes
+from bench.data.suite import Suite, get_suite
+from bench.errors import UsageError, unknown_name
+from bench.measure.timing import TimingConfig
+from bench.models import list_models
+from bench.run.matrix import REFERENCE_BACKEND, BackendPlan, parse_backend_spec, plan_backends
+
+DEFAULT_SUITE = "synthetic-nuclei"
+DEFAULT_MODELS = ("unet",)
+DEFAULT_BACKENDS: tuple[str, ...] = ()  # empty: every registered backend at its default precision
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    suites: tuple[str, ...] = (DEFAULT_SUITE,)
+    models: tuple[str, ...] = DEFAULT_MODELS
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
+    device: str = "cpu"
+    threads: int = 1
+    batch_size: int = 1
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    results_root: Path = Path("results")
+    cell_timeout_s: float = 1800.0
+    progress: bool = True
+    backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # backend -> {option: value}
+    data_dir: Path | None = None  # the suite's data folder (--data-dir); default: the suite's own search
+    weights: Path | None = None  # a user's state dict for the one (external) model (--weights)
+    onnx: Path | None = None  # a user's fp32 ONNX file for the ONNX-based backends (--onnx)
+    gradcam: bool = True
+    gradcam_layers: tuple[str, ...] = ()  # module paths; empty: each model's default layer
+    threshold: float = 0.5  # foreground threshold of a single-channel (sigmoid) binary model
+
+    def backend_specs(self) -> tuple[str, ...]:
+        """The fp32 reference backend first, so its row heads the table."""
+        names = self.backends or tuple(list_backends())
+        return tuple(sorted(names, key=lambda spec: parse_backend_spec(spec)[0] != REFERENCE_BACKEND))
+
+    def validate(self) -> list[BackendPlan]:
+        """Check every name, file and value before any work starts, so a typo costs nothing; returns the
+        backends, each loaded, checked and asked whether it can run here exactly once."""
+        from bench.models import external
+
+        if self.device not in ("cpu", "cuda"):
+            raise UsageError(f"--device '{self.device}' is not valid; expected cpu or cuda")
+        if self.threads < 1:
+            raise UsageError(f"--threads {self.threads} is not valid; expected at least 1")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size {self.batch_size} is not valid; expected at least 1")
+        if not 0.0 < self.threshold < 1.0:
+            raise UsageError(f"--threshold {self.threshold} is not valid; expected a probability between 0 and 1")
+        suites = [get_suite(name, data_dir=self.data_dir) for name in self.suites]
+        valid_models = list_models()
+        for name in self.models:
+            if external.is_external(name):
+                for suite in suites:
+                    model = external.build_external(name, suite.in_channels, suite.num_classes)
+                    external.check_output_shape(model, name, suite.in_channels, suite.input_size, suite.num_classes)
+            elif name not in valid_models:
+                raise unknown_name("model", name, valid_models)
+        if self.gradcam and self.gradcam_layers:
+            self._validate_gradcam_layers(suites)
+        for option, path in (("--weights", self.weights), ("--onnx", self.onnx)):
+            if path is not None and len(self.models) != 1:
+                raise UsageError(f"{option} needs exactly one model in --models (got {len(self.models)})")
+        if self.weights is not None and not self.weights.is_file():
+            raise UsageError(f"--weights '{self.weights}' does not exist")
+        if self.onnx is not None:
+            from bench.onnx.user_model import check_onnx_fits
+
+            for suite in suites:
+                check_onnx_fits(self.onnx, suite.in_channels, suite.input_size, suite.num_classes)
+        return plan_backends(self.backend_specs(), self.backend_options, self.device)
+
+    def _validate_gradcam_layers(self, suites: list[Suite]) -> None:
+        """Every --gradcam-layer must name a layer of every model (an alias or a module path)."""
+        from bench.gradcam.method import layer_path, resolve_layer
+        from bench.models import create_model, external
+
+        suite = suites[0]
+        for name in self.models:
+            build = external.build_external if external.is_external(name) else create_model
+            model = build(name, suite.in_channels, suite.num_classes)
+            for layer in self.gradcam_layers:
+                try:
+                    resolve_layer(model, layer_path(model, layer))
+                except UsageError as exc:
+                    aliases = ", ".join(getattr(model, "gradcam_layers", {}) or {}) or "none"
+                    raise UsageError(
+                        f"--gradcam-layer '{layer}' is not a layer of model '{name}' "
+                        f"(aliases: {aliases}; or a module path)"
+                    ) from exc
+
+
+def save_run_config(config: RunConfig, run_dir: Path) -> None:
+    """The matrix and settings of a run, so `--resume` can finish it exactly as it was started."""
+    paths = {
+        k: str(getattr(config, k)) if getattr(config, k) is not None else None for k in ("data_dir", "weights", "onnx")
+    }
+    data = {
+        **asdict(config),
+        "results_root": str(config.results_root),
+        "backends": list(config.backend_specs()),
+        **paths,
+    }
+    atomic_write_bytes(run_dir / RUN_FILE, json.dumps(data, indent=2).encode())
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise UsageError(f"--resume {run_dir}: no {RUN_FILE} there; expected a segbench run folder")
+    data = json.loads(path.read_text())
+    return RunConfig(
+        suites=tuple(data["suites"]),
+        models=tuple(data["models"]),
+        backends=tuple(data["backends"]),
+        device=data["device"],
+        threads=data["threads"],
+        batch_size=data["batch_size"],
+        timing=TimingConfig(**data["timing"]),
+        results_root=run_dir.parent,
+        cell_timeout_s=data["cell_timeout_s"],
+        progress=data.get("progress", True),
+        backend_options=data.get("backend_options", {}),
+        **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "onnx")},
+        gradcam=data.get("gradcam", True),
+        gradcam_layers=tuple(data.get("gradcam_layers", ())),
+        threshold=data.get("threshold", 0.5),
+    )

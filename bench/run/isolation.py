@@ -1,0 +1,158 @@
+"""Process isolation: each piece of a cell's work runs in a spawned worker process, under one deadline.
+
+A worker that raises, crashes natively (abort, out-of-memory kill) or outlives the cell's deadline
+yields a one-line message instead of taking the run down. A worker serves several calls in turn and
+keeps state between them (`WorkerContext.state`), so a loaded session stays in the process that
+times and evaluates it, and the parent can drive its timing one round at a time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class WorkerFailed(RuntimeError):
+    """A call did not return: the worker raised (message `Type: first line`), died, or ran out of time."""
+
+
+class WorkerTimeout(WorkerFailed):
+    """The call outlived its time; the worker was killed."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One time budget for all of a cell's stages (`--timeout`)."""
+
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> float:
+        return max(0.0, self.seconds - (time.monotonic() - self.started))
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """Handed to functions called with `Worker.call_with_context`: state kept between calls, and a
+    callable that tells the parent which stage the work is in (progress lines)."""
+
+    state: dict[str, Any]
+    stage: Callable[[str], None]
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
+def _serve(conn: Any) -> None:
+    """The worker's loop: one request at a time, ("stage", name) messages while it runs, then
+    ("ok", value) or ("error", message)."""
+    context = WorkerContext(state={}, stage=lambda name: conn.send(("stage", name)))
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            break
+        if request is None:
+            break
+        function, args, with_context = request
+        try:
+            reply: tuple[str, Any] = ("ok", function(context, *args) if with_context else function(*args))
+        except Exception as exc:  # noqa: BLE001 - any failure becomes this call's error message
+            traceback.print_exc()
+            reply = ("error", _one_line(exc))
+        conn.send(reply)
+    conn.close()
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class Worker:
+    """A spawned process that runs the functions sent to it, one call at a time."""
+
+    def __init__(self, on_stage: Callable[[str], None] = lambda name: None) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe(duplex=True)
+        self._process = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self._process.start()
+        child.close()
+        self._on_stage = on_stage
+
+    def call(self, timeout_s: float, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(*args)` in the worker; raises `WorkerFailed`."""
+        return self._request(timeout_s, function, args, with_context=False)
+
+    def call_with_context(self, timeout_s: float, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(context, *args)` in the worker, with its `WorkerContext`; raises `WorkerFailed`."""
+        return self._request(timeout_s, function, args, with_context=True)
+
+    def _request(
+        self, timeout_s: float, function: Callable[..., Any], args: tuple[Any, ...], with_context: bool
+    ) -> Any:
+        if not self._process.is_alive():
+            raise WorkerFailed(f"worker died ({describe_exit(self._process.exitcode)})")
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._conn.send((function, args, with_context))
+            while (left := deadline - time.monotonic()) > 0:
+                if not self._conn.poll(min(1.0, left)):
+                    continue
+                message = self._conn.recv()
+                if message[0] == "stage":
+                    self._on_stage(message[1])
+                    continue
+                if message[0] == "error":
+                    raise WorkerFailed(message[1])
+                return message[1]
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            self._process.join(timeout=30)
+            raise WorkerFailed(f"worker died ({describe_exit(self._process.exitcode)})") from None
+        self.close(kill=True)
+        raise WorkerTimeout(f"timeout after {timeout_s:g} s")
+
+    def close(self, kill: bool = False) -> None:
+        """Ask the worker to finish (or kill it) and wait for it."""
+        if self._process.is_alive() and not kill:
+            try:
+                self._conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._conn.close()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def call_in_worker(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    timeout_s: float,
+    on_stage: Callable[[str], None] = lambda name: None,
+) -> tuple[str, Any]:
+    """One call in a fresh worker: ("ok", value) or ("error", message)."""
+    with Worker(on_stage) as worker:
+        try:
+            return "ok", worker.call(timeout_s, function, *args)
+        except WorkerFailed as exc:
+            return "error", str(exc)

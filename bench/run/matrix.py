@@ -1,0 +1,104 @@
+"""The matrix of cells: which backends run (resolved once), and one `CellSpec` per suite x model x backend.
+
+Every backend named by the run is loaded, its precision and options checked and its availability on
+the device asked once, in the parent, before any work; a cell then carries everything a worker needs
+in its spec, and an unavailable backend's cells become rows without starting any process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.backend import Backend, BackendOptions, get_backend, list_backends
+from bench.errors import UsageError, unknown_name
+from bench.measure.timing import TimingConfig
+from bench.results.speedup import REFERENCE
+
+REFERENCE_BACKEND, REFERENCE_PRECISION = REFERENCE
+
+
+def parse_backend_spec(spec: str) -> tuple[str, str | None]:
+    """`name` or `name:precision` (e.g. `torch-eager:bf16`)."""
+    name, _, precision = spec.partition(":")
+    return name, precision or None
+
+
+@dataclass(frozen=True)
+class BackendPlan:
+    """One `--backends` entry, resolved: the backend, its precision and options, and whether it can run."""
+
+    backend: Backend
+    precision: str
+    options: BackendOptions
+    unavailable: str | None  # why it cannot run on the run's device here; None when it can
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+
+def plan_backends(specs: tuple[str, ...], options: dict[str, dict[str, str]], device: str) -> list[BackendPlan]:
+    """Each spec checked (name, precision, options) and asked once whether it can run; usage errors first."""
+    valid = list_backends()
+    names = [parse_backend_spec(spec)[0] for spec in specs]
+    for name in options:
+        if name not in names:
+            raise UsageError(f"--option names backend '{name}', which is not in --backends")
+    plans = []
+    for spec in specs:
+        name, precision = parse_backend_spec(spec)
+        if name not in valid:
+            raise unknown_name("backend", name, valid)
+        backend = get_backend(name)
+        if precision is not None and precision not in backend.precisions:
+            raise UsageError(f"backend '{name}' has no precision '{precision}'; valid: {', '.join(backend.precisions)}")
+        parsed = backend.parse_options(options.get(name, {}))
+        plans.append(BackendPlan(backend, precision or backend.default_precision, parsed, None))
+    return [BackendPlan(p.backend, p.precision, p.options, p.backend.unavailable_reason(device)) for p in plans]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything one cell's worker processes need (it travels to them pickled)."""
+
+    suite: str
+    model: str
+    backend: str
+    precision: str
+    device: str
+    threads: int
+    batch_size: int
+    timing: TimingConfig
+    checkpoint: Path
+    reference: Path  # fp32 reference logits (N, C, H, W) on the evaluation split, .npy
+    options: BackendOptions
+    data_dir: Path | None = None
+    onnx: Path | None = None  # the user's normalized fp32 ONNX file, for ONNX-based backends
+    gradcam: bool = True
+    gradcam_layers: tuple[str, ...] = ()
+    threshold: float = 0.5
+
+    @property
+    def key(self) -> str:
+        """The cell's identity, as stored rows are matched (`bench.results.row.cell_id`)."""
+        return "/".join(
+            str(v) for v in (self.suite, self.model, self.backend, self.precision, self.device, self.batch_size)
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.suite} / {self.model} / {self.backend} {self.precision} {self.device}"
+
+    @property
+    def is_reference(self) -> bool:
+        return (self.backend, self.precision) == (REFERENCE_BACKEND, REFERENCE_PRECISION)
+
+    def group(self) -> tuple[str, str, str, int]:
+        """Cells whose speeds are compared with each other: same suite, model, device and batch size."""
+        return (self.suite, self.model, self.device, self.batch_size)
+
+    def load_suite(self):  # -> bench.data.suite.Suite (imported in the worker, where it is used)
+        from bench.data.suite import get_suite
+
+        return get_suite(self.suite, data_dir=self.data_dir)

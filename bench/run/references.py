@@ -1,0 +1,29 @@
+"""The fp32 reference every backend is measured against: eager logits of the float checkpoint on the
+evaluation split, computed once in the parent and cached beside the checkpoint."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from bench.cache import atomic_write_bytes, cache_root, stable_hash
+from bench.data.suite import Suite
+
+
+def reference_outputs(suite: Suite, model_name: str, checkpoint: Path) -> Path:
+    """fp32 eager logits (N, C, H, W) on the evaluation split, as a .npy file: the reference every
+    backend's predictions and output SQNR are measured against."""
+    from bench.training.checkpoints import load_checkpoint
+    from bench.training.trainer import predict_logits
+
+    path = cache_root() / "reference" / f"{checkpoint.stem}--{stable_hash(suite.config())}.logits.npy"
+    if path.exists():
+        return path
+    model, _ = load_checkpoint(model_name, suite, checkpoint)
+    logits = predict_logits(model, suite.normalize(suite.load("evaluation").images)).astype(np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, logits)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -1,0 +1,177 @@
+"""The benchmark matrix: reference models first, then one cell at a time, each row written at once.
+
+The parent checks everything (`RunConfig.validate`), trains (or finds) each reference checkpoint and
+computes the fp32 reference predictions once, and only then creates the run folder, so a usage error
+touches nothing on disk. Every cell then runs its stages in worker processes (`bench.run.cell`); a
+cell that crashes, is killed or times out yields an error row, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from bench.data.suite import Suite, get_suite
+from bench.environment import collect_environment
+from bench.results.row import Row
+from bench.results.speedup import SameRunReference
+from bench.results.store import RunStore, update_latest
+from bench.run.cell import CellOutcome, run_cell
+from bench.run.config import RunConfig, save_run_config
+from bench.run.matrix import BackendPlan, CellSpec
+
+
+def new_run_dir(results_root: Path) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = results_root / stamp
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = results_root / f"{stamp}-{suffix}"
+    return run_dir
+
+
+def plan_cells(
+    config: RunConfig,
+    plans: list[BackendPlan],
+    references: dict[tuple[str, str], tuple[Path, Path]],
+    onnx_files: dict[str, Path],
+) -> list[tuple[CellSpec, BackendPlan]]:
+    """Suite x model x backend, the reference backend first within each (suite, model)."""
+    cells = []
+    for suite in config.suites:
+        for model in config.models:
+            checkpoint, reference = references[(suite, model)]
+            for plan in plans:
+                spec = CellSpec(
+                    suite=suite,
+                    model=model,
+                    backend=plan.name,
+                    precision=plan.precision,
+                    device=config.device,
+                    threads=config.threads,
+                    batch_size=config.batch_size,
+                    timing=config.timing,
+                    checkpoint=checkpoint,
+                    reference=reference,
+                    options=plan.options,
+                    data_dir=config.data_dir,
+                    onnx=onnx_files.get(suite),
+                    gradcam=config.gradcam,
+                    gradcam_layers=config.gradcam_layers,
+                    threshold=config.threshold,
+                )
+                cells.append((spec, plan))
+    return cells
+
+
+def _references(
+    config: RunConfig, suites: dict[str, Suite]
+) -> tuple[dict[tuple[str, str], tuple[Path, Path]], dict[str, Path]]:
+    """(checkpoint, reference logits) per (suite, model), trained or imported first; a user's ONNX per suite."""
+    from bench.run.references import reference_outputs
+    from bench.training.checkpoints import ensure_checkpoint, imported_checkpoint
+    from bench.training.recipes import recipe_for
+
+    references, onnx_files = {}, {}
+    for name, suite in suites.items():
+        if config.onnx is not None:
+            from bench.onnx.user_model import import_onnx
+
+            onnx_files[name] = import_onnx(config.onnx, suite.in_channels, suite.input_size, suite.num_classes)
+        for model in config.models:
+            if config.weights is not None:
+                checkpoint = imported_checkpoint(model, suite, config.weights, progress=config.progress)
+            else:
+                checkpoint = ensure_checkpoint(model, suite, recipe_for(model, suite.name), progress=config.progress)
+            references[(name, model)] = (checkpoint, reference_outputs(suite, model, checkpoint))
+    return references, onnx_files
+
+
+def run_benchmark(
+    config: RunConfig, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), resume: Path | None = None
+) -> Path:
+    """Run the whole matrix (or what `resume`'s folder has not finished); returns the run folder."""
+    from bench.report.files import write_reports
+
+    plans = config.validate()
+    suites = {name: get_suite(name, data_dir=config.data_dir) for name in config.suites}
+    references, onnx_files = _references(config, suites)
+    run_dir = resume if resume is not None else new_run_dir(config.results_root)
+    store = RunStore(run_dir)
+    if resume is None:
+        store.write_env(collect_environment(config.threads))
+        save_run_config(config, run_dir)
+        update_latest(config.results_root, run_dir)
+    finished = store.finished_cells()
+    cells = plan_cells(config, plans, references, onnx_files)
+    same_run = SameRunReference(store.rows())
+    for i, (spec, plan) in enumerate(cells, 1):
+        label = f"[{i}/{len(cells)}] {spec.label}"
+        if spec.key in finished:
+            log(f"{label}: finished earlier, kept")
+            continue
+        outcome = run_cell(
+            spec, plan, config.cell_timeout_s, on_stage=lambda name, label=label: log(f"{label}: {name}")
+        )
+        measured = outcome.measurement
+        speedup = (
+            None
+            if measured is None
+            else same_run.speedup(spec.group(), spec.backend, spec.precision, measured.stats.p50_ms)
+        )
+        row = outcome.row(speedup)
+        gradcam = outcome.gradcam
+        store.append(
+            row,
+            outcome.measurement.samples_ns if outcome.measurement else None,
+            outcome.quality.per_image_dice if outcome.quality else None,
+            gradcam.records if gradcam is not None else None,
+        )
+        try:
+            write_montage(run_dir, outcome, row, suites[spec.suite])
+        except Exception as exc:  # a figure must never cost the finished numbers
+            log(f"{label}: Grad-CAM montage not drawn: {type(exc).__name__}: {exc}")
+        log(f"{label}: {_outcome_line(outcome)}")
+    write_reports(run_dir)
+    return run_dir
+
+
+def write_montage(run_dir: Path, outcome: CellOutcome, row: Row, suite: Suite) -> Path | None:
+    """figures/gradcam_<suite>_<model>_<backend>-<precision>.png for a cell that was explained."""
+    from bench.report.figures import figure_name, gradcam_montage, save_figure
+
+    explained, quality = outcome.gradcam, outcome.quality
+    if explained is None or explained.backend_maps is None or quality is None:
+        return None
+    summary = explained.summaries[explained.layer or ""]
+    labels = quality.predictions_head[: len(explained.images)]
+    title = (
+        f"{row.suite} / {row.model} / {row.backend} {row.precision}: Grad-CAM at {explained.layer} "
+        f"({explained.method}); Pearson {summary.gradcam_pearson:.3f}, top-10% IoU {summary.gradcam_top10_iou:.3f}"
+    )
+    fig = gradcam_montage(
+        explained.images,
+        labels,
+        explained.reference_maps,
+        explained.backend_maps,
+        [suite.classes[c] for c in explained.classes],
+        suite.colors,
+        title,
+        row.backend,
+    )
+    name = figure_name(
+        "gradcam", row.suite, row.model, f"{row.backend}-{row.precision}", row.device, f"b{row.batch_size}"
+    )
+    return save_figure(fig, run_dir / "figures" / f"{name}.png")
+
+
+def _outcome_line(outcome: CellOutcome) -> str:
+    if not outcome.ok or outcome.measurement is None or outcome.quality is None:
+        return outcome.status
+    return (
+        f"ok, p50 {outcome.measurement.stats.p50_ms:.2f} ms, dice {outcome.quality.scores.dice:.4f}, "
+        f"{outcome.duration_s:.1f} s"
+    )

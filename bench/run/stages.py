@@ -1,0 +1,143 @@
+"""The work of one cell, as functions that run inside worker processes (`bench.run.isolation`).
+
+- `prepare`: load the float checkpoint, build (or find) the backend's artifact -> `PreparedArtifact`;
+- in one fresh worker: `load` the artifact into a session, `time` it, `evaluate` it against the truth
+  and the fp32 reference (-> `QualityResult`), then read its memory (-> `Measurement`). Keeping
+  preparation in another process means the measured peak memory belongs to the loaded backend alone
+  (no export or calibration heap, no torch in an ONNX Runtime process);
+- `explain`: Grad-CAM on the backend's own arithmetic -> `GradcamResult`, in a third worker, so neither
+  its memory nor its time touches the measured numbers.
+
+Each function takes the worker's `WorkerContext` first: `context.stage(name)` reports progress, and
+`context.state` keeps the loaded session between the measuring calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.gradcam.explain import GradcamResult
+from bench.measure.measurement import Measurement
+from bench.measure.quality import QualityResult
+from bench.run.artifacts import PreparedArtifact
+from bench.run.isolation import WorkerContext
+from bench.run.matrix import CellSpec
+
+
+def prepare(context: WorkerContext, spec: CellSpec) -> PreparedArtifact:
+    """Load the float checkpoint and build (or find) the backend's artifact."""
+    import torch
+
+    from bench.backend import PrepareContext, get_backend
+    from bench.run.artifacts import ensure_artifact
+    from bench.training.checkpoints import load_checkpoint
+
+    context.stage("calibrate")
+    torch.set_num_threads(spec.threads)
+    suite = spec.load_suite()
+    model, _ = load_checkpoint(spec.model, suite, spec.checkpoint)
+    ctx = PrepareContext(
+        model_name=spec.model,
+        model=model,
+        calibration=suite.normalize(suite.load("calibration").images),
+        input_shape=(suite.in_channels, *suite.input_size),
+        num_classes=suite.num_classes,
+        precision=spec.precision,
+        device=spec.device,
+        options=spec.options,
+        onnx_path=spec.onnx,
+    )
+    return ensure_artifact(get_backend(spec.backend), ctx, spec.checkpoint, f"{spec.model}--{spec.suite}")
+
+
+def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
+    reps = -(-batch_size // len(images))
+    return np.ascontiguousarray(np.concatenate([images] * reps)[:batch_size])
+
+
+def load(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> None:
+    """The artifact as a session, with the timed batch ready; memory is counted from here on."""
+    from bench.backend import get_backend
+    from bench.measure.memory import reset_peak_rss
+
+    suite = spec.load_suite()
+    images = suite.normalize(suite.load("evaluation").images)
+    context.stage("load")
+    memory_method = reset_peak_rss()
+    session = get_backend(spec.backend).load(prepared.artifact, spec.device, spec.threads)
+    inputs = session.to_input(_batch(images, spec.batch_size))
+    session.reset_device_memory()
+    context.state.update(session=session, inputs=inputs, memory_method=memory_method)
+
+
+def time_session(context: WorkerContext, spec: CellSpec) -> int:
+    """Warm up, then time single calls until the minimum time and count are met; returns the count."""
+    from bench.measure.timing import measure_latency
+
+    context.stage("time")
+    session, inputs = context.state["session"], context.state["inputs"]
+    context.state["samples"] = measure_latency(lambda: session.time_call(inputs), spec.timing)
+    return len(context.state["samples"])
+
+
+def evaluate(context: WorkerContext, spec: CellSpec) -> QualityResult:
+    """The session's predictions on the evaluation split, scored against the truth and the fp32 reference."""
+    from bench.measure.quality import evaluate as score
+
+    context.stage("evaluate")
+    suite = spec.load_suite()
+    evaluation = suite.load("evaluation")
+    return score(
+        context.state["session"],
+        suite.normalize(evaluation.images),
+        evaluation.masks,
+        np.load(spec.reference),
+        suite.classes,
+        suite.foreground_classes,
+        suite.ignore_label,
+        spec.batch_size,
+        spec.threshold,
+        keep=suite.gradcam_images,
+    )
+
+
+def measurement(context: WorkerContext, spec: CellSpec) -> Measurement:
+    """The timed samples with the memory the loaded session used (peak since `load`)."""
+    from bench.measure.memory import peak_rss_mib
+
+    session = context.state["session"]
+    device_peak = session.device_memory_peak()
+    return Measurement(
+        samples_ns=context.state["samples"],
+        batch_size=spec.batch_size,
+        timer=session.timer,
+        peak_rss_mib=peak_rss_mib(),
+        memory_method=context.state["memory_method"],
+        peak_device_mib=device_peak[0] if device_peak else None,
+        device_memory_method=device_peak[1] if device_peak else None,
+    )
+
+
+def explain(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> GradcamResult:
+    """Grad-CAM on the backend's own arithmetic, against the fp32 maps."""
+    import torch
+
+    from bench.backend import get_backend
+    from bench.gradcam.explain import explain_artifact
+    from bench.training.checkpoints import load_checkpoint
+
+    context.stage("gradcam")
+    torch.set_num_threads(spec.threads)
+    suite = spec.load_suite()
+    model, _ = load_checkpoint(spec.model, suite, spec.checkpoint)
+    return explain_artifact(
+        get_backend(spec.backend),
+        prepared.artifact,
+        model,
+        spec.model,
+        suite,
+        spec.checkpoint,
+        spec.gradcam_layers,
+        spec.threads,
+        spec.device,
+    )

@@ -1,0 +1,114 @@
+"""Reference checkpoints: trained once per (model, suite, recipe) or imported from a user's weights,
+and cached under a key that covers everything that changes the weights (model source, suite, recipe,
+training code)."""
+
+from __future__ import annotations
+
+import inspect
+import io
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.cache import atomic_write_bytes, cache_root, file_digest, stable_hash
+from bench.data.suite import Suite
+from bench.measure.metrics import score_predictions
+from bench.models import create_model, get_model_entry
+from bench.training.recipes import DEFAULT_RECIPE, Recipe
+from bench.training.trainer import TRAINING_CODE, predict, train_model
+
+
+def checkpoint_key(model_name: str, suite: Suite, recipe: Recipe) -> str:
+    source = file_digest(get_model_entry(model_name).source_file)
+    trainer = stable_hash([inspect.getsource(f) for f in TRAINING_CODE])
+    return stable_hash(
+        {
+            "model": model_name,
+            "model_source": source,
+            "suite": suite.config(),
+            "recipe": asdict(recipe),
+            "trainer": trainer,
+        }
+    )
+
+
+def _file_label(model_name: str) -> str:
+    return model_name.replace(":", "_").replace("/", "_")
+
+
+def checkpoint_path(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE) -> Path:
+    return (
+        cache_root()
+        / "checkpoints"
+        / f"{_file_label(model_name)}--{suite.name}--{checkpoint_key(model_name, suite, recipe)}.pt"
+    )
+
+
+def ensure_checkpoint(
+    model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, progress: bool = True, force: bool = False
+) -> Path:
+    """The cached checkpoint, trained first when it is missing (or when `force`)."""
+    path = checkpoint_path(model_name, suite, recipe)
+    if path.exists() and not force:
+        return path
+    model, meta = train_model(model_name, suite, recipe, progress)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def imported_checkpoint(model_name: str, suite: Suite, weights: Path, progress: bool = True) -> Path:
+    """A checkpoint from a user's own weights (--weights): loaded strictly with `weights_only=True`,
+    scored on the evaluation split so the reference's quality is on record, cached by content."""
+    from bench.models.external import check_output_shape, load_weights, read_state_dict
+
+    key = stable_hash(
+        {
+            "model": model_name,
+            "model_source": file_digest(get_model_entry(model_name).source_file),
+            "weights": file_digest(weights),
+            "suite": suite.config(),
+        }
+    )
+    path = cache_root() / "checkpoints" / f"{_file_label(model_name)}--{suite.name}--weights-{key}.pt"
+    if path.exists():
+        return path
+    model = create_model(model_name, suite.in_channels, suite.num_classes)
+    load_weights(model, read_state_dict(weights), weights)
+    check_output_shape(model, model_name, suite.in_channels, suite.input_size, suite.num_classes)
+    evaluation = suite.load("evaluation")
+    scores = score_predictions(
+        predict(model, suite.normalize(evaluation.images)),
+        evaluation.masks,
+        suite.num_classes,
+        suite.foreground_classes,
+        suite.ignore_label,
+        boundary=True,
+    )
+    meta = {
+        "model": model_name,
+        "suite": suite.name,
+        "recipe": None,
+        "weights_file": str(weights),
+        "loss_curve": [],
+        "train_seconds": 0.0,
+        "evaluation_dice": scores.dice,
+        "evaluation_miou": scores.miou,
+        "evaluation_scores": scores.as_dict(list(suite.classes)),
+        "torch_version": str(torch.__version__),
+    }
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_checkpoint(model_name: str, suite: Suite, path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model = create_model(model_name, suite.in_channels, suite.num_classes)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), payload["meta"]

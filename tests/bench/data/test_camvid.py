@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.data import camvid
+from bench.data.request import SPLITS
+from bench.data.suite import get_suite
+from bench.errors import UsageError
+from tests.bench.data.conftest import needs_shared_data, save, suite_text
+from tests.conftest import SHARED_DATA
+
+CLASSES = [
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+]
+
+
+@pytest.fixture(scope="module")
+def shared_splits(tmp_path_factory: pytest.TempPathFactory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+        suite = get_suite("camvid", data_dir=SHARED_DATA / "camvid-mini")
+        return suite, {split: suite.load(split) for split in SPLITS}
+
+
+@needs_shared_data
+def test_shared_subset_counts_shapes_and_void(shared_splits):
+    suite, data = shared_splits
+    assert suite.ignore_label == 11 and suite.num_classes == 11 and suite.input_size == (192, 256)
+    assert len(data["train"]) + len(data["calibration"]) == 100 and len(data["evaluation"]) == 25
+    for d in data.values():
+        assert d.images.shape[1:] == (3, 192, 256) and d.images.dtype == np.float32
+        assert 0.0 <= d.images.min() and d.images.max() <= 1.0
+        assert d.masks.dtype == np.int64 and set(np.unique(d.masks)) <= set(range(12))
+        assert (d.masks == 11).any()  # void is kept as 11, not mapped to 255 or a class
+    assert len(set(np.unique(data["train"].masks))) >= 10
+
+
+@needs_shared_data
+def test_calibration_is_disjoint_from_training_and_evaluation_comes_from_val(shared_splits):
+    suite, _ = shared_splits
+    items = {s: camvid.list_items(suite, s) for s in SPLITS}
+    train, calibration = {i.name for i in items["train"]}, {i.name for i in items["calibration"]}
+    assert not train & calibration
+    assert all(i.image.parent.name == "train" for i in items["train"] + items["calibration"])
+    assert {i.image.parent.name for i in items["evaluation"]} == {"val"}
+    assert [i.name for i in camvid.list_items(suite, "calibration")] == sorted(calibration)
+
+
+def _tiny(root: Path, names: list[str], folder: str = "train", labels: int = 12) -> None:
+    rng = np.random.default_rng(1)
+    for name in names:
+        save(root / folder / name, rng.integers(0, 255, (9, 12, 3), dtype=np.uint8))
+        save(root / f"{folder}annot" / name, rng.integers(0, labels, (9, 12), dtype=np.uint8))
+
+
+def _suite(write_suite, root: Path, **kw):
+    return get_suite(
+        str(write_suite(suite_text("camvid", classes=CLASSES, size=(9, 12), extra="ignore_label = 11", **kw))),
+        data_dir=root,
+    )
+
+
+def test_labels_outside_the_class_table_name_the_mask(tmp_path, write_suite):
+    _tiny(tmp_path, ["a.png", "b.png", "c.png"], labels=14)
+    _tiny(tmp_path, ["v.png"], folder="val")
+    suite = _suite(write_suite, tmp_path, splits=(2, 1, 1))
+    with pytest.raises(
+        UsageError, match=r"trainannot/\w\.png: mask labels 12.* outside the class table \(0\.\.10, void 11\)"
+    ):
+        suite.load("train")
+
+
+def test_image_without_mask_and_missing_folder(tmp_path, write_suite):
+    _tiny(tmp_path, ["a.png", "b.png", "c.png"])
+    (tmp_path / "trainannot" / "b.png").unlink()
+    suite = _suite(write_suite, tmp_path, splits=(3, 0, 1))
+    with pytest.raises(UsageError, match=r"train/b\.png: image has no mask .*trainannot/b\.png"):
+        suite.load("train")
+    with pytest.raises(UsageError, match=f"{tmp_path / 'val'}: image folder of suite 'tiny-camvid' does not exist"):
+        suite.load("evaluation")
+
+
+def test_evaluation_folder_option(tmp_path, write_suite):
+    _tiny(tmp_path, ["a.png", "b.png"])
+    _tiny(tmp_path, ["t1.png", "t2.png"], folder="test")
+    suite = _suite(write_suite, tmp_path, splits=(1, 1, 2), options='evaluation_folder = "test"')
+    assert [i.name for i in camvid.list_items(suite, "evaluation")] == ["t1.png", "t2.png"]
+    assert len(suite.load("evaluation")) == 2
+
+
+def test_unknown_option_names_the_suite_file(tmp_path, write_suite):
+    with pytest.raises(UsageError, match=r"suite\.toml: unknown camvid option 'eval'"):
+        _suite(write_suite, tmp_path, options='eval = "test"')

@@ -1,0 +1,120 @@
+"""compare on hand-made run folders: real statistics on raw samples, exact exit codes."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.report.compare import compare_runs, latency_verdict, load_run
+
+ENV = {"cpu_model": "Test CPU", "logical_cores": 2, "gpu": None, "threads": 2}
+
+
+def make_run(
+    path, p50_ms=10.0, spread=0.02, dice=0.95, seed=0, n=300, env=ENV, backends=("torch-eager", "ort-qdq-int8")
+):
+    """A run folder whose latency samples are lognormal around `p50_ms` with relative `spread`."""
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    rows, samples = [], []
+    for i, backend in enumerate(backends):
+        median = p50_ms / (i + 1)
+        values = (median * np.exp(rng.normal(0, spread, n)) * 1e6).astype(np.int64)
+        ident = dict(suite="s", model="unet", backend=backend, precision="fp32", device="cpu", batch_size=1)
+        rows.append(
+            {
+                **ident,
+                "status": "ok",
+                "latency_p50_ms": float(np.median(values)) / 1e6,
+                "dice": dice,
+                "miou": dice - 0.01,
+                "dice_drift": -0.001,
+                "pixel_agreement": 0.999,
+                "iou_nucleus": dice - 0.05,
+            }
+        )
+        samples.append(pd.DataFrame({**ident, "iteration": np.arange(n), "latency_ns": values}))
+    pd.DataFrame(rows).to_parquet(path / "results.parquet")
+    pd.concat(samples).to_parquet(path / "samples.parquet")
+    (path / "env.json").write_text(json.dumps(env))
+    return path
+
+
+def test_injected_30_percent_slowdown_is_flagged(tmp_path, capsys):
+    base = make_run(tmp_path / "base")
+    slow = make_run(tmp_path / "slow", p50_ms=13.0, seed=1)
+    assert main(["compare", str(base), str(slow)]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION" in out and "latency p50" in out
+
+
+def test_2_percent_noise_is_not_flagged(tmp_path):
+    base = make_run(tmp_path / "base")
+    noisy = make_run(tmp_path / "noisy", p50_ms=10.2, seed=2)
+    assert main(["compare", str(base), str(noisy)]) == 0
+
+
+def test_large_ratio_without_significance_is_not_flagged():
+    rng = np.random.default_rng(0)
+    base = rng.lognormal(np.log(1e7), 0.8, 6)
+    cur = base[::-1] * 1.2  # same shape, 20% slower median, tiny noisy samples
+    ratio, p, regressed = latency_verdict(base, cur, 0.10)
+    assert ratio > 1.1 and p >= 0.01 and not regressed
+
+
+def test_identical_runs_exit_0_and_threshold_accepts_percent(tmp_path, capsys):
+    base = make_run(tmp_path / "base")
+    same = make_run(tmp_path / "same")
+    assert main(["compare", str(base), str(same), "--latency-threshold", "10%"]) == 0
+    assert "## Regressions\n\nnone" in capsys.readouterr().out
+
+
+def test_quality_regression_is_detected(tmp_path):
+    base = make_run(tmp_path / "base")
+    worse = make_run(tmp_path / "worse", dice=0.93)
+    comparison = compare_runs(load_run(base), load_run(worse), quality_threshold=0.005)
+    assert any("dice 0.9500 -> 0.9300" in r for r in comparison.regressions)
+    assert any("iou_nucleus" in r for r in comparison.regressions)
+    assert main(["compare", str(base), str(worse), "--quality-threshold", "0.05"]) == 0
+
+
+def test_rows_on_one_side_and_status_changes(tmp_path, capsys):
+    base = make_run(tmp_path / "base", backends=("torch-eager", "ort-qdq-int8", "ort"))
+    cur = make_run(tmp_path / "cur", backends=("torch-eager", "ort-qdq-int8", "torch-fx-int8"))
+    table = pd.read_parquet(cur / "results.parquet")
+    table.loc[1, "status"] = "error: worker died (killed by SIGABRT)"
+    table.to_parquet(cur / "results.parquet")
+    assert main(["compare", str(base), str(cur)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "only in baseline: s/unet/ort/fp32/cpu/1" in out and "only in current: s/unet/torch-fx-int8/fp32/cpu/1" in out
+    )
+    assert "status ok -> error: worker died" in out
+
+
+def test_other_machine_warns_and_by_machine_groups(tmp_path, capsys):
+    base = make_run(tmp_path / "a")
+    other = make_run(tmp_path / "b", p50_ms=5.0, env={**ENV, "cpu_model": "Faster CPU"})
+    assert main(["compare", str(base), str(other), "--by", "machine"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: the runs come from different machines" in out
+    assert "## s / unet" in out and "Test CPU (2 threads) p50 ms" in out and "Faster CPU (2 threads) p50 ms" in out
+    assert "Geometric-mean latency ratio per backend" in out and "0.500" in out
+    slower = make_run(tmp_path / "c", p50_ms=20.0, env={**ENV, "cpu_model": "Slower CPU"})
+    assert main(["compare", str(base), str(slower), "--by", "machine"]) == 0  # hardware report: not a regression
+    assert main(["compare", str(base), str(slower)]) == 1  # nightly mode: it is
+
+
+@pytest.mark.parametrize(
+    "make_args,message",
+    [
+        (lambda t: [str(t / "missing"), str(t / "base")], "run folder"),
+        (lambda t: [str(make_run(t / "x", backends=("ort",))), str(t / "base")], "no rows of"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path, capsys, make_args, message):
+    make_run(tmp_path / "base")
+    assert main(["compare", *make_args(tmp_path)]) == 2
+    assert message in capsys.readouterr().err

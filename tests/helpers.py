@@ -1,0 +1,39 @@
+"""Helpers shared by the backend and Grad-CAM tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from bench.backend import Artifact, Backend, PrepareContext
+from bench.run.artifacts import prepare_into
+
+
+def prepare(
+    backend: Backend,
+    folder: Path,
+    model: nn.Module,
+    calibration: np.ndarray,
+    *,
+    model_name: str = "unet",
+    num_classes: int = 2,
+    options: dict[str, str] | None = None,
+    precision: str | None = None,
+    device: str = "cpu",
+    onnx_path: Path | None = None,
+) -> Artifact:
+    """An artifact prepared as a run prepares it (options parsed, metadata stored as JSON), without the cache."""
+    ctx = PrepareContext(
+        model_name=model_name,
+        model=model,
+        calibration=calibration,
+        input_shape=tuple(calibration.shape[1:]),
+        num_classes=num_classes,
+        precision=precision or backend.default_precision,
+        device=device,
+        options=backend.parse_options(options or {}),
+        onnx_path=onnx_path,
+    )
+    return Artifact(folder, prepare_into(backend, ctx, folder))
