@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.backend import Artifact, Backend, PrepareContext, Session
-from bench.gradcam.records import GradcamMaps, GradcamRequest
+from bench.backend import Artifact, Backend, GradcamMaps, GradcamRequest, PrepareContext, Session
 from bench.onnx.export import fp32_onnx, layer_tensors, onnx_source
 from bench.onnx.session import OrtSession, ort_unavailable_reason
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.backend import Artifact, Backend, BackendOptions, PrepareContext, Session
-from bench.gradcam.records import GradcamMaps, GradcamRequest
+from bench.backend import Artifact, Backend, BackendOptions, GradcamMaps, GradcamRequest, PrepareContext, Session
 from bench.onnx.coverage import optimized_coverage
 from bench.onnx.export import fp32_onnx, layer_tensors, onnx_source
 from bench.onnx.quantize import CalibrationMethod, Preset, quantize_qdq

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.backend import Artifact, Backend, BackendOptions, PrepareContext, Session
-from bench.gradcam.records import GradcamMaps, GradcamRequest
+from bench.backend import Artifact, Backend, BackendOptions, GradcamMaps, GradcamRequest, PrepareContext, Session
 from bench.measure.device_timing import CudaEventTimer
 from bench.models import create_model
 

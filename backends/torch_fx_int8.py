@@ -28,8 +28,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backend import Artifact, Backend, BackendOptions, OpCoverage, PrepareContext, Session
-from bench.gradcam.records import FeatureSplit, GradcamMaps, GradcamRequest
+from bench.backend import (
+    Artifact,
+    Backend,
+    BackendOptions,
+    GradcamMaps,
+    GradcamRequest,
+    OpCoverage,
+    PrepareContext,
+    Session,
+)
+from bench.gradcam.records import FeatureSplit
 
 MODEL_FILE = "model.int8.torchscript.pt"
 Engine = Literal["x86", "onednn", "qnnpack"]

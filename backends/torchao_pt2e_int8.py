@@ -29,8 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
-from bench.gradcam.records import GradcamMaps, GradcamRequest
+from bench.backend import Artifact, Backend, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext, Session
 
 MODEL_FILE = "model.int8.pt2"
 # Ops with a weight operand: int8 when both the activation and the weight arrive dequantized.

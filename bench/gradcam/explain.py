@@ -127,9 +127,9 @@ def explain_artifact(
     device: str,
 ) -> GradcamResult:
     """Maps from the backend's own arithmetic, and their divergence from the fp32 maps per image and class."""
+    from bench.backend import GradcamRequest
     from bench.gradcam.divergence import compare_maps
     from bench.gradcam.method import GradcamUnsupported
-    from bench.gradcam.records import GradcamRequest
 
     evaluation = suite.load("evaluation")
     indices = explained_indices(suite.gradcam_images, len(evaluation))

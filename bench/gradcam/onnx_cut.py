@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.gradcam.records import FeatureSplit, GradcamMaps, GradcamRequest
+from bench.backend import GradcamMaps, GradcamRequest
+from bench.gradcam.records import FeatureSplit
 from bench.gradcam.split import SplitUnavailable
 from bench.onnx.graph import GraphIndex
 

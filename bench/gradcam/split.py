@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.backend import GradcamMaps
 from bench.gradcam.method import GradcamUnsupported, finite_difference_cams
-from bench.gradcam.records import FeatureSplit, GradcamMaps
+from bench.gradcam.records import FeatureSplit
 
 METHOD = "finite-difference"
 

@@ -18,7 +18,10 @@ from backends.torchao_pt2e_int8 import (  # noqa: E402
     quantize,
     save_program,
 )
-from bench.backend import Artifact  # noqa: E402
+from bench.backend import (
+    Artifact,  # noqa: E402
+    GradcamRequest,  # noqa: E402
+)
 from bench.errors import UsageError  # noqa: E402
 from bench.gradcam.divergence import compare_maps  # noqa: E402
 from bench.gradcam.fakequant import (  # noqa: E402
@@ -31,7 +34,6 @@ from bench.gradcam.fakequant import (  # noqa: E402
     max_forward_difference,
 )
 from bench.gradcam.method import autograd_alphas, gradcam_autograd  # noqa: E402
-from bench.gradcam.records import GradcamRequest  # noqa: E402
 from bench.models import create_model  # noqa: E402
 
 LAYER = "decoder.3"

@@ -8,11 +8,10 @@ import torch
 from torch import nn
 
 from backends.torch_fx_int8 import TorchFxInt8Backend, convert_fx_model, observe_fx_model, quantize_fx_model
-from bench.backend import Artifact
+from bench.backend import Artifact, GradcamRequest
 from bench.gradcam.divergence import compare_maps
 from bench.gradcam.fx_cut import fx_feature_split, layer_node, output_mark
 from bench.gradcam.method import gradcam_autograd
-from bench.gradcam.records import GradcamRequest
 from bench.gradcam.split import SplitUnavailable
 from bench.models import create_model
 from tests.helpers import prepare

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backends.torch_eager import TorchEagerBackend
-from bench.backend import Artifact
+from bench.backend import Artifact, GradcamRequest
 from bench.errors import UsageError
 from bench.gradcam.divergence import compare_maps
 from bench.gradcam.method import (
@@ -25,7 +25,6 @@ from bench.gradcam.method import (
     normalize_for_display,
     torch_feature_split,
 )
-from bench.gradcam.records import GradcamRequest
 from bench.models import create_model
 from tests.helpers import prepare
 

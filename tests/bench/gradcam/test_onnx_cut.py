@@ -13,11 +13,10 @@ from backends.ort_fp32 import MODEL_FILE as FP32_FILE
 from backends.ort_fp32 import OrtFp32Backend
 from backends.ort_qdq_int8 import MODEL_FILE as INT8_FILE
 from backends.ort_qdq_int8 import OrtQdqInt8Backend
-from bench.backend import Artifact
+from bench.backend import Artifact, GradcamRequest
 from bench.gradcam.divergence import compare_maps
 from bench.gradcam.method import autograd_alphas, finite_difference_alphas, gradcam_autograd
 from bench.gradcam.onnx_cut import OnnxFeatureSplitter, onnx_feature_split
-from bench.gradcam.records import GradcamRequest
 from bench.gradcam.split import SplitUnavailable
 from bench.models import create_model
 from bench.onnx.coverage import fused_coverage

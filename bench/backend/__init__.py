@@ -1,0 +1,28 @@
+"""The backend contract and its registry, in one place for plugin authors (`from bench.backend import ...`).
+
+A backend turns the float reference model into a deployable artifact (files on disk), loads it into
+a session, and runs batches: `base` (the classes to implement, and the whole contract in `Backend`'s
+docstring), `options` (typed options), `records` (what passes between harness and backend), `registry`.
+"""
+
+from bench.backend.base import RESERVED_META_KEYS, Backend, Session
+from bench.backend.options import BackendOptions, NoOptions
+from bench.backend.records import GRADCAM_METHODS, Artifact, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext
+from bench.backend.registry import ENTRY_POINT_GROUP, get_backend, list_backends
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "GRADCAM_METHODS",
+    "RESERVED_META_KEYS",
+    "Artifact",
+    "Backend",
+    "BackendOptions",
+    "GradcamMaps",
+    "GradcamRequest",
+    "NoOptions",
+    "OpCoverage",
+    "PrepareContext",
+    "Session",
+    "get_backend",
+    "list_backends",
+]

@@ -1,0 +1,137 @@
+"""The two classes a backend implements: `Backend` (prepare an artifact, load it) and `Session` (run it).
+
+The runner only ever talks to these, so every backend is timed, sized and evaluated the same way;
+`Backend`'s docstring is the whole contract a plugin author follows.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.backend.options import BackendOptions, NoOptions
+from bench.backend.records import Artifact, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext
+
+# Keys of the artifact metadata that the harness owns: a backend's `prepare` may set "coverage"
+# (an `OpCoverage`) and "notes" (str); "options", "key" and "prepare_s" are written by the cache.
+RESERVED_META_KEYS = ("coverage", "notes", "options", "key", "prepare_s")
+
+
+class Session(ABC):
+    """A loaded artifact. `to_input` and `to_numpy` convert outside the timed region."""
+
+    timer: str = "perf_counter_ns"
+
+    @abstractmethod
+    def to_input(self, batch: np.ndarray) -> Any: ...
+
+    @abstractmethod
+    def run(self, inputs: Any) -> Any:
+        """Logits for one batch, in the backend's native type; may return before the device is done."""
+
+    @abstractmethod
+    def to_numpy(self, outputs: Any) -> np.ndarray: ...
+
+    def synchronize(self) -> None:
+        """Block until queued work is finished; a no-op for synchronous CPU backends."""
+
+    def time_call(self, inputs: Any) -> int:
+        """Nanoseconds for one `run` until its results are ready. GPU sessions override this with
+        device events recorded on their own stream (and set `timer` accordingly)."""
+        start = time.perf_counter_ns()
+        self.run(inputs)
+        self.synchronize()
+        return time.perf_counter_ns() - start
+
+    def reset_device_memory(self) -> None:
+        """Reset the device allocator's peak counter; nothing to do on CPU."""
+
+    def device_memory_peak(self) -> tuple[float, str] | None:
+        """(peak MiB on the device since the reset, method), or None on CPU."""
+        return None
+
+
+class Backend(ABC):
+    """The contract every backend, built in or from a plugin, fulfils.
+
+    Class attributes: `name` (the registry name), `precisions` (the first is the default), `devices`,
+    and `Options`, a frozen `BackendOptions` dataclass (default `NoOptions`), parsed once in the parent.
+
+    `prepare(ctx, out_dir)` writes the artifact's files into `out_dir` and returns metadata (JSON-able)
+    kept beside them. It runs in a worker process of its own, with torch's threads set to the run's.
+    Reserved metadata keys (`RESERVED_META_KEYS`): "coverage" (an `OpCoverage` of the deployed artifact,
+    stored by the harness and read back by `coverage`), "notes" (one line carried into the row); the
+    harness writes "options", "key" and "prepare_s" itself.
+
+    `load(artifact, device, threads)` returns a `Session` in a fresh process; it must fix the runtime's
+    intra-op threads to `threads` (and inter-op to 1 where the runtime has such a pool), since timings
+    are only comparable at a fixed, recorded thread count. Compilation or warm-up belongs in `load` or
+    `Session.to_input`, never in `Session.run`, which is what is timed.
+
+    An int8 backend must report, through "coverage", which operators really run in int8 after the
+    runtime's own fusions and which stayed in float; an int8 artifact without coverage, or with no int8
+    operator, is an error row, never a silent fp32 success.
+
+    `unavailable_reason(device)` says why the backend cannot run here (a missing package, no CUDA
+    device); the row then reads `unavailable: <reason>` and no number is invented. It is asked once
+    per run, in the parent.
+
+    `gradcam(artifact, request)` explains the backend's own predictions (None: it cannot, and the row
+    says so); `bench.gradcam` holds the methods a backend can use.
+
+    The artifact cache key covers the checkpoint, the backend's name, precision, device and options,
+    the calibration data, the input shape, a user's ONNX file and the backend's own source file; a hit
+    changes no number except the set-up time.
+    """
+
+    name: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]]
+    devices: ClassVar[tuple[str, ...]]
+    Options: ClassVar[type[BackendOptions]] = NoOptions
+
+    @property
+    def default_precision(self) -> str:
+        return self.precisions[0]
+
+    def parse_options(self, given: Mapping[str, str]) -> BackendOptions:
+        """The user's `--option` strings as this backend's typed options, checked."""
+        return self.Options.parse(self.name, given)
+
+    def artifact_options(self, artifact: Artifact) -> BackendOptions:
+        """The options an artifact was prepared with, typed again."""
+        return self.Options.parse(self.name, artifact.options)
+
+    def coverage(self, artifact: Artifact) -> OpCoverage | None:
+        """Operators that run in int8 vs float in the deployed artifact, as `prepare` recorded them."""
+        return OpCoverage.from_meta(artifact.meta.get("coverage"))
+
+    def notes(self, artifact: Artifact) -> str:
+        """A short remark carried into the row (deprecations, compile time, fallbacks)."""
+        return str(artifact.meta.get("notes", ""))
+
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps | None:
+        """Grad-CAM maps computed by this backend's own arithmetic (autograd, finite differences on its
+        graph cut at the feature layer, or a fake-quant simulation with its quantization parameters).
+
+        None means the backend cannot explain itself; the row then says so instead of borrowing the
+        float model's maps, which would hide exactly the drift Grad-CAM is meant to show."""
+        return None
+
+    def unavailable_reason(self, device: str) -> str | None:
+        """None when the backend can run on `device` here, else why not."""
+        if device not in self.devices:
+            return f"{self.name} does not support device '{device}' (supports {', '.join(self.devices)})"
+        return None
+
+    @abstractmethod
+    def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
+        """Write the artifact's files into `out_dir`; return metadata to keep with it."""
+
+    @abstractmethod
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
+        """Load for running; options are in `artifact.options` (typed: `artifact_options`)."""

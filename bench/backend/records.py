@@ -1,0 +1,110 @@
+"""What passes between the harness and a backend: the context it prepares from, the artifact it made,
+which of its operators run in int8, and the Grad-CAM request it answers with maps of its own arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.backend.options import BackendOptions, NoOptions
+
+if TYPE_CHECKING:  # torch stays out of processes that only run an ONNX artifact
+    from torch import nn
+
+GRADCAM_METHODS = ("autograd", "finite-difference", "fake-quant")
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """What a backend may use to build its artifact."""
+
+    model_name: str
+    model: nn.Module
+    calibration: np.ndarray  # normalized calibration images (N, C, H, W) float32
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    num_classes: int
+    precision: str
+    device: str
+    options: BackendOptions = field(default_factory=NoOptions)
+    onnx_path: Path | None = None  # a user's own fp32 ONNX file (--onnx), used instead of exporting `model`
+
+
+@dataclass(frozen=True)
+class OpCoverage:
+    """Which operators of the deployed artifact run in int8 and which stayed in float, with counts.
+
+    `boundaries` counts the ops that only enter or leave the int8 domain (quantize/dequantize): they
+    are neither int8 compute nor float compute, so they are kept apart."""
+
+    int8: dict[str, int]
+    float: dict[str, int]
+    boundaries: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def int8_count(self) -> int:
+        return sum(self.int8.values())
+
+    @property
+    def float_count(self) -> int:
+        return sum(self.float.values())
+
+    def to_meta(self) -> dict[str, dict[str, int]]:
+        return {"int8": dict(self.int8), "float": dict(self.float), "boundaries": dict(self.boundaries)}
+
+    @classmethod
+    def from_meta(cls, found: OpCoverage | Mapping[str, Mapping[str, int]] | None) -> OpCoverage | None:
+        """From an artifact's stored metadata (or the object itself, before it was stored)."""
+        if isinstance(found, OpCoverage) or not found:
+            return found or None
+        return cls(int8=dict(found["int8"]), float=dict(found["float"]), boundaries=dict(found.get("boundaries", {})))
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A prepared model: a folder of files, plus what the backend wants to remember about it."""
+
+    directory: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.directory.rglob("*") if p.is_file() and p.name != "artifact.json")
+
+    @property
+    def size_bytes(self) -> int:
+        """Every file of the artifact, external-data files included."""
+        return sum(p.stat().st_size for p in self.files)
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The backend options the artifact was prepared with (defaults filled in), as strings."""
+        return dict(self.meta.get("options", {}))
+
+
+@dataclass(frozen=True)
+class GradcamRequest:
+    """What a backend needs to explain its own predictions."""
+
+    model: nn.Module  # the float reference model (fp32, eval mode), for rebuilding or simulating
+    images: np.ndarray  # normalized (N, C, H, W) float32 images to explain
+    layers: tuple[str, ...]  # module paths in the float model, e.g. ("decoder.3",)
+    classes: tuple[int, ...]  # class indices to explain
+    calibration: np.ndarray  # normalized calibration images, to rebuild a deterministic graph
+    threads: int = 1
+    device: str = "cpu"
+    steps: int = 4  # finite-difference shift in quantization steps of the feature tensor (4 to 8)
+
+
+@dataclass(frozen=True)
+class GradcamMaps:
+    """Unnormalized Grad-CAM maps per layer: (N, len(classes), H, W) float32 at the input size."""
+
+    maps: dict[str, np.ndarray]
+    method: str  # one of GRADCAM_METHODS
+    seconds_per_image: float
+    notes: str = ""
