@@ -128,7 +128,7 @@ def save_program(converted: torch.fx.GraphModule, example: torch.Tensor, path: P
 def _op_name(node: torch.fx.Node) -> str:
     target = node.target
     name = getattr(target, "_opname", None) or getattr(target, "__name__", str(target))
-    return name.rstrip("_")  # relu_ -> relu
+    return str(name).rstrip("_")  # relu_ -> relu
 
 
 def _is_boundary(name: str) -> bool:

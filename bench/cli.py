@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 from bench.errors import UsageError
 
@@ -41,7 +42,7 @@ def _positive_float(value: str) -> float:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every other usage error
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other usage error
         print(f"segbench: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
@@ -249,6 +250,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    rows: list[tuple[Any, ...]]
     if args.what == "suites":
         from bench.data.suite import get_suite, list_suites
 

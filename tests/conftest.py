@@ -15,6 +15,13 @@ from bench.run.runner import run_benchmark
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every slow test is an integration test too, so `-m "not slow and not integration"` is the fast loop."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache for the whole test session, never the user's: CI must train from scratch."""

@@ -59,8 +59,10 @@ class OpCoverage:
     @classmethod
     def from_meta(cls, found: OpCoverage | Mapping[str, Mapping[str, int]] | None) -> OpCoverage | None:
         """From an artifact's stored metadata (or the object itself, before it was stored)."""
-        if isinstance(found, OpCoverage) or not found:
-            return found or None
+        if isinstance(found, OpCoverage):
+            return found
+        if not found:
+            return None
         return cls(int8=dict(found["int8"]), float=dict(found["float"]), boundaries=dict(found.get("boundaries", {})))
 
 

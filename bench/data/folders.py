@@ -61,7 +61,8 @@ def read_item(request: DataRequest, item: Item) -> tuple[np.ndarray, np.ndarray]
     check_same_size(mask_path, raw.shape, item.image, original)
     table = dict(zip(mask_values(request), range(request.num_classes)))
     if "ignore_value" in request.options:
-        table[int(request.options["ignore_value"])] = int(request.ignore_label)  # check() made sure it is set
+        assert request.ignore_label is not None  # check() made sure it is set
+        table[int(request.options["ignore_value"])] = request.ignore_label
     values, inverse = np.unique(raw, return_inverse=True)
     bad = [int(v) for v in values if int(v) not in table]
     if bad:

@@ -180,7 +180,7 @@ def _parse(path: Path, text: str, data_dir: Path | None = None) -> Suite:
     gradcam_classes = (
         tuple(_gradcam_class(path, suite, name) for name in gradcam["classes"]) if "classes" in gradcam else None
     )
-    if suite.procedural:
+    if suite.procedural or suite.data is None:  # _validate made sure a file source names its data
         return replace(suite, gradcam_classes=gradcam_classes)
     return replace(suite, gradcam_classes=gradcam_classes, data_dir=resolve_data_dir(suite.data, data_dir))
 

@@ -110,7 +110,7 @@ def reference_maps(
             return {layer: data[layer] for layer in layers}
     maps = gradcam_autograd(model, images, layers, classes)
     buffer = io.BytesIO()
-    np.savez(buffer, **maps)
+    np.savez(buffer, **maps)  # type: ignore[arg-type]  # numpy's stub types the first keyword only
     atomic_write_bytes(path, buffer.getvalue())
     return maps
 

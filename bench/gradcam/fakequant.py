@@ -68,7 +68,7 @@ def _fetch(module: nn.Module, value: Any) -> Any:
 
 def _bound(node: fx.Node) -> dict[str, Any]:
     """The op's arguments by schema name (positional and keyword alike)."""
-    schema = node.target._schema  # type: ignore[union-attr]
+    schema = node.target._schema
     named = {arg.name: arg.default_value for arg in schema.arguments if arg.has_default_value()}
     named.update({arg.name: value for arg, value in zip(schema.arguments, node.args)})
     named.update(node.kwargs)
@@ -81,7 +81,7 @@ def _constant_value(module: nn.Module, node: fx.Node) -> torch.Tensor:
         return _fetch(module, node)
     args = [_constant_value(module, a) if isinstance(a, fx.Node) else a for a in node.args]
     kwargs = {k: _constant_value(module, v) if isinstance(v, fx.Node) else v for k, v in node.kwargs.items()}
-    return node.target(*args, **kwargs)  # type: ignore[operator]
+    return node.target(*args, **kwargs)
 
 
 def _is_constant(node: fx.Node) -> bool:

@@ -89,7 +89,7 @@ def output_mark(prepared: fx.GraphModule, layer: str) -> OutputMark | None:
     qparams = None
     for user in output.users:
         module = prepared.get_submodule(str(user.target)) if user.op == "call_module" else None
-        if _is_observer(module):
+        if module is not None and _is_observer(module):
             scale, zero_point = module.calculate_qparams()
             if scale.numel() == 1:
                 qparams = (float(scale.reshape(-1)[0]), int(zero_point.reshape(-1)[0]))

@@ -62,7 +62,7 @@ def class_scores(
             f"Grad-CAM class {bad[0]} is out of range for a model with {channels} output "
             f"channel(s) (valid: 0..{valid - 1})"
         )
-    wide = tensor.to(torch.float64)
+    wide = torch.as_tensor(tensor).to(torch.float64)
     columns = []
     for c in classes:
         if reduction == "sum":

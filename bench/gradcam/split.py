@@ -62,7 +62,7 @@ def split_gradcam(
                 split = split_image(images[i : i + 1])
                 stats.kind = str(split.meta.get("kind", ""))
                 if "clipped" in split.meta:
-                    stats.clipped.append(float(split.meta["clipped"]))
+                    stats.clipped.append(float(split.meta["clipped"]))  # type: ignore[arg-type]
                 per_image.append(finite_difference_cams(split, classes, out_size, chunk=chunk))
         except SplitUnavailable as exc:
             notes.append(f"{layer}: not split ({exc})")

@@ -13,14 +13,8 @@ from typing import Any
 import numpy as np
 
 from bench.backend import Session
-from bench.measure.metrics import (
-    Drift,
-    SegmentationScores,
-    SqnrAccumulator,
-    labels_from_logits,
-    per_image_dice,
-    prediction_drift,
-)
+from bench.measure.drift import Drift, SqnrAccumulator, prediction_drift
+from bench.measure.metrics import SegmentationScores, labels_from_logits, per_image_dice
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +56,7 @@ def build_external(spec: str, in_channels: int, num_classes: int) -> nn.Module:
 
     factory = load_factory(spec)
     try:
-        parameters = inspect.signature(factory).parameters
+        parameters: Mapping[str, inspect.Parameter] = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         parameters = {}
     kwargs = {k: v for k, v in (("in_channels", in_channels), ("num_classes", num_classes)) if k in parameters}

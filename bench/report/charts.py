@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -81,7 +82,7 @@ def latency_figure(ok: pd.DataFrame) -> str | None:
     fig, ax = _barh(rows)
     pos, p50 = range(len(rows)), rows["latency_p50_ms"]
     p99 = rows.get("latency_p99_ms", p50).fillna(p50)
-    handles = [
+    handles: list[Any] = [
         ax.barh(pos, p50, color=BLUE, alpha=0.8, label="p50"),
         ax.errorbar(
             p50,
@@ -170,7 +171,9 @@ def _drift_panel(ax: Axes, group: pd.DataFrame, y: str) -> list:
 def drift_figure(ok: pd.DataFrame) -> str | None:
     """Drift vs p50, one panel per suite/model, since drift is measured against that model's own fp32."""
     y = next((c for c in ("dice_drift", "miou_drift") if c in ok and ok[c].notna().any()), None)
-    rows = ok.dropna(subset=["latency_p50_ms", y]) if y else ok.iloc[:0]
+    if y is None:
+        return None
+    rows = ok.dropna(subset=["latency_p50_ms", y])
     if rows.empty:
         return None
     groups = list(rows.groupby(["suite", "model"], sort=False))

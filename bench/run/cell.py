@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.gradcam.explain import GradcamResult
 from bench.measure.measurement import Measurement
@@ -42,22 +42,23 @@ class CellOutcome:
     def row(self, speedup_vs_fp32: float | None = None) -> Row:
         spec = self.spec
         options = ",".join(f"{k}={v}" for k, v in sorted(spec.options.as_strings().items()))
-        identity = dict(
+        bare = Row(
             suite=spec.suite,
             model=spec.model,
             backend=spec.backend,
             precision=spec.precision,
             device=spec.device,
+            status=self.status,
             batch_size=spec.batch_size,
             threads=spec.threads,
+            duration_s=self.duration_s,
         )
         if not self.ok or self.prepared is None:
-            return Row(**identity, status=self.status, duration_s=self.duration_s)
+            return bare
         parts = tuple(p for p in (self.measurement, self.prepared, self.quality, self.gradcam) if p is not None)
         details = {"options": spec.options.as_strings(), **self.prepared.details()}
-        return Row(
-            **identity,
-            status=self.status,
+        return replace(
+            bare,
             parts=parts,
             speedup_vs_fp32=speedup_vs_fp32,
             duration_s=self.duration_s,

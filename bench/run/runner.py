@@ -113,9 +113,7 @@ def run_benchmark(
         if spec.key in finished:
             log(f"{label}: finished earlier, kept")
             continue
-        outcome = run_cell(
-            spec, plan, config.cell_timeout_s, on_stage=lambda name, label=label: log(f"{label}: {name}")
-        )
+        outcome = run_cell(spec, plan, config.cell_timeout_s, on_stage=_stage_logger(log, label))
         measured = outcome.measurement
         speedup = (
             None
@@ -139,12 +137,23 @@ def run_benchmark(
     return run_dir
 
 
+def _stage_logger(log: Callable[[str], None], label: str) -> Callable[[str], None]:
+    """Progress lines of one cell: `[i/n] suite / model / backend: stage`."""
+    return lambda name: log(f"{label}: {name}")
+
+
 def write_montage(run_dir: Path, outcome: CellOutcome, row: Row, suite: Suite) -> Path | None:
     """figures/gradcam_<suite>_<model>_<backend>-<precision>.png for a cell that was explained."""
     from bench.report.figures import figure_name, gradcam_montage, save_figure
 
     explained, quality = outcome.gradcam, outcome.quality
-    if explained is None or explained.backend_maps is None or quality is None:
+    if (
+        explained is None
+        or quality is None
+        or explained.images is None
+        or explained.reference_maps is None
+        or explained.backend_maps is None
+    ):
         return None
     summary = explained.summaries[explained.layer or ""]
     labels = quality.predictions_head[: len(explained.images)]

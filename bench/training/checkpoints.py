@@ -89,7 +89,7 @@ def imported_checkpoint(model_name: str, suite: Suite, weights: Path, progress: 
         suite.ignore_label,
         boundary=True,
     )
-    meta = {
+    meta: dict[str, Any] = {
         "model": model_name,
         "suite": suite.name,
         "recipe": None,

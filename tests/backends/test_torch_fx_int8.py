@@ -46,6 +46,7 @@ def test_int8_output_is_close_to_fp32_but_not_identical(prepared):
     assert not any(hasattr(m, "qconfig") for m in model.modules())  # the caller's float model is left alone
 
 
+@pytest.mark.integration
 def test_artifact_loads_in_a_fresh_process_without_the_float_model(prepared, tmp_path):
     _, calibration, artifact = prepared
     np.save(tmp_path / "x.npy", calibration[:3])

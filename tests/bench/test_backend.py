@@ -33,6 +33,7 @@ def test_plugin_absent_means_not_registered():
     assert "dummy-threshold" not in list_backends()
 
 
+@pytest.mark.integration
 def test_cli_lists_plugin_backend_with_availability():
     env = {**os.environ, "PYTHONPATH": str(PLUGIN)}
     out = subprocess.run(

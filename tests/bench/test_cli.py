@@ -10,6 +10,7 @@ def segbench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.integration
 def test_unknown_backend_exits_2_and_lists_valid_names():
     result = segbench("run", "--backends", "torch-eager,nope")
     assert result.returncode == 2
@@ -27,6 +28,7 @@ def test_unknown_model_or_suite_exits_2(option, value, kind, capsys):
     assert err.startswith(f"segbench: error: unknown {kind} 'nope'; valid {kind}s:")
 
 
+@pytest.mark.integration
 def test_bad_option_value_is_one_line_exit_2():
     result = segbench("run", "--min-time", "-1")
     assert result.returncode == 2
@@ -35,8 +37,10 @@ def test_bad_option_value_is_one_line_exit_2():
 
 def test_list_backends_shows_availability(capsys):
     assert main(["list", "backends"]) == 0
-    out = capsys.readouterr().out
-    assert "torch-eager" in out and "ort-qdq-int8" in out and "available" in out
+    status = {line.split()[0]: line.split(maxsplit=3)[-1].strip() for line in capsys.readouterr().out.splitlines()[2:]}
+    for name in ("torch-eager", "ort", "ort-qdq-int8", "torch-fx-int8", "torchao-pt2e-int8"):
+        assert status[name] == "available", (name, status[name])  # every CPU backend runs here
+    assert status["tensorrt-int8"] == "unavailable: tensorrt is not importable"  # never on these machines
 
 
 def test_list_suites_and_models(capsys):
@@ -49,6 +53,8 @@ def test_list_suites_and_models(capsys):
 @pytest.mark.parametrize(
     "args,expected",
     [
+        (["--threads", "0"], "--threads 0 is not valid; expected at least 1"),
+        (["--batch-size", "-2"], "--batch-size -2 is not valid; expected at least 1"),
         (
             ["--gradcam-layer", "nosuch"],
             "--gradcam-layer 'nosuch' is not a layer of model 'unet' (aliases: encoder, bottleneck, decoder",
@@ -60,10 +66,31 @@ def test_list_suites_and_models(capsys):
         ),
     ],
 )
-def test_bad_run_arguments_are_one_line_exit_2(args, expected, capsys):
-    assert main(["run", "--backends", "torch-eager", *args]) == 2
+def test_bad_run_arguments_are_one_line_exit_2(args, expected, capsys, tmp_path):
+    assert main(["run", "--backends", "torch-eager", "--out", str(tmp_path / "results"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err
+    assert not (tmp_path / "results").exists()  # a usage error touches nothing on disk
+
+
+def test_missing_data_folder_is_one_line_and_creates_no_run_folder(capsys, tmp_path):
+    results = tmp_path / "results"
+    code = main(
+        [
+            "run",
+            "--suite",
+            "dsb2018",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--backends",
+            "torch-eager",
+            "--out",
+            str(results),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "nowhere" in err and "does not exist" in err
+    assert not results.exists()
 
 
 def test_gradcam_layer_aliases_resolve_to_module_paths():

@@ -1,5 +1,6 @@
 import numpy as np
 
+from bench.data import synthetic_nuclei
 from bench.data.suite import get_suite
 from bench.data.synthetic_nuclei import NucleiParams, generate_nuclei
 
@@ -19,10 +20,13 @@ def test_other_seed_gives_different_data():
 
 def test_suite_split_identical_across_generations_and_differs_with_seed():
     suite = get_suite("synthetic-nuclei")
-    first = suite.load("calibration")
-    again = get_suite("synthetic-nuclei").load("calibration")
-    other = suite.with_seed(suite.seed + 1).load("calibration")
+    first = synthetic_nuclei.load(suite.request, "calibration")  # the source itself: no process cache between
+    again = synthetic_nuclei.load(get_suite("synthetic-nuclei").request, "calibration")
+    assert first is not again
     assert np.array_equal(first.images, again.images) and np.array_equal(first.masks, again.masks)
+    loaded = suite.load("calibration")  # what a run gets: the same split
+    assert np.array_equal(loaded.images, first.images) and np.array_equal(loaded.masks, first.masks)
+    other = synthetic_nuclei.load(suite.with_seed(suite.seed + 1).request, "calibration")
     assert not np.array_equal(first.images, other.images)
 
 

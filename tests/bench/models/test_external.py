@@ -180,6 +180,7 @@ def test_run_with_own_model_weights_and_onnx(tmp_path: Path, cli_env: dict[str, 
         (["--model", f"{FIXTURE}:tiny_net", "--onnx", "missing.onnx"], "--onnx 'missing.onnx' does not exist"),
     ],
 )
+@pytest.mark.integration
 def test_cli_errors_are_one_line_exit_2(
     tmp_path: Path, cli_env: dict[str, str], extra: list[str], message: str
 ) -> None:

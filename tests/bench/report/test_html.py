@@ -169,6 +169,7 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium); CI installs it")
 def test_report_renders_in_headless_chromium(tmp_path):
     report = write_html(make_run(tmp_path, gradcam=True))

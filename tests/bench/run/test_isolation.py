@@ -1,7 +1,11 @@
 import os
 import time
 
+import pytest
+
 from bench.run.isolation import call_in_worker
+
+pytestmark = pytest.mark.integration  # every test spawns a worker process
 
 
 def _abort() -> None:
