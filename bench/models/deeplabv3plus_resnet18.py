@@ -20,7 +20,7 @@ Recognition", CVPR 2016 (ResNet-18, BasicBlock), written out here because torchv
 Grad-CAM: the default layer is `decoder` (its last ReLU, 256 channels at stride 4); only the 1x1 `head`
 and the final bilinear upsample lie between it and the logits. `gradcam_layers` also names
 `backbone.layer1` (low-level), `backbone.layer4` (deep encoder) and `aspp`. Grad-CAM's class score is
-the softmax over classes summed over pixels (`bench.gradcam.class_scores`).
+the softmax over classes summed over pixels (`bench.gradcam.method.class_scores`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ authors' HRNet-Semantic-Segmentation code:
 Grad-CAM: the default layer is `last_layer` (its ReLU); only the 1x1 `head` and the final upsample lie
 between it and the logits. `gradcam_layers` also names the stem, the highest-resolution fused output of
 each stage (`stage2.0.fuse_act.0`, `stage3.2.fuse_act.0`, `stage4.1.fuse_act.0`) and `concat`. Grad-CAM's
-class score is the softmax over classes summed over pixels (`bench.gradcam.class_scores`).
+class score is the softmax over classes summed over pixels (`bench.gradcam.method.class_scores`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ inference. `width` scales every channel count (1.0, the registered model, is the
 Grad-CAM: the default layer is `decoder.3` (the last decoder block, ending in a ReLU at full
 resolution); only the 1x1 `head` lies between it and the logits. `gradcam_layers` also names the
 deepest skip block `encoder.3`, the `bottleneck` (VGG block 5) and the first decoder block `decoder.0`.
-Grad-CAM's class score is the softmax over classes summed over pixels (`bench.gradcam.class_scores`).
+Grad-CAM's class score is the softmax over classes summed over pixels (`bench.gradcam.method.class_scores`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reference training: a float model per (model, suite, recipe), trained deterministically and cached.
+"""Reference training: the loop that trains a float model from a fixed seed (cached by `checkpoints`).
 
 Quantization is only meaningful on a model that really segments; the checkpoint's metadata keeps the
 loss curve and the evaluation scores reached, so a user can see what the reference was.

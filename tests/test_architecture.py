@@ -1,0 +1,108 @@
+"""The layout in docs/architecture.md, held against the code: imports point down, and never in a circle.
+
+Every import counts, including lazy ones inside functions and those under `TYPE_CHECKING`: a
+type-only circle still means two modules that cannot be understood apart.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Top to bottom, as docs/architecture.md lists them; a module may import its own layer and those below.
+LAYERS = [
+    "bench.cli",
+    "bench.run",
+    "backends",
+    "bench.training",
+    "bench.gradcam",
+    "bench.report",
+    "bench.measure",
+    "bench.onnx",
+    "bench.results",
+    "bench.models",
+    "bench.data",
+    "bench.backend",
+    "bench.environment",
+    "bench.cache",
+    "bench.errors",
+]
+
+
+def project_modules() -> dict[str, Path]:
+    found = {}
+    for package in ("bench", "backends"):
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            if name not in ("bench", "backends"):  # the packages' own faces hold no code
+                found[name] = path
+    return found
+
+
+def imported(source: str, known: set[str]) -> set[str]:
+    """Project modules a file imports, anywhere in it (`from a import b` counts a.b when b is a module)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name in known}
+
+
+def layer(module: str) -> int:
+    return next(i for i, prefix in enumerate(LAYERS) if module == prefix or module.startswith(prefix + "."))
+
+
+def upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if layer(b) < layer(a))
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every circle found by a depth-first walk (each reported once, from where the walk closed it)."""
+    state: dict[str, str] = {}
+    found: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                found.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return found
+
+
+def project_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    names = set(modules) | {"bench.backend"}  # a package face that plugins import
+    return {name: imported(path.read_text(), names) - {name} for name, path in modules.items()}
+
+
+def test_every_module_has_a_place_in_the_layout():
+    assert all(layer(module) >= 0 for module in project_modules())
+
+
+def test_imports_point_down_the_layers():
+    assert upward(project_graph()) == []
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    assert circles(project_graph()) == []
+
+
+def test_the_checks_see_a_circle_and_an_upward_import():
+    """Both checks can fail: a lazy import back up (data -> run) closes a circle with run -> data."""
+    lazy = "def f():\n    from bench.run import config\n"
+    known = {"bench.run.config", "bench.data.suite"}
+    graph = {"bench.data.suite": imported(lazy, known), "bench.run.config": {"bench.data.suite"}}
+    assert graph["bench.data.suite"] == {"bench.run.config"}
+    assert upward(graph) == ["bench.data.suite -> bench.run.config"]
+    assert circles(graph) == [["bench.data.suite", "bench.run.config", "bench.data.suite"]]
