@@ -6,20 +6,27 @@ row, not only with PyTorch eager.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.backend import Artifact, Backend, GradcamMaps, GradcamRequest, PrepareContext, Session
+from bench.backend import Artifact, Backend, BackendOptions, GradcamMaps, GradcamRequest, PrepareContext, Session
 from bench.onnx.export import fp32_onnx, layer_tensors, onnx_source
-from bench.onnx.session import OrtSession, ort_unavailable_reason
+from bench.onnx.session import OrtSession, Spinning, ort_unavailable_reason
 
 MODEL_FILE = "model.onnx"
+
+
+@dataclass(frozen=True)
+class OrtOptions(BackendOptions):
+    spinning: Spinning = "run"  # intra-op threads spin within a run only (bench.onnx.session says why)
 
 
 class OrtFp32Backend(Backend):
     name = "ort"
     precisions = ("fp32",)
     devices = ("cpu", "cuda")
+    Options = OrtOptions
 
     def unavailable_reason(self, device: str) -> str | None:
         return super().unavailable_reason(device) or ort_unavailable_reason(device)
@@ -30,7 +37,7 @@ class OrtFp32Backend(Backend):
         return {
             "weights": "embedded",
             "onnx_source": source,
-            "notes": f"graph from {source}",
+            "notes": f"graph from {source}, spinning={OrtOptions.of(ctx.options).spinning}",
             "layer_tensors": layer_tensors(out_dir / MODEL_FILE),
         }
 
@@ -41,4 +48,5 @@ class OrtFp32Backend(Backend):
         return onnx_gradcam(artifact.directory / MODEL_FILE, request, artifact.meta.get("layer_tensors"))
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
-        return OrtSession(artifact.directory / MODEL_FILE, device, threads)
+        spinning = OrtOptions.of(self.artifact_options(artifact)).spinning
+        return OrtSession(artifact.directory / MODEL_FILE, device, threads, spinning)

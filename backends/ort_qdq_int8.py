@@ -18,7 +18,7 @@ from bench.backend import Artifact, Backend, BackendOptions, GradcamMaps, Gradca
 from bench.onnx.coverage import optimized_coverage
 from bench.onnx.export import fp32_onnx, layer_tensors, onnx_source
 from bench.onnx.quantize import CalibrationMethod, Preset, quantize_qdq
-from bench.onnx.session import OrtSession, ort_unavailable_reason
+from bench.onnx.session import OrtSession, Spinning, ort_unavailable_reason
 
 MODEL_FILE = "model.int8.onnx"
 
@@ -27,6 +27,7 @@ MODEL_FILE = "model.int8.onnx"
 class OrtQdqOptions(BackendOptions):
     calibration: CalibrationMethod = "minmax"
     preset: Preset = "cpu"
+    spinning: Spinning = "run"  # intra-op threads spin within a run only (bench.onnx.session says why)
 
 
 class OrtQdqInt8Backend(Backend):
@@ -57,7 +58,7 @@ class OrtQdqInt8Backend(Backend):
             "layer_tensors": tensors,
             "coverage": optimized_coverage(out_dir / MODEL_FILE),
             "notes": f"{options.preset} preset, {options.calibration} calibration, per-channel weights, "
-            f"graph from {source}",
+            f"graph from {source}, spinning={options.spinning}",
         }
 
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
@@ -68,4 +69,5 @@ class OrtQdqInt8Backend(Backend):
         return onnx_gradcam(artifact.directory / MODEL_FILE, request, artifact.meta.get("layer_tensors"))
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
-        return OrtSession(artifact.directory / MODEL_FILE, device, threads)
+        spinning = OrtQdqOptions.of(self.artifact_options(artifact)).spinning
+        return OrtSession(artifact.directory / MODEL_FILE, device, threads, spinning)

@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-time", type=_positive_float, default=3.0, help="minimum timed seconds per cell")
     run.add_argument("--min-iters", type=int, default=30, help="minimum timed iterations per cell")
     run.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
+    run.add_argument(
+        "--timing",
+        choices=("interleaved", "sequential"),
+        default="interleaved",
+        help="interleaved (default): the backends of one suite and model are timed in alternating rounds, so "
+        "load on the machine hits them alike; sequential: one backend after the other",
+    )
     run.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-cell timeout in seconds")
     run.add_argument(
         "--option",
@@ -199,7 +206,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         batch_size=args.batch_size,
         results_root=args.out,
-        timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters),
+        timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters, mode=args.timing),
         cell_timeout_s=args.timeout,
         progress=not args.quiet,
         backend_options=_backend_options(args.options),

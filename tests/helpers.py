@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +42,18 @@ def prepare(
         onnx_path=onnx_path,
     )
     return Artifact(folder, prepare_into(backend, ctx, folder))
+
+
+@contextmanager
+def busy_cores(count: int = 1, seconds: float = 120.0) -> Iterator[None]:
+    """`count` processes that each keep one core busy, bounded in time (they stop by themselves after
+    `seconds`) and stopped when the block ends: the background load of a shared CI runner."""
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+    processes = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(count)]
+    try:
+        time.sleep(0.5)  # let the scheduler see them
+        yield
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout=10)

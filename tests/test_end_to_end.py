@@ -31,6 +31,12 @@ REQUIRED_COLUMNS = [
     "dice_drift",
     "miou_drift",
     "pixel_agreement",
+    "speedup_vs_fp32",
+    "timing_mode",
+    "timing_rounds",
+    "cpu_other_pct",
+    "reference_kernel_ms",
+    "timing_quality",
 ]
 
 
@@ -49,6 +55,8 @@ def test_every_cell_has_a_row_with_required_columns(default_run):
     assert df.backend.iloc[0] == "torch-eager"  # the reference heads the table
     for name in CPU_BACKENDS:
         assert rows[name].status == "ok", (name, rows[name].status)
+        assert rows[name].timing_mode == "interleaved" and rows[name].timing_rounds >= 1
+        assert rows[name].timing_quality == "ok" or rows[name].timing_quality.startswith("noisy: ")
     for name in ("tensorrt-int8", "tensorrt-fp16"):
         assert rows[name].status == "unavailable: tensorrt is not importable"
         assert pd.isna(rows[name].latency_p50_ms) and pd.isna(rows[name].model_size_bytes)  # no invented number

@@ -1,5 +1,6 @@
 """The timing stage's record: latency statistics of one loaded session, with the samples they came
-from and how each number was measured (timer, memory method)."""
+from and how each number was measured (timer, timing mode and rounds, memory method), and whether the
+machine was quiet meanwhile (`Contention`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.measure.contention import Contention
 from bench.measure.timing import LatencyStats
 
 
@@ -20,6 +22,11 @@ class Measurement:
     memory_method: str
     peak_device_mib: float | None = None
     device_memory_method: str | None = None
+    timing_mode: str = "sequential"  # interleaved | sequential (bench.measure.timing)
+    timing_rounds: int = 1  # rounds whose samples are counted
+    timing_rounds_left_out: int = 0  # rounds timed while the machine ran slow or was busy, not counted
+    sample_rounds: np.ndarray | None = None  # the round of every sample
+    contention: Contention | None = None  # filled by the parent, which watched the timed windows
 
     @property
     def stats(self) -> LatencyStats:
@@ -27,10 +34,15 @@ class Measurement:
 
     def columns(self) -> dict[str, Any]:
         stats = self.stats
+        contention = self.contention or Contention(None, None, None, None, None)
         return {
             **stats.columns(),
             "throughput_ips": self.batch_size / (stats.p50_ms / 1e3),
             "timer": self.timer,
+            "timing_mode": self.timing_mode,
+            "timing_rounds": self.timing_rounds,
+            "timing_rounds_left_out": self.timing_rounds_left_out,
+            **contention.columns(),
             "peak_rss_mib": self.peak_rss_mib,
             "memory_method": self.memory_method,
             "peak_device_mib": self.peak_device_mib,

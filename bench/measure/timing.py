@@ -3,6 +3,12 @@
 Each sample is one `Session.time_call`: `perf_counter_ns` around `run` plus the backend's
 `synchronize()` on CPU, device events on the session's stream on GPU, so asynchronous devices are
 timed to completion. Statistics are built in one place from the raw samples, which the caller keeps.
+
+Two modes. `sequential`: one backend is timed to the minimum time and count, then the next.
+`interleaved` (the default): the backends of one suite and model take turns in short rounds, so a
+burst of load or a drift of the machine's speed lands on all of them alike and same-run ratios
+survive it; each round starts with a few untimed calls, since the previous round ran another
+runtime's code on the same cores.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+TIMING_MODES = ("interleaved", "sequential")
+
 
 @dataclass(frozen=True)
 class TimingConfig:
@@ -22,6 +30,18 @@ class TimingConfig:
     min_time_s: float = 3.0
     min_iters: int = 30
     max_iters: int = 100_000
+    mode: str = "interleaved"  # one of TIMING_MODES
+    rounds: int = 10  # interleaved: each backend's minimum time and count spread over this many rounds
+    round_warmup_calls: int = 2  # interleaved: untimed calls at the start of every round
+    # Idle time before every round, so the worker timed before has stopped spinning: ONNX Runtime's
+    # pool kept its threads busy ~40 ms after a run here, torch's OpenMP ~10 ms.
+    settle_s: float = 0.05
+
+    def round_budget(self) -> tuple[float, int]:
+        """(seconds, calls) one round times at least: the whole minimum when sequential."""
+        if self.mode == "sequential":
+            return self.min_time_s, self.min_iters
+        return self.min_time_s / self.rounds, -(-self.min_iters // self.rounds)
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,20 @@ def _repeat_until(
         if len(samples) >= min_iters and time.perf_counter_ns() >= deadline:
             break
     return samples if record else []
+
+
+def warm_up(time_call: Callable[[], int], config: TimingConfig) -> None:
+    """Untimed calls for at least `warmup_s` and `warmup_iters` (allocators, caches, lazy kernels)."""
+    _repeat_until(time_call, config.warmup_s, config.warmup_iters, config.max_iters, record=False)
+
+
+def time_round(
+    time_call: Callable[[], int], seconds: float, calls: int, warmup_calls: int = 0, max_calls: int = 100_000
+) -> np.ndarray:
+    """One round: `warmup_calls` untimed calls, then timed ones until both `seconds` and `calls` are reached."""
+    for _ in range(warmup_calls):
+        time_call()
+    return np.asarray(_repeat_until(time_call, seconds, calls, max_calls, record=True), np.int64)
 
 
 def measure_latency(time_call: Callable[[], int], config: TimingConfig = TimingConfig()) -> np.ndarray:

@@ -76,6 +76,8 @@ def _barh(rows: pd.DataFrame) -> tuple[Figure, Axes]:
 
 def latency_figure(ok: pd.DataFrame) -> str | None:
     """p50 bars, whiskers to p99 and a p90 tick: the tail matters as much as the median."""
+    if "latency_p50_ms" not in ok:  # no cell ran: error and unavailable rows carry no numbers
+        return None
     rows = ok.dropna(subset=["latency_p50_ms"])
     if rows.empty:
         return None
@@ -171,7 +173,7 @@ def _drift_panel(ax: Axes, group: pd.DataFrame, y: str) -> list:
 def drift_figure(ok: pd.DataFrame) -> str | None:
     """Drift vs p50, one panel per suite/model, since drift is measured against that model's own fp32."""
     y = next((c for c in ("dice_drift", "miou_drift") if c in ok and ok[c].notna().any()), None)
-    if y is None:
+    if y is None or "latency_p50_ms" not in ok:
         return None
     rows = ok.dropna(subset=["latency_p50_ms", y])
     if rows.empty:

@@ -122,6 +122,16 @@ def _quality_regressions(label: str, base: pd.Series, cur: pd.Series, threshold:
     return found
 
 
+def noisy_sides(base: pd.Series, cur: pd.Series) -> str | None:
+    """Which side(s) were timed on a busy or slow machine (`timing_quality` noisy), or None."""
+    noisy = [
+        name
+        for name, row in (("baseline", base), ("current", cur))
+        if str(row.get("timing_quality", "")).startswith("noisy")
+    ]
+    return " and ".join(noisy) if noisy else None
+
+
 def compare_runs(
     baseline: Run,
     current: Run,
@@ -147,12 +157,18 @@ def compare_runs(
             ratio, p, slower = latency_verdict(_samples(baseline, key), _samples(current, key), latency_threshold)
             if math.isnan(ratio) or not len(_samples(baseline, key)):
                 ratio = float(cur["latency_p50_ms"] / base["latency_p50_ms"])
+            noisy = noisy_sides(base, cur)
+            if noisy:  # a time from a busy machine is no evidence either way
+                slower, verdict = False, f"not judged: noisy ({noisy})"
+            else:
+                verdict = "REGRESSION" if slower else ""
             entry.update(
                 baseline_p50_ms=base["latency_p50_ms"],
                 current_p50_ms=cur["latency_p50_ms"],
                 latency_ratio=ratio,
                 p_value=p,
                 latency_regression=slower,
+                latency_verdict=verdict,
             )
             if slower and judge_latency:
                 regressions.append(
@@ -212,7 +228,7 @@ def to_markdown(comparison: Comparison, baseline: Run, current: Run, by_machine:
                 _fmt(r.get("current_p50_ms")),
                 _fmt(r.get("latency_ratio")),
                 _fmt(r.get("p_value"), 4),
-                _fmt(r.get("latency_regression", False)),
+                r.get("latency_verdict") if isinstance(r.get("latency_verdict"), str) else "",
                 _fmt(r.get("baseline_dice"), 4),
                 _fmt(r.get("current_dice"), 4),
                 r.current_status,

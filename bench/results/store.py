@@ -67,6 +67,7 @@ class RunStore:
         samples_ns: np.ndarray | None = None,
         per_image_dice: np.ndarray | None = None,
         gradcam_records: list[dict[str, Any]] | None = None,
+        sample_rounds: np.ndarray | None = None,
     ) -> None:
         """Add one finished cell and rewrite every table atomically: a kill loses at most the next cell."""
         record = row.record()
@@ -93,6 +94,7 @@ class RunStore:
                         **identity,
                         "iteration": np.arange(len(samples_ns), dtype=np.int64),
                         "latency_ns": np.asarray(samples_ns, np.int64),
+                        **({"round": np.asarray(sample_rounds, np.int64)} if sample_rounds is not None else {}),
                     }
                 )
             )

@@ -1,10 +1,11 @@
 """One cell, one way: prepare, measure, explain, each in a worker process, under one deadline; then
 the row, built once from the records the stages returned.
 
-prepare (worker 1) -> PreparedArtifact -> [int8 coverage checked here] -> load, time, evaluate,
-measurement (worker 2, one fresh process) -> QualityResult + Measurement -> explain (worker 3) ->
-GradcamResult -> `CellOutcome.row()`. A stage that fails ends the cell with an error row (a failed
-Grad-CAM keeps the measured numbers and says why its columns are empty).
+prepare (worker 1) -> PreparedArtifact -> [int8 coverage checked here] -> load, warm up (worker 2, a
+fresh process) -> timed rounds (`bench.run.rounds`: alone, or in turns with the other backends of the
+same suite and model) -> evaluate, measurement (worker 2) -> QualityResult + Measurement -> explain
+(worker 3) -> GradcamResult -> `CellOutcome.row()`. A stage that fails ends the cell with an error row
+(a failed Grad-CAM keeps the measured numbers and says why its columns are empty).
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bench.gradcam.explain import GradcamResult
+from bench.measure.contention import (
+    MAX_TIMING_FACTOR,
+    Contention,
+    CpuCounters,
+    CpuWindows,
+    ReferenceKernel,
+    TimedRound,
+    counted_rounds,
+    load_average,
+)
 from bench.measure.measurement import Measurement
 from bench.measure.quality import QualityResult
 from bench.results.row import Row
@@ -21,6 +32,8 @@ from bench.run import stages
 from bench.run.artifacts import PreparedArtifact
 from bench.run.isolation import Deadline, Worker, WorkerFailed, WorkerTimeout
 from bench.run.matrix import BackendPlan, CellSpec
+
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,7 @@ class CellOutcome:
     quality: QualityResult | None = None
     gradcam: GradcamResult | None = None
     duration_s: float | None = None
+    deadline: Deadline | None = None
 
     @property
     def ok(self) -> bool:
@@ -41,7 +55,6 @@ class CellOutcome:
 
     def row(self, speedup_vs_fp32: float | None = None) -> Row:
         spec = self.spec
-        options = ",".join(f"{k}={v}" for k, v in sorted(spec.options.as_strings().items()))
         bare = Row(
             suite=spec.suite,
             model=spec.model,
@@ -56,61 +69,148 @@ class CellOutcome:
         if not self.ok or self.prepared is None:
             return bare
         parts = tuple(p for p in (self.measurement, self.prepared, self.quality, self.gradcam) if p is not None)
+        options = ",".join(f"{k}={v}" for k, v in sorted(spec.options.as_strings().items()))
         details = {"options": spec.options.as_strings(), **self.prepared.details()}
         return replace(
             bare,
             parts=parts,
             speedup_vs_fp32=speedup_vs_fp32,
-            duration_s=self.duration_s,
             notes=self.prepared.notes,
             options=options,
             details=details,
         )
 
 
-def _failed(spec: CellSpec, message: str, started: float) -> CellOutcome:
-    return CellOutcome(spec, f"error: {message}", duration_s=time.monotonic() - started)
+def _failed(spec: CellSpec, deadline: Deadline, message: str) -> CellOutcome:
+    if message.startswith("timeout after"):
+        message = f"timeout after {deadline.seconds:g} s"
+    return CellOutcome(spec, f"error: {message}", duration_s=time.monotonic() - deadline.started)
 
 
-def run_cell(
-    spec: CellSpec, plan: BackendPlan, timeout_s: float, on_stage: Callable[[str], None] = lambda name: None
-) -> CellOutcome:
-    """The cell's stages in order, each in a worker process, all within `timeout_s`."""
+def prepare_cell(
+    spec: CellSpec, plan: BackendPlan, timeout_s: float, on_stage: Progress
+) -> tuple[PreparedArtifact, Deadline] | CellOutcome:
+    """The artifact (worker 1), checked: an int8 artifact without int8 operators never gets timed."""
     if plan.unavailable is not None:
         return CellOutcome(spec, f"unavailable: {plan.unavailable}")
     deadline = Deadline(timeout_s)
-    started = deadline.started
     try:
         with Worker(on_stage) as worker:
             prepared: PreparedArtifact = worker.call_with_context(deadline.remaining(), stages.prepare, spec)
-    except WorkerTimeout:
-        return _failed(spec, f"timeout after {timeout_s:g} s", started)
+    except WorkerTimeout as exc:
+        return _failed(spec, deadline, str(exc))
     except WorkerFailed as exc:
-        return _failed(spec, f"preparing the artifact: {exc}", started)
+        return _failed(spec, deadline, f"preparing the artifact: {exc}")
     coverage = prepared.coverage
     if spec.precision == "int8" and (coverage is None or coverage.int8_count == 0):
         found = "no operator coverage reported" if coverage is None else "the artifact contains no int8 operator"
-        return _failed(spec, f"{found}; it would silently run in float", started)
-    try:
-        with Worker(on_stage) as worker:
+        return _failed(spec, deadline, f"{found}; it would silently run in float")
+    return prepared, deadline
+
+
+class MeasuringCell:
+    """A cell whose session is loaded and warm in a worker of its own, ready to be timed round by round;
+    the parent reads the machine's speed before, and its CPU accounting around, every round.
+
+    Only quiet rounds count (`bench.measure.contention.TimedRound.quiet`): a round timed while the
+    machine ran slow or other processes took the CPU is left out, and the cell is timed on (up to
+    `MAX_TIMING_FACTOR` x its minimum time) until its quiet rounds hold the minimum time and count. When
+    they never do, every round counts and the row says the timing was noisy."""
+
+    def __init__(self, spec: CellSpec, prepared: PreparedArtifact, deadline: Deadline, worker: Worker) -> None:
+        self.spec, self.prepared, self.deadline, self.worker = spec, prepared, deadline, worker
+        self.rounds: list[TimedRound] = []
+        self.kernel: ReferenceKernel | None = None
+        self.failure: CellOutcome | None = None
+
+    @classmethod
+    def start(
+        cls, spec: CellSpec, prepared: PreparedArtifact, deadline: Deadline, on_stage: Progress
+    ) -> MeasuringCell | CellOutcome:
+        worker = Worker(on_stage)
+        try:
             worker.call_with_context(deadline.remaining(), stages.load, spec, prepared)
-            worker.call_with_context(deadline.remaining(), stages.time_session, spec)
-            quality: QualityResult = worker.call_with_context(deadline.remaining(), stages.evaluate, spec)
-            measurement: Measurement = worker.call_with_context(deadline.remaining(), stages.measurement, spec)
-    except WorkerTimeout:
-        return _failed(spec, f"timeout after {timeout_s:g} s", started)
-    except WorkerFailed as exc:
-        return _failed(spec, str(exc), started)
-    gradcam = _explain(spec, prepared, deadline, on_stage) if spec.gradcam else None
-    return CellOutcome(spec, "ok", prepared, measurement, quality, gradcam, time.monotonic() - started)
+            worker.call_with_context(deadline.remaining(), stages.warm_up, spec)
+        except WorkerFailed as exc:
+            worker.close(kill=True)
+            return _failed(spec, deadline, str(exc))
+        return cls(spec, prepared, deadline, worker)
+
+    def _counted(self) -> list[int] | None:
+        timing, quietest = self.spec.timing, self.kernel.quietest_ms if self.kernel else None
+        return counted_rounds(self.rounds, quietest, timing.min_iters, timing.min_time_s)
+
+    @property
+    def needs_more(self) -> bool:
+        if self.failure is not None:
+            return False
+        if not self.rounds:
+            return True
+        timed = sum(r.seconds for r in self.rounds)
+        return self._counted() is None and timed < MAX_TIMING_FACTOR * self.spec.timing.min_time_s
+
+    def time_round(self, kernel: ReferenceKernel | None = None) -> None:
+        """One round: the reference kernel (how fast is the machine right now?), a pause so that what ran
+        before stops spinning, then the worker's timed calls, with the machine's CPU read around them."""
+        self.kernel = kernel
+        kernel_ms = kernel.measure() if kernel is not None else None
+        time.sleep(self.spec.timing.settle_s)
+        before = CpuCounters.read(self.worker.pid)
+        started = time.monotonic()
+        try:
+            calls = self.worker.call_with_context(self.deadline.remaining(), stages.time_round, self.spec)
+        except WorkerFailed as exc:
+            self.worker.close(kill=True)
+            self.failure = _failed(self.spec, self.deadline, str(exc))
+            return
+        seconds = time.monotonic() - started
+        self.rounds.append(
+            TimedRound(calls, seconds, kernel_ms, CpuWindows.between(before, CpuCounters.read(self.worker.pid)))
+        )
+
+    def finish(self) -> CellOutcome:
+        """Evaluate, read the memory, close the worker: the measured cell (not yet explained)."""
+        if self.failure is not None:
+            return self.failure
+        spec, deadline = self.spec, self.deadline
+        counted = self._counted()
+        used = counted if counted is not None else list(range(len(self.rounds)))
+        try:
+            with self.worker as worker:
+                quality: QualityResult = worker.call_with_context(deadline.remaining(), stages.evaluate, spec)
+                measured: Measurement = worker.call_with_context(deadline.remaining(), stages.measurement, spec, used)
+        except WorkerFailed as exc:
+            return _failed(spec, deadline, str(exc))
+        rounds = [self.rounds[i] for i in used]
+        contention = Contention.from_windows(
+            CpuWindows.summed([r.cpu for r in rounds]),
+            load_average(),
+            [r.kernel_ms for r in rounds if r.kernel_ms is not None],
+            self.kernel,
+            too_few_quiet_rounds=counted is None,
+        )
+        measurement = replace(
+            measured,
+            timing_mode=spec.timing.mode,
+            timing_rounds=len(used),
+            timing_rounds_left_out=len(self.rounds) - len(used),
+            contention=contention,
+        )
+        return CellOutcome(spec, "ok", self.prepared, measurement, quality, deadline=deadline)
 
 
-def _explain(
-    spec: CellSpec, prepared: PreparedArtifact, deadline: Deadline, on_stage: Callable[[str], None]
-) -> GradcamResult:
-    """The Grad-CAM stage; a failure keeps the measured numbers and says why the columns are empty."""
-    try:
-        with Worker(on_stage) as worker:
-            return worker.call_with_context(max(1.0, deadline.remaining()), stages.explain, spec, prepared)
-    except WorkerFailed as exc:
-        return GradcamResult.failed(f"Grad-CAM error: {exc}")
+def explain_cell(outcome: CellOutcome, on_stage: Progress) -> CellOutcome:
+    """The Grad-CAM stage (worker 3); a failure keeps the measured numbers and says why the columns are empty."""
+    spec, deadline = outcome.spec, outcome.deadline
+    if not outcome.ok or outcome.prepared is None or deadline is None:
+        return outcome
+    gradcam = None
+    if spec.gradcam:
+        try:
+            with Worker(on_stage) as worker:
+                gradcam = worker.call_with_context(
+                    max(1.0, deadline.remaining()), stages.explain, spec, outcome.prepared
+                )
+        except WorkerFailed as exc:
+            gradcam = GradcamResult.failed(f"Grad-CAM error: {exc}")
+    return replace(outcome, gradcam=gradcam, duration_s=time.monotonic() - deadline.started)

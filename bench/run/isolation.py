@@ -92,6 +92,10 @@ class Worker:
         child.close()
         self._on_stage = on_stage
 
+    @property
+    def pid(self) -> int:
+        return int(self._process.pid or 0)
+
     def call(self, timeout_s: float, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)` in the worker; raises `WorkerFailed`."""
         return self._request(timeout_s, function, args, with_context=False)

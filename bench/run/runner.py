@@ -12,15 +12,18 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
+from bench.measure.contention import ReferenceKernel
 from bench.results.row import Row
 from bench.results.speedup import SameRunReference
 from bench.results.store import RunStore, update_latest
-from bench.run.cell import CellOutcome, run_cell
+from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cell
 from bench.run.config import RunConfig, save_run_config
 from bench.run.matrix import BackendPlan, CellSpec
+from bench.run.rounds import time_cells
 
 
 def new_run_dir(results_root: Path) -> Path:
@@ -107,34 +110,118 @@ def run_benchmark(
         update_latest(config.results_root, run_dir)
     finished = store.finished_cells()
     cells = plan_cells(config, plans, references, onnx_files)
-    same_run = SameRunReference(store.rows())
-    for i, (spec, plan) in enumerate(cells, 1):
-        label = f"[{i}/{len(cells)}] {spec.label}"
+    labels = {spec.key: f"[{i}/{len(cells)}] {spec.label}" for i, (spec, _) in enumerate(cells, 1)}
+    for spec, _ in cells:
         if spec.key in finished:
-            log(f"{label}: finished earlier, kept")
-            continue
-        outcome = run_cell(spec, plan, config.cell_timeout_s, on_stage=_stage_logger(log, label))
-        measured = outcome.measurement
-        speedup = (
-            None
-            if measured is None
-            else same_run.speedup(spec.group(), spec.backend, spec.precision, measured.stats.p50_ms)
-        )
-        row = outcome.row(speedup)
-        gradcam = outcome.gradcam
-        store.append(
-            row,
-            outcome.measurement.samples_ns if outcome.measurement else None,
-            outcome.quality.per_image_dice if outcome.quality else None,
-            gradcam.records if gradcam is not None else None,
-        )
-        try:
-            write_montage(run_dir, outcome, row, suites[spec.suite])
-        except Exception as exc:  # a figure must never cost the finished numbers
-            log(f"{label}: Grad-CAM montage not drawn: {type(exc).__name__}: {exc}")
-        log(f"{label}: {_outcome_line(outcome)}")
+            log(f"{labels[spec.key]}: finished earlier, kept")
+    todo = [(spec, plan) for spec, plan in cells if spec.key not in finished]
+    kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads))
+    kernel.measure()  # the run's first reading of the reference kernel, before any cell
+    same_run = SameRunReference(store.rows())
+    for group in _groups(todo, config.timing.mode):
+        outcomes = _measure_group(group, config.cell_timeout_s, kernel, labels, log)
+        for outcome in outcomes:
+            label = labels[outcome.spec.key]
+            outcome = explain_cell(outcome, _stage_logger(log, label))
+            _record(store, run_dir, outcome, same_run, suites[outcome.spec.suite], label, log)
     write_reports(run_dir)
+    noisy = _noisy_summary(store.rows())
+    if noisy:
+        log(noisy)
     return run_dir
+
+
+def reference_kernel_record(threads: int) -> Path:
+    """Where this machine's quietest reference-kernel time at `threads` threads is kept between runs."""
+    from bench.cache import cache_root, stable_hash
+    from bench.environment import machine_fingerprint
+
+    machine = stable_hash(machine_fingerprint(collect_environment(threads)))
+    return cache_root() / "machine" / f"reference-kernel--{machine}--t{threads}.json"
+
+
+def _groups(cells: list[tuple[CellSpec, BackendPlan]], mode: str) -> list[list[tuple[CellSpec, BackendPlan]]]:
+    """Interleaved: the cells of one (suite, model, device, batch size) together; sequential: one by one."""
+    if mode == "sequential":
+        return [[cell] for cell in cells]
+    groups: dict[tuple, list[tuple[CellSpec, BackendPlan]]] = {}
+    for spec, plan in cells:
+        groups.setdefault(spec.group(), []).append((spec, plan))
+    return list(groups.values())
+
+
+def _measure_group(
+    group: list[tuple[CellSpec, BackendPlan]],
+    timeout_s: float,
+    kernel: ReferenceKernel,
+    labels: dict[str, str],
+    log: Callable[[str], None],
+) -> list[CellOutcome]:
+    """Prepare and load every cell of the group, time them together, evaluate each: outcomes in cell order."""
+    done: dict[str, CellOutcome] = {}
+    measuring: list[MeasuringCell] = []
+    for spec, plan in group:
+        on_stage = _stage_logger(log, labels[spec.key])
+        prepared = prepare_cell(spec, plan, timeout_s, on_stage)
+        if isinstance(prepared, CellOutcome):
+            done[spec.key] = prepared
+            continue
+        started = MeasuringCell.start(spec, *prepared, on_stage)
+        if isinstance(started, CellOutcome):
+            done[spec.key] = started
+        else:
+            measuring.append(started)
+    if measuring:
+        first = measuring[0].spec
+        name = f"{first.suite} / {first.model}" if len(group) > 1 else labels[first.key]
+        log(f"{name}: timing {len(measuring)} backend(s), {first.timing.mode}")
+        for outcome in time_cells(measuring, kernel, lambda index: None):
+            done[outcome.spec.key] = outcome
+    return [done[spec.key] for spec, _ in group]
+
+
+def _record(
+    store: RunStore,
+    run_dir: Path,
+    outcome: CellOutcome,
+    same_run: SameRunReference,
+    suite: Suite,
+    label: str,
+    log: Callable[[str], None],
+) -> None:
+    """The cell's row, its samples and maps on disk at once, and its montage."""
+    spec, measured = outcome.spec, outcome.measurement
+    speedup = (
+        None
+        if measured is None
+        else same_run.speedup(spec.group(), spec.backend, spec.precision, measured.stats.p50_ms)
+    )
+    row = outcome.row(speedup)
+    gradcam = outcome.gradcam
+    store.append(
+        row,
+        measured.samples_ns if measured else None,
+        outcome.quality.per_image_dice if outcome.quality else None,
+        gradcam.records if gradcam is not None else None,
+        measured.sample_rounds if measured else None,
+    )
+    try:
+        write_montage(run_dir, outcome, row, suite)
+    except Exception as exc:  # a figure must never cost the finished numbers
+        log(f"{label}: Grad-CAM montage not drawn: {type(exc).__name__}: {exc}")
+    log(f"{label}: {_outcome_line(outcome)}")
+
+
+def _noisy_summary(rows: list[dict[str, Any]]) -> str:
+    """One line at the end of a run: how many rows were timed on a busy machine, and why."""
+    noisy = [row for row in rows if str(row.get("timing_quality", "")).startswith("noisy")]
+    if not noisy:
+        return ""
+    reasons = "; ".join(f"{row['backend']}: {str(row['timing_quality']).removeprefix('noisy: ')}" for row in noisy)
+    return (
+        f"{len(noisy)} of {len(rows)} rows were timed while the machine was busy (timing_quality noisy: "
+        f"{reasons}); their latencies and speedups are not to be trusted"
+    )
 
 
 def _stage_logger(log: Callable[[str], None], label: str) -> Callable[[str], None]:

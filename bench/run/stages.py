@@ -1,8 +1,10 @@
 """The work of one cell, as functions that run inside worker processes (`bench.run.isolation`).
 
 - `prepare`: load the float checkpoint, build (or find) the backend's artifact -> `PreparedArtifact`;
-- in one fresh worker: `load` the artifact into a session, `time` it, `evaluate` it against the truth
-  and the fp32 reference (-> `QualityResult`), then read its memory (-> `Measurement`). Keeping
+- in one fresh worker: `load` the artifact into a session, `warm_up`, then `time_round` as often as
+  the parent asks (once when sequential; in turns with the other backends when interleaved),
+  `evaluate` it against the truth and the fp32 reference (-> `QualityResult`), then read its memory
+  (-> `Measurement`). Keeping
   preparation in another process means the measured peak memory belongs to the loaded backend alone
   (no export or calibration heap, no torch in an ONNX Runtime process);
 - `explain`: Grad-CAM on the backend's own arithmetic -> `GradcamResult`, in a third worker, so neither
@@ -70,14 +72,27 @@ def load(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> 
     context.state.update(session=session, inputs=inputs, memory_method=memory_method)
 
 
-def time_session(context: WorkerContext, spec: CellSpec) -> int:
-    """Warm up, then time single calls until the minimum time and count are met; returns the count."""
-    from bench.measure.timing import measure_latency
+def warm_up(context: WorkerContext, spec: CellSpec) -> None:
+    """Untimed calls after loading (allocators, caches, lazy kernels, a compile for this shape)."""
+    from bench.measure.timing import warm_up as run_warm_up
 
-    context.stage("time")
+    context.stage("warm up")
     session, inputs = context.state["session"], context.state["inputs"]
-    context.state["samples"] = measure_latency(lambda: session.time_call(inputs), spec.timing)
-    return len(context.state["samples"])
+    run_warm_up(lambda: session.time_call(inputs), spec.timing)
+    context.state["samples"] = []
+
+
+def time_round(context: WorkerContext, spec: CellSpec) -> int:
+    """One round of timed calls (the whole timing when sequential); the samples stay in the worker."""
+    from bench.measure.timing import time_round as run_round
+
+    session, inputs = context.state["session"], context.state["inputs"]
+    seconds, calls = spec.timing.round_budget()
+    samples = run_round(
+        lambda: session.time_call(inputs), seconds, calls, spec.timing.round_warmup_calls, spec.timing.max_iters
+    )
+    context.state["samples"].append(samples)
+    return len(samples)
 
 
 def evaluate(context: WorkerContext, spec: CellSpec) -> QualityResult:
@@ -101,14 +116,15 @@ def evaluate(context: WorkerContext, spec: CellSpec) -> QualityResult:
     )
 
 
-def measurement(context: WorkerContext, spec: CellSpec) -> Measurement:
-    """The timed samples with the memory the loaded session used (peak since `load`)."""
+def measurement(context: WorkerContext, spec: CellSpec, rounds: list[int]) -> Measurement:
+    """The samples of the counted `rounds` with the memory the loaded session used (peak since `load`)."""
     from bench.measure.memory import peak_rss_mib
 
     session = context.state["session"]
     device_peak = session.device_memory_peak()
     return Measurement(
-        samples_ns=context.state["samples"],
+        samples_ns=np.concatenate([context.state["samples"][i] for i in rounds]),
+        sample_rounds=np.concatenate([np.full(len(context.state["samples"][i]), i) for i in rounds]),
         batch_size=spec.batch_size,
         timer=session.timer,
         peak_rss_mib=peak_rss_mib(),

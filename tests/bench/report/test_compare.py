@@ -13,7 +13,15 @@ ENV = {"cpu_model": "Test CPU", "logical_cores": 2, "gpu": None, "threads": 2}
 
 
 def make_run(
-    path, p50_ms=10.0, spread=0.02, dice=0.95, seed=0, n=300, env=ENV, backends=("torch-eager", "ort-qdq-int8")
+    path,
+    p50_ms=10.0,
+    spread=0.02,
+    dice=0.95,
+    seed=0,
+    n=300,
+    env=ENV,
+    backends=("torch-eager", "ort-qdq-int8"),
+    timing_quality="ok",
 ):
     """A run folder whose latency samples are lognormal around `p50_ms` with relative `spread`."""
     path.mkdir(parents=True)
@@ -33,6 +41,7 @@ def make_run(
                 "dice_drift": -0.001,
                 "pixel_agreement": 0.999,
                 "iou_nucleus": dice - 0.05,
+                "timing_quality": timing_quality,
             }
         )
         samples.append(pd.DataFrame({**ident, "iteration": np.arange(n), "latency_ns": values}))
@@ -48,6 +57,18 @@ def test_injected_30_percent_slowdown_is_flagged(tmp_path, capsys):
     assert main(["compare", str(base), str(slow)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSION" in out and "latency p50" in out
+
+
+@pytest.mark.parametrize("side", ["baseline", "current"])
+def test_a_slowdown_timed_on_a_busy_machine_is_not_judged(tmp_path, capsys, side):
+    busy = "noisy: other processes used 45% of the CPU"
+    base = make_run(tmp_path / "base", timing_quality=busy if side == "baseline" else "ok")
+    slow = make_run(tmp_path / "slow", p50_ms=13.0, seed=1, timing_quality=busy if side == "current" else "ok")
+    assert main(["compare", str(base), str(slow)]) == 0  # the 30% would be a regression on a quiet machine
+    out = capsys.readouterr().out
+    assert out.count(f"not judged: noisy ({side})") == 2 and "REGRESSION" not in out
+    worse = make_run(tmp_path / "worse", dice=0.90, timing_quality=busy)
+    assert main(["compare", str(base), str(worse)]) == 1  # quality does not depend on timing: still judged
 
 
 def test_2_percent_noise_is_not_flagged(tmp_path):

@@ -152,6 +152,23 @@ def test_without_per_image_data_the_dice_chart_is_left_out(tmp_path):
     assert "Per-image Dice" not in text and "Grad-CAM" not in text
 
 
+def test_a_run_where_no_cell_ran_still_gets_its_report(tmp_path):
+    rows = [
+        {
+            "suite": "s",
+            "model": "m",
+            "backend": b,
+            "precision": "int8",
+            "device": "cpu",
+            "batch_size": 1,
+            "status": "unavailable: tensorrt is not importable",
+        }
+        for b in ("tensorrt-int8", "tensorrt-fp16")
+    ]
+    text = write_html(make_run(tmp_path, per_image=False, rows=rows)).read_text()
+    assert "<img " not in text and text.count("unavailable: tensorrt is not importable") >= 2
+
+
 def test_several_models_get_their_own_labels_and_drift_panels(tmp_path):
     rows = [_row("torch-eager", "fp32", 10.0, 0.0, 7.4, model=m) for m in ("unet", "tiny")]
     rows += [_row("ort-qdq-int8", "int8", 4.0, -0.001, 1.9, model=m) for m in ("unet", "tiny")]
