@@ -12,8 +12,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_rows_timed_under_a_busy_core_are_marked_noisy(session_cache, trained_unet_model, tmp_path):
-    config = RunConfig(backends=("torch-eager", "ort"), results_root=tmp_path, threads=2, progress=False,
-                       gradcam=False, timing=TimingConfig(warmup_s=0.1, min_time_s=0.5, min_iters=10))
+    config = RunConfig(
+        backends=("torch-eager", "ort"),
+        results_root=tmp_path,
+        threads=2,
+        progress=False,
+        gradcam=False,
+        timing=TimingConfig(warmup_s=0.1, min_time_s=0.5, min_iters=10),
+    )
     with busy_cores(1, seconds=180):
         run_dir = run_benchmark(config, log=lambda message: None)
     df = pd.read_parquet(run_dir / "results.parquet").set_index("backend")

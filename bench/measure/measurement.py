@@ -20,6 +20,7 @@ class Measurement:
     timer: str  # perf_counter_ns | cuda_event
     peak_rss_mib: float
     memory_method: str
+    allocator: str = "default"  # how the process's malloc was set (bench.measure.memory.keep_freed_memory)
     peak_device_mib: float | None = None
     device_memory_method: str | None = None
     timing_mode: str = "sequential"  # interleaved | sequential (bench.measure.timing)
@@ -45,6 +46,7 @@ class Measurement:
             **contention.columns(),
             "peak_rss_mib": self.peak_rss_mib,
             "memory_method": self.memory_method,
+            "allocator": self.allocator,
             "peak_device_mib": self.peak_device_mib,
             "device_memory_method": self.device_memory_method,
         }

@@ -31,3 +31,30 @@ def peak_rss_mib() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest allowed value on 64-bit
+TRIM_THRESHOLD_BYTES = 1 << 30
+
+
+def keep_freed_memory() -> str:
+    """Make glibc's malloc keep freed memory in the process instead of returning it to the OS at once.
+
+    By default glibc serves every block over ~128 KiB-32 MiB with its own mmap and unmaps it on free, so
+    an eager PyTorch model allocates its activations afresh, page faults and all, on every call. Measured
+    here (unet 128x128, 2 threads, 4 processes each): torch-eager p50 14.05-14.63 ms by default, 11.57-11.76
+    ms with freed memory kept (-20%, and a quarter of the spread between processes). Deployments get the
+    same from jemalloc or tcmalloc. Applied in every measuring worker alike; returns what was set."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        done = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and libc.mallopt(
+            M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES
+        )
+    except (OSError, AttributeError):
+        return "default"
+    return "glibc: mmap threshold 32 MiB, trim threshold 1 GiB" if done else "default"

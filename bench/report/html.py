@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.charts import cell_labels, dice_box_figure, drift_figure, latency_figure, size_figure
-from bench.report.tables import LEGEND, environment_lines, summary_table
+from bench.report.tables import LEGEND, environment_lines, noisy_lines, summary_table
 
 CSS = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; }
@@ -84,6 +84,20 @@ def _status_list(df: pd.DataFrame) -> str:
     return f"<ul>{items}</ul>" if len(bad) else "<p>Every cell ran.</p>"
 
 
+def _noisy(df: pd.DataFrame) -> list[str]:
+    """The rows timed on a busy or slow machine, with the reasons: marked NOISY in the table above."""
+    lines = noisy_lines(df)
+    if not lines:
+        return []
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return [
+        _section(
+            "Rows timed on a busy or slow machine",
+            f'<p class="note">Their latencies and speedups are not evidence.</p><ul>{items}</ul>',
+        )
+    ]
+
+
 def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
     """The whole page as one string."""
     table = summary_table(df, fmt="html").replace("<table>", '<table id="summary">', 1)
@@ -96,6 +110,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
             f"<style>{CSS}</style></head><body>",
             f"<h1>{title}</h1>",
             _section("Summary", f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(LEGEND)}</p>'),
+            *_noisy(df),
             *_figures(run_dir, df),
             _section("Cells without results", _status_list(df)),
             _section("Environment", f"<ul>{env_items}</ul>"),

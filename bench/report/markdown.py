@@ -8,7 +8,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.tables import LEGEND, environment_lines, summary_table
+from bench.report.tables import LEGEND, environment_lines, noisy_lines, summary_table
+
+
+def _noisy_section(df: pd.DataFrame) -> list[str]:
+    lines = noisy_lines(df)
+    if not lines:
+        return []
+    return [
+        "## Rows timed on a busy or slow machine",
+        "",
+        "Their latencies and speedups are not evidence:",
+        "",
+        *(f"- {line}" for line in lines),
+        "",
+    ]
 
 
 def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
@@ -21,6 +35,7 @@ def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
         "",
         *textwrap.wrap(LEGEND, 100),
         "",
+        *_noisy_section(df),
         "## Environment",
         "",
         *environment_lines(env),

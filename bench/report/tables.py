@@ -20,6 +20,7 @@ SUMMARY_COLUMNS = {
     "latency_p90_ms": "p90 ms",
     "latency_p99_ms": "p99 ms",
     "speedup_vs_fp32": "speedup",
+    "timing_quality": "timing",
     "model_size_bytes": "size MiB",
     "peak_rss_mib": "peak RSS MiB",
     "dice": "dice",
@@ -37,6 +38,8 @@ def _fmt(column: str, value: Any) -> str:
         return f"{value / 2**20:.2f}"
     if column == "speedup_vs_fp32":
         return f"{value:.2f}x"
+    if column == "timing_quality":  # the reasons are listed under the table (`noisy_lines`)
+        return "NOISY" if str(value).startswith("noisy") else str(value).split(":")[0]
     if column in ("dice", "miou", "pixel_agreement"):
         return f"{value:.4f}"
     if column in ("dice_drift", "miou_drift"):
@@ -67,3 +70,14 @@ LEGEND = (
     "p50/p90/p99: latency percentiles per batch; speedup: fp32 eager p50 / this p50, same run; Δ: difference "
     "to the fp32 reference of the same model; agreement: fraction of pixels predicted the same as the fp32 reference."
 )
+
+
+def noisy_lines(df: pd.DataFrame) -> list[str]:
+    """One line per row timed on a busy or slow machine, with the reasons (its latency is not evidence)."""
+    if "timing_quality" not in df:
+        return []
+    noisy = df[df["timing_quality"].astype(str).str.startswith("noisy")]
+    return [
+        f"{r.suite} / {r.model} / {r.backend} {r.precision}: {str(r.timing_quality).removeprefix('noisy: ')}"
+        for r in noisy.itertuples()
+    ]

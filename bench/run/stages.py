@@ -60,8 +60,9 @@ def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
 def load(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> None:
     """The artifact as a session, with the timed batch ready; memory is counted from here on."""
     from bench.backend import get_backend
-    from bench.measure.memory import reset_peak_rss
+    from bench.measure.memory import keep_freed_memory, reset_peak_rss
 
+    allocator = keep_freed_memory()
     suite = spec.load_suite()
     images = suite.normalize(suite.load("evaluation").images)
     context.stage("load")
@@ -69,7 +70,7 @@ def load(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> 
     session = get_backend(spec.backend).load(prepared.artifact, spec.device, spec.threads)
     inputs = session.to_input(_batch(images, spec.batch_size))
     session.reset_device_memory()
-    context.state.update(session=session, inputs=inputs, memory_method=memory_method)
+    context.state.update(session=session, inputs=inputs, memory_method=memory_method, allocator=allocator)
 
 
 def warm_up(context: WorkerContext, spec: CellSpec) -> None:
@@ -129,6 +130,7 @@ def measurement(context: WorkerContext, spec: CellSpec, rounds: list[int]) -> Me
         timer=session.timer,
         peak_rss_mib=peak_rss_mib(),
         memory_method=context.state["memory_method"],
+        allocator=context.state["allocator"],
         peak_device_mib=device_peak[0] if device_peak else None,
         device_memory_method=device_peak[1] if device_peak else None,
     )

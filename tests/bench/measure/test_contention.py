@@ -45,14 +45,19 @@ def test_windows_add_up_and_give_percentages():
 def test_the_verdict_names_every_reason_and_admits_when_nothing_was_measured():
     assert Contention(None, None, None, None).timing_quality.startswith("unmeasured")
     slow = Contention(1.0, 8.0, 90.0, 1.0, 10.6, 1.23, too_few_quiet_rounds=True).timing_quality
-    assert slow == ("noisy: too few quiet rounds within 3x the minimum time, 8% CPU steal, "
-                    "reference kernel x1.23 slower")
+    assert slow == (
+        "noisy: too few quiet rounds within 3x the minimum time, 8% CPU steal, reference kernel x1.23 slower"
+    )
 
 
 def test_only_quiet_rounds_count_and_only_when_they_hold_the_minimum():
     quiet, slow, busy = _window(100, 1), _window(100, 1), _window(100, 40)
-    rounds = [TimedRound(10, 0.3, 8.6, quiet), TimedRound(10, 0.3, 10.6, slow), TimedRound(10, 0.3, 8.7, busy),
-              TimedRound(10, 0.3, 8.8, quiet)]
+    rounds = [
+        TimedRound(10, 0.3, 8.6, quiet),
+        TimedRound(10, 0.3, 10.6, slow),
+        TimedRound(10, 0.3, 8.7, busy),
+        TimedRound(10, 0.3, 8.8, quiet),
+    ]
     assert counted_rounds(rounds, 8.6, min_calls=20, min_seconds=0.6) == [0, 3]
     assert counted_rounds(rounds, 8.6, min_calls=30, min_seconds=0.6) is None  # only 20 quiet calls
     assert counted_rounds(rounds, None, min_calls=30, min_seconds=0.85) == [0, 1, 3]  # no kernel: CPU decides

@@ -152,6 +152,18 @@ def test_without_per_image_data_the_dice_chart_is_left_out(tmp_path):
     assert "Per-image Dice" not in text and "Grad-CAM" not in text
 
 
+def test_rows_timed_on_a_busy_machine_are_marked_with_their_reasons(tmp_path):
+    from bench.report.markdown import write_markdown
+
+    rows = [_row("torch-eager", "fp32", 10.0, 0.0, 7.4), _row("ort-qdq-int8", "int8", 4.0, -0.001, 1.9)]
+    rows[0]["timing_quality"], rows[1]["timing_quality"] = "ok", "noisy: other processes used 33% of the CPU"
+    run = make_run(tmp_path, rows=rows)
+    text = write_html(run).read_text()
+    assert "NOISY" in text and "ort-qdq-int8 int8: other processes used 33% of the CPU" in text
+    markdown = write_markdown(run, pd.read_parquet(run / "results.parquet")).read_text()
+    assert "## Rows timed on a busy or slow machine" in markdown and "NOISY" in markdown
+
+
 def test_a_run_where_no_cell_ran_still_gets_its_report(tmp_path):
     rows = [
         {
