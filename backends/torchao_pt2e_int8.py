@@ -259,6 +259,10 @@ class TorchaoPt2eInt8Session(Session):
     def to_numpy(self, outputs: torch.Tensor) -> np.ndarray:
         return outputs.float().numpy()
 
+    def notes(self) -> str:
+        compiled = ", ".join(f"{'x'.join(map(str, shape))} in {s:.1f} s" for shape, s in self.compile_s.items())
+        return f"compiled at load in this run: {compiled}"
+
 
 class TorchaoPt2eInt8Backend(Backend):
     name = "torchao-pt2e-int8"
@@ -299,7 +303,7 @@ class TorchaoPt2eInt8Backend(Backend):
             "coverage": reconcile(found, fused),
             "torch": torch.__version__,
             "torchao": torchao.__version__,
-            "notes": f"PT2E X86InductorQuantizer, torch.compile freezing, compile {round(compile_s, 2)} s, "
+            "notes": f"PT2E X86InductorQuantizer, torch.compile freezing, "
             f"{sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)} int8 kernels fused",
         }
 

@@ -1,13 +1,19 @@
 """Where expensive things (checkpoints, artifacts, reference predictions) are kept, keyed by hash.
 
 A cache hit must never change a number except the set-up time, so every key covers everything the
-cached object depends on.
+cached object depends on: the inputs, the code that builds it (`code_digest`: the module and every
+project module it imports, lazily or not, however deep) and the versions of the libraries that do
+the numerical work (`library_versions`). A key on one source file served artifacts built by old code
+after an edit elsewhere, or after a library upgrade, which a nightly run must never compare.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -50,8 +56,75 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+PROJECT_PACKAGES = ("bench", "backends")
+# The libraries whose arithmetic ends up in a cached object: an upgrade must rebuild it.
+NUMERICAL_LIBRARIES = ("torch", "torchao", "onnx", "onnxruntime", "onnxscript", "numpy", "scipy", "pillow", "tensorrt")
+
+
+def _module_file(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module name a source file imports, anywhere in it (`from a import b` also names a.b)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def source_closure(module: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> list[Path]:
+    """The source files of `module` and of every module of `packages` it reaches through imports (static:
+    a lazy import inside a function counts, so the closure errs on the side of covering too much).
+    A plugin's own top-level package is followed too."""
+    roots = (*packages, module.split(".")[0])
+    seen: dict[str, Path] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        path = _module_file(name)
+        if path is None:
+            continue
+        seen[name] = path
+        for parent in (name.rsplit(".", 1)[0],) if "." in name else ():
+            pending.append(parent)  # a package's __init__ runs before its modules
+        pending.extend(n for n in _imports(path) if n.split(".")[0] in roots and n not in seen)
+    return sorted(set(seen.values()))
+
+
+@functools.cache
+def code_digest(*modules: str) -> str:
+    """One hash of the source closures of `modules` (cached for the process: the code does not change
+    under a running process)."""
+    files = sorted({path for module in modules for path in source_closure(module)})
+    return stable_hash([(path.name, file_digest(path)) for path in files])
+
+
+def library_versions(names: tuple[str, ...] = NUMERICAL_LIBRARIES) -> dict[str, str | None]:
+    """Installed versions of the numerical libraries (None where one is not installed)."""
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def module_digest(name: str) -> str:
-    """Content hash of an imported module's source file: code that builds a cached object is part of its key."""
+    """Content hash of an imported module's source file alone."""
     module = importlib.import_module(name)
     return file_digest(Path(module.__file__ or ""))
 

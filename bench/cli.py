@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="state dict for the (one) model, loaded with weights_only=True; default: train the reference",
     )
     run.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="the reference checkpoint of the (one) model, from segbench train --export: the same float model "
+        "on every machine of a hardware comparison",
+    )
+    run.add_argument(
         "--onnx",
         type=Path,
         metavar="FILE",
@@ -178,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", default="unet")
     train.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder")
     train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")
+    train.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="also write the checkpoint to FILE, for runs on other machines (segbench run --checkpoint)",
+    )
     return parser
 
 
@@ -212,6 +225,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         backend_options=_backend_options(args.options),
         data_dir=args.data_dir,
         weights=args.weights,
+        checkpoint=args.checkpoint,
         onnx=args.onnx,
         gradcam=not args.no_gradcam,
         gradcam_layers=tuple(name for group in args.gradcam_layers for name in group),
@@ -314,7 +328,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from bench.data.suite import get_suite
     from bench.models import get_model_entry
-    from bench.training.checkpoints import ensure_checkpoint, load_checkpoint
+    from bench.training.checkpoints import ensure_checkpoint, export_checkpoint, load_checkpoint
     from bench.training.recipes import recipe_for
 
     suite = get_suite(args.suite, data_dir=args.data_dir)
@@ -322,6 +336,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     path = ensure_checkpoint(args.model, suite, recipe_for(args.model, suite.name), force=args.force)
     _, meta = load_checkpoint(args.model, suite, path)
     print(f"checkpoint: {path}")
+    if args.export is not None:
+        digest = export_checkpoint(path, args.export)
+        print(
+            f"exported to {args.export} (digest {digest}); on another machine: segbench run --model {args.model} "
+            f"--suite {suite.name} --checkpoint {args.export}"
+        )
     print(
         f"evaluation dice {meta['evaluation_dice']:.4f}, mIoU {meta['evaluation_miou']:.4f}, "
         f"trained in {meta['train_seconds']} s"

@@ -48,6 +48,11 @@ class Session(ABC):
         self.synchronize()
         return time.perf_counter_ns() - start
 
+    def notes(self) -> str:
+        """What happened when this session was loaded in this run (a compile and its time, say): the row's
+        notes must describe this run, not the run that built a cached artifact."""
+        return ""
+
     def reset_device_memory(self) -> None:
         """Reset the device allocator's peak counter; nothing to do on CPU."""
 

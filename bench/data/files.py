@@ -83,7 +83,7 @@ class FileDataset:
         return SplitData(images=to_unit(raw_images), masks=masks)
 
     def cache_path(self, request: DataRequest, split: str, items: list[Item]) -> Path:
-        from bench.cache import cache_root, module_digest, stable_hash
+        from bench.cache import cache_root, code_digest, library_versions, stable_hash
 
         files = []
         for item in items:
@@ -93,8 +93,11 @@ class FileDataset:
                 except OSError as exc:
                     raise UsageError(f"{f}: cannot read file ({exc.strerror})") from exc
                 files.append((str(f), st.st_size, st.st_mtime_ns))
-        code = [module_digest(m) for m in (__name__, "bench.data.images", *self.modules)]
-        key = stable_hash({"data": request.config(), "split": split, "files": sorted(files), "code": code})
+        code = code_digest(__name__, *self.modules)
+        libraries = library_versions(("pillow", "numpy"))
+        key = stable_hash(
+            {"data": request.config(), "split": split, "files": sorted(files), "code": code, "libraries": libraries}
+        )
         return cache_root() / "datasets" / f"{request.suite}--{split}--{key}.npz"
 
 

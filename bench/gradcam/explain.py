@@ -91,7 +91,7 @@ def reference_maps(
     suite_config: dict[str, Any],
 ) -> dict[str, np.ndarray]:
     """fp32 autograd maps of the float checkpoint, cached by everything they depend on."""
-    from bench.cache import atomic_write_bytes, cache_root, file_digest, stable_hash
+    from bench.cache import atomic_write_bytes, cache_root, code_digest, file_digest, library_versions, stable_hash
     from bench.gradcam.method import gradcam_autograd
 
     key = stable_hash(
@@ -101,7 +101,8 @@ def reference_maps(
             "classes": classes,
             "suite": suite_config,
             "images": len(images),
-            "v": 1,
+            "code": code_digest("bench.gradcam.method"),
+            "libraries": library_versions(),
         }
     )
     path = cache_root() / "gradcam" / f"{checkpoint.stem}--{key}.npz"

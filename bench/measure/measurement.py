@@ -18,9 +18,12 @@ class Measurement:
     samples_ns: np.ndarray  # every timed call, in order
     batch_size: int
     timer: str  # perf_counter_ns | cuda_event
-    peak_rss_mib: float
+    peak_rss_mib: float  # the process's high-water mark while loading and timing the session
     memory_method: str
+    baseline_rss_mib: float | None = None  # the process before loading: runtime imported, nothing loaded
+    evaluation_peak_rss_mib: float | None = None  # the high-water mark of the evaluation, measured apart
     allocator: str = "default"  # how the process's malloc was set (bench.measure.memory.keep_freed_memory)
+    session_notes: str = ""  # what loading the session did in this run (bench.backend.Session.notes)
     peak_device_mib: float | None = None
     device_memory_method: str | None = None
     timing_mode: str = "sequential"  # interleaved | sequential (bench.measure.timing)
@@ -28,6 +31,11 @@ class Measurement:
     timing_rounds_left_out: int = 0  # rounds timed while the machine ran slow or was busy, not counted
     sample_rounds: np.ndarray | None = None  # the round of every sample
     contention: Contention | None = None  # filled by the parent, which watched the timed windows
+
+    @property
+    def backend_rss_mib(self) -> float | None:
+        """What loading and running the backend added to the process: its own memory."""
+        return None if self.baseline_rss_mib is None else self.peak_rss_mib - self.baseline_rss_mib
 
     @property
     def stats(self) -> LatencyStats:
@@ -44,7 +52,10 @@ class Measurement:
             "timing_rounds": self.timing_rounds,
             "timing_rounds_left_out": self.timing_rounds_left_out,
             **contention.columns(),
+            "backend_rss_mib": self.backend_rss_mib,
             "peak_rss_mib": self.peak_rss_mib,
+            "baseline_rss_mib": self.baseline_rss_mib,
+            "evaluation_peak_rss_mib": self.evaluation_peak_rss_mib,
             "memory_method": self.memory_method,
             "allocator": self.allocator,
             "peak_device_mib": self.peak_device_mib,

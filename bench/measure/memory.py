@@ -23,14 +23,25 @@ def reset_peak_rss() -> str:
         return "ru_maxrss-whole-process"
 
 
-def peak_rss_mib() -> float:
+def _status_mib(field: str) -> float | None:
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_rss_mib() -> float:
+    """The high-water mark since the last reset (or of the whole process, where it cannot be reset)."""
+    peak = _status_mib("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mib() -> float | None:
+    """Resident memory now: the baseline a backend's own memory is counted from."""
+    return _status_mib("VmRSS")
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters

@@ -23,6 +23,7 @@ class ModelEntry:
     name: str
     factory: Callable[[int, int], nn.Module]
     source_file: Path
+    module: str = ""  # the module that defines the model: its source closure is part of cache keys
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -37,7 +38,7 @@ _BUILTIN_MODULES = (
 def register_model(name: str) -> Callable:
     def wrap(factory: Callable[[int, int], nn.Module]) -> Callable[[int, int], nn.Module]:
         module = importlib.import_module(factory.__module__)
-        _REGISTRY[name] = ModelEntry(name, factory, Path(module.__file__ or ""))
+        _REGISTRY[name] = ModelEntry(name, factory, Path(module.__file__ or ""), factory.__module__)
         return factory
 
     return wrap
@@ -59,7 +60,9 @@ def get_model_entry(name: str) -> ModelEntry:
 
     if external.is_external(name):
         external.load_factory(name)
-        return ModelEntry(name, lambda c, n: external.build_external(name, c, n), external.source_file(name))
+        return ModelEntry(
+            name, lambda c, n: external.build_external(name, c, n), external.source_file(name), name.partition(":")[0]
+        )
     _load_builtins()
     if name not in _REGISTRY:
         raise unknown_name("model", name, list(_REGISTRY))

@@ -132,6 +132,17 @@ def noisy_sides(base: pd.Series, cur: pd.Series) -> str | None:
     return " and ".join(noisy) if noisy else None
 
 
+def _different_checkpoints(base: pd.Series, cur: pd.Series) -> str | None:
+    """A warning when the two rows measured different float models (each machine trained its own)."""
+    ours, theirs = base.get("checkpoint_digest"), cur.get("checkpoint_digest")
+    if not isinstance(ours, str) or not isinstance(theirs, str) or ours == theirs:
+        return None
+    return (
+        f"different reference checkpoints ({ours} vs {theirs}): the sides measured different float models; "
+        "share one with segbench train --export and segbench run --checkpoint"
+    )
+
+
 def compare_runs(
     baseline: Run,
     current: Run,
@@ -145,10 +156,12 @@ def compare_runs(
     matched = [k for k in base_rows if k in cur_rows]
     if not matched:
         raise UsageError(f"no rows of '{current.path}' match '{baseline.path}' by {', '.join(IDENTITY_COLUMNS)}")
-    table, regressions = [], []
+    table, regressions, warnings = [], [], []
     for key in matched:
         base, cur = base_rows[key], cur_rows[key]
         label = "/".join(key)
+        if (different := _different_checkpoints(base, cur)) is not None:
+            warnings.append(f"{label}: {different}")
         entry: dict[str, Any] = dict(zip(IDENTITY_COLUMNS, key))
         entry.update(baseline_status=base["status"], current_status=cur["status"])
         if base["status"] == "ok" and cur["status"] != "ok":
@@ -180,7 +193,6 @@ def compare_runs(
                     entry[f"baseline_{column}"], entry[f"current_{column}"] = base[column], cur.get(column)
             regressions += _quality_regressions(label, base, cur, quality_threshold)
         table.append(entry)
-    warnings = []
     if machine_fingerprint(baseline.env) != machine_fingerprint(current.env):
         warnings.append(
             f"the runs come from different machines or settings: baseline {baseline.machine}, "

@@ -22,7 +22,7 @@ SUMMARY_COLUMNS = {
     "speedup_vs_fp32": "speedup",
     "timing_quality": "timing",
     "model_size_bytes": "size MiB",
-    "peak_rss_mib": "peak RSS MiB",
+    "backend_rss_mib": "backend RSS MiB",
     "dice": "dice",
     "miou": "mIoU",
     "dice_drift": "Δdice",

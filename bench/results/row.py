@@ -32,6 +32,7 @@ class Row:
     status: str  # "ok", "unavailable: <reason>" or "error: <message>"
     batch_size: int = 1
     threads: int | None = None
+    checkpoint_digest: str | None = None  # which float model: rows of two machines compare only if equal
     parts: tuple[RowPart, ...] = ()  # the stages' records, in column order
     speedup_vs_fp32: float | None = None  # the reference's p50 / this p50, same run
     duration_s: float | None = None
@@ -54,6 +55,7 @@ class Row:
             "status": self.status,
             "batch_size": self.batch_size,
             "threads": self.threads,
+            "checkpoint_digest": self.checkpoint_digest,
         }
         for part in self.parts:
             out.update(part.columns())

@@ -8,7 +8,6 @@ int8/float operators, notes) and what preparing it cost.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -18,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.backend import Artifact, Backend, OpCoverage, PrepareContext
-from bench.cache import array_digest, cache_root, file_digest, publish_directory, stable_hash
+from bench.cache import (
+    array_digest,
+    cache_root,
+    code_digest,
+    file_digest,
+    library_versions,
+    publish_directory,
+    stable_hash,
+)
 
 META_FILE = "artifact.json"
 
@@ -62,7 +69,9 @@ class PreparedArtifact:
 
 
 def artifact_key(backend: Backend, ctx: PrepareContext, checkpoint: Path) -> str:
-    source = inspect.getsourcefile(type(backend))
+    """Everything the artifact is built from: the weights, the backend with its options, the calibration
+    data, the input shape, a user's ONNX file, the backend's code with every project module it imports,
+    and the numerical libraries."""
     return stable_hash(
         {
             "checkpoint": file_digest(checkpoint),
@@ -71,7 +80,8 @@ def artifact_key(backend: Backend, ctx: PrepareContext, checkpoint: Path) -> str
             "device": ctx.device,
             "options": ctx.options.as_strings(),
             "calibration": array_digest(ctx.calibration),
-            "backend_source": file_digest(Path(source)) if source else None,
+            "code": code_digest(type(backend).__module__),
+            "libraries": library_versions(),
             "input_shape": ctx.input_shape,
             "onnx": file_digest(ctx.onnx_path) if ctx.onnx_path else None,
         }

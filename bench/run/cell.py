@@ -64,6 +64,7 @@ class CellOutcome:
             status=self.status,
             batch_size=spec.batch_size,
             threads=spec.threads,
+            checkpoint_digest=spec.checkpoint_digest or None,
             duration_s=self.duration_s,
         )
         if not self.ok or self.prepared is None:
@@ -71,11 +72,12 @@ class CellOutcome:
         parts = tuple(p for p in (self.measurement, self.prepared, self.quality, self.gradcam) if p is not None)
         options = ",".join(f"{k}={v}" for k, v in sorted(spec.options.as_strings().items()))
         details = {"options": spec.options.as_strings(), **self.prepared.details()}
+        session_notes = self.measurement.session_notes if self.measurement else ""
         return replace(
             bare,
             parts=parts,
             speedup_vs_fp32=speedup_vs_fp32,
-            notes=self.prepared.notes,
+            notes="; ".join(n for n in (self.prepared.notes, session_notes) if n),
             options=options,
             details=details,
         )
@@ -95,7 +97,7 @@ def prepare_cell(
         return CellOutcome(spec, f"unavailable: {plan.unavailable}")
     deadline = Deadline(timeout_s)
     try:
-        with Worker(on_stage) as worker:
+        with Worker(on_stage, spec.log_file) as worker:
             prepared: PreparedArtifact = worker.call_with_context(deadline.remaining(), stages.prepare, spec)
     except WorkerTimeout as exc:
         return _failed(spec, deadline, str(exc))
@@ -127,7 +129,7 @@ class MeasuringCell:
     def start(
         cls, spec: CellSpec, prepared: PreparedArtifact, deadline: Deadline, on_stage: Progress
     ) -> MeasuringCell | CellOutcome:
-        worker = Worker(on_stage)
+        worker = Worker(on_stage, spec.log_file)
         try:
             worker.call_with_context(deadline.remaining(), stages.load, spec, prepared)
             worker.call_with_context(deadline.remaining(), stages.warm_up, spec)
@@ -176,9 +178,10 @@ class MeasuringCell:
         counted = self._counted()
         used = counted if counted is not None else list(range(len(self.rounds)))
         try:
-            with self.worker as worker:
-                quality: QualityResult = worker.call_with_context(deadline.remaining(), stages.evaluate, spec)
+            with self.worker as worker:  # the timing's memory first: it is reset for the evaluation
                 measured: Measurement = worker.call_with_context(deadline.remaining(), stages.measurement, spec, used)
+                quality: QualityResult = worker.call_with_context(deadline.remaining(), stages.evaluate, spec)
+                evaluation_peak: float = worker.call_with_context(deadline.remaining(), stages.evaluation_peak)
         except WorkerFailed as exc:
             return _failed(spec, deadline, str(exc))
         rounds = [self.rounds[i] for i in used]
@@ -194,6 +197,7 @@ class MeasuringCell:
             timing_mode=spec.timing.mode,
             timing_rounds=len(used),
             timing_rounds_left_out=len(self.rounds) - len(used),
+            evaluation_peak_rss_mib=evaluation_peak,
             contention=contention,
         )
         return CellOutcome(spec, "ok", self.prepared, measurement, quality, deadline=deadline)
@@ -207,7 +211,7 @@ def explain_cell(outcome: CellOutcome, on_stage: Progress) -> CellOutcome:
     gradcam = None
     if spec.gradcam:
         try:
-            with Worker(on_stage) as worker:
+            with Worker(on_stage, spec.log_file) as worker:
                 gradcam = worker.call_with_context(
                     max(1.0, deadline.remaining()), stages.explain, spec, outcome.prepared
                 )

@@ -36,6 +36,7 @@ class RunConfig:
     backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # backend -> {option: value}
     data_dir: Path | None = None  # the suite's data folder (--data-dir); default: the suite's own search
     weights: Path | None = None  # a user's state dict for the one (external) model (--weights)
+    checkpoint: Path | None = None  # a reference checkpoint from `segbench train --export` (--checkpoint)
     onnx: Path | None = None  # a user's fp32 ONNX file for the ONNX-based backends (--onnx)
     gradcam: bool = True
     gradcam_layers: tuple[str, ...] = ()  # module paths; empty: each model's default layer
@@ -70,11 +71,18 @@ class RunConfig:
                 raise unknown_name("model", name, valid_models)
         if self.gradcam and self.gradcam_layers:
             self._validate_gradcam_layers(suites)
-        for option, path in (("--weights", self.weights), ("--onnx", self.onnx)):
+        if self.weights is not None and self.checkpoint is not None:
+            raise UsageError("--weights and --checkpoint both name the reference weights; give one")
+        for option, path in (("--weights", self.weights), ("--onnx", self.onnx), ("--checkpoint", self.checkpoint)):
             if path is not None and len(self.models) != 1:
                 raise UsageError(f"{option} needs exactly one model in --models (got {len(self.models)})")
         if self.weights is not None and not self.weights.is_file():
             raise UsageError(f"--weights '{self.weights}' does not exist")
+        if self.checkpoint is not None:
+            from bench.training.checkpoints import check_travelling_checkpoint
+
+            for suite in suites:
+                check_travelling_checkpoint(self.checkpoint, self.models[0], suite)
         if self.onnx is not None:
             from bench.onnx.user_model import check_onnx_fits
 
@@ -105,7 +113,8 @@ class RunConfig:
 def save_run_config(config: RunConfig, run_dir: Path) -> None:
     """The matrix and settings of a run, so `--resume` can finish it exactly as it was started."""
     paths = {
-        k: str(getattr(config, k)) if getattr(config, k) is not None else None for k in ("data_dir", "weights", "onnx")
+        k: str(getattr(config, k)) if getattr(config, k) is not None else None
+        for k in ("data_dir", "weights", "onnx", "checkpoint")
     }
     data = {
         **asdict(config),
@@ -133,7 +142,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
         cell_timeout_s=data["cell_timeout_s"],
         progress=data.get("progress", True),
         backend_options=data.get("backend_options", {}),
-        **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "onnx")},
+        **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "onnx", "checkpoint")},
         gradcam=data.get("gradcam", True),
         gradcam_layers=tuple(data.get("gradcam_layers", ())),
         threshold=data.get("threshold", 0.5),

@@ -9,11 +9,13 @@ times and evaluates it, and the parent can drive its timing one round at a time.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -49,9 +51,10 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
 
-def _serve(conn: Any) -> None:
+def _serve(conn: Any, log_file: str | None = None) -> None:
     """The worker's loop: one request at a time, ("stage", name) messages while it runs, then
-    ("ok", value) or ("error", message)."""
+    ("ok", value) or ("error", message). A failure's traceback goes to `log_file` (the terminal gets the
+    one-line message), or to stderr when there is no log file."""
     context = WorkerContext(state={}, stage=lambda name: conn.send(("stage", name)))
     while True:
         try:
@@ -64,10 +67,20 @@ def _serve(conn: Any) -> None:
         try:
             reply: tuple[str, Any] = ("ok", function(context, *args) if with_context else function(*args))
         except Exception as exc:  # noqa: BLE001 - any failure becomes this call's error message
-            traceback.print_exc()
+            _log_traceback(log_file)
             reply = ("error", _one_line(exc))
         conn.send(reply)
     conn.close()
+
+
+def _log_traceback(log_file: str | None) -> None:
+    if log_file is None:
+        traceback.print_exc()
+        return
+    path = Path(log_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n{traceback.format_exc()}\n")
 
 
 def describe_exit(code: int | None) -> str:
@@ -84,10 +97,11 @@ def describe_exit(code: int | None) -> str:
 class Worker:
     """A spawned process that runs the functions sent to it, one call at a time."""
 
-    def __init__(self, on_stage: Callable[[str], None] = lambda name: None) -> None:
+    def __init__(self, on_stage: Callable[[str], None] = lambda name: None, log_file: Path | None = None) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe(duplex=True)
-        self._process = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.log_file = log_file
+        self._process = ctx.Process(target=_serve, args=(child, str(log_file) if log_file else None), daemon=True)
         self._process.start()
         child.close()
         self._on_stage = on_stage

@@ -78,6 +78,8 @@ class CellSpec:
     gradcam: bool = True
     gradcam_layers: tuple[str, ...] = ()
     threshold: float = 0.5
+    log_file: Path | None = None  # where the tracebacks of this cell's failing stages are written
+    checkpoint_digest: str = ""  # the reference checkpoint's content hash: the float model this cell measured
 
     @property
     def key(self) -> str:

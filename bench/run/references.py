@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cache import atomic_write_bytes, cache_root, stable_hash
+from bench.cache import atomic_write_bytes, cache_root, code_digest, file_digest, library_versions, stable_hash
 from bench.data.suite import Suite
+from bench.models import get_model_entry
 
 
 def reference_outputs(suite: Suite, model_name: str, checkpoint: Path) -> Path:
@@ -18,7 +19,15 @@ def reference_outputs(suite: Suite, model_name: str, checkpoint: Path) -> Path:
     from bench.training.checkpoints import load_checkpoint
     from bench.training.trainer import predict_logits
 
-    path = cache_root() / "reference" / f"{checkpoint.stem}--{stable_hash(suite.config())}.logits.npy"
+    key = stable_hash(
+        {
+            "checkpoint": file_digest(checkpoint),
+            "suite": suite.config(),
+            "code": code_digest("bench.training.trainer", get_model_entry(model_name).module),
+            "libraries": library_versions(),
+        }
+    )
+    path = cache_root() / "reference" / f"{checkpoint.stem}--{key}.logits.npy"
     if path.exists():
         return path
     model, _ = load_checkpoint(model_name, suite, checkpoint)

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.cache import file_digest
 from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
 from bench.measure.contention import ReferenceKernel
@@ -36,13 +37,19 @@ def new_run_dir(results_root: Path) -> Path:
     return run_dir
 
 
+def _file_label(suite: str, model: str, plan: BackendPlan) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{suite}_{model}_{plan.name}-{plan.precision}")
+
+
 def plan_cells(
     config: RunConfig,
     plans: list[BackendPlan],
     references: dict[tuple[str, str], tuple[Path, Path]],
     onnx_files: dict[str, Path],
+    run_dir: Path | None = None,
 ) -> list[tuple[CellSpec, BackendPlan]]:
-    """Suite x model x backend, the reference backend first within each (suite, model)."""
+    """Suite x model x backend, the reference backend first within each (suite, model); a failing stage's
+    traceback goes to run_dir/logs/<cell>.log."""
     cells = []
     for suite in config.suites:
         for model in config.models:
@@ -65,6 +72,8 @@ def plan_cells(
                     gradcam=config.gradcam,
                     gradcam_layers=config.gradcam_layers,
                     threshold=config.threshold,
+                    checkpoint_digest=file_digest(checkpoint),
+                    log_file=None if run_dir is None else run_dir / "logs" / f"{_file_label(suite, model, plan)}.log",
                 )
                 cells.append((spec, plan))
     return cells
@@ -85,7 +94,9 @@ def _references(
 
             onnx_files[name] = import_onnx(config.onnx, suite.in_channels, suite.input_size, suite.num_classes)
         for model in config.models:
-            if config.weights is not None:
+            if config.checkpoint is not None:  # checked by validate: the same file on every machine
+                checkpoint = config.checkpoint.resolve()
+            elif config.weights is not None:
                 checkpoint = imported_checkpoint(model, suite, config.weights, progress=config.progress)
             else:
                 checkpoint = ensure_checkpoint(model, suite, recipe_for(model, suite.name), progress=config.progress)
@@ -105,11 +116,12 @@ def run_benchmark(
     run_dir = resume if resume is not None else new_run_dir(config.results_root)
     store = RunStore(run_dir)
     if resume is None:
-        store.write_env(collect_environment(config.threads))
+        checkpoints = {f"{suite}/{model}": file_digest(path) for (suite, model), (path, _) in references.items()}
+        store.write_env({**collect_environment(config.threads), "checkpoints": checkpoints})
         save_run_config(config, run_dir)
         update_latest(config.results_root, run_dir)
     finished = store.finished_cells()
-    cells = plan_cells(config, plans, references, onnx_files)
+    cells = plan_cells(config, plans, references, onnx_files, run_dir)
     labels = {spec.key: f"[{i}/{len(cells)}] {spec.label}" for i, (spec, _) in enumerate(cells, 1)}
     for spec, _ in cells:
         if spec.key in finished:
@@ -265,6 +277,9 @@ def write_montage(run_dir: Path, outcome: CellOutcome, row: Row, suite: Suite) -
 
 
 def _outcome_line(outcome: CellOutcome) -> str:
+    log_file = outcome.spec.log_file
+    if outcome.status.startswith("error") and log_file is not None and log_file.is_file():
+        return f"{outcome.status} (traceback in {log_file})"
     if not outcome.ok or outcome.measurement is None or outcome.quality is None:
         return outcome.status
     return (

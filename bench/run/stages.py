@@ -60,17 +60,22 @@ def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
 def load(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> None:
     """The artifact as a session, with the timed batch ready; memory is counted from here on."""
     from bench.backend import get_backend
-    from bench.measure.memory import keep_freed_memory, reset_peak_rss
+    from bench.measure.memory import current_rss_mib, keep_freed_memory, reset_peak_rss
 
     allocator = keep_freed_memory()
     suite = spec.load_suite()
-    images = suite.normalize(suite.load("evaluation").images)
+    batch = _batch(suite.normalize(suite.load("evaluation").images[: spec.batch_size]), spec.batch_size)
+    backend = get_backend(spec.backend)
+    backend.unavailable_reason(spec.device)  # imports the runtime: part of the baseline, not of the backend
     context.stage("load")
     memory_method = reset_peak_rss()
-    session = get_backend(spec.backend).load(prepared.artifact, spec.device, spec.threads)
-    inputs = session.to_input(_batch(images, spec.batch_size))
+    baseline = current_rss_mib()
+    session = backend.load(prepared.artifact, spec.device, spec.threads)
+    inputs = session.to_input(batch)
     session.reset_device_memory()
-    context.state.update(session=session, inputs=inputs, memory_method=memory_method, allocator=allocator)
+    context.state.update(
+        session=session, inputs=inputs, memory_method=memory_method, allocator=allocator, baseline_rss_mib=baseline
+    )
 
 
 def warm_up(context: WorkerContext, spec: CellSpec) -> None:
@@ -118,22 +123,36 @@ def evaluate(context: WorkerContext, spec: CellSpec) -> QualityResult:
 
 
 def measurement(context: WorkerContext, spec: CellSpec, rounds: list[int]) -> Measurement:
-    """The samples of the counted `rounds` with the memory the loaded session used (peak since `load`)."""
-    from bench.measure.memory import peak_rss_mib
+    """The samples of the counted `rounds` with the memory of loading and timing the session (peak since
+    `load`, and what it added to the baseline); then the high-water mark is reset for the evaluation."""
+    from bench.measure.memory import peak_rss_mib, reset_peak_rss
 
     session = context.state["session"]
     device_peak = session.device_memory_peak()
+    peak = peak_rss_mib()
+    baseline = context.state["baseline_rss_mib"]
+    reset_peak_rss()
     return Measurement(
         samples_ns=np.concatenate([context.state["samples"][i] for i in rounds]),
         sample_rounds=np.concatenate([np.full(len(context.state["samples"][i]), i) for i in rounds]),
         batch_size=spec.batch_size,
         timer=session.timer,
-        peak_rss_mib=peak_rss_mib(),
+        peak_rss_mib=peak,
+        baseline_rss_mib=baseline,
         memory_method=context.state["memory_method"],
         allocator=context.state["allocator"],
+        session_notes=session.notes(),
         peak_device_mib=device_peak[0] if device_peak else None,
         device_memory_method=device_peak[1] if device_peak else None,
     )
+
+
+def evaluation_peak(context: WorkerContext) -> float:
+    """The high-water mark of the evaluation (images, reference logits and predictions), apart from the
+    backend's own memory."""
+    from bench.measure.memory import peak_rss_mib
+
+    return peak_rss_mib()
 
 
 def explain(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> GradcamResult:

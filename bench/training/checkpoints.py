@@ -4,7 +4,6 @@ training code)."""
 
 from __future__ import annotations
 
-import inspect
 import io
 from dataclasses import asdict
 from pathlib import Path
@@ -13,24 +12,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.cache import atomic_write_bytes, cache_root, file_digest, stable_hash
+from bench.cache import atomic_write_bytes, cache_root, code_digest, file_digest, library_versions, stable_hash
 from bench.data.suite import Suite
+from bench.errors import UsageError
 from bench.measure.metrics import score_predictions
 from bench.models import create_model, get_model_entry
 from bench.training.recipes import DEFAULT_RECIPE, Recipe
-from bench.training.trainer import TRAINING_CODE, predict, train_model
+from bench.training.trainer import predict, train_model
 
 
 def checkpoint_key(model_name: str, suite: Suite, recipe: Recipe) -> str:
-    source = file_digest(get_model_entry(model_name).source_file)
-    trainer = stable_hash([inspect.getsource(f) for f in TRAINING_CODE])
+    """Everything that changes the trained weights: the model's code, the data, the recipe, the training
+    code (with everything it imports) and the numerical libraries."""
     return stable_hash(
         {
             "model": model_name,
-            "model_source": source,
+            "code": code_digest(get_model_entry(model_name).module, "bench.training.trainer"),
             "suite": suite.config(),
             "recipe": asdict(recipe),
-            "trainer": trainer,
+            "libraries": library_versions(),
         }
     )
 
@@ -69,7 +69,8 @@ def imported_checkpoint(model_name: str, suite: Suite, weights: Path, progress: 
     key = stable_hash(
         {
             "model": model_name,
-            "model_source": file_digest(get_model_entry(model_name).source_file),
+            "code": code_digest(get_model_entry(model_name).module, "bench.training.trainer"),
+            "libraries": library_versions(),
             "weights": file_digest(weights),
             "suite": suite.config(),
         }
@@ -112,3 +113,38 @@ def load_checkpoint(model_name: str, suite: Suite, path: Path) -> tuple[nn.Modul
     model = create_model(model_name, suite.in_channels, suite.num_classes)
     model.load_state_dict(payload["state_dict"])
     return model.eval(), payload["meta"]
+
+
+def export_checkpoint(path: Path, target: Path) -> str:
+    """Copy a reference checkpoint to `target` (for another machine: `segbench run --checkpoint`); its digest."""
+    if target.exists() and target.is_dir():
+        raise UsageError(f"--export {target}: is a folder; expected a file name")
+    atomic_write_bytes(target, path.read_bytes())
+    return file_digest(target)
+
+
+def check_travelling_checkpoint(path: Path, model_name: str, suite: Suite) -> None:
+    """A checkpoint from `segbench train --export` must be one, for this model and suite, or the run stops
+    with one line before anything is written."""
+    if not path.is_file():
+        raise UsageError(f"--checkpoint '{path}' does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        meta, state = payload["meta"], payload["state_dict"]
+    except Exception as exc:
+        raise UsageError(
+            f"--checkpoint '{path}': not a segbench checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no message'}); make one with segbench train --export"
+        ) from exc
+    if meta.get("model") != model_name or meta.get("suite") != suite.name:
+        raise UsageError(
+            f"--checkpoint '{path}' holds model '{meta.get('model')}' trained on suite '{meta.get('suite')}'; "
+            f"this run is model '{model_name}' on suite '{suite.name}'"
+        )
+    model = create_model(model_name, suite.in_channels, suite.num_classes)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UsageError(
+            f"--checkpoint '{path}': its weights do not fit model '{model_name}' ({str(exc).splitlines()[0]})"
+        ) from exc

@@ -172,7 +172,3 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
         dynamic_ncols=True,
         mininterval=0.1 if interactive else 10.0,
     )
-
-
-# the code whose change changes the trained weights, so it is part of the checkpoint's cache key
-TRAINING_CODE = (train_model, _augment, _rescale, _probabilities, _soft_dice_loss, _data_loss)

@@ -22,6 +22,7 @@ def make_run(
     env=ENV,
     backends=("torch-eager", "ort-qdq-int8"),
     timing_quality="ok",
+    checkpoint="ck1",
 ):
     """A run folder whose latency samples are lognormal around `p50_ms` with relative `spread`."""
     path.mkdir(parents=True)
@@ -42,6 +43,7 @@ def make_run(
                 "pixel_agreement": 0.999,
                 "iou_nucleus": dice - 0.05,
                 "timing_quality": timing_quality,
+                "checkpoint_digest": checkpoint,
             }
         )
         samples.append(pd.DataFrame({**ident, "iteration": np.arange(n), "latency_ns": values}))
@@ -139,3 +141,13 @@ def test_usage_errors_exit_2(tmp_path, capsys, make_args, message):
     make_run(tmp_path / "base")
     assert main(["compare", *make_args(tmp_path)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_rows_from_different_reference_checkpoints_are_warned_about(tmp_path, capsys):
+    base = make_run(tmp_path / "a", checkpoint="aaaa")
+    other = make_run(tmp_path / "b", checkpoint="bbbb")
+    main(["compare", str(base), str(other), "--by", "machine"])
+    out = capsys.readouterr().out
+    assert out.count("different reference checkpoints (aaaa vs bbbb)") == 2  # one line per row
+    assert main(["compare", str(make_run(tmp_path / "c")), str(make_run(tmp_path / "d"))]) in (0, 1)
+    assert "different reference checkpoints" not in capsys.readouterr().out

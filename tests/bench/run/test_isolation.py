@@ -42,3 +42,17 @@ def test_timeout_kills_the_worker():
     status, message = call_in_worker(_sleep, (60,), timeout_s=3)
     assert status == "error" and message == "timeout after 3 s"
     assert time.monotonic() - start < 30
+
+
+def test_a_failure_traceback_goes_to_the_log_file_not_the_terminal(tmp_path, capfd):
+    from bench.run.isolation import Worker, WorkerFailed
+
+    log = tmp_path / "logs" / "cell.log"
+    with Worker(log_file=log) as worker:
+        try:
+            worker.call(60, _raise)
+        except WorkerFailed as exc:
+            assert str(exc) == "RuntimeError: boom"
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "RuntimeError: boom" in text and "second line" in text
+    assert "Traceback" not in capfd.readouterr().err

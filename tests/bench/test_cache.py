@@ -1,0 +1,85 @@
+"""Cache keys cover the code that builds an object, however deep it is imported, and the libraries."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from bench import cache
+from bench.backend import PrepareContext, get_backend
+from bench.cache import code_digest, source_closure
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    """A tiny package: a imports b lazily, b imports c at the top, d is imported by nobody."""
+    root = tmp_path / "demo_pkg"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "a.py").write_text("def f():\n    from demo_pkg import b\n    return b.g()\n")
+    (root / "b.py").write_text("import demo_pkg.c\n\ndef g():\n    return demo_pkg.c.VALUE\n")
+    (root / "c.py").write_text("VALUE = 1\n")
+    (root / "d.py").write_text("VALUE = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [n for n in sys.modules if n.split(".")[0] == "demo_pkg"]:  # another test's copy
+        monkeypatch.delitem(sys.modules, name)
+    code_digest.cache_clear()
+    yield root
+    code_digest.cache_clear()
+
+
+def test_the_closure_follows_lazy_and_indirect_imports(package):
+    names = {path.name for path in source_closure("demo_pkg.a", packages=())}
+    assert names == {"__init__.py", "a.py", "b.py", "c.py"}  # d is not reached
+
+
+def test_a_change_anywhere_in_the_closure_changes_the_digest(package):
+    before = code_digest("demo_pkg.a")
+    (package / "d.py").write_text("VALUE = 3\n")
+    code_digest.cache_clear()
+    assert code_digest("demo_pkg.a") == before  # outside the closure
+    (package / "c.py").write_text("VALUE = 4\n")
+    code_digest.cache_clear()
+    assert code_digest("demo_pkg.a") != before  # two imports deep, the second one lazy
+
+
+def test_the_shared_quantization_helper_is_in_the_qdq_backends_key():
+    files = {str(p) for p in source_closure("backends.ort_qdq_int8")}
+    assert any(f.endswith("bench/onnx/quantize.py") for f in files)
+    assert any(f.endswith("bench/onnx/coverage.py") for f in files)
+
+
+def _context(backend) -> PrepareContext:
+    return PrepareContext(
+        "unet", None, np.zeros((2, 1, 8, 8), np.float32), (1, 8, 8), 2, "int8", "cpu", backend.parse_options({})
+    )
+
+
+def test_an_upgraded_library_misses_the_artifact_cache(tmp_path, monkeypatch):
+    from bench.run.artifacts import artifact_key
+
+    checkpoint = tmp_path / "ck.pt"
+    checkpoint.write_bytes(b"weights")
+    backend = get_backend("ort-qdq-int8")
+    before = artifact_key(backend, _context(backend), checkpoint)
+    assert artifact_key(backend, _context(backend), checkpoint) == before  # stable
+    versions = cache.library_versions()
+    monkeypatch.setattr("bench.run.artifacts.library_versions", lambda: {**versions, "onnxruntime": "99.0"})
+    assert artifact_key(backend, _context(backend), checkpoint) != before
+
+
+def test_the_checkpoint_key_covers_the_model_code_the_trainer_and_the_libraries(monkeypatch):
+    from bench.data.suite import get_suite
+    from bench.training import checkpoints
+    from bench.training.recipes import DEFAULT_RECIPE
+
+    seen = []
+    monkeypatch.setattr(checkpoints, "code_digest", lambda *modules: seen.append(modules) or "code")
+    suite = get_suite("synthetic-nuclei")
+    before = checkpoints.checkpoint_key("unet", suite, DEFAULT_RECIPE)
+    assert seen == [("bench.models.unet", "bench.training.trainer")]
+    versions = cache.library_versions()
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**versions, "torch": "9.9"})
+    assert checkpoints.checkpoint_key("unet", suite, DEFAULT_RECIPE) != before

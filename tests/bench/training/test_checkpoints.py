@@ -1,0 +1,79 @@
+"""A reference checkpoint travels: exported on one machine, checked and used as is on another."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.cache import file_digest
+from bench.cli import main
+from bench.data.suite import get_suite
+from bench.errors import UsageError
+from bench.training.checkpoints import check_travelling_checkpoint, export_checkpoint
+
+
+@pytest.fixture
+def exported(session_cache, trained_unet_model, tmp_path):
+    from bench.training.checkpoints import checkpoint_path
+
+    suite = get_suite("synthetic-nuclei")
+    path = tmp_path / "unet-nuclei.pt"
+    digest = export_checkpoint(checkpoint_path("unet", suite), path)
+    return path, digest
+
+
+def test_an_exported_checkpoint_is_checked_against_model_and_suite(exported, tmp_path):
+    path, digest = exported
+    assert digest == file_digest(path)
+    check_travelling_checkpoint(path, "unet", get_suite("synthetic-nuclei"))
+    with pytest.raises(
+        UsageError,
+        match="holds model 'unet' trained on suite 'synthetic-nuclei'; this run is model "
+        "'unet' on suite 'synthetic-scenes'",
+    ):
+        check_travelling_checkpoint(path, "unet", get_suite("synthetic-scenes"))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(UsageError, match="not a segbench checkpoint"):
+        check_travelling_checkpoint(junk, "unet", get_suite("synthetic-nuclei"))
+    bad = tmp_path / "bad.pt"
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"].pop(next(iter(payload["state_dict"])))
+    torch.save(payload, bad)
+    with pytest.raises(UsageError, match="its weights do not fit model 'unet'"):
+        check_travelling_checkpoint(bad, "unet", get_suite("synthetic-nuclei"))
+
+
+@pytest.mark.slow
+def test_a_run_with_the_exported_checkpoint_records_its_digest_everywhere(exported, tmp_path, capsys):
+    path, digest = exported
+    out = tmp_path / "results"
+    code = main(
+        [
+            "run",
+            "--backends",
+            "torch-eager,ort",
+            "--checkpoint",
+            str(path),
+            "--no-gradcam",
+            "--quiet",
+            "--min-time",
+            "0.3",
+            "--min-iters",
+            "5",
+            "--warmup",
+            "0.1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    run = next(p for p in out.iterdir() if p.name != "latest")
+    rows = pd.read_parquet(run / "results.parquet")
+    assert set(rows.checkpoint_digest) == {digest}
+    assert json.loads((run / "env.json").read_text())["checkpoints"] == {"synthetic-nuclei/unet": digest}
+    capsys.readouterr()
+    assert main(["run", "--checkpoint", str(path), "--suite", "synthetic-scenes", "--out", str(tmp_path / "r2")]) == 2
+    assert "this run is model 'unet' on suite 'synthetic-scenes'" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
