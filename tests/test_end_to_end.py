@@ -56,6 +56,12 @@ def test_every_cell_has_a_row_with_required_columns(default_run):
     for name in CPU_BACKENDS:
         assert rows[name].status == "ok", (name, rows[name].status)
         assert rows[name].timing_mode == "interleaved" and rows[name].timing_rounds >= 1
+        row = rows[name]  # the backend's own memory: what loading and timing added to the process
+        assert (
+            0 < row.baseline_rss_mib < row.peak_rss_mib
+            and row.backend_rss_mib == row.peak_rss_mib - row.baseline_rss_mib
+        )
+        assert row.evaluation_peak_rss_mib > 0
         assert rows[name].timing_quality == "ok" or rows[name].timing_quality.startswith("noisy: ")
     for name in ("tensorrt-int8", "tensorrt-fp16"):
         assert rows[name].status == "unavailable: tensorrt is not importable"
