@@ -216,7 +216,7 @@ class Contention:
         """`ok`, `noisy: <reasons>`, or `unmeasured: <why>` where no signal could be read."""
         reasons = []
         if self.too_few_quiet_rounds:
-            reasons.append(f"too few quiet rounds within {MAX_TIMING_FACTOR:g}x the minimum time")
+            reasons.append("too few quiet rounds")
         if self.cpu_other_pct is not None and self.cpu_other_pct > OTHER_CPU_NOISY_PCT:
             reasons.append(f"other processes used {self.cpu_other_pct:.0f}% of the CPU")
         if self.cpu_steal_pct is not None and self.cpu_steal_pct > STEAL_NOISY_PCT:

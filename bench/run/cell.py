@@ -116,8 +116,9 @@ class MeasuringCell:
 
     Only quiet rounds count (`bench.measure.contention.TimedRound.quiet`): a round timed while the
     machine ran slow or other processes took the CPU is left out, and the cell is timed on (up to
-    `MAX_TIMING_FACTOR` x its minimum time) until its quiet rounds hold the minimum time and count. When
-    they never do, every round counts and the row says the timing was noisy."""
+    `MAX_TIMING_FACTOR` x its minimum time, and past the minimum only while quiet rounds do come) until
+    its quiet rounds hold the minimum time and count. When they never do, every round counts and the
+    row says the timing was noisy."""
 
     def __init__(self, spec: CellSpec, prepared: PreparedArtifact, deadline: Deadline, worker: Worker) -> None:
         self.spec, self.prepared, self.deadline, self.worker = spec, prepared, deadline, worker
@@ -148,8 +149,15 @@ class MeasuringCell:
             return False
         if not self.rounds:
             return True
-        timed = sum(r.seconds for r in self.rounds)
-        return self._counted() is None and timed < MAX_TIMING_FACTOR * self.spec.timing.min_time_s
+        if self._counted() is not None:
+            return False
+        timed, minimum = sum(r.seconds for r in self.rounds), self.spec.timing.min_time_s
+        quietest = self.kernel.quietest_ms if self.kernel else None
+        if timed < minimum:
+            return True
+        # beyond the minimum time only while quiet rounds do come: a machine that stays slow all along is
+        # not waited for (the row says it was noisy)
+        return timed < MAX_TIMING_FACTOR * minimum and any(r.quiet(quietest) for r in self.rounds)
 
     def time_round(self, kernel: ReferenceKernel | None = None) -> None:
         """One round: the reference kernel (how fast is the machine right now?), a pause so that what ran

@@ -8,13 +8,14 @@ cell that crashes, is killed or times out yields an error row, and the run goes 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.cache import file_digest
+from bench.cache import cache_root, file_digest
 from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
 from bench.measure.contention import ReferenceKernel
@@ -111,6 +112,8 @@ def run_benchmark(
     from bench.report.files import write_reports
 
     plans = config.validate()
+    # Inductor's compiled kernels (the PT2E backend compiles at load) are kept with segbench's own cache
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
     suites = {name: get_suite(name, data_dir=config.data_dir) for name in config.suites}
     references, onnx_files = _references(config, suites)
     run_dir = resume if resume is not None else new_run_dir(config.results_root)
