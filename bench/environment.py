@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,9 @@ def _git_commit(repo: Path) -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    from bench.cache import library_versions
+
+    return library_versions(LIBRARIES)
 
 
 def _gpu() -> dict[str, Any]:

@@ -7,14 +7,12 @@ exact union of the ellipses, computed before blur and noise are applied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from bench.data.request import SPLITS, DataRequest, Source, SplitData
-from bench.data.splits import split_indices
-from bench.errors import UsageError
+from bench.data.procedural import procedural_source
 
 
 @dataclass(frozen=True)
@@ -95,24 +93,4 @@ def generate_nuclei(seed: int, indices: np.ndarray, p: NucleiParams = NucleiPara
     return images, masks
 
 
-def load(request: DataRequest, split: str) -> SplitData:
-    """The split's images, drawn from the suite's seed: the same images on every machine."""
-    params = NucleiParams(height=request.input_size[0], width=request.input_size[1], **request.options)
-    total = sum(request.split_sizes[s] for s in SPLITS)
-    images, masks = generate_nuclei(
-        request.seed, split_indices(total, request.split_sizes, request.split_seed, split), params
-    )
-    return SplitData(images=images, masks=masks.astype(np.int64))
-
-
-def check(request: DataRequest) -> None:
-    """The suite's options are the generator's parameters: a typo fails when the file is read."""
-    names = {f.name for f in fields(NucleiParams)} - {"height", "width"}
-    if unknown := sorted(set(request.options) - names):
-        raise UsageError(
-            f"{request.where}: unknown option '{unknown[0]}' for source '{request.source}'; "
-            f"valid options: {', '.join(sorted(names))}"
-        )
-
-
-SOURCE = Source(load=load, check=check)
+SOURCE = procedural_source(NucleiParams, generate_nuclei)

@@ -10,14 +10,12 @@ colour cast and cast shadows, blur and sensor noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from bench.data.request import SPLITS, DataRequest, Source, SplitData
-from bench.data.splits import split_indices
-from bench.errors import UsageError
+from bench.data.procedural import procedural_source
 
 CLASSES = ("sky", "building", "tree", "road", "sidewalk", "car", "person")
 SKY, BUILDING, TREE, ROAD, SIDEWALK, CAR, PERSON = range(len(CLASSES))
@@ -207,24 +205,4 @@ def generate_scenes(seed: int, indices: np.ndarray, p: SceneParams = SceneParams
     return np.stack([img for img, _ in pairs]), np.stack([m for _, m in pairs])
 
 
-def load(request: DataRequest, split: str) -> SplitData:
-    """The split's images, drawn from the suite's seed: the same images on every machine."""
-    params = SceneParams(height=request.input_size[0], width=request.input_size[1], **request.options)
-    total = sum(request.split_sizes[s] for s in SPLITS)
-    images, masks = generate_scenes(
-        request.seed, split_indices(total, request.split_sizes, request.split_seed, split), params
-    )
-    return SplitData(images=images, masks=masks)
-
-
-def check(request: DataRequest) -> None:
-    """The suite's options are the generator's parameters: a typo fails when the file is read."""
-    names = {f.name for f in fields(SceneParams)} - {"height", "width"}
-    if unknown := sorted(set(request.options) - names):
-        raise UsageError(
-            f"{request.where}: unknown option '{unknown[0]}' for source '{request.source}'; "
-            f"valid options: {', '.join(sorted(names))}"
-        )
-
-
-SOURCE = Source(load=load, check=check)
+SOURCE = procedural_source(SceneParams, generate_scenes)

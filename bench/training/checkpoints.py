@@ -15,10 +15,9 @@ from torch import nn
 from bench.cache import atomic_write_bytes, cache_root, code_digest, file_digest, library_versions, stable_hash
 from bench.data.suite import Suite
 from bench.errors import UsageError
-from bench.measure.metrics import score_predictions
 from bench.models import create_model, get_model_entry
 from bench.training.recipes import DEFAULT_RECIPE, Recipe
-from bench.training.trainer import predict, train_model
+from bench.training.trainer import evaluate_model, train_model
 
 
 def checkpoint_key(model_name: str, suite: Suite, recipe: Recipe) -> str:
@@ -81,15 +80,7 @@ def imported_checkpoint(model_name: str, suite: Suite, weights: Path, progress: 
     model = create_model(model_name, suite.in_channels, suite.num_classes)
     load_weights(model, read_state_dict(weights), weights)
     check_output_shape(model, model_name, suite.in_channels, suite.input_size, suite.num_classes)
-    evaluation = suite.load("evaluation")
-    scores = score_predictions(
-        predict(model, suite.normalize(evaluation.images)),
-        evaluation.masks,
-        suite.num_classes,
-        suite.foreground_classes,
-        suite.ignore_label,
-        boundary=True,
-    )
+    scores = evaluate_model(model, suite)
     meta: dict[str, Any] = {
         "model": model_name,
         "suite": suite.name,

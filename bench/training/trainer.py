@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data.suite import Suite
-from bench.measure.metrics import score_predictions
+from bench.measure.metrics import SegmentationScores, score_predictions
 from bench.models import create_model
 from bench.training.recipes import DEFAULT_RECIPE, Recipe
 
@@ -99,6 +99,15 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 16, threshol
     )
 
 
+def evaluate_model(model: nn.Module, suite: Suite) -> SegmentationScores:
+    """The float model's scores on the evaluation split: what the reference reached, kept in its checkpoint."""
+    evaluation = suite.load("evaluation")
+    predictions = predict(model, suite.normalize(evaluation.images))
+    return score_predictions(
+        predictions, evaluation.masks, suite.num_classes, suite.foreground_classes, suite.ignore_label, boundary=True
+    )
+
+
 def train_model(
     model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, progress: bool = True
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -134,15 +143,7 @@ def train_model(
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)  # a refresh per step floods logs
     bar.close()
     seconds = time.perf_counter() - start
-    evaluation = suite.load("evaluation")
-    scores = score_predictions(
-        predict(model, suite.normalize(evaluation.images)),
-        evaluation.masks,
-        suite.num_classes,
-        suite.foreground_classes,
-        suite.ignore_label,
-        boundary=True,
-    )
+    scores = evaluate_model(model, suite)
     torch.set_num_threads(previous_threads)
     meta = {
         "model": model_name,

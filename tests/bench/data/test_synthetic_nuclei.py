@@ -20,13 +20,13 @@ def test_other_seed_gives_different_data():
 
 def test_suite_split_identical_across_generations_and_differs_with_seed():
     suite = get_suite("synthetic-nuclei")
-    first = synthetic_nuclei.load(suite.request, "calibration")  # the source itself: no process cache between
-    again = synthetic_nuclei.load(get_suite("synthetic-nuclei").request, "calibration")
+    first = synthetic_nuclei.SOURCE.load(suite.request, "calibration")  # the source itself: no process cache between
+    again = synthetic_nuclei.SOURCE.load(get_suite("synthetic-nuclei").request, "calibration")
     assert first is not again
     assert np.array_equal(first.images, again.images) and np.array_equal(first.masks, again.masks)
     loaded = suite.load("calibration")  # what a run gets: the same split
     assert np.array_equal(loaded.images, first.images) and np.array_equal(loaded.masks, first.masks)
-    other = synthetic_nuclei.load(suite.with_seed(suite.seed + 1).request, "calibration")
+    other = synthetic_nuclei.SOURCE.load(suite.with_seed(suite.seed + 1).request, "calibration")
     assert not np.array_equal(first.images, other.images)
 
 
