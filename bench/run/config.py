@@ -56,6 +56,10 @@ class RunConfig:
             raise UsageError(f"--device '{self.device}' is not valid; expected cpu or cuda")
         if self.threads < 1:
             raise UsageError(f"--threads {self.threads} is not valid; expected at least 1")
+        if self.timing.min_iters < 1:
+            raise UsageError(f"--min-iters {self.timing.min_iters} is not valid; expected at least 1")
+        if self.timing.warmup_s < 0:
+            raise UsageError(f"--warmup {self.timing.warmup_s:g} is not valid; expected 0 or more seconds")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size} is not valid; expected at least 1")
         if not 0.0 < self.threshold < 1.0:
