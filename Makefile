@@ -26,7 +26,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The edit loop: everything but the tests that start processes, compile or train (under 3 minutes on 2 cores).
+# The edit loop: everything but the tests that start processes, compile or train (about 1 minute on 2 cores).
 fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
 

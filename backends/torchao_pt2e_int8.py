@@ -299,7 +299,7 @@ class TorchaoPt2eInt8Backend(Backend):
             "inductor_fusions": fused,
             "compiled_vs_converted_max_abs": drift,
             # coverage: the converted graph, less any int8 conv Inductor did not fuse
-            "graph_coverage": found.to_meta(),
+            "converted_coverage": found.to_meta(),
             "coverage": reconcile(found, fused),
             "torch": torch.__version__,
             "torchao": torchao.__version__,

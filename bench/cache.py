@@ -69,15 +69,22 @@ def _module_file(name: str) -> Path | None:
     return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module name a source file imports, anywhere in it (`from a import b` also names a.b)."""
+def _imports(path: Path, module: str) -> set[str]:
+    """Every module name a source file imports, anywhere in it (`from a import b` also names a.b;
+    relative imports are resolved against `module`, the name the file is imported under)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            try:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            except ImportError:  # beyond the top-level package: Python would refuse it too
+                continue
+            if node.module:
+                names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -98,7 +105,7 @@ def source_closure(module: str, packages: tuple[str, ...] = PROJECT_PACKAGES) ->
         seen[name] = path
         for parent in (name.rsplit(".", 1)[0],) if "." in name else ():
             pending.append(parent)  # a package's __init__ runs before its modules
-        pending.extend(n for n in _imports(path) if n.split(".")[0] in roots and n not in seen)
+        pending.extend(n for n in _imports(path, name) if n.split(".")[0] in roots and n not in seen)
     return sorted(set(seen.values()))
 
 
@@ -121,12 +128,6 @@ def library_versions(names: tuple[str, ...] = NUMERICAL_LIBRARIES) -> dict[str, 
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
-
-
-def module_digest(name: str) -> str:
-    """Content hash of an imported module's source file alone."""
-    module = importlib.import_module(name)
-    return file_digest(Path(module.__file__ or ""))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

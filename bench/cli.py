@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -47,7 +48,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
+    """The command line; `with_defaults=False` leaves the run options that were not given out of the
+    namespace (how a resume finds the options it must refuse)."""
     from bench.environment import default_threads
     from bench.run.config import DEFAULT_BACKENDS, DEFAULT_MODELS, DEFAULT_SUITE
 
@@ -150,8 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         type=Path,
         metavar="DIR",
-        help="finish an interrupted run in DIR without recomputing its finished cells",
+        help="finish an interrupted run in DIR without recomputing its finished cells, with the settings it "
+        "was started with (only --quiet may be added)",
     )
+    if not with_defaults:  # only what the command line gives appears in the namespace
+        for action in run._actions:
+            action.default = argparse.SUPPRESS
+    # which option sets which setting, so that a resume can name the options it will not take
+    run.set_defaults(option_names={a.dest: a.option_strings[0] for a in run._actions if a.option_strings})
 
     report = sub.add_parser("report", help="regenerate report.md and report.html of a run folder")
     report.add_argument("run_dir", type=Path)
@@ -205,6 +214,19 @@ def _backend_options(items: list[str]) -> dict[str, dict[str, str]]:
     return options
 
 
+def _check_nothing_but_resume(argv: list[str] | None) -> None:
+    """A resumed run finishes with the settings it was started with: rows timed two ways must not share a
+    results file. An option given beside --resume (even one equal to its default) would be silently
+    ignored, so it is refused instead."""
+    given = vars(build_parser(with_defaults=False).parse_args(argv))
+    names: dict[str, str] = given.pop("option_names")
+    extra = [names[dest] for dest in given if dest in names and dest not in ("resume", "quiet")]
+    if extra:
+        raise UsageError(
+            f"--resume finishes {given['resume']} with the settings it was started with; drop {', '.join(extra)}"
+        )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.measure.timing import TimingConfig
     from bench.report.tables import summary_table
@@ -235,7 +257,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         from bench.run.config import load_run_config
 
-        config = load_run_config(args.resume)
+        config = replace(load_run_config(args.resume), progress=not args.quiet)
     run_dir = run_benchmark(config, log=log, resume=args.resume)
     import pandas as pd
 
@@ -353,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": _cmd_run, "list": _cmd_list, "train": _cmd_train, "report": _cmd_report, "compare": _cmd_compare}
     try:
+        if args.command == "run" and args.resume is not None:
+            _check_nothing_but_resume(argv)
         return handlers[args.command](args)
     except UsageError as exc:
         print(f"segbench: error: {exc}", file=sys.stderr)

@@ -84,14 +84,16 @@ class Backend(ABC):
 
     `unavailable_reason(device)` says why the backend cannot run here (a missing package, no CUDA
     device); the row then reads `unavailable: <reason>` and no number is invented. It is asked once
-    per run, in the parent.
+    per run in the parent, and once more in the measuring worker before its memory baseline is read
+    (so it must be cheap and may import the runtime: that import belongs to the baseline).
 
     `gradcam(artifact, request)` explains the backend's own predictions (None: it cannot, and the row
     says so); `bench.gradcam` holds the methods a backend can use.
 
     The artifact cache key covers the checkpoint, the backend's name, precision, device and options,
-    the calibration data, the input shape, a user's ONNX file and the backend's own source file; a hit
-    changes no number except the set-up time.
+    the calibration data, the input shape, a user's ONNX file, the source of the backend's module and
+    of the model's with every project module they import, and the numerical libraries' versions
+    (`bench.run.artifacts.artifact_key`); a hit changes no number except the set-up time.
     """
 
     name: ClassVar[str]

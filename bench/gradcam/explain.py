@@ -85,6 +85,7 @@ def explained_indices(count: int, total: int) -> np.ndarray:
 def reference_maps(
     checkpoint: Path,
     model: nn.Module,
+    model_name: str,
     images: np.ndarray,
     layers: tuple[str, ...],
     classes: tuple[int, ...],
@@ -93,6 +94,7 @@ def reference_maps(
     """fp32 autograd maps of the float checkpoint, cached by everything they depend on."""
     from bench.cache import atomic_write_bytes, cache_root, code_digest, file_digest, library_versions, stable_hash
     from bench.gradcam.method import gradcam_autograd
+    from bench.models import model_code_modules
 
     key = stable_hash(
         {
@@ -101,7 +103,7 @@ def reference_maps(
             "classes": classes,
             "suite": suite_config,
             "images": len(images),
-            "code": code_digest("bench.gradcam.method"),
+            "code": code_digest("bench.gradcam.method", *model_code_modules(model_name, model)),
             "libraries": library_versions(),
         }
     )
@@ -138,7 +140,7 @@ def explain_artifact(
     classes = tuple(suite.gradcam_classes or ())
     try:
         layers = layers_to_explain(model, model_name, requested_layers)
-        reference = reference_maps(checkpoint, model, images, layers, classes, suite.config())
+        reference = reference_maps(checkpoint, model, model_name, images, layers, classes, suite.config())
         request = GradcamRequest(
             model=model,
             images=images,

@@ -109,13 +109,14 @@ class CpuWindows:
 
 @dataclass(frozen=True)
 class TimedRound:
-    """One round of one cell: how many calls, how long, how fast the machine was just before it (the
-    reference kernel) and what the rest of the machine did during it."""
+    """One round of one cell: how many calls, their summed time, how fast the machine was just before it
+    (the reference kernel), what the rest of the machine did during it, and the load average after it."""
 
     calls: int
-    seconds: float
+    seconds: float  # the timed calls' own time (what the minimum time counts), not the round's wall time
     kernel_ms: float | None
     cpu: CpuWindows
+    load_avg_1m: float | None = None
 
     def quiet(self, quietest_kernel_ms: float | None) -> bool:
         other = self.cpu.other_pct

@@ -21,7 +21,7 @@ class Measurement:
     peak_rss_mib: float  # the process's high-water mark while loading and timing the session
     memory_method: str
     baseline_rss_mib: float | None = None  # the process before loading: runtime imported, nothing loaded
-    evaluation_peak_rss_mib: float | None = None  # the high-water mark of the evaluation, measured apart
+    evaluation_peak_rss_mib: float | None = None  # the high-water mark while evaluating, session included
     allocator: str = "default"  # how the process's malloc was set (bench.measure.memory.keep_freed_memory)
     session_notes: str = ""  # what loading the session did in this run (bench.backend.Session.notes)
     peak_device_mib: float | None = None

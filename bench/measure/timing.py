@@ -7,8 +7,8 @@ timed to completion. Statistics are built in one place from the raw samples, whi
 Two modes. `sequential`: one backend is timed to the minimum time and count, then the next.
 `interleaved` (the default): the backends of one suite and model take turns in short rounds, so a
 burst of load or a drift of the machine's speed lands on all of them alike and same-run ratios
-survive it; each round starts with a few untimed calls, since the previous round ran another
-runtime's code on the same cores.
+survive it. Each round starts with a few untimed calls (in both modes), since the previous round ran
+another runtime's code, or the reference kernel, on the same cores.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class TimingConfig:
     max_iters: int = 100_000
     mode: str = "interleaved"  # one of TIMING_MODES
     rounds: int = 10  # interleaved: each backend's minimum time and count spread over this many rounds
-    round_warmup_calls: int = 2  # interleaved: untimed calls at the start of every round
+    round_warmup_calls: int = 2  # untimed calls at the start of every round (sequential: its one round)
     # Idle time before every round, so the worker timed before has stopped spinning: ONNX Runtime's
     # pool kept its threads busy ~40 ms after a run here, torch's OpenMP ~10 ms.
     settle_s: float = 0.05
@@ -86,14 +86,20 @@ class LatencyStats:
 def _repeat_until(
     time_call: Callable[[], int], min_s: float, min_iters: int, max_iters: int, record: bool
 ) -> list[int]:
-    """Call until both `min_s` wall seconds and `min_iters` calls are reached (or `max_iters`)."""
+    """Call until both `min_s` seconds and `min_iters` calls are reached (or `max_iters`). Recording, the
+    seconds are the samples' own sum, the time `--min-time` promises and rounds are counted by (the
+    calls' overhead outside the timed window would otherwise fall short of it); warming up, wall time."""
     samples: list[int] = []
-    deadline = time.perf_counter_ns() + int(min_s * 1e9)
-    while len(samples) < max_iters:
-        samples.append(time_call())
-        if len(samples) >= min_iters and time.perf_counter_ns() >= deadline:
+    start, min_ns, timed_ns = time.perf_counter_ns(), int(min_s * 1e9), 0
+    for calls in range(1, max_iters + 1):
+        ns = time_call()
+        if record:
+            samples.append(ns)
+            timed_ns += ns
+        spent = timed_ns if record else time.perf_counter_ns() - start
+        if calls >= min_iters and spent >= min_ns:
             break
-    return samples if record else []
+    return samples
 
 
 def warm_up(time_call: Callable[[], int], config: TimingConfig) -> None:
@@ -108,11 +114,3 @@ def time_round(
     for _ in range(warmup_calls):
         time_call()
     return np.asarray(_repeat_until(time_call, seconds, calls, max_calls, record=True), np.int64)
-
-
-def measure_latency(time_call: Callable[[], int], config: TimingConfig = TimingConfig()) -> np.ndarray:
-    """Raw per-call latencies in nanoseconds, as reported by `time_call` (one call, synchronized)."""
-    _repeat_until(time_call, config.warmup_s, config.warmup_iters, config.max_iters, record=False)
-    return np.asarray(
-        _repeat_until(time_call, config.min_time_s, config.min_iters, config.max_iters, record=True), np.int64
-    )

@@ -71,3 +71,10 @@ def get_model_entry(name: str) -> ModelEntry:
 
 def create_model(name: str, in_channels: int, num_classes: int) -> nn.Module:
     return get_model_entry(name).factory(in_channels, num_classes)
+
+
+def model_code_modules(name: str, model: nn.Module) -> tuple[str, ...]:
+    """The modules whose source builds `model`: the factory's and the class's (a user's factory may live
+    apart from its class). Cache keys hash their source closures, since a forward can change while
+    the weights stay the same."""
+    return tuple(dict.fromkeys((get_model_entry(name).module, type(model).__module__)))

@@ -70,8 +70,11 @@ class PreparedArtifact:
 
 def artifact_key(backend: Backend, ctx: PrepareContext, checkpoint: Path) -> str:
     """Everything the artifact is built from: the weights, the backend with its options, the calibration
-    data, the input shape, a user's ONNX file, the backend's code with every project module it imports,
-    and the numerical libraries."""
+    data, the input shape, a user's ONNX file, the code of the backend and of the model's class with every
+    project module they import (a model's forward can change without its weights changing), and the
+    numerical libraries."""
+    from bench.models import model_code_modules  # torch: only where a model is built
+
     return stable_hash(
         {
             "checkpoint": file_digest(checkpoint),
@@ -80,7 +83,7 @@ def artifact_key(backend: Backend, ctx: PrepareContext, checkpoint: Path) -> str
             "device": ctx.device,
             "options": ctx.options.as_strings(),
             "calibration": array_digest(ctx.calibration),
-            "code": code_digest(type(backend).__module__),
+            "code": code_digest(type(backend).__module__, *model_code_modules(ctx.model_name, ctx.model)),
             "libraries": library_versions(),
             "input_shape": ctx.input_shape,
             "onnx": file_digest(ctx.onnx_path) if ctx.onnx_path else None,

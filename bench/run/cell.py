@@ -1,11 +1,12 @@
-"""One cell, one way: prepare, measure, explain, each in a worker process, under one deadline; then
+"""One cell, one way: prepare, measure, explain, each in a worker process, under one time budget; then
 the row, built once from the records the stages returned.
 
 prepare (worker 1) -> PreparedArtifact -> [int8 coverage checked here] -> load, warm up (worker 2, a
 fresh process) -> timed rounds (`bench.run.rounds`: alone, or in turns with the other backends of the
-same suite and model) -> evaluate, measurement (worker 2) -> QualityResult + Measurement -> explain
-(worker 3) -> GradcamResult -> `CellOutcome.row()`. A stage that fails ends the cell with an error row
-(a failed Grad-CAM keeps the measured numbers and says why its columns are empty).
+same suite and model) -> measurement (the timing's memory read first), evaluate (worker 2)
+-> Measurement + QualityResult -> explain (worker 3) -> GradcamResult -> `CellOutcome.row()`. A stage
+that fails ends the cell with an error row (a failed Grad-CAM keeps the measured numbers and says why
+its columns are empty).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bench.measure.quality import QualityResult
 from bench.results.row import Row
 from bench.run import stages
 from bench.run.artifacts import PreparedArtifact
-from bench.run.isolation import Deadline, Worker, WorkerFailed, WorkerTimeout
+from bench.run.isolation import Budget, Worker, WorkerFailed, WorkerTimeout
 from bench.run.matrix import BackendPlan, CellSpec
 
 Progress = Callable[[str], None]
@@ -46,8 +47,8 @@ class CellOutcome:
     measurement: Measurement | None = None
     quality: QualityResult | None = None
     gradcam: GradcamResult | None = None
-    duration_s: float | None = None
-    deadline: Deadline | None = None
+    duration_s: float | None = None  # the cell's own work (`Budget.spent`), not its group's
+    budget: Budget | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,31 +84,31 @@ class CellOutcome:
         )
 
 
-def _failed(spec: CellSpec, deadline: Deadline, message: str) -> CellOutcome:
+def _failed(spec: CellSpec, budget: Budget, message: str) -> CellOutcome:
     if message.startswith("timeout after"):
-        message = f"timeout after {deadline.seconds:g} s"
-    return CellOutcome(spec, f"error: {message}", duration_s=time.monotonic() - deadline.started)
+        message = f"timeout after {budget.seconds:g} s"
+    return CellOutcome(spec, f"error: {message}", duration_s=budget.spent)
 
 
 def prepare_cell(
     spec: CellSpec, plan: BackendPlan, timeout_s: float, on_stage: Progress
-) -> tuple[PreparedArtifact, Deadline] | CellOutcome:
+) -> tuple[PreparedArtifact, Budget] | CellOutcome:
     """The artifact (worker 1), checked: an int8 artifact without int8 operators never gets timed."""
     if plan.unavailable is not None:
         return CellOutcome(spec, f"unavailable: {plan.unavailable}")
-    deadline = Deadline(timeout_s)
+    budget = Budget(timeout_s)
     try:
         with Worker(on_stage, spec.log_file) as worker:
-            prepared: PreparedArtifact = worker.call_with_context(deadline.remaining(), stages.prepare, spec)
+            prepared: PreparedArtifact = budget.call(worker, stages.prepare, spec)
     except WorkerTimeout as exc:
-        return _failed(spec, deadline, str(exc))
+        return _failed(spec, budget, str(exc))
     except WorkerFailed as exc:
-        return _failed(spec, deadline, f"preparing the artifact: {exc}")
+        return _failed(spec, budget, f"preparing the artifact: {exc}")
     coverage = prepared.coverage
     if spec.precision == "int8" and (coverage is None or coverage.int8_count == 0):
         found = "no operator coverage reported" if coverage is None else "the artifact contains no int8 operator"
-        return _failed(spec, deadline, f"{found}; it would silently run in float")
-    return prepared, deadline
+        return _failed(spec, budget, f"{found}; it would silently run in float")
+    return prepared, budget
 
 
 class MeasuringCell:
@@ -120,24 +121,33 @@ class MeasuringCell:
     its quiet rounds hold the minimum time and count. When they never do, every round counts and the
     row says the timing was noisy."""
 
-    def __init__(self, spec: CellSpec, prepared: PreparedArtifact, deadline: Deadline, worker: Worker) -> None:
-        self.spec, self.prepared, self.deadline, self.worker = spec, prepared, deadline, worker
+    def __init__(self, spec: CellSpec, prepared: PreparedArtifact, budget: Budget, worker: Worker) -> None:
+        self.spec, self.prepared, self.budget, self.worker = spec, prepared, budget, worker
         self.rounds: list[TimedRound] = []
         self.kernel: ReferenceKernel | None = None
         self.failure: CellOutcome | None = None
 
     @classmethod
     def start(
-        cls, spec: CellSpec, prepared: PreparedArtifact, deadline: Deadline, on_stage: Progress
+        cls, spec: CellSpec, prepared: PreparedArtifact, budget: Budget, on_stage: Progress
     ) -> MeasuringCell | CellOutcome:
+        """The session loaded and warm in a fresh worker; on failure the worker is gone and the error row
+        says why."""
         worker = Worker(on_stage, spec.log_file)
         try:
-            worker.call_with_context(deadline.remaining(), stages.load, spec, prepared)
-            worker.call_with_context(deadline.remaining(), stages.warm_up, spec)
+            budget.call(worker, stages.load, spec, prepared)
+            budget.call(worker, stages.warm_up, spec)
         except WorkerFailed as exc:
             worker.close(kill=True)
-            return _failed(spec, deadline, str(exc))
-        return cls(spec, prepared, deadline, worker)
+            return _failed(spec, budget, str(exc))
+        except BaseException:  # an interrupt, or a fault in the parent: no worker is left behind
+            worker.close(kill=True)
+            raise
+        return cls(spec, prepared, budget, worker)
+
+    def close(self) -> None:
+        """Kill the worker (a group that stops early must not leave loaded sessions running)."""
+        self.worker.close(kill=True)
 
     def _counted(self) -> list[int] | None:
         timing, quietest = self.spec.timing, self.kernel.quietest_ms if self.kernel else None
@@ -166,36 +176,34 @@ class MeasuringCell:
         kernel_ms = kernel.measure() if kernel is not None else None
         time.sleep(self.spec.timing.settle_s)
         before = CpuCounters.read(self.worker.pid)
-        started = time.monotonic()
         try:
-            calls = self.worker.call_with_context(self.deadline.remaining(), stages.time_round, self.spec)
+            calls, seconds = self.budget.call(self.worker, stages.time_round, self.spec)
         except WorkerFailed as exc:
             self.worker.close(kill=True)
-            self.failure = _failed(self.spec, self.deadline, str(exc))
+            self.failure = _failed(self.spec, self.budget, str(exc))
             return
-        seconds = time.monotonic() - started
-        self.rounds.append(
-            TimedRound(calls, seconds, kernel_ms, CpuWindows.between(before, CpuCounters.read(self.worker.pid)))
-        )
+        cpu = CpuWindows.between(before, CpuCounters.read(self.worker.pid))
+        self.rounds.append(TimedRound(calls, seconds, kernel_ms, cpu, load_average()))
 
     def finish(self) -> CellOutcome:
         """Evaluate, read the memory, close the worker: the measured cell (not yet explained)."""
         if self.failure is not None:
             return self.failure
-        spec, deadline = self.spec, self.deadline
+        spec, budget = self.spec, self.budget
         counted = self._counted()
         used = counted if counted is not None else list(range(len(self.rounds)))
         try:
             with self.worker as worker:  # the timing's memory first: it is reset for the evaluation
-                measured: Measurement = worker.call_with_context(deadline.remaining(), stages.measurement, spec, used)
-                quality: QualityResult = worker.call_with_context(deadline.remaining(), stages.evaluate, spec)
-                evaluation_peak: float = worker.call_with_context(deadline.remaining(), stages.evaluation_peak)
+                measured: Measurement = budget.call(worker, stages.measurement, spec, used)
+                quality: QualityResult = budget.call(worker, stages.evaluate, spec)
+                evaluation_peak: float = budget.call(worker, stages.evaluation_peak)
         except WorkerFailed as exc:
-            return _failed(spec, deadline, str(exc))
+            return _failed(spec, budget, str(exc))
         rounds = [self.rounds[i] for i in used]
+        loads = [r.load_avg_1m for r in rounds if r.load_avg_1m is not None]
         contention = Contention.from_windows(
             CpuWindows.summed([r.cpu for r in rounds]),
-            load_average(),
+            max(loads) if loads else None,
             [r.kernel_ms for r in rounds if r.kernel_ms is not None],
             self.kernel,
             too_few_quiet_rounds=counted is None,
@@ -208,21 +216,20 @@ class MeasuringCell:
             evaluation_peak_rss_mib=evaluation_peak,
             contention=contention,
         )
-        return CellOutcome(spec, "ok", self.prepared, measurement, quality, deadline=deadline)
+        return CellOutcome(spec, "ok", self.prepared, measurement, quality, duration_s=budget.spent, budget=budget)
 
 
 def explain_cell(outcome: CellOutcome, on_stage: Progress) -> CellOutcome:
     """The Grad-CAM stage (worker 3); a failure keeps the measured numbers and says why the columns are empty."""
-    spec, deadline = outcome.spec, outcome.deadline
-    if not outcome.ok or outcome.prepared is None or deadline is None:
+    spec, budget = outcome.spec, outcome.budget
+    if not outcome.ok or outcome.prepared is None or budget is None:
         return outcome
     gradcam = None
     if spec.gradcam:
         try:
             with Worker(on_stage, spec.log_file) as worker:
-                gradcam = worker.call_with_context(
-                    max(1.0, deadline.remaining()), stages.explain, spec, outcome.prepared
-                )
+                gradcam = budget.call(worker, stages.explain, spec, outcome.prepared)
         except WorkerFailed as exc:
-            gradcam = GradcamResult.failed(f"Grad-CAM error: {exc}")
-    return replace(outcome, gradcam=gradcam, duration_s=time.monotonic() - deadline.started)
+            message = f"timeout after {budget.seconds:g} s" if isinstance(exc, WorkerTimeout) else str(exc)
+            gradcam = GradcamResult.failed(f"Grad-CAM error: {message}")
+    return replace(outcome, gradcam=gradcam, duration_s=budget.spent)

@@ -13,7 +13,7 @@ from bench.data.suite import Suite, get_suite
 from bench.errors import UsageError, unknown_name
 from bench.measure.timing import TimingConfig
 from bench.models import list_models
-from bench.run.matrix import REFERENCE_BACKEND, BackendPlan, parse_backend_spec, plan_backends
+from bench.run.matrix import REFERENCE_BACKEND, REFERENCE_PRECISION, BackendPlan, parse_backend_spec, plan_backends
 
 DEFAULT_SUITE = "synthetic-nuclei"
 DEFAULT_MODELS = ("unet",)
@@ -43,9 +43,15 @@ class RunConfig:
     threshold: float = 0.5  # foreground threshold of a single-channel (sigmoid) binary model
 
     def backend_specs(self) -> tuple[str, ...]:
-        """The fp32 reference backend first, so its row heads the table."""
+        """The fp32 reference first (not merely the reference backend: `torch-eager:bf16` is not the
+        reference), so its row heads the table and its p50 is known when the others' speedups are."""
+
+        def is_reference(spec: str) -> bool:
+            name, precision = parse_backend_spec(spec)
+            return name == REFERENCE_BACKEND and precision in (None, REFERENCE_PRECISION)
+
         names = self.backends or tuple(list_backends())
-        return tuple(sorted(names, key=lambda spec: parse_backend_spec(spec)[0] != REFERENCE_BACKEND))
+        return tuple(sorted(names, key=lambda spec: not is_reference(spec)))
 
     def validate(self) -> list[BackendPlan]:
         """Check every name, file and value before any work starts, so a typo costs nothing; returns the
@@ -116,8 +122,8 @@ class RunConfig:
 
 def save_run_config(config: RunConfig, run_dir: Path) -> None:
     """The matrix and settings of a run, so `--resume` can finish it exactly as it was started."""
-    paths = {
-        k: str(getattr(config, k)) if getattr(config, k) is not None else None
+    paths = {  # absolute: a resume may start from another folder
+        k: str(Path(getattr(config, k)).resolve()) if getattr(config, k) is not None else None
         for k in ("data_dir", "weights", "onnx", "checkpoint")
     }
     data = {
@@ -130,24 +136,29 @@ def save_run_config(config: RunConfig, run_dir: Path) -> None:
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
+    """The configuration a run was started with. A run folder from before interleaved timing existed has
+    no timing mode: it was timed sequentially, and a resume must finish it the same way."""
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise UsageError(f"--resume {run_dir}: no {RUN_FILE} there; expected a segbench run folder")
-    data = json.loads(path.read_text())
-    return RunConfig(
-        suites=tuple(data["suites"]),
-        models=tuple(data["models"]),
-        backends=tuple(data["backends"]),
-        device=data["device"],
-        threads=data["threads"],
-        batch_size=data["batch_size"],
-        timing=TimingConfig(**data["timing"]),
-        results_root=run_dir.parent,
-        cell_timeout_s=data["cell_timeout_s"],
-        progress=data.get("progress", True),
-        backend_options=data.get("backend_options", {}),
-        **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "onnx", "checkpoint")},
-        gradcam=data.get("gradcam", True),
-        gradcam_layers=tuple(data.get("gradcam_layers", ())),
-        threshold=data.get("threshold", 0.5),
-    )
+    try:
+        data = json.loads(path.read_text())
+        return RunConfig(
+            suites=tuple(data["suites"]),
+            models=tuple(data["models"]),
+            backends=tuple(data["backends"]),
+            device=data["device"],
+            threads=data["threads"],
+            batch_size=data["batch_size"],
+            timing=TimingConfig(**{"mode": "sequential", **data["timing"]}),
+            results_root=run_dir.parent,
+            cell_timeout_s=data["cell_timeout_s"],
+            progress=data.get("progress", True),
+            backend_options=data.get("backend_options", {}),
+            **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "onnx", "checkpoint")},
+            gradcam=data.get("gradcam", True),
+            gradcam_layers=tuple(data.get("gradcam_layers", ())),
+            threshold=data.get("threshold", 0.5),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--resume {run_dir}: {path.name} is unreadable ({type(exc).__name__}: {exc})") from None

@@ -1,6 +1,6 @@
-"""Process isolation: each piece of a cell's work runs in a spawned worker process, under one deadline.
+"""Process isolation: each piece of a cell's work runs in a spawned worker process, under one budget.
 
-A worker that raises, crashes natively (abort, out-of-memory kill) or outlives the cell's deadline
+A worker that raises, crashes natively (abort, out-of-memory kill) or outlives the cell's time budget
 yields a one-line message instead of taking the run down. A worker serves several calls in turn and
 keeps state between them (`WorkerContext.state`), so a loaded session stays in the process that
 times and evaluates it, and the parent can drive its timing one round at a time.
@@ -14,7 +14,7 @@ import signal
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,28 @@ class WorkerTimeout(WorkerFailed):
     """The call outlived its time; the worker was killed."""
 
 
-@dataclass(frozen=True)
-class Deadline:
-    """One time budget for all of a cell's stages (`--timeout`)."""
+class Budget:
+    """One time budget for all of a cell's stages (`--timeout`), charged only while the cell's own worker
+    works.
 
-    seconds: float
-    started: float = field(default_factory=time.monotonic)
+    In interleaved timing a cell waits while the other backends of its group time their rounds: that
+    wait is not its own, so a slow neighbour never times a fast backend out, and `spent` is the cell's
+    own duration (`duration_s`) rather than its group's."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.spent = 0.0
 
     def remaining(self) -> float:
-        return max(0.0, self.seconds - (time.monotonic() - self.started))
+        return max(0.0, self.seconds - self.spent)
+
+    def call(self, worker: Worker, function: Callable[..., Any], *args: Any) -> Any:
+        """`worker.call_with_context(function, *args)` within what is left; the time it took is charged."""
+        started = time.monotonic()
+        try:
+            return worker.call_with_context(self.remaining(), function, *args)
+        finally:
+            self.spent += time.monotonic() - started
 
 
 @dataclass(frozen=True)

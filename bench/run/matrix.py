@@ -92,10 +92,6 @@ class CellSpec:
     def label(self) -> str:
         return f"{self.suite} / {self.model} / {self.backend} {self.precision} {self.device}"
 
-    @property
-    def is_reference(self) -> bool:
-        return (self.backend, self.precision) == (REFERENCE_BACKEND, REFERENCE_PRECISION)
-
     def group(self) -> tuple[str, str, str, int]:
         """Cells whose speeds are compared with each other: same suite, model, device and batch size."""
         return (self.suite, self.model, self.device, self.batch_size)

@@ -13,7 +13,6 @@ cell, so every row says how quiet (and how fast) the machine was while it was me
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 from bench.measure.contention import ReferenceKernel
 from bench.run.cell import CellOutcome, MeasuringCell
@@ -21,16 +20,11 @@ from bench.run.cell import CellOutcome, MeasuringCell
 SHUFFLE_SEED = 0
 
 
-def time_cells(
-    cells: list[MeasuringCell], kernel: ReferenceKernel, on_round: Callable[[int], None] = lambda index: None
-) -> list[CellOutcome]:
+def time_cells(cells: list[MeasuringCell], kernel: ReferenceKernel) -> list[CellOutcome]:
     """Time the cells in rounds until each has its minimum, then evaluate each: one outcome per cell."""
     order = random.Random(SHUFFLE_SEED)
-    index = 0
     while active := [cell for cell in cells if cell.needs_more]:
         order.shuffle(active)
         for cell in active:
             cell.time_round(kernel)
-        index += 1
-        on_round(index)
     return [cell.finish() for cell in cells]

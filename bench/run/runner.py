@@ -147,12 +147,21 @@ def run_benchmark(
 
 
 def reference_kernel_record(threads: int) -> Path:
-    """Where this machine's quietest reference-kernel time at `threads` threads is kept between runs."""
-    from bench.cache import cache_root, stable_hash
+    """Where this machine's quietest reference-kernel time at `threads` threads is kept between runs.
+
+    Keyed on the machine, the kernel's version and torch's: a torch that runs the kernel slower would
+    otherwise judge every round of every later run against a time it can no longer reach."""
+    from bench.cache import cache_root, library_versions, stable_hash
     from bench.environment import machine_fingerprint
 
-    machine = stable_hash(machine_fingerprint(collect_environment(threads)))
-    return cache_root() / "machine" / f"reference-kernel--{machine}--t{threads}.json"
+    key = stable_hash(
+        {
+            "machine": machine_fingerprint(collect_environment(threads)),
+            "kernel": ReferenceKernel.VERSION,
+            "torch": library_versions(("torch",)),
+        }
+    )
+    return cache_root() / "machine" / f"reference-kernel--{key}--t{threads}.json"
 
 
 def _groups(cells: list[tuple[CellSpec, BackendPlan]], mode: str) -> list[list[tuple[CellSpec, BackendPlan]]]:
@@ -175,23 +184,27 @@ def _measure_group(
     """Prepare and load every cell of the group, time them together, evaluate each: outcomes in cell order."""
     done: dict[str, CellOutcome] = {}
     measuring: list[MeasuringCell] = []
-    for spec, plan in group:
-        on_stage = _stage_logger(log, labels[spec.key])
-        prepared = prepare_cell(spec, plan, timeout_s, on_stage)
-        if isinstance(prepared, CellOutcome):
-            done[spec.key] = prepared
-            continue
-        started = MeasuringCell.start(spec, *prepared, on_stage)
-        if isinstance(started, CellOutcome):
-            done[spec.key] = started
-        else:
-            measuring.append(started)
-    if measuring:
-        first = measuring[0].spec
-        name = f"{first.suite} / {first.model}" if len(group) > 1 else labels[first.key]
-        log(f"{name}: timing {len(measuring)} backend(s), {first.timing.mode}")
-        for outcome in time_cells(measuring, kernel, lambda index: None):
-            done[outcome.spec.key] = outcome
+    try:
+        for spec, plan in group:
+            on_stage = _stage_logger(log, labels[spec.key])
+            prepared = prepare_cell(spec, plan, timeout_s, on_stage)
+            if isinstance(prepared, CellOutcome):
+                done[spec.key] = prepared
+                continue
+            started = MeasuringCell.start(spec, *prepared, on_stage)
+            if isinstance(started, CellOutcome):
+                done[spec.key] = started
+            else:
+                measuring.append(started)
+        if measuring:
+            first = measuring[0].spec
+            name = f"{first.suite} / {first.model}" if len(group) > 1 else labels[first.key]
+            log(f"{name}: timing {len(measuring)} backend(s), {first.timing.mode}")
+            for outcome in time_cells(measuring, kernel):
+                done[outcome.spec.key] = outcome
+    finally:  # an interrupt or a fault in the parent leaves no loaded session running
+        for cell in measuring:
+            cell.close()
     return [done[spec.key] for spec, _ in group]
 
 

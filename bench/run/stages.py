@@ -88,8 +88,9 @@ def warm_up(context: WorkerContext, spec: CellSpec) -> None:
     context.state["samples"] = []
 
 
-def time_round(context: WorkerContext, spec: CellSpec) -> int:
-    """One round of timed calls (the whole timing when sequential); the samples stay in the worker."""
+def time_round(context: WorkerContext, spec: CellSpec) -> tuple[int, float]:
+    """One round of timed calls (the whole timing when sequential): how many, and their summed time in
+    seconds (the round's warm-up calls and the round trip excluded). The samples stay in the worker."""
     from bench.measure.timing import time_round as run_round
 
     session, inputs = context.state["session"], context.state["inputs"]
@@ -98,7 +99,7 @@ def time_round(context: WorkerContext, spec: CellSpec) -> int:
         lambda: session.time_call(inputs), seconds, calls, spec.timing.round_warmup_calls, spec.timing.max_iters
     )
     context.state["samples"].append(samples)
-    return len(samples)
+    return len(samples), float(samples.sum()) / 1e9
 
 
 def evaluate(context: WorkerContext, spec: CellSpec) -> QualityResult:
@@ -148,8 +149,8 @@ def measurement(context: WorkerContext, spec: CellSpec, rounds: list[int]) -> Me
 
 
 def evaluation_peak(context: WorkerContext) -> float:
-    """The high-water mark of the evaluation (images, reference logits and predictions), apart from the
-    backend's own memory."""
+    """The process's high-water mark during the evaluation: the loaded session plus the evaluation's
+    images, reference logits and predictions (the peak was reset after the timing, not the session)."""
     from bench.measure.memory import peak_rss_mib
 
     return peak_rss_mib()

@@ -14,7 +14,7 @@ from bench.cache import code_digest, source_closure
 
 @pytest.fixture
 def package(tmp_path, monkeypatch):
-    """A tiny package: a imports b lazily, b imports c at the top, d is imported by nobody."""
+    """A tiny package: a imports b lazily, b imports c at the top, e imports c and d relatively."""
     root = tmp_path / "demo_pkg"
     root.mkdir()
     (root / "__init__.py").write_text("")
@@ -22,6 +22,7 @@ def package(tmp_path, monkeypatch):
     (root / "b.py").write_text("import demo_pkg.c\n\ndef g():\n    return demo_pkg.c.VALUE\n")
     (root / "c.py").write_text("VALUE = 1\n")
     (root / "d.py").write_text("VALUE = 2\n")
+    (root / "e.py").write_text("from . import d\nfrom .c import VALUE\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in [n for n in sys.modules if n.split(".")[0] == "demo_pkg"]:  # another test's copy
         monkeypatch.delitem(sys.modules, name)
@@ -33,6 +34,11 @@ def package(tmp_path, monkeypatch):
 def test_the_closure_follows_lazy_and_indirect_imports(package):
     names = {path.name for path in source_closure("demo_pkg.a", packages=())}
     assert names == {"__init__.py", "a.py", "b.py", "c.py"}  # d is not reached
+
+
+def test_the_closure_follows_relative_imports(package):
+    names = {path.name for path in source_closure("demo_pkg.e", packages=())}
+    assert names == {"__init__.py", "e.py", "c.py", "d.py"}
 
 
 def test_a_change_anywhere_in_the_closure_changes_the_digest(package):
@@ -52,8 +58,17 @@ def test_the_shared_quantization_helper_is_in_the_qdq_backends_key():
 
 
 def _context(backend) -> PrepareContext:
+    from bench.models import create_model
+
     return PrepareContext(
-        "unet", None, np.zeros((2, 1, 8, 8), np.float32), (1, 8, 8), 2, "int8", "cpu", backend.parse_options({})
+        "unet",
+        create_model("unet", 1, 2),
+        np.zeros((2, 1, 8, 8), np.float32),
+        (1, 8, 8),
+        2,
+        "int8",
+        "cpu",
+        backend.parse_options({}),
     )
 
 
@@ -70,6 +85,18 @@ def test_an_upgraded_library_misses_the_artifact_cache(tmp_path, monkeypatch):
     assert artifact_key(backend, _context(backend), checkpoint) != before
 
 
+def test_the_artifact_key_covers_the_backend_and_the_model_code(tmp_path, monkeypatch):
+    from bench.run import artifacts
+
+    checkpoint = tmp_path / "ck.pt"
+    checkpoint.write_bytes(b"weights")
+    seen = []
+    monkeypatch.setattr(artifacts, "code_digest", lambda *modules: seen.append(modules) or "code")
+    backend = get_backend("ort-qdq-int8")
+    artifacts.artifact_key(backend, _context(backend), checkpoint)
+    assert seen == [("backends.ort_qdq_int8", "bench.models.unet")]
+
+
 def test_the_checkpoint_key_covers_the_model_code_the_trainer_and_the_libraries(monkeypatch):
     from bench.data.suite import get_suite
     from bench.training import checkpoints
@@ -83,3 +110,16 @@ def test_the_checkpoint_key_covers_the_model_code_the_trainer_and_the_libraries(
     versions = cache.library_versions()
     monkeypatch.setattr(checkpoints, "library_versions", lambda: {**versions, "torch": "9.9"})
     assert checkpoints.checkpoint_key("unet", suite, DEFAULT_RECIPE) != before
+
+
+def test_the_quietest_kernel_time_is_kept_per_torch_version(tmp_path, monkeypatch):
+    """A torch that runs the reference kernel slower must not be judged against an older torch's time."""
+    from bench.run import runner
+
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    before = runner.reference_kernel_record(2)
+    assert before == runner.reference_kernel_record(2) and before.parent == tmp_path / "machine"
+    assert runner.reference_kernel_record(1) != before
+    versions = cache.library_versions(("torch",))
+    monkeypatch.setattr(cache, "library_versions", lambda names=(): {**versions, "torch": "9.9"})
+    assert runner.reference_kernel_record(2) != before

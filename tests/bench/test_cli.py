@@ -93,6 +93,52 @@ def test_missing_data_folder_is_one_line_and_creates_no_run_folder(capsys, tmp_p
     assert not results.exists()
 
 
+def test_resume_refuses_other_run_options_even_at_their_defaults(capsys, tmp_path):
+    """A resumed run keeps its settings: an option beside --resume would be ignored, so it is an error."""
+    run_dir = tmp_path / "results" / "run1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{}")
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert main(["run", "--resume", str(run_dir), "--threads", "1", "--no-gradcam"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith("drop --threads, --no-gradcam")
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_a_broken_run_file_is_one_line_exit_2(capsys, tmp_path):
+    run_dir = tmp_path / "run1"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{}")
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "run.json is unreadable (KeyError" in err
+
+
+def test_a_run_folder_from_before_interleaved_timing_resumes_sequentially(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from bench.run.config import RunConfig, load_run_config, save_run_config
+
+    save_run_config(RunConfig(data_dir=tmp_path / "data"), tmp_path)
+    assert load_run_config(tmp_path).timing.mode == "interleaved"
+    assert load_run_config(tmp_path).data_dir == (tmp_path / "data").resolve()
+    data = json.loads((tmp_path / "run.json").read_text())
+    del data["timing"]["mode"]
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    old = load_run_config(tmp_path)
+    assert old.timing.mode == "sequential"
+    assert asdict(old.timing) == {**asdict(RunConfig().timing), "mode": "sequential"}
+
+
+def test_the_fp32_reference_comes_first_not_merely_the_reference_backend():
+    from bench.run.config import RunConfig
+
+    specs = RunConfig(backends=("ort-fp32", "torch-eager:bf16", "torch-eager:fp32", "ort-qdq-int8")).backend_specs()
+    assert specs == ("torch-eager:fp32", "ort-fp32", "torch-eager:bf16", "ort-qdq-int8")
+    assert RunConfig(backends=("ort-fp32", "torch-eager")).backend_specs()[0] == "torch-eager"
+
+
 def test_gradcam_layer_aliases_resolve_to_module_paths():
     from bench.gradcam.method import layer_path, resolve_layer
     from bench.models import create_model

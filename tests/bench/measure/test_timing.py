@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bench.backend import Session
-from bench.measure.timing import LatencyStats, TimingConfig, measure_latency
+from bench.measure.timing import LatencyStats, TimingConfig, time_round, warm_up
 
 
 def test_stats_on_hand_made_samples():
@@ -43,14 +43,25 @@ class _SleepySession(Session):
 
 
 def test_measure_meets_min_iterations_when_calls_are_fast():
-    samples = measure_latency(lambda: 1000, TimingConfig(warmup_s=0, warmup_iters=1, min_time_s=0.01, min_iters=200))
+    samples = time_round(lambda: 1000, seconds=0.01, calls=200, warmup_calls=1)
     assert len(samples) >= 200
 
 
 def test_measure_meets_min_time_when_calls_are_slow_and_times_until_synchronized():
     session = _SleepySession()
-    config = TimingConfig(warmup_s=0, warmup_iters=1, min_time_s=0.1, min_iters=2)
-    samples = measure_latency(lambda: session.time_call(None), config)
+    warm_up(lambda: session.time_call(None), TimingConfig(warmup_s=0, warmup_iters=1))
+    samples = time_round(lambda: session.time_call(None), seconds=0.1, calls=2)
     assert len(samples) >= 5  # 0.1 s of 10 ms calls
     assert session.synced == len(samples) + 1  # every timed call and the warm-up call were synchronized
     assert np.median(samples) >= 10_000_000  # the time spent waiting in synchronize() is counted
+
+
+def test_a_round_counts_its_timed_seconds_not_its_wall_time():
+    """A round must hold `seconds` of timed calls: the overhead around each call is not timing."""
+
+    def call_with_overhead() -> int:
+        time.sleep(0.002)  # outside the timed window (input copies, Python)
+        return 1_000_000  # 1 ms timed
+
+    samples = time_round(call_with_overhead, seconds=0.05, calls=1)
+    assert samples.sum() >= 50_000_000 and len(samples) == 50

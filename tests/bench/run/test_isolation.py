@@ -56,3 +56,22 @@ def test_a_failure_traceback_goes_to_the_log_file_not_the_terminal(tmp_path, cap
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "RuntimeError: boom" in text and "second line" in text
     assert "Traceback" not in capfd.readouterr().err
+
+
+def _sleep_with_context(context, seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def test_the_budget_is_charged_for_the_cells_own_calls_not_for_waiting():
+    """In interleaved timing a cell waits while its neighbours time; the wait must not time it out."""
+    from bench.run.isolation import Budget, Worker, WorkerTimeout
+
+    budget = Budget(2.0)
+    with Worker() as worker:
+        budget.call(worker, _sleep_with_context, 0.5)
+        time.sleep(2.0)  # the others' rounds
+        assert 0.5 <= budget.spent < 1.5 and budget.remaining() > 0.5
+        budget.call(worker, _sleep_with_context, 0.1)  # still within what is left
+        with pytest.raises(WorkerTimeout):
+            budget.call(worker, _sleep_with_context, 60)
+    assert budget.remaining() == 0.0 and budget.spent < 10

@@ -23,6 +23,7 @@ def exported(session_cache, trained_unet_model, tmp_path):
     return path, digest
 
 
+@pytest.mark.slow  # trains the reference unet (about 50 s) unless another test of the session did
 def test_an_exported_checkpoint_is_checked_against_model_and_suite(exported, tmp_path):
     path, digest = exported
     assert digest == file_digest(path)
