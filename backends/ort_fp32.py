@@ -41,7 +41,7 @@ class OrtFp32Backend(Backend):
             "layer_tensors": layer_tensors(out_dir / MODEL_FILE),
         }
 
-    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:
         """Finite differences of ONNX Runtime's own fp32 head, cut at each layer's output tensor."""
         from bench.gradcam.onnx_cut import onnx_gradcam
 

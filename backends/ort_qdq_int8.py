@@ -61,7 +61,7 @@ class OrtQdqInt8Backend(Backend):
             f"graph from {source}, spinning={options.spinning}",
         }
 
-    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:
         """Finite differences of ONNX Runtime's own int8 head, cut at the 8-bit codes of each layer's output
         (shifted by `request.steps` quantization steps), so the maps come from the deployed arithmetic."""
         from bench.gradcam.onnx_cut import onnx_gradcam

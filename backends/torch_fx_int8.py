@@ -24,7 +24,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -364,13 +364,16 @@ class TorchFxInt8Backend(Backend):
             "notes": notes,
         }
 
-    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
-        """Finite differences on the int8 graph itself, cut at each layer's quantized output.
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:
+        """Finite differences on the int8 graph itself, cut at each layer's quantized output (the primary
+        method), and autograd through its fake-quant simulation (the second), as `request.methods` asks.
 
         The saved TorchScript cannot be cut, so the converted GraphModule is rebuilt from the float model
         and the calibration images with the same code and engine; it must reproduce the artifact's
         logits on the images exactly, or this raises rather than explain a different graph."""
+        from bench.gradcam.fakequant import add_taps, gradcam_simulation
         from bench.gradcam.fx_cut import fx_feature_split, output_mark, quiet_cat_warning
+        from bench.gradcam.fx_fakequant import fx_fake_quant_module, tap_locator
         from bench.gradcam.split import split_gradcam
 
         torch.set_num_threads(request.threads)
@@ -380,6 +383,7 @@ class TorchFxInt8Backend(Backend):
             request.model, request.calibration, engine, float_modules=tuple(artifact.meta.get("float_modules", {}))
         )
         marks = {layer: output_mark(prepared, layer) for layer in request.layers}  # before convert rewrites it
+        observed = copy.deepcopy(prepared) if "fake-quant" in request.methods else None
         converted = convert_fx_model(prepared)
         module = self.load(artifact, "cpu", request.threads).module  # type: ignore[attr-defined]
         images = torch.from_numpy(np.ascontiguousarray(request.images, np.float32))
@@ -392,20 +396,44 @@ class TorchFxInt8Backend(Backend):
                         f"the rebuilt FX int8 graph does not reproduce the saved artifact on Grad-CAM "
                         f"image {i} (max |logit diff| {diff:.3g}); cannot cut the deployed graph"
                     )
-        rebuild_s = time.perf_counter() - start
+        rebuild_s = (time.perf_counter() - start) / max(len(request.images), 1)
+        found: list[GradcamMaps] = []
+        if "finite-difference" in request.methods:
 
-        def splitter_for(layer: str) -> Callable[[np.ndarray], FeatureSplit]:
-            return lambda image: fx_feature_split(converted, image, layer, request.steps, marks[layer])
+            def splitter_for(layer: str) -> Callable[[np.ndarray, int], FeatureSplit]:
+                return lambda image, step: fx_feature_split(converted, image, layer, step, marks[layer])
 
-        found = split_gradcam(
-            request.images,
-            request.layers,
-            request.classes,
-            splitter_for,
-            prefix=f"FX int8 graph rebuilt (matches the artifact exactly), {engine} engine",
-        )
-        per_image = found.seconds_per_image + rebuild_s / max(len(request.images), 1)
-        return GradcamMaps(maps=found.maps, method=found.method, seconds_per_image=per_image, notes=found.notes)
+            splits = split_gradcam(
+                request.images,
+                request.layers,
+                request.classes,
+                splitter_for,
+                prefix=f"FX int8 graph rebuilt (matches the artifact exactly), {engine} engine",
+                steps=(request.steps, *request.floor_steps),
+                cut="fx",
+            )
+            found += [
+                replace(maps, seconds_per_image=maps.seconds_per_image + rebuild_s, vs_deployed_max_abs=0.0)
+                for maps in splits
+            ]
+        tapped = [layer for layer in request.layers if marks[layer] is not None]  # the others: not in the graph
+        if observed is not None and tapped:
+            began = time.perf_counter()
+            simulated = add_taps(fx_fake_quant_module(observed, converted), tapped, tap_locator(marks)).eval()
+            with quiet_cat_warning():
+                maps, info = gradcam_simulation(converted, simulated, request.images, tapped, request.classes)
+            found.append(
+                GradcamMaps(
+                    maps=maps,
+                    method="fake-quant",
+                    seconds_per_image=(time.perf_counter() - began) / max(len(request.images), 1) + rebuild_s,
+                    notes=f"fake-quant simulation of the FX int8 graph (observer parameters, int8 weights); "
+                    f"max |logit diff| from the deployed graph {info['max_abs_vs_program']:.3g}",
+                    vs_deployed_max_abs=info["max_abs_vs_program"],
+                    vs_deployed_scale=info["program_max_abs"],
+                )
+            )
+        return found
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         torch.set_num_threads(threads)

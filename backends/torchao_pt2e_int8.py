@@ -22,6 +22,7 @@ import importlib.util
 import logging
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,21 @@ def reconcile(coverage: OpCoverage, fused: dict[str, int]) -> OpCoverage:
     )
 
 
+COMPARED_IMAGES = 4  # calibration images on which the compiled program is compared with the uncompiled one
+
+
+def compiled_vs_converted(compiled: Any, converted: Any, images: torch.Tensor) -> tuple[float, float]:
+    """(largest |logit| difference between the compiled and the uncompiled program, the compiled
+    program's largest |logit|), one image at a time (the compiled program is specialized to batch 1)."""
+    drift, scale = 0.0, 0.0
+    with torch.inference_mode():
+        for i in range(len(images)):
+            deployed = compiled(images[i : i + 1])
+            drift = max(drift, float((deployed - converted(images[i : i + 1])).abs().max()))
+            scale = max(scale, float(deployed.abs().max()))
+    return drift, scale
+
+
 class TorchaoPt2eInt8Session(Session):
     """The compiled program; numpy in, float torch tensor out, CPU only."""
 
@@ -286,8 +302,7 @@ class TorchaoPt2eInt8Backend(Backend):
         program = save_program(converted, _export_example(calibration), out_dir / MODEL_FILE)
         reloaded = torch.export.load(str(out_dir / MODEL_FILE)).module()
         compiled, compile_s, fused = compile_program(reloaded, calibration[:1])
-        with torch.inference_mode():
-            drift = float((compiled(calibration[:1]) - converted(calibration[:1])).abs().max())
+        drift, scale = compiled_vs_converted(compiled, converted, calibration[:COMPARED_IMAGES])
         return {
             "file": MODEL_FILE,
             "input_shape": list(ctx.input_shape),
@@ -297,7 +312,10 @@ class TorchaoPt2eInt8Backend(Backend):
             "saved_bytes_by_dtype": _weight_dtypes(program),
             "compile_s": round(compile_s, 2),
             "inductor_fusions": fused,
+            # the deployed (compiled) program against the uncompiled one Grad-CAM explains
             "compiled_vs_converted_max_abs": drift,
+            "compiled_max_abs_logit": scale,
+            "compiled_vs_converted_images": int(min(len(calibration), COMPARED_IMAGES)),
             # coverage: the converted graph, less any int8 conv Inductor did not fuse
             "converted_coverage": found.to_meta(),
             "coverage": reconcile(found, fused),
@@ -307,24 +325,64 @@ class TorchaoPt2eInt8Backend(Backend):
             f"{sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)} int8 kernels fused",
         }
 
-    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps:
-        """Fake-quant simulation of the saved program (same scales, zero points, int8 weights) with
-        straight-through gradients: Inductor's fused int8 kernels cannot be cut at the feature layer.
-        The simulation must reproduce the uncompiled program's logits (checked on the images)."""
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:
+        """Finite differences on the saved program's own head, cut at each layer's 8-bit codes (the
+        primary method, as for FX and ONNX Runtime), and autograd through its fake-quant simulation
+        (same scales, zero points, int8 weights; the second), as `request.methods` asks.
+
+        Both run the uncompiled program: Inductor's fused int8 kernels cannot be cut or differentiated.
+        How far the compiled program's logits are from it was measured when the artifact was made."""
         from bench.gradcam.fakequant import gradcam_fakequant
+        from bench.gradcam.pt2e_cut import pt2e_feature_split
+        from bench.gradcam.split import split_gradcam
 
         torch.set_num_threads(request.threads)
         _register_x86_lowering()
         start = time.perf_counter()
         program = torch.export.load(str(artifact.directory / MODEL_FILE)).module()
-        maps, info = gradcam_fakequant(program, request.images, request.layers, request.classes)
-        seconds = (time.perf_counter() - start) / max(len(request.images), 1)
+        load_s = (time.perf_counter() - start) / max(len(request.images), 1)
         drift = artifact.meta.get("compiled_vs_converted_max_abs")
-        notes = (
-            f"fake-quant simulation of the uncompiled program (max |logit diff| {info['max_abs_vs_program']:.2g})"
-            + (f"; compiled program differs from it by up to {drift:.2g}" if drift is not None else "")
+        scale = artifact.meta.get("compiled_max_abs_logit")
+        deployed = (
+            f"; the compiled program differs from the uncompiled one by up to {drift:.3g} "
+            f"(max |logit| {scale:.3g}, on {artifact.meta.get('compiled_vs_converted_images', 1)} calibration images)"
+            if drift is not None and scale is not None
+            else ""
         )
-        return GradcamMaps(maps=maps, method="fake-quant", seconds_per_image=seconds, notes=notes)
+        found: list[GradcamMaps] = []
+        if "finite-difference" in request.methods:
+            splits = split_gradcam(
+                request.images,
+                request.layers,
+                request.classes,
+                lambda layer: lambda image, step: pt2e_feature_split(program, image, layer, step),
+                prefix="uncompiled PT2E program cut at the feature tensor's codes" + deployed,
+                steps=(request.steps, *request.floor_steps),
+                cut="pt2e",
+            )
+            found += [
+                replace(
+                    maps,
+                    seconds_per_image=maps.seconds_per_image + load_s,
+                    vs_deployed_max_abs=drift,
+                    vs_deployed_scale=scale,
+                )
+                for maps in splits
+            ]
+        if "fake-quant" in request.methods:
+            maps, info = gradcam_fakequant(program, request.images, request.layers, request.classes)
+            found.append(
+                GradcamMaps(
+                    maps=maps,
+                    method="fake-quant",
+                    seconds_per_image=info["seconds"] / max(len(request.images), 1) + load_s,
+                    notes=f"fake-quant simulation of the uncompiled program (max |logit diff| "
+                    f"{info['max_abs_vs_program']:.2g})" + deployed,
+                    vs_deployed_max_abs=None if drift is None else drift + info["max_abs_vs_program"],
+                    vs_deployed_scale=scale,
+                )
+            )
+        return found
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         torch.set_num_threads(threads)

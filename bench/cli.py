@@ -107,6 +107,13 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     )
     run.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM stage")
     run.add_argument(
+        "--gradcam-method",
+        choices=("fd", "fakequant", "both"),
+        default="both",
+        help="quantized backends' Grad-CAM: finite differences on the artifact's own head (fd), autograd "
+        "through its fake-quant simulation (fakequant), or both (default; fd fills the main columns)",
+    )
+    run.add_argument(
         "--threshold",
         type=float,
         default=0.5,
@@ -251,6 +258,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         onnx=args.onnx,
         gradcam=not args.no_gradcam,
         gradcam_layers=tuple(name for group in args.gradcam_layers for name in group),
+        gradcam_method=args.gradcam_method,
         threshold=args.threshold,
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))

@@ -7,11 +7,20 @@ docstring), `options` (typed options), `records` (what passes between harness an
 
 from bench.backend.base import RESERVED_META_KEYS, Backend, Session
 from bench.backend.options import BackendOptions, NoOptions
-from bench.backend.records import GRADCAM_METHODS, Artifact, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext
+from bench.backend.records import (
+    GRADCAM_CHOICES,
+    GRADCAM_METHODS,
+    Artifact,
+    GradcamMaps,
+    GradcamRequest,
+    OpCoverage,
+    PrepareContext,
+)
 from bench.backend.registry import ENTRY_POINT_GROUP, get_backend, list_backends
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "GRADCAM_CHOICES",
     "GRADCAM_METHODS",
     "RESERVED_META_KEYS",
     "Artifact",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -121,9 +121,11 @@ class Backend(ABC):
         """A short remark carried into the row (deprecations, compile time, fallbacks)."""
         return str(artifact.meta.get("notes", ""))
 
-    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps | None:
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> GradcamMaps | Sequence[GradcamMaps] | None:
         """Grad-CAM maps computed by this backend's own arithmetic (autograd, finite differences on its
         graph cut at the feature layer, or a fake-quant simulation with its quantization parameters).
+        A quantized backend answers with every method of `request.methods` it can run and, for finite
+        differences, the maps at `request.steps` and at each of `request.floor_steps`.
 
         None means the backend cannot explain itself; the row then says so instead of borrowing the
         float model's maps, which would hide exactly the drift Grad-CAM is meant to show."""

@@ -17,6 +17,13 @@ if TYPE_CHECKING:  # torch stays out of processes that only run an ONNX artifact
     from torch import nn
 
 GRADCAM_METHODS = ("autograd", "finite-difference", "fake-quant")
+# What `--gradcam-method` asks for: finite differences on the artifact's own head, the fake-quant
+# simulation by autograd, or both (the primary, finite differences, fills the row's main columns).
+GRADCAM_CHOICES = {
+    "fd": ("finite-difference",),
+    "fakequant": ("fake-quant",),
+    "both": ("finite-difference", "fake-quant"),
+}
 
 
 @dataclass(frozen=True)
@@ -100,13 +107,31 @@ class GradcamRequest:
     threads: int = 1
     device: str = "cpu"
     steps: int = 4  # finite-difference shift in quantization steps of the feature tensor (4 to 8)
+    # The quantized-model methods wanted, in order of preference (`GRADCAM_CHOICES`); autograd of a float
+    # or reduced-precision torch model is its own method and ignores this.
+    methods: tuple[str, ...] = ("finite-difference", "fake-quant")
+    # Further finite-difference shifts (same units as `steps`) whose maps measure the method's own noise:
+    # `gradcam_step_pearson` compares the maps at the first two. Empty: not measured.
+    floor_steps: tuple[int, ...] = (2, 8)
 
 
 @dataclass(frozen=True)
 class GradcamMaps:
-    """Unnormalized Grad-CAM maps per layer: (N, len(classes), H, W) float32 at the input size."""
+    """Unnormalized Grad-CAM maps per layer: (N, len(classes), H, W) float32 at the input size.
+
+    A backend may answer with several (a sequence): the methods it can run and, for finite differences,
+    the maps at each step size. `step` is the finite-difference shift (in quantization steps, or the
+    same multiple of a float cut's base step); `cut` names the graph cut ("onnx", "fx", "pt2e"), so a
+    failed check of one cut can mark every row that used it. `vs_deployed_max_abs` is the largest |logit|
+    difference between the program the maps were computed on and the deployed program (0 when it is
+    the deployed program itself, None when unknown); `vs_deployed_scale` the deployed logits' largest
+    |value|, to judge that difference against."""
 
     maps: dict[str, np.ndarray]
     method: str  # one of GRADCAM_METHODS
     seconds_per_image: float
     notes: str = ""
+    step: int | None = None
+    cut: str = ""
+    vs_deployed_max_abs: float | None = None
+    vs_deployed_scale: float | None = None

@@ -9,7 +9,8 @@ records for gradcam.parquet, and the maps the montage draws.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +21,25 @@ from bench.gradcam.divergence import GradcamSummary
 if TYPE_CHECKING:
     from torch import nn
 
-    from bench.backend import Artifact, Backend
+    from bench.backend import Artifact, Backend, GradcamMaps
     from bench.data.suite import Suite
+
+
+SIMULATION_TOLERANCE = (
+    0.02  # maps describe a simulation when its logits differ from the deployed by more (x max |logit|)
+)
+FP32_FD_MIN_PEARSON = 0.999  # an fp32 graph's finite-difference maps must match autograd's at least this well
+NOISE_FACTOR = 2.0  # a divergence (1 - Pearson) within this many times the method's own (1 - floor) is noise
+METHOD_SUFFIX = {"fake-quant": "fakequant", "finite-difference": "fd", "autograd": "autograd"}
 
 
 @dataclass(frozen=True)
 class GradcamResult:
     """One cell's Grad-CAM outcome. `summaries` is ordered: the first layer's metrics are the row's
-    main `gradcam_*` columns, the others become `gradcam_<metric>@<layer>` columns."""
+    main `gradcam_*` columns, the others become `gradcam_<metric>@<layer>` columns; `second` holds the
+    second method's (`gradcam_<metric>@fakequant`). `method_pearson` and `step_pearson` are the method's
+    own noise floor at the primary layer: the same artifact's maps by the two methods, and by finite
+    differences at two step sizes, compared with each other."""
 
     method: str | None
     note: str
@@ -39,25 +51,67 @@ class GradcamResult:
     classes: tuple[int, ...] = ()
     reference_maps: np.ndarray | None = None  # (n, len(classes), H, W) of the primary layer
     backend_maps: np.ndarray | None = None
+    status: str = "ok"  # ok | invalid: <why> | simulation: <why>
+    cut: str = ""  # which graph cut made the primary maps ("onnx", "fx", "pt2e"; "" for autograd)
+    second_method: str | None = None
+    second: dict[str, GradcamSummary] = field(default_factory=dict)
+    method_pearson: float | None = None
+    step_pearson: float | None = None
+    step_pair: tuple[int, int] | None = None
+    vs_deployed_max_abs: float | None = None
 
     @property
     def layer(self) -> str | None:
         return next(iter(self.summaries), None)
+
+    @property
+    def floor_pearson(self) -> float | None:
+        """The method's own agreement with itself: the lower of the two floors that were measured."""
+        floors = [f for f in (self.method_pearson, self.step_pearson) if f is not None and np.isfinite(f)]
+        return min(floors) if floors else None
+
+    @property
+    def within_noise(self) -> bool | None:
+        """True when the divergence from fp32 is not clearly larger than the method's own disagreement."""
+        floor, layer = self.floor_pearson, self.layer
+        if floor is None or layer is None or not self.status == "ok":
+            return None
+        pearson = self.summaries[layer].gradcam_pearson
+        if not np.isfinite(pearson):
+            return None
+        return bool(1.0 - pearson <= NOISE_FACTOR * max(1.0 - floor, 0.0))
 
     def columns(self) -> dict[str, Any]:
         columns: dict[str, Any] = {"gradcam_method": self.method, "gradcam_note": self.note}
         if self.layer is None:
             return columns
         layers = list(self.summaries)
+        valid = not self.status.startswith("invalid")
         columns |= {
-            **asdict(self.summaries[layers[0]]),
+            "gradcam_status": self.status,
+            "gradcam_cut": self.cut or None,
+            **(asdict(self.summaries[layers[0]]) if valid else {}),
             "gradcam_layer": layers[0],
             "gradcam_images": None if self.indices is None else len(self.indices),
             "gradcam_s_per_image": self.seconds_per_image,
+            "gradcam_method_pearson": self.method_pearson if valid else None,
+            "gradcam_step_pearson": self.step_pearson if valid else None,
+            "gradcam_floor_pearson": self.floor_pearson if valid else None,
+            "gradcam_within_noise": self.within_noise,
+            "gradcam_vs_deployed_max_abs": self.vs_deployed_max_abs,
         }
-        for layer in layers[1:]:  # further layers get their own columns, named by layer path
-            columns |= {f"{k}@{layer}": v for k, v in asdict(self.summaries[layer]).items()}
+        if valid:
+            for layer in layers[1:]:  # further layers get their own columns, named by layer path
+                columns |= {f"{k}@{layer}": v for k, v in asdict(self.summaries[layer]).items()}
+        if self.second_method is not None and layers[0] in self.second:
+            suffix = METHOD_SUFFIX.get(self.second_method, self.second_method)
+            columns |= {f"{k}@{suffix}": v for k, v in asdict(self.second[layers[0]]).items()}
         return columns
+
+    def invalidated(self, why: str) -> GradcamResult:
+        """The same result with its maps' numbers withdrawn: the method itself failed its check."""
+        kept = [r for r in self.records if r.get("method") != self.method]
+        return replace(self, status=f"invalid: {why}", records=kept, backend_maps=None)
 
     @classmethod
     def failed(cls, note: str, method: str | None = None) -> GradcamResult:
@@ -118,6 +172,60 @@ def reference_maps(
     return maps
 
 
+def _as_list(found: GradcamMaps | Sequence[GradcamMaps] | None) -> list[GradcamMaps]:
+    if found is None:
+        return []
+    return [found] if not isinstance(found, Sequence) else list(found)
+
+
+def _pick(
+    found: list[GradcamMaps], methods: tuple[str, ...], steps: int
+) -> tuple[GradcamMaps | None, GradcamMaps | None]:
+    """(primary, second): the first method asked for that produced maps (finite differences at the
+    request's own step), then the other one."""
+    by_method: dict[str, GradcamMaps] = {}
+    for maps in found:
+        if maps.maps and maps.method not in by_method and (maps.step is None or maps.step == steps):
+            by_method[maps.method] = maps
+    order = [m for m in methods if m in by_method] + [m for m in by_method if m not in methods]
+    primary = by_method[order[0]] if order else None
+    second = by_method[order[1]] if len(order) > 1 else None
+    return primary, second
+
+
+def mean_pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Pearson over the (image, class) pairs of two (N, C, H, W) map stacks, pairs with an all-zero
+    map left out; NaN when none is left."""
+    from bench.gradcam.divergence import divergence_records, summarize
+
+    return summarize(divergence_records(a, b)).gradcam_pearson
+
+
+def _status(primary: GradcamMaps, summary: GradcamSummary, reference: np.ndarray, precision: str) -> str:
+    """`invalid: ...` when finite differences on an fp32 graph disagree with autograd (the cut is wrong),
+    `simulation: ...` when the explained program's logits are too far from the deployed program's."""
+    if precision == "fp32" and primary.method == "finite-difference":
+        zero_reference = int(sum(not np.any(m) for m in reference.reshape(-1, *reference.shape[-2:])))
+        if summary.gradcam_zero_maps > zero_reference:
+            return (
+                f"invalid: finite differences on the fp32 graph gave {summary.gradcam_zero_maps} all-zero maps "
+                f"where fp32 autograd gave {zero_reference}; the cut at this layer is wrong"
+            )
+        if not summary.gradcam_pearson >= FP32_FD_MIN_PEARSON:
+            return (
+                f"invalid: finite differences on the fp32 graph match fp32 autograd with Pearson "
+                f"{summary.gradcam_pearson:.4f} < {FP32_FD_MIN_PEARSON}; the cut at this layer is wrong"
+            )
+    drift, scale = primary.vs_deployed_max_abs, primary.vs_deployed_scale
+    if drift is not None and scale and drift > SIMULATION_TOLERANCE * scale:
+        return (
+            f"simulation: the maps describe the program Grad-CAM ran, whose logits differ from the deployed "
+            f"program's by up to {drift:.3g} ({100 * drift / scale:.1f}% of max |logit| {scale:.3g}; "
+            f"tolerance {100 * SIMULATION_TOLERANCE:.0f}%)"
+        )
+    return "ok"
+
+
 def explain_artifact(
     backend: Backend,
     artifact: Artifact,
@@ -128,8 +236,11 @@ def explain_artifact(
     requested_layers: tuple[str, ...],
     threads: int,
     device: str,
+    precision: str = "fp32",
+    methods: tuple[str, ...] = ("finite-difference", "fake-quant"),
 ) -> GradcamResult:
-    """Maps from the backend's own arithmetic, and their divergence from the fp32 maps per image and class."""
+    """Maps from the backend's own arithmetic by each method asked for, their divergence from the fp32
+    maps per image and class, the method's own noise floor, and whether the maps can be trusted."""
     from bench.backend import GradcamRequest
     from bench.gradcam.divergence import compare_maps
     from bench.gradcam.method import GradcamUnsupported
@@ -149,38 +260,71 @@ def explain_artifact(
             threads=threads,
             calibration=suite.normalize(suite.load("calibration").images),
             device=device,
+            methods=methods,
         )
-        maps = backend.gradcam(artifact, request)
+        found = _as_list(backend.gradcam(artifact, request))
     except GradcamUnsupported as exc:
         return GradcamResult.failed(f"Grad-CAM not possible: {exc}")
-    if maps is None:
+    if not found:
         return GradcamResult.failed(f"{backend.name} cannot compute Grad-CAM on its own arithmetic")
-    explained = [layer for layer in layers if layer in maps.maps]
-    if not explained:
-        return GradcamResult.failed(f"Grad-CAM: no layer could be explained; {maps.notes}", maps.method)
-    records, summaries = [], {}
-    for layer in explained:
-        layer_records, summaries[layer] = compare_maps(reference[layer], maps.maps[layer], classes)
-        records += [
-            {
-                "layer": layer,
-                "image_index": int(indices[r.image]),
-                "class_index": r.class_index,
-                "class_name": suite.classes[r.class_index],
-                **{k: v for k, v in asdict(r).items() if k not in ("image", "class_index")},
-            }
-            for r in layer_records
-        ]
-    primary = explained[0]
-    return GradcamResult(
-        method=maps.method,
-        note=maps.notes,
-        summaries=summaries,
-        seconds_per_image=maps.seconds_per_image,
+    primary, second = _pick(found, methods, request.steps)
+    notes = "; ".join(dict.fromkeys(m.notes for m in found if m.notes))
+    if primary is None:
+        return GradcamResult.failed(f"Grad-CAM: no layer could be explained; {notes}", found[0].method)
+    explained = [layer for layer in layers if layer in primary.maps]
+    records: list[dict[str, Any]] = []
+    summaries: dict[str, dict[str, GradcamSummary]] = {}
+    for maps in found:
+        for layer in (layer for layer in explained if layer in maps.maps):
+            layer_records, summary = compare_maps(reference[layer], maps.maps[layer], classes)
+            if maps is primary or maps is second:
+                summaries.setdefault(maps.method, {})[layer] = summary
+            records += [
+                {
+                    "layer": layer,
+                    "method": maps.method,
+                    "step": maps.step,
+                    "image_index": int(indices[r.image]),
+                    "class_index": r.class_index,
+                    "class_name": suite.classes[r.class_index],
+                    **{k: v for k, v in asdict(r).items() if k not in ("image", "class_index")},
+                }
+                for r in layer_records
+            ]
+    layer = explained[0]
+    method_pearson = None
+    if (
+        second is not None
+        and layer in second.maps
+        and {primary.method, second.method} == {"finite-difference", "fake-quant"}
+    ):
+        method_pearson = mean_pearson(primary.maps[layer], second.maps[layer])
+    step_pearson, step_pair = None, None
+    fd_steps = {m.step: m for m in found if m.method == "finite-difference" and m.step is not None and layer in m.maps}
+    floor = [s for s in request.floor_steps if s in fd_steps]
+    if len(floor) >= 2:
+        step_pair = (floor[0], floor[1])
+        step_pearson = mean_pearson(fd_steps[floor[0]].maps[layer], fd_steps[floor[1]].maps[layer])
+    result = GradcamResult(
+        method=primary.method,
+        note=notes,
+        summaries=summaries[primary.method],
+        seconds_per_image=sum(m.seconds_per_image for m in found),
         records=records,
         images=evaluation.images[indices],
         indices=indices,
         classes=classes,
-        reference_maps=reference[primary],
-        backend_maps=maps.maps[primary],
+        reference_maps=reference[layer],
+        backend_maps=primary.maps[layer],
+        cut=primary.cut,
+        second_method=None if second is None else second.method,
+        second=summaries.get(second.method, {}) if second is not None else {},
+        method_pearson=method_pearson,
+        step_pearson=step_pearson,
+        step_pair=step_pair,
+        vs_deployed_max_abs=primary.vs_deployed_max_abs,
     )
+    status = _status(primary, result.summaries[layer], reference[layer], precision)
+    if status.startswith("invalid: "):
+        return result.invalidated(status.removeprefix("invalid: "))
+    return replace(result, status=status)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class _Tap(nn.Identity):
     """Marks the feature tensor in the rewritten graph; a forward hook on it sees A."""
 
 
-def _op(node: fx.Node) -> str:
+def decomposed_op(node: fx.Node) -> str:
     """`quantized_decomposed.quantize_per_tensor.tensor` -> "quantize_per_tensor" (other ops: "")."""
     if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
         return ""
@@ -53,7 +53,7 @@ def _op(node: fx.Node) -> str:
     return name if namespace == "quantized_decomposed" else ""
 
 
-def _fetch(module: nn.Module, value: Any) -> Any:
+def constant_arg(module: nn.Module, value: Any) -> Any:
     """A node argument's concrete value: a get_attr tensor from the module, a literal as is."""
     if isinstance(value, fx.Node):
         if value.op != "get_attr":
@@ -66,7 +66,7 @@ def _fetch(module: nn.Module, value: Any) -> Any:
     return value
 
 
-def _bound(node: fx.Node) -> dict[str, Any]:
+def bound_args(node: fx.Node) -> dict[str, Any]:
     """The op's arguments by schema name (positional and keyword alike)."""
     schema = node.target._schema
     named = {arg.name: arg.default_value for arg in schema.arguments if arg.has_default_value()}
@@ -78,20 +78,20 @@ def _bound(node: fx.Node) -> dict[str, Any]:
 def _constant_value(module: nn.Module, node: fx.Node) -> torch.Tensor:
     """Evaluate a chain of quantize/dequantize ops over get_attr constants (the folded int8 weights)."""
     if node.op == "get_attr":
-        return _fetch(module, node)
+        return constant_arg(module, node)
     args = [_constant_value(module, a) if isinstance(a, fx.Node) else a for a in node.args]
     kwargs = {k: _constant_value(module, v) if isinstance(v, fx.Node) else v for k, v in node.kwargs.items()}
     return node.target(*args, **kwargs)
 
 
 def _is_constant(node: fx.Node) -> bool:
-    return node.op == "get_attr" or (bool(_op(node)) and all(_is_constant(a) for a in node.all_input_nodes))
+    return node.op == "get_attr" or (bool(decomposed_op(node)) and all(_is_constant(a) for a in node.all_input_nodes))
 
 
 def _same_params(module: nn.Module, quant: dict[str, Any], dequant: dict[str, Any], keys: Sequence[str]) -> bool:
     """The pair quantizes and dequantizes with the same values (literals or constants)."""
     for key in keys:
-        a, b = _fetch(module, quant.get(key)), _fetch(module, dequant.get(key))
+        a, b = constant_arg(module, quant.get(key)), constant_arg(module, dequant.get(key))
         if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
             if not torch.equal(torch.as_tensor(a), torch.as_tensor(b)):
                 return False
@@ -104,12 +104,12 @@ def _fake_quant_node(
     graph: fx.Graph, module: nn.Module, dequant: fx.Node, quant: fx.Node, counter: list[int]
 ) -> fx.Node:
     """A straight-through fake-quant node with the pair's parameters, inserted before `dequant`."""
-    q, dq = _bound(quant), _bound(dequant)
-    name = _op(quant)
+    q, dq = bound_args(quant), bound_args(dequant)
+    name = decomposed_op(quant)
     if name == "quantize_per_tensor":
         if not _same_params(module, q, dq, ("scale", "zero_point", "quant_min", "quant_max")):
             raise UnsupportedProgram(f"{quant.name} and {dequant.name} use different quantization parameters")
-        scale, zero_point = _fetch(module, q["scale"]), _fetch(module, q["zero_point"])
+        scale, zero_point = constant_arg(module, q["scale"]), constant_arg(module, q["zero_point"])
         with graph.inserting_before(dequant):
             if isinstance(scale, torch.Tensor) or isinstance(zero_point, torch.Tensor):
                 attrs = _register(
@@ -130,8 +130,8 @@ def _fake_quant_node(
     if name == "quantize_per_channel":
         if not _same_params(module, q, dq, ("scales", "zero_points", "axis", "quant_min", "quant_max")):
             raise UnsupportedProgram(f"{quant.name} and {dequant.name} use different quantization parameters")
-        scale = torch.as_tensor(_fetch(module, q["scales"]), dtype=torch.float32)
-        zero_point = torch.as_tensor(_fetch(module, q["zero_points"])).to(torch.int32)
+        scale = torch.as_tensor(constant_arg(module, q["scales"]), dtype=torch.float32)
+        zero_point = torch.as_tensor(constant_arg(module, q["zero_points"])).to(torch.int32)
         attrs = _register(module, counter, scale=scale, zero_point=zero_point)
         with graph.inserting_before(dequant):
             scale_node, zp_node = (graph.get_attr(a) for a in attrs)
@@ -167,7 +167,7 @@ def fake_quant_module(program: nn.Module) -> fx.GraphModule:
     graph = module.graph
     counter = [0]
     for node in list(graph.nodes):
-        name = _op(node)
+        name = decomposed_op(node)
         if name.startswith("choose_qparams"):
             raise UnsupportedProgram(f"{node.name}: dynamic quantization ({name}) is not simulated")
         if name not in DEQUANTIZE:
@@ -180,7 +180,7 @@ def fake_quant_module(program: nn.Module) -> fx.GraphModule:
             (attr,) = _register(module, counter, weight=value.to(torch.float32))
             with graph.inserting_before(node):
                 replacement = graph.get_attr(attr)
-        elif _op(source) in QUANTIZE:
+        elif decomposed_op(source) in QUANTIZE:
             replacement = _fake_quant_node(graph, module, node, source, counter)
         else:
             raise UnsupportedProgram(f"{node.name} dequantizes {source.name}, which no quantize node produced")
@@ -199,7 +199,7 @@ def _erase_unused(graph: fx.Graph) -> None:
     while changed:
         changed = False
         for node in reversed(list(graph.nodes)):
-            if not node.users and (node.op == "get_attr" or _op(node) in QUANTIZE + DEQUANTIZE):
+            if not node.users and (node.op == "get_attr" or decomposed_op(node) in QUANTIZE + DEQUANTIZE):
                 graph.erase_node(node)
                 changed = True
 
@@ -234,12 +234,15 @@ def layer_output(graph: fx.Graph, layer: str) -> fx.Node:
     return node
 
 
-def add_taps(module: fx.GraphModule, layers: Sequence[str]) -> fx.GraphModule:
-    """Insert a `_Tap` after each layer's output and list them in `module.gradcam_taps` (layer -> tap)."""
+def add_taps(
+    module: fx.GraphModule, layers: Sequence[str], locate: Callable[[fx.Graph, str], fx.Node] = layer_output
+) -> fx.GraphModule:
+    """Insert a `_Tap` after each layer's output (`locate(graph, layer)`) and list them in
+    `module.gradcam_taps` (layer -> tap)."""
     taps: dict[str, nn.Module] = {}
     graph = module.graph
     for i, layer in enumerate(layers):
-        node = layer_output(graph, layer)
+        node = locate(graph, layer)
         name = f"_gradcam_tap_{i}"
         tap = _Tap()
         module.add_submodule(name, tap)
@@ -283,11 +286,34 @@ def gradcam_fakequant(
     `UnsupportedProgram` is raised: maps of a simulation that computes something else would mislead."""
     start = time.perf_counter()
     simulated = add_taps(fake_quant_module(program), layers).eval()
-    drift = max_forward_difference(program, simulated, images[:batch_size])
+    return gradcam_simulation(program, simulated, images, layers, classes, batch_size, check_atol, start)
+
+
+def gradcam_simulation(
+    program: nn.Module,
+    simulated: nn.Module,
+    images: np.ndarray,
+    layers: Sequence[str],
+    classes: Sequence[int],
+    batch_size: int = 4,
+    check_atol: float | None = None,
+    start: float | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Autograd maps of a tapped simulation of `program`, with how far its logits are from the
+    program's on the images (`max_abs_vs_program`, and `program_max_abs`, the program's largest |logit|)."""
+    start = time.perf_counter() if start is None else start
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    drift, scale = 0.0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            reference = program(x[i : i + batch_size])
+            reference = reference[0] if isinstance(reference, (tuple, list)) else reference
+            drift = max(drift, float((reference - simulated(x[i : i + batch_size])).abs().max()))
+            scale = max(scale, float(reference.abs().max()))
     if check_atol is not None and not drift <= check_atol:
         raise UnsupportedProgram(
             f"the fake-quant simulation differs from the program by {drift:.3g} "
             f"(max |logit difference| > {check_atol:g})"
         )
     maps = gradcam_autograd(simulated, images, layers, classes, dtype=torch.float32, batch_size=batch_size)
-    return maps, {"max_abs_vs_program": drift, "seconds": time.perf_counter() - start}
+    return maps, {"max_abs_vs_program": drift, "program_max_abs": scale, "seconds": time.perf_counter() - start}

@@ -212,7 +212,7 @@ def _channel_scales(value: torch.Tensor) -> np.ndarray:
     return value.q_per_channel_scales().double().numpy()
 
 
-class _Recorder(fx.Interpreter):
+class Recorder(fx.Interpreter):
     """Runs the graph once and keeps every node's value."""
 
     def __init__(self, module: fx.GraphModule) -> None:
@@ -244,10 +244,9 @@ def fx_feature_split(
     x = torch.as_tensor(np.ascontiguousarray(image, dtype=np.float32)) if isinstance(image, np.ndarray) else image
     if x.ndim != 4 or x.shape[0] != 1:
         raise SplitUnavailable(f"fx_feature_split takes one image (1, C, H, W), got shape {tuple(x.shape)}")
-    graph = graph_module.graph
     if mark is None:
         layer_node(graph_module, layer)  # an unknown layer fails before the forward pass
-    recorder = _Recorder(graph_module)
+    recorder = Recorder(graph_module)
     with torch.no_grad(), quiet_cat_warning():
         full = recorder.run(x)
     values = recorder.values
@@ -259,10 +258,7 @@ def fx_feature_split(
         raise SplitUnavailable(
             f"layer '{layer}' ({cut.name}) outputs a float tensor in the int8 graph, so there are no codes to shift"
         )
-    head = _head(graph, cut, values)
-    batch = _batch_dependent(graph)
-    read = {a for n in head for a in n.all_input_nodes if a not in head and a is not cut}
-    fixed = {n: values.get(n) if n in read else None for n in graph.nodes if n not in head and n is not cut}
+    head = FxHead(graph_module, cut, values)
     codes = feature.int_repr()[0]  # (K, h, w)
     low, high = _code_range(feature)
     moved = (codes.to(torch.int64) + int(steps)).clamp(low, high).to(codes.dtype)
@@ -270,34 +266,10 @@ def fx_feature_split(
     scales = _channel_scales(feature)
 
     def head_shifted(channels: np.ndarray) -> np.ndarray:
-        rows = np.asarray(channels, dtype=np.int64)
-        shifted = codes.expand(len(rows), *codes.shape).clone()
-        for r, k in enumerate(rows):
-            if k >= 0:
-                shifted[r, k] = moved[k]
-        env: dict[fx.Node, Any] = {}
-        for node, value in fixed.items():
-            repeat = (
-                node in read
-                and node in batch
-                and isinstance(value, torch.Tensor)
-                and value.ndim >= 1
-                and value.shape[0] == 1
-            )
-            env[node] = _repeat(value, len(rows)) if repeat else value
-        env[cut] = _requantized(feature, shifted)
-        with torch.no_grad(), quiet_cat_warning():
-            out = fx.Interpreter(graph_module).run(torch.empty(0), initial_env=env)
-        return out.float().numpy()
+        return head.run(_requantized(feature, shift_rows(codes, moved, channels)))
 
-    reference = full.float().numpy()
-    unshifted = head_shifted(np.array([-1]))
-    if not np.array_equal(unshifted, reference):
-        diff = float(np.max(np.abs(unshifted.astype(np.float64) - reference)))
-        raise RuntimeError(
-            f"the FX head cut at '{layer}' does not reproduce the graph's logits exactly "
-            f"(max |diff| {diff:.3g}); its maps would explain other arithmetic"
-        )
+    reference = first_output(full)
+    check_reproduces(head_shifted, reference, f"the FX head cut at '{layer}'")
     kind = f"{str(feature.dtype).removeprefix('torch.')} codes of {cut.name}, shift {int(steps)} steps"
     return FeatureSplit(
         features=feature.dequantize()[0].numpy(),
@@ -312,6 +284,70 @@ def fx_feature_split(
             "logits": reference,
         },
     )
+
+
+class FxHead:
+    """The part of an FX graph downstream of one node (the head), run for a batch of that node's values.
+
+    Everything the head reads from outside is pre-filled from one recorded batch-1 pass (`values`),
+    activations repeated along the batch; batch-dependent shape arithmetic it reads is recomputed. The
+    output is the graph's first output as float numpy (an exported program returns a tuple)."""
+
+    def __init__(self, graph_module: fx.GraphModule, cut: fx.Node, values: dict[fx.Node, Any]) -> None:
+        graph = graph_module.graph
+        self.module, self.cut = graph_module, cut
+        head = _head(graph, cut, values)
+        self.batch = _batch_dependent(graph)
+        self.read = {a for n in head for a in n.all_input_nodes if a not in head and a is not cut}
+        self.fixed = {
+            n: values.get(n) if n in self.read else None for n in graph.nodes if n not in head and n is not cut
+        }
+
+    def run(self, cut_batch: Any) -> np.ndarray:
+        rows = int(cut_batch.shape[0])
+        env: dict[fx.Node, Any] = {}
+        for node, value in self.fixed.items():
+            repeat = (
+                node in self.read
+                and node in self.batch
+                and isinstance(value, torch.Tensor)
+                and value.ndim >= 1
+                and value.shape[0] == 1
+            )
+            env[node] = _repeat(value, rows) if repeat else value
+        env[self.cut] = cut_batch
+        with torch.no_grad(), quiet_cat_warning():
+            out = fx.Interpreter(self.module).run(torch.empty(0), initial_env=env)
+        return first_output(out)
+
+
+def shift_rows(codes: torch.Tensor, moved: torch.Tensor, channels: np.ndarray) -> torch.Tensor:
+    """A batch of `codes` (K, h, w), one row per entry of `channels`: row r has channel k = channels[r]
+    replaced by `moved[k]` (its shifted codes); -1 leaves the row unshifted."""
+    rows = np.asarray(channels, dtype=np.int64)
+    shifted = codes.expand(len(rows), *codes.shape).clone()
+    for r, k in enumerate(rows):
+        if k >= 0:
+            shifted[r, k] = moved[k]
+    return shifted
+
+
+def check_reproduces(head_shifted: Any, reference: np.ndarray, what: str) -> None:
+    """The unshifted head must give the graph's own logits bit for bit, or its maps explain other arithmetic."""
+    unshifted = head_shifted(np.array([-1]))
+    if not np.array_equal(unshifted, reference):
+        diff = float(np.max(np.abs(unshifted.astype(np.float64) - reference)))
+        raise RuntimeError(
+            f"{what} does not reproduce the graph's logits exactly (max |diff| {diff:.3g}); "
+            f"its maps would explain other arithmetic"
+        )
+
+
+def first_output(out: Any) -> np.ndarray:
+    """The logits of a graph's output: a tensor, or the first of a tuple/list (exported programs)."""
+    while isinstance(out, (tuple, list)):
+        out = out[0]
+    return out.float().detach().numpy()
 
 
 def _head(graph: fx.Graph, cut: fx.Node, values: dict[fx.Node, Any]) -> set[fx.Node]:

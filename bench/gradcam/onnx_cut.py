@@ -7,7 +7,14 @@ artifact because quantization rewrites nodes but keeps tensor names). The shift:
 - at 8-bit codes (QDQ int8 graph): channel k's codes move by `steps` whole quantization steps (clipped
   to the code range), so every head pass sees codes the deployed graph could produce;
 - at a float A (or an A nothing quantizes): a small float step (`FLOAT_STEP` x the channel's standard
-  deviation); the finite-difference error is then O(step).
+  deviation, scaled by steps / `BASE_STEPS`, so "2, 4, 8 steps" mean the same halving and doubling on
+  both kinds of cut); the finite-difference error is then O(step).
+
+Side inputs of the head are computed once per image and repeated along the batch. Where that is wrong
+(ONNX MaxPool's indices are flat over the whole tensor, batch included, so a decoder's MaxUnpool or
+ScatterND fed batch-1 indices writes every row into row 0), identical rows give different logits; the
+splitter then computes the side inputs from the image repeated to the batch size instead (one body
+pass per head call) and checks again.
 
 For every image the unshifted head must reproduce the full model's logits (exactly for a cut at
 codes), or the split raises instead of producing maps of some other arithmetic.
@@ -15,6 +22,7 @@ codes), or the split raises instead of producing maps of some other arithmetic.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +33,8 @@ from bench.gradcam.records import FeatureSplit
 from bench.gradcam.split import SplitUnavailable
 from bench.onnx.cut import CutUnavailable, GraphCut
 
-FLOAT_STEP = 1e-2  # float cut: shift = FLOAT_STEP * std of the channel (floored, see `_float_steps`)
+FLOAT_STEP = 1e-2  # float cut at BASE_STEPS: shift = FLOAT_STEP * std of the channel (floored, see `_float_steps`)
+BASE_STEPS = 4  # the step size at which a float cut shifts by FLOAT_STEP x std
 FLOAT_RTOL = 1e-5  # float cut: allowed |head - full| relative to max |logits|
 
 
@@ -51,6 +60,7 @@ class OnnxFeatureSplitter:
         except CutUnavailable as exc:
             raise SplitUnavailable(str(exc)) from exc
         self.path, self.tensor, self.cut, self.quant = Path(model_path), tensor_name, self.graph.cut, self.graph.quant
+        self.rows_checked = False
 
     @property
     def sides(self) -> list[str]:
@@ -63,11 +73,15 @@ class OnnxFeatureSplitter:
     def full_logits(self, image: np.ndarray) -> np.ndarray:
         return self.graph.full(image)
 
-    def split(self, image: np.ndarray) -> FeatureSplit:
-        """Cut the forward pass of one (1, C, H, W) image; checks the unshifted head against the full model."""
+    def split(self, image: np.ndarray, steps: int | None = None) -> FeatureSplit:
+        """Cut the forward pass of one (1, C, H, W) image at a step size (default: the splitter's); checks
+        the unshifted head against the full model, and on the first image that identical rows agree."""
         image = np.ascontiguousarray(image, dtype=np.float32)
         if image.ndim != 4 or image.shape[0] != 1:
             raise SplitUnavailable(f"onnx_feature_split takes one image (1, C, H, W), got shape {image.shape}")
+        steps = self.steps if steps is None else int(steps)
+        if steps < 1:
+            raise SplitUnavailable(f"the finite-difference step must be a positive whole number, got {steps}")
         values = self.graph.body(image)
         cut = values[self.cut]
         if cut.ndim != 4:
@@ -76,19 +90,39 @@ class OnnxFeatureSplitter:
         def run_head(batch: np.ndarray) -> np.ndarray:
             return self.graph.head(batch, values)
 
-        split = self._codes_split(cut[0], run_head) if self.quant is not None else self._float_split(cut[0], run_head)
+        if self.quant is not None:
+            split = self._codes_split(cut[0], run_head, steps)
+        else:
+            split = self._float_split(cut[0], run_head, steps)
         self._check(image, split)
+        if not self.rows_checked:
+            self._check_rows(split)
+        if self.graph.sides_per_row:
+            split.meta["kind"] = f"{split.meta.get('kind', '')}, side inputs computed per row (they encode the batch)"
         return split
 
-    def _codes_split(self, codes: np.ndarray, run_head: Any) -> FeatureSplit:
+    def _check_rows(self, split: FeatureSplit) -> None:
+        """Identical rows must give identical logits; if they do not, compute the side inputs per row."""
+        from bench.gradcam.split import check_rows_independent
+
+        try:
+            check_rows_independent(split, self.tensor)
+        except SplitUnavailable:
+            if self.graph.sides_per_row:
+                raise
+            self.graph.sides_per_row = True
+            check_rows_independent(split, self.tensor)
+        self.rows_checked = True
+
+    def _codes_split(self, codes: np.ndarray, run_head: Any, steps: int) -> FeatureSplit:
         q = self.quant
         assert q is not None  # a codes split is made only for a quantized cut
         channels = codes.shape[0]
         scale = np.broadcast_to(q["scale"], (channels,)).astype(np.float32)
         zero = np.broadcast_to(q["zero_point"], (channels,))
         features = (codes.astype(np.int64) - zero[:, None, None]).astype(np.float32) * scale[:, None, None]
-        moved = np.clip(codes.astype(np.int64) + self.steps, q["low"], q["high"]).astype(q["dtype"])
-        clipped = float(np.mean(moved.astype(np.int64) - codes.astype(np.int64) != self.steps))
+        moved = np.clip(codes.astype(np.int64) + steps, q["low"], q["high"]).astype(q["dtype"])
+        clipped = float(np.mean(moved.astype(np.int64) - codes.astype(np.int64) != steps))
 
         def head_shifted(rows: np.ndarray) -> np.ndarray:
             rows = np.asarray(rows, dtype=np.int64)
@@ -98,10 +132,10 @@ class OnnxFeatureSplitter:
                     batch[r, k] = moved[k]
             return run_head(batch)
 
-        kind = f"{np.dtype(q['dtype']).name} codes of {self.tensor}, shift {self.steps} steps"
+        kind = f"{np.dtype(q['dtype']).name} codes of {self.tensor}, shift {steps} steps"
         return FeatureSplit(
             features=features,
-            step=self.steps * scale.astype(np.float64),
+            step=steps * scale.astype(np.float64),
             head_shifted=head_shifted,
             meta={
                 "kind": kind,
@@ -114,8 +148,9 @@ class OnnxFeatureSplitter:
             },
         )
 
-    def _float_split(self, features: np.ndarray, run_head: Any) -> FeatureSplit:
-        step = _float_steps(features, self.float_step)
+    def _float_split(self, features: np.ndarray, run_head: Any, steps: int) -> FeatureSplit:
+        relative = self.float_step * steps / BASE_STEPS
+        step = _float_steps(features, relative)
         shifts = step.astype(features.dtype)
 
         def head_shifted(rows: np.ndarray) -> np.ndarray:
@@ -126,7 +161,7 @@ class OnnxFeatureSplitter:
                     batch[r, k] += shifts[k]
             return run_head(batch)
 
-        kind = f"float {self.tensor}, shift {self.float_step:g} x channel std (error O(step))"
+        kind = f"float {self.tensor}, shift {relative:g} x channel std (error O(step))"
         return FeatureSplit(
             features=features,
             step=shifts.astype(np.float64),
@@ -190,19 +225,27 @@ def resolve_tensor(model_path: Path, layer: str, layer_tensors: dict[str, str] |
 
 def onnx_gradcam(
     model_path: Path, request: GradcamRequest, layer_tensors: dict[str, str] | None, chunk: int = 32
-) -> GradcamMaps:
-    """Finite-difference Grad-CAM of an ONNX Runtime backend's own graph, every requested layer."""
+) -> list[GradcamMaps]:
+    """Finite-difference Grad-CAM of an ONNX Runtime backend's own graph, every requested layer, at the
+    request's step and at each of its floor steps (in that order)."""
     from bench.gradcam.split import split_gradcam
 
     def splitter_for(layer: str) -> Any:
         tensor = resolve_tensor(model_path, layer, layer_tensors)
         return OnnxFeatureSplitter(model_path, tensor, request.threads, request.steps, request.device).split
 
-    return split_gradcam(
+    if "finite-difference" not in request.methods:
+        raise SplitUnavailable(
+            "ONNX Runtime's graph is explained by finite differences only (no fake-quant simulation)"
+        )
+    found = split_gradcam(
         request.images,
         request.layers,
         request.classes,
         splitter_for,
         prefix="ONNX Runtime head cut at the feature tensor",
         chunk=chunk,
+        steps=(request.steps, *request.floor_steps),
+        cut="onnx",
     )
+    return [replace(maps, vs_deployed_max_abs=0.0) for maps in found]  # the deployed session's own kernels

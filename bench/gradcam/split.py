@@ -1,10 +1,16 @@
-"""The loop shared by backends whose graph can be cut at the feature layer (ONNX Runtime, FX int8).
+"""The loop shared by backends whose graph can be cut at the feature layer (ONNX Runtime, FX and PT2E int8).
 
-A backend supplies, per layer, a function that cuts its own graph for one image (`FeatureSplit`); this
-module turns those splits into Grad-CAM maps with the shared finite-difference code and collects, per
-layer, either the maps or the reason the graph could not be cut there. A layer that cannot be cut is
-left out (with its reason in the notes) rather than explained by the float model, which would hide the
-very drift the maps are meant to show.
+A backend supplies, per layer, a function that cuts its own graph for one image at a given step size
+(`FeatureSplit`); this module turns those splits into Grad-CAM maps with the shared finite-difference
+code, once per step size (the first is the primary, the others measure the method's own noise), and
+collects, per layer, either the maps or the reason the graph could not be cut there. A layer that
+cannot be cut is left out (with its reason in the notes) rather than explained by the float model,
+which would hide the very drift the maps are meant to show.
+
+Before any map is made, each layer's head is checked on the first image with the unshifted features
+repeated along the batch: every row must give the same logits. A head whose rows interact (a side
+input that encodes the batch position, as ONNX's flat max-pool indices do, repeated from a batch-1
+pass) would difference the base against garbage and produce maps of nothing; it raises instead.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from bench.gradcam.method import GradcamUnsupported, finite_difference_cams
 from bench.gradcam.records import FeatureSplit
 
 METHOD = "finite-difference"
+ROW_CHECK_RTOL = 1e-5  # identical rows of one head call: allowed |difference| relative to max |logit|
+
+SplitImage = Callable[[np.ndarray, int], FeatureSplit]
 
 
 class SplitUnavailable(GradcamUnsupported):
@@ -35,44 +44,84 @@ class SplitStats:
     clipped: list[float] = field(default_factory=list)  # fraction of shifted codes clipped, per image
 
 
+def check_rows_independent(split: FeatureSplit, layer: str, rows: int = 3) -> float:
+    """The head run on `rows` copies of the unshifted features must give the same logits on every row;
+    returns the largest difference between rows. Raises `SplitUnavailable` when they differ."""
+    logits = np.asarray(split.head_shifted(np.full(rows, -1, dtype=np.int64)), dtype=np.float64)
+    spread = float(np.max(np.abs(logits - logits[:1]))) if logits.size else 0.0
+    limit = ROW_CHECK_RTOL * max(1.0, float(np.max(np.abs(logits[:1])))) if logits.size else 0.0
+    if spread > limit:
+        raise SplitUnavailable(
+            f"the head cut at '{layer}' gives different logits for identical rows of one batch (max |diff| "
+            f"{spread:.3g}): a side input encodes the batch position, so shifted rows would not be compared "
+            f"like with like"
+        )
+    return spread
+
+
 def split_gradcam(
     images: np.ndarray,
     layers: Sequence[str],
     classes: Sequence[int],
-    splitter_for: Callable[[str], Callable[[np.ndarray], FeatureSplit]],
+    splitter_for: Callable[[str], SplitImage],
     prefix: str = "",
     chunk: int = 32,
-) -> GradcamMaps:
-    """Maps {layer: (N, len(classes), H, W)} by finite differences of each image's split head.
+    steps: Sequence[int] = (4,),
+    cut: str = "",
+) -> list[GradcamMaps]:
+    """Maps {layer: (N, len(classes), H, W)} by finite differences of each image's split head, one
+    `GradcamMaps` per entry of `steps` (in that order; the first is the primary).
 
     `splitter_for(layer)` prepares the cut once per layer (sessions, graphs) and returns the function
-    that splits one (1, C, H, W) image; it raises `SplitUnavailable` when the layer cannot be cut.
-    `seconds_per_image` covers everything from preparing the cuts to the last map, over all layers."""
+    that splits one (1, C, H, W) image at a step size; it raises `SplitUnavailable` when the layer
+    cannot be cut. `seconds_per_image` of each covers its own head passes plus an equal share of the
+    cuts' preparation."""
     images = np.asarray(images, dtype=np.float32)
-    start = time.perf_counter()
+    steps = tuple(dict.fromkeys(int(s) for s in steps))
     out_size = (images.shape[2], images.shape[3])
-    maps: dict[str, np.ndarray] = {}
+    maps: dict[int, dict[str, np.ndarray]] = {s: {} for s in steps}
+    seconds = dict.fromkeys(steps, 0.0)
     notes: list[str] = [prefix] if prefix else []
+    shared = 0.0
     for layer in layers:
         try:
+            start = time.perf_counter()
             split_image = splitter_for(layer)
+            shared += time.perf_counter() - start
             stats = SplitStats()
-            per_image = []
+            per_step: dict[int, list[np.ndarray]] = {s: [] for s in steps}
             for i in range(len(images)):
-                split = split_image(images[i : i + 1])
-                stats.kind = str(split.meta.get("kind", ""))
-                if "clipped" in split.meta:
-                    stats.clipped.append(float(split.meta["clipped"]))  # type: ignore[arg-type]
-                per_image.append(finite_difference_cams(split, classes, out_size, chunk=chunk))
+                for step in steps:
+                    start = time.perf_counter()
+                    split = split_image(images[i : i + 1], step)
+                    if i == 0 and step == steps[0]:
+                        check_rows_independent(split, layer)
+                    if step == steps[0]:
+                        stats.kind = str(split.meta.get("kind", ""))
+                        if "clipped" in split.meta:
+                            stats.clipped.append(float(split.meta["clipped"]))  # type: ignore[arg-type]
+                    per_step[step].append(finite_difference_cams(split, classes, out_size, chunk=chunk))
+                    seconds[step] += time.perf_counter() - start
         except SplitUnavailable as exc:
             notes.append(f"{layer}: not split ({exc})")
             continue
-        maps[layer] = np.stack(per_image).astype(np.float32)
+        for step in steps:
+            maps[step][layer] = np.stack(per_step[step]).astype(np.float32)
         detail = f"{layer}: {stats.kind}" if stats.kind else layer
         if stats.clipped:
             detail += f", {100 * max(stats.clipped):.1f}% of shifted codes clipped at most"
         notes.append(detail)
-    if not maps:
+    if not maps[steps[0]]:
         notes.insert(0, "no layer could be split")
-    seconds = (time.perf_counter() - start) / max(len(images), 1)
-    return GradcamMaps(maps=maps, method=METHOD, seconds_per_image=seconds, notes="; ".join(notes))
+    count = max(len(images), 1)
+    return [
+        GradcamMaps(
+            maps=maps[step],
+            method=METHOD,
+            seconds_per_image=(seconds[step] + shared / len(steps)) / count,
+            notes="; ".join(notes),
+            step=step,
+            cut=cut,
+        )
+        for step in steps
+    ]

@@ -64,6 +64,9 @@ class GraphCut:
         self._model, self._options, self._providers = model, options, providers
         self._head_session: Any = None
         self.head_model: Any = None  # the head ModelProto, built on the first image (needs the side shapes)
+        # True when side inputs must come from the image repeated to the batch size (they encode the
+        # batch position, e.g. flat MaxPool indices); `head` then reruns the body per call.
+        self.sides_per_row = False
 
     # -- where to cut -----------------------------------------------------------------------------------
 
@@ -222,9 +225,18 @@ class GraphCut:
         return values
 
     def head(self, cut_batch: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
-        """Logits for a batch of cut-tensor values, with one image's side values (`body`) repeated along it."""
+        """Logits for a batch of cut-tensor values, with one image's side values (`body`) repeated along it
+        (or, with `sides_per_row`, computed from the image repeated along it)."""
         feeds = {self.cut: cut_batch}
-        for name in self.sides:
-            value = values[name]
-            feeds[name] = np.repeat(value, len(cut_batch), axis=0) if self._repeats(name, value) else value
+        rows = len(cut_batch)
+        if self.sides_per_row and rows > 1:
+            image = np.repeat(values[self._graph_inputs[0]], rows, axis=0)
+            batched = dict(zip(self._body_outputs, self._body.run(self._body_outputs, {self._graph_inputs[0]: image})))
+            batched[self._graph_inputs[0]] = image
+            for name in self.sides:
+                feeds[name] = batched[name] if self._repeats(name, values[name]) else values[name]
+        else:
+            for name in self.sides:
+                value = values[name]
+                feeds[name] = np.repeat(value, rows, axis=0) if self._repeats(name, value) else value
         return self._head_session.run([self._output], feeds)[0]

@@ -53,27 +53,35 @@ def gradcam_montage(
     title: str,
     backend_label: str,
 ) -> Figure:
-    """Rows: images. Columns: image, overlay, then (fp32 map, backend map) per class.
+    """Rows: images. Columns: image, overlay, then (fp32 map, backend map, difference) per class.
 
     `images` (N, C, H, W) in [0, 1]; `labels` (N, H, W) the backend's predictions; maps (N, K, H, W).
+    The difference panel is backend minus fp32 on a diverging colour map, from -m to +m where m is the
+    fp32 map's own maximum for that image and class: the fp32 maps are shared by every backend of a
+    model, so every backend's difference is drawn on the same scale and the panels can be compared.
     """
     n, k = reference_maps.shape[:2]
-    cols = 2 + 2 * k
+    cols = 2 + 3 * k
     fig = Figure(figsize=(1.9 * cols, 1.9 * n + 0.6))
     FigureCanvasAgg(fig)
     axes = fig.subplots(n, cols, squeeze=False)
     for i in range(n):
-        panels = [
-            (_display_image(images[i]), "image", "gray"),
-            (overlay(images[i], labels[i], colors), f"{backend_label} segmentation", None),
+        panels: list[tuple[np.ndarray, str, str | None, float]] = [
+            (_display_image(images[i]), "image", "gray", 0.0),
+            (overlay(images[i], labels[i], colors), f"{backend_label} segmentation", None, 0.0),
         ]
         for c in range(k):
-            panels.append((normalize_for_display(reference_maps[i, c]), f"fp32 {class_names[c]}", "jet"))
-            panels.append((normalize_for_display(backend_maps[i, c]), f"{backend_label} {class_names[c]}", "jet"))
-        for ax, (data, name, cmap) in zip(axes[i], panels):
+            scale = float(np.max(reference_maps[i, c])) or 1.0
+            difference = (backend_maps[i, c].astype(np.float64) - reference_maps[i, c]).astype(np.float32)
+            panels.append((normalize_for_display(reference_maps[i, c]), f"fp32 {class_names[c]}", "jet", 1.0))
+            panels.append((normalize_for_display(backend_maps[i, c]), f"{backend_label} {class_names[c]}", "jet", 1.0))
+            panels.append((difference, f"difference {class_names[c]} (±fp32 max)", "RdBu_r", scale))
+        for ax, (data, name, cmap, limit) in zip(axes[i], panels):
             if cmap == "jet":
                 ax.imshow(_display_image(images[i]), cmap="gray")
-                ax.imshow(data, cmap=cmap, alpha=0.5, vmin=0, vmax=1)
+                ax.imshow(data, cmap=cmap, alpha=0.5, vmin=0, vmax=limit)
+            elif cmap == "RdBu_r":
+                ax.imshow(data, cmap=cmap, vmin=-limit, vmax=limit)
             else:
                 ax.imshow(data, cmap=cmap)
             ax.set_xticks([])

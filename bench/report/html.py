@@ -12,7 +12,15 @@ from typing import Any
 import pandas as pd
 
 from bench.report.charts import cell_labels, dice_box_figure, drift_figure, latency_figure, size_figure
-from bench.report.tables import LEGEND, environment_lines, noisy_lines, summary_table
+from bench.report.tables import (
+    GRADCAM_LEGEND,
+    LEGEND,
+    environment_lines,
+    gradcam_status_lines,
+    gradcam_table,
+    noisy_lines,
+    summary_table,
+)
 
 CSS = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; }
@@ -98,6 +106,18 @@ def _noisy(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def _gradcam(df: pd.DataFrame) -> list[str]:
+    """Each backend's Grad-CAM divergence beside its method's own floor, and the maps not to be trusted."""
+    table = gradcam_table(df, fmt="html")
+    if not table:
+        return []
+    marked = "".join(f"<li>{html.escape(line)}</li>" for line in gradcam_status_lines(df))
+    body = f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(GRADCAM_LEGEND)}</p>'
+    if marked:
+        body += f'<p class="note">Maps that cannot be taken at face value:</p><ul>{marked}</ul>'
+    return [_section("Grad-CAM: divergence from fp32 beside the method's own noise", body)]
+
+
 def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
     """The whole page as one string."""
     table = summary_table(df, fmt="html").replace("<table>", '<table id="summary">', 1)
@@ -111,6 +131,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
             f"<h1>{title}</h1>",
             _section("Summary", f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(LEGEND)}</p>'),
             *_noisy(df),
+            *_gradcam(df),
             *_figures(run_dir, df),
             _section("Cells without results", _status_list(df)),
             _section("Environment", f"<ul>{env_items}</ul>"),

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.tables import LEGEND, environment_lines, noisy_lines, summary_table
+from bench.report.tables import (
+    GRADCAM_LEGEND,
+    LEGEND,
+    environment_lines,
+    gradcam_status_lines,
+    gradcam_table,
+    noisy_lines,
+    summary_table,
+)
 
 
 def _noisy_section(df: pd.DataFrame) -> list[str]:
@@ -25,6 +33,22 @@ def _noisy_section(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def _gradcam_section(df: pd.DataFrame) -> list[str]:
+    table = gradcam_table(df)
+    if not table:
+        return []
+    marked = gradcam_status_lines(df)
+    return [
+        "## Grad-CAM: divergence from fp32 beside the method's own noise",
+        "",
+        table,
+        "",
+        *textwrap.wrap(GRADCAM_LEGEND, 100),
+        "",
+        *(["Maps that cannot be taken at face value:", "", *(f"- {line}" for line in marked), ""] if marked else []),
+    ]
+
+
 def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
     env_path = run_dir / "env.json"
     env = json.loads(env_path.read_text()) if env_path.exists() else {}
@@ -36,6 +60,7 @@ def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
         *textwrap.wrap(LEGEND, 100),
         "",
         *_noisy_section(df),
+        *_gradcam_section(df),
         "## Environment",
         "",
         *environment_lines(env),

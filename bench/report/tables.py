@@ -81,3 +81,59 @@ def noisy_lines(df: pd.DataFrame) -> list[str]:
         f"{r.suite} / {r.model} / {r.backend} {r.precision}: {str(r.timing_quality).removeprefix('noisy: ')}"
         for r in noisy.itertuples()
     ]
+
+
+GRADCAM_COLUMNS = {
+    "suite": "suite",
+    "model": "model",
+    "backend": "backend",
+    "precision": "prec",
+    "gradcam_layer": "layer",
+    "gradcam_method": "method",
+    "gradcam_pearson": "Pearson",
+    "gradcam_top10_iou": "top-10% IoU",
+    "gradcam_pearson@fakequant": "Pearson (fake-quant)",
+    "gradcam_method_pearson": "fd vs fake-quant",
+    "gradcam_step_pearson": "step 2 vs 8",
+    "gradcam_floor_pearson": "floor",
+    "gradcam_within_noise": "verdict",
+    "gradcam_status": "status",
+}
+GRADCAM_LEGEND = (
+    "Pearson / top-10% IoU: the backend's Grad-CAM maps against the fp32 model's (primary method); "
+    "fd vs fake-quant and step 2 vs 8: the same artifact's maps by the two methods, and by finite differences "
+    "at 2 and 8 quantization steps, against each other; floor: the lower of the two, the method's own noise. "
+    "'within method noise': the divergence from fp32 (1 - Pearson) is at most twice the method's (1 - floor)."
+)
+
+
+def _gradcam_fmt(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if column == "gradcam_within_noise":
+        return "within method noise" if bool(value) else "beyond method noise"
+    if column == "gradcam_status":
+        return str(value).split(":")[0]
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def gradcam_table(df: pd.DataFrame, fmt: str = "github") -> str:
+    """Each explained row's divergence beside its method's own floor; empty when nothing was explained."""
+    if "gradcam_layer" not in df.columns:
+        return ""
+    rows = df[df["gradcam_layer"].notna()]
+    if not len(rows):
+        return ""
+    columns = [c for c in GRADCAM_COLUMNS if c in rows.columns]
+    body = [[_gradcam_fmt(c, row[c]) for c in columns] for _, row in rows.iterrows()]
+    return tabulate(body, headers=[GRADCAM_COLUMNS[c] for c in columns], tablefmt=fmt, disable_numparse=True)
+
+
+def gradcam_status_lines(df: pd.DataFrame) -> list[str]:
+    """One line per row whose maps are invalid or describe a simulation, with the reason."""
+    if "gradcam_status" not in df:
+        return []
+    marked = df[df["gradcam_status"].notna() & (df["gradcam_status"].astype(str) != "ok")]
+    return [f"{r.suite} / {r.model} / {r.backend} {r.precision}: {r.gradcam_status}" for r in marked.itertuples()]

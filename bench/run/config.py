@@ -40,6 +40,7 @@ class RunConfig:
     onnx: Path | None = None  # a user's fp32 ONNX file for the ONNX-based backends (--onnx)
     gradcam: bool = True
     gradcam_layers: tuple[str, ...] = ()  # module paths; empty: each model's default layer
+    gradcam_method: str = "both"  # fd | fakequant | both (bench.backend.GRADCAM_CHOICES)
     threshold: float = 0.5  # foreground threshold of a single-channel (sigmoid) binary model
 
     def backend_specs(self) -> tuple[str, ...]:
@@ -79,6 +80,10 @@ class RunConfig:
                     external.check_output_shape(model, name, suite.in_channels, suite.input_size, suite.num_classes)
             elif name not in valid_models:
                 raise unknown_name("model", name, valid_models)
+        from bench.backend import GRADCAM_CHOICES
+
+        if self.gradcam_method not in GRADCAM_CHOICES:
+            raise UsageError(f"--gradcam-method '{self.gradcam_method}' is not one of {', '.join(GRADCAM_CHOICES)}")
         if self.gradcam and self.gradcam_layers:
             self._validate_gradcam_layers(suites)
         if self.weights is not None and self.checkpoint is not None:
@@ -158,6 +163,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
             **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "onnx", "checkpoint")},
             gradcam=data.get("gradcam", True),
             gradcam_layers=tuple(data.get("gradcam_layers", ())),
+            gradcam_method=data.get("gradcam_method", "both"),
             threshold=data.get("threshold", 0.5),
         )
     except (ValueError, KeyError, TypeError) as exc:

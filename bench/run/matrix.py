@@ -77,6 +77,7 @@ class CellSpec:
     onnx: Path | None = None  # the user's normalized fp32 ONNX file, for ONNX-based backends
     gradcam: bool = True
     gradcam_layers: tuple[str, ...] = ()
+    gradcam_methods: tuple[str, ...] = ("finite-difference", "fake-quant")  # in order of preference
     threshold: float = 0.5
     log_file: Path | None = None  # where the tracebacks of this cell's failing stages are written
     checkpoint_digest: str = ""  # the reference checkpoint's content hash: the float model this cell measured

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.backend import GRADCAM_CHOICES
 from bench.cache import cache_root, file_digest
 from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
@@ -24,6 +25,7 @@ from bench.results.speedup import SameRunReference
 from bench.results.store import RunStore, update_latest
 from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cell
 from bench.run.config import RunConfig, save_run_config
+from bench.run.gradcam_checks import CutVerdicts
 from bench.run.matrix import BackendPlan, CellSpec
 from bench.run.rounds import time_cells
 
@@ -49,13 +51,15 @@ def plan_cells(
     onnx_files: dict[str, Path],
     run_dir: Path | None = None,
 ) -> list[tuple[CellSpec, BackendPlan]]:
-    """Suite x model x backend, the reference backend first within each (suite, model); a failing stage's
-    traceback goes to run_dir/logs/<cell>.log."""
+    """Suite x model x backend, the reference backend first within each (suite, model), then the other
+    fp32 ones (their Grad-CAM checks the graph cuts the int8 rows use, `bench.run.gradcam_checks`); a
+    failing stage's traceback goes to run_dir/logs/<cell>.log."""
     cells = []
+    ordered = sorted(plans, key=lambda plan: plan.precision != "fp32")  # stable: the reference stays first
     for suite in config.suites:
         for model in config.models:
             checkpoint, reference = references[(suite, model)]
-            for plan in plans:
+            for plan in ordered:
                 spec = CellSpec(
                     suite=suite,
                     model=model,
@@ -72,6 +76,7 @@ def plan_cells(
                     onnx=onnx_files.get(suite),
                     gradcam=config.gradcam,
                     gradcam_layers=config.gradcam_layers,
+                    gradcam_methods=GRADCAM_CHOICES[config.gradcam_method],
                     threshold=config.threshold,
                     checkpoint_digest=file_digest(checkpoint),
                     log_file=None if run_dir is None else run_dir / "logs" / f"{_file_label(suite, model, plan)}.log",
@@ -133,11 +138,13 @@ def run_benchmark(
     kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads))
     kernel.measure()  # the run's first reading of the reference kernel, before any cell
     same_run = SameRunReference(store.rows())
+    verdicts = CutVerdicts(store.rows())
     for group in _groups(todo, config.timing.mode):
         outcomes = _measure_group(group, config.cell_timeout_s, kernel, labels, log)
         for outcome in outcomes:
             label = labels[outcome.spec.key]
-            outcome = explain_cell(outcome, _stage_logger(log, label))
+            outcome = verdicts.apply(explain_cell(outcome, _stage_logger(log, label)))
+            verdicts.observe(outcome)
             _record(store, run_dir, outcome, same_run, suites[outcome.spec.suite], label, log)
     write_reports(run_dir)
     noisy = _noisy_summary(store.rows())
@@ -272,9 +279,12 @@ def write_montage(run_dir: Path, outcome: CellOutcome, row: Row, suite: Suite) -
         return None
     summary = explained.summaries[explained.layer or ""]
     labels = quality.predictions_head[: len(explained.images)]
+    floor = explained.floor_pearson
     title = (
         f"{row.suite} / {row.model} / {row.backend} {row.precision}: Grad-CAM at {explained.layer} "
         f"({explained.method}); Pearson {summary.gradcam_pearson:.3f}, top-10% IoU {summary.gradcam_top10_iou:.3f}"
+        + (f"; method floor {floor:.3f}" if floor is not None else "")
+        + ("" if explained.status == "ok" else f"; {explained.status.split(':')[0]}")
     )
     fig = gradcam_montage(
         explained.images,

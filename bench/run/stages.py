@@ -178,4 +178,6 @@ def explain(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) 
         spec.gradcam_layers,
         spec.threads,
         spec.device,
+        precision=spec.precision,
+        methods=spec.gradcam_methods,
     )

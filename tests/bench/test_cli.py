@@ -147,3 +147,12 @@ def test_gradcam_layer_aliases_resolve_to_module_paths():
     assert layer_path(model, "encoder") == "backbone.layer4"
     assert layer_path(model, "aspp.project") == "aspp.project"  # a module path passes through
     assert resolve_layer(model, layer_path(model, "encoder")) is model.backbone.layer4
+
+
+def test_an_unknown_gradcam_method_is_one_line_exit_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--gradcam-method", "lrp", "--out", str(tmp_path / "results")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--gradcam-method: invalid choice: 'lrp'" in err
+    assert not (tmp_path / "results").exists()

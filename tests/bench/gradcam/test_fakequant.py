@@ -107,9 +107,28 @@ def test_non_graph_module_is_unsupported() -> None:
         fake_quant_module(create_model("unet", 1, 2))
 
 
-def test_backend_gradcam(quantized) -> None:
+def test_backend_gradcam_gives_both_methods_and_the_floor_steps(quantized) -> None:
     model, directory, images = quantized
     request = GradcamRequest(model=model, images=images[:2], layers=(LAYER,), classes=(1,), calibration=images)
-    result = TorchaoPt2eInt8Backend().gradcam(Artifact(directory, {"input_shape": [1, 32, 32]}), request)
-    assert result.method == "fake-quant" and result.seconds_per_image > 0
-    assert result.maps[LAYER].shape == (2, 1, 32, 32) and "fake-quant" in result.notes
+    meta = {"input_shape": [1, 32, 32], "compiled_vs_converted_max_abs": 0.5, "compiled_max_abs_logit": 10.0}
+    found = TorchaoPt2eInt8Backend().gradcam(Artifact(directory, meta), request)
+    assert [(m.method, m.step) for m in found] == [
+        ("finite-difference", 4),
+        ("finite-difference", 2),
+        ("finite-difference", 8),
+        ("fake-quant", None),
+    ]
+    for maps in found:
+        assert maps.maps[LAYER].shape == (2, 1, 32, 32) and maps.seconds_per_image > 0
+        assert maps.vs_deployed_scale == 10.0 and maps.vs_deployed_max_abs >= 0.5
+    assert found[0].cut == "pt2e" and "codes of" in found[0].notes and "differs from the uncompiled" in found[0].notes
+    assert "fake-quant" in found[-1].notes
+
+
+def test_backend_gradcam_runs_only_the_methods_asked_for(quantized) -> None:
+    model, directory, images = quantized
+    request = GradcamRequest(
+        model=model, images=images[:1], layers=(LAYER,), classes=(1,), calibration=images, methods=("fake-quant",)
+    )
+    found = TorchaoPt2eInt8Backend().gradcam(Artifact(directory, {"input_shape": [1, 32, 32]}), request)
+    assert [m.method for m in found] == ["fake-quant"]

@@ -128,8 +128,20 @@ def test_backend_gradcam_maps_notes_and_rebuild_check(unet) -> None:
     request = GradcamRequest(
         model=model, images=images, layers=(LAYER, "decoder.3.3"), classes=(0, 1), calibration=calibration, steps=4
     )
-    result = TorchFxInt8Backend().gradcam(artifact, request)
+    found = TorchFxInt8Backend().gradcam(artifact, request)
+    assert [(m.method, m.step) for m in found] == [
+        ("finite-difference", 4),
+        ("finite-difference", 2),
+        ("finite-difference", 8),
+        ("fake-quant", None),
+    ]
+    result, simulated = found[0], found[-1]
+    assert result.cut == "fx" and result.vs_deployed_max_abs == 0.0
     assert result.method == "finite-difference" and result.seconds_per_image > 0
+    # the fake-quant simulation is close to the deployed graph, not identical, and says by how much
+    assert simulated.vs_deployed_max_abs is not None and simulated.vs_deployed_scale
+    assert simulated.vs_deployed_max_abs < 0.1 * simulated.vs_deployed_scale
+    assert compare_maps(result.maps[LAYER], simulated.maps[LAYER])[1].gradcam_pearson > 0.5
     cams = result.maps[LAYER]
     assert cams.shape == (2, 2, 32, 32) and np.isfinite(cams).all() and (cams >= 0).all() and cams.max() > 0
     assert "decoder.3.3" not in result.maps and "decoder.3.3: not split" in result.notes
@@ -151,7 +163,7 @@ def test_int8_maps_of_a_trained_unet_agree_with_the_float_reference(tmp_path, tr
     images = suite.normalize(suite.load("evaluation").images[:4])
     artifact = _prepare(model.eval(), calibration, tmp_path, size=images.shape[-1])
     request = GradcamRequest(model=model, images=images, layers=(LAYER,), classes=(1,), calibration=calibration)
-    cams = TorchFxInt8Backend().gradcam(artifact, request).maps[LAYER]
+    cams = TorchFxInt8Backend().gradcam(artifact, request)[0].maps[LAYER]
     reference = gradcam_autograd(model, images, [LAYER], (1,))[LAYER]
     assert np.isfinite(cams).all() and (cams >= 0).all() and cams.max() > 0
     assert compare_maps(reference, cams)[1].gradcam_pearson > 0.5

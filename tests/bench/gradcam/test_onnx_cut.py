@@ -133,8 +133,12 @@ def test_backend_gradcam_maps_and_notes(unet) -> None:
     request = GradcamRequest(
         model=model, images=images, layers=(LAYER, "decoder.3.2"), classes=(0, 1), calibration=calibration, steps=4
     )
-    float_maps = OrtFp32Backend().gradcam(fp32, request)
-    int8_maps = OrtQdqInt8Backend().gradcam(int8, request)
+    float_all = OrtFp32Backend().gradcam(fp32, request)
+    int8_all = OrtQdqInt8Backend().gradcam(int8, request)
+    for found in (float_all, int8_all):  # the primary step, then the two floor steps; no fake-quant for ORT
+        assert [(m.method, m.step, m.cut) for m in found] == [("finite-difference", s, "onnx") for s in (4, 2, 8)]
+        assert all(m.vs_deployed_max_abs == 0.0 for m in found)
+    float_maps, int8_maps = float_all[0], int8_all[0]
     reference = gradcam_autograd(model, images, [LAYER], (0, 1))[LAYER]
     for result in (float_maps, int8_maps):
         assert result.method == "finite-difference" and result.seconds_per_image > 0
@@ -150,7 +154,7 @@ def test_backend_gradcam_maps_and_notes(unet) -> None:
 def test_unknown_layer_is_a_note_and_no_maps(unet) -> None:
     model, calibration, images, _, int8 = unet
     request = GradcamRequest(model=model, images=images[:1], layers=("nope",), classes=(1,), calibration=calibration)
-    result = OrtQdqInt8Backend().gradcam(int8, request)
+    result = OrtQdqInt8Backend().gradcam(int8, request)[0]
     assert result.maps == {} and "no layer could be split" in result.notes and "nope" in result.notes
 
 

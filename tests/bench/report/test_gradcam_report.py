@@ -1,0 +1,82 @@
+"""The Grad-CAM table (divergence beside the method's floor) and the montage's difference panel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.report.figures import gradcam_montage
+from bench.report.tables import gradcam_status_lines, gradcam_table
+
+
+def _rows() -> pd.DataFrame:
+    base = {"suite": "camvid", "model": "m", "precision": "int8", "gradcam_layer": "aspp", "status": "ok"}
+    return pd.DataFrame(
+        [
+            {
+                **base,
+                "backend": "torch-eager",
+                "precision": "fp32",
+                "gradcam_method": "autograd",
+                "gradcam_pearson": 1.0,
+                "gradcam_status": "ok",
+            },
+            {
+                **base,
+                "backend": "ort-qdq-int8",
+                "gradcam_method": "finite-difference",
+                "gradcam_pearson": 0.81,
+                "gradcam_method_pearson": 0.90,
+                "gradcam_step_pearson": 0.95,
+                "gradcam_floor_pearson": 0.90,
+                "gradcam_within_noise": True,
+                "gradcam_status": "ok",
+            },
+            {
+                **base,
+                "backend": "torchao-pt2e-int8",
+                "gradcam_method": "finite-difference",
+                "gradcam_pearson": 0.60,
+                "gradcam_floor_pearson": 0.97,
+                "gradcam_within_noise": False,
+                "gradcam_status": "simulation: logits differ by 9.9",
+            },
+            {**base, "backend": "tensorrt", "gradcam_layer": None},
+        ]
+    )
+
+
+def test_the_table_puts_each_divergence_beside_its_floor() -> None:
+    table = gradcam_table(_rows())
+    lines = table.splitlines()
+    assert "floor" in lines[0] and "verdict" in lines[0] and len(lines) == 2 + 3  # tensorrt: not explained
+    assert "0.810" in lines[3] and "0.900" in lines[3] and "within method noise" in lines[3]
+    assert "beyond method noise" in lines[4] and "simulation" in lines[4]
+    assert gradcam_status_lines(_rows()) == ["camvid / m / torchao-pt2e-int8 int8: simulation: logits differ by 9.9"]
+
+
+def test_no_explained_row_means_no_table() -> None:
+    assert gradcam_table(pd.DataFrame([{"suite": "s", "status": "ok"}])) == ""
+
+
+def test_the_montage_has_a_difference_panel_on_the_fp32_maps_scale() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.random((2, 2, 8, 8)).astype(np.float32)
+    backend = reference + 0.1
+    fig = gradcam_montage(
+        rng.random((2, 3, 8, 8)),
+        np.zeros((2, 8, 8), int),
+        reference,
+        backend,
+        ["a", "b"],
+        ((0, 0, 0), (255, 0, 0)),
+        "title",
+        "ort",
+    )
+    axes = fig.axes
+    assert len(axes) == 2 * (2 + 3 * 2)
+    difference = axes[4].images[0]  # row 0: image, overlay, fp32 a, ort a, difference a
+    assert difference.get_cmap().name == "RdBu_r"
+    low, high = difference.get_clim()
+    assert low == -high and np.isclose(high, reference[0, 0].max())
+    np.testing.assert_allclose(difference.get_array(), 0.1, atol=1e-6)
