@@ -374,6 +374,7 @@ class TorchFxInt8Backend(Backend):
         from bench.gradcam.fakequant import add_taps, gradcam_simulation
         from bench.gradcam.fx_cut import fx_feature_split, output_mark, quiet_cat_warning
         from bench.gradcam.fx_fakequant import fx_fake_quant_module, tap_locator
+        from bench.gradcam.method import GradcamUnsupported
         from bench.gradcam.split import split_gradcam
 
         torch.set_num_threads(request.threads)
@@ -419,9 +420,17 @@ class TorchFxInt8Backend(Backend):
         tapped = [layer for layer in request.layers if marks[layer] is not None]  # the others: not in the graph
         if observed is not None and tapped:
             began = time.perf_counter()
-            simulated = add_taps(fx_fake_quant_module(observed, converted), tapped, tap_locator(marks)).eval()
-            with quiet_cat_warning():
-                maps, info = gradcam_simulation(converted, simulated, request.images, tapped, request.classes)
+            try:
+                simulated = add_taps(fx_fake_quant_module(observed, converted), tapped, tap_locator(marks)).eval()
+                with quiet_cat_warning():
+                    maps, info = gradcam_simulation(converted, simulated, request.images, tapped, request.classes)
+            except GradcamUnsupported as exc:  # the finite-difference maps stand; the note says why
+                return [
+                    *found,
+                    GradcamMaps(
+                        maps={}, method="fake-quant", seconds_per_image=0.0, notes=f"fake-quant not possible: {exc}"
+                    ),
+                ]
             found.append(
                 GradcamMaps(
                     maps=maps,

@@ -333,6 +333,7 @@ class TorchaoPt2eInt8Backend(Backend):
         Both run the uncompiled program: Inductor's fused int8 kernels cannot be cut or differentiated.
         How far the compiled program's logits are from it was measured when the artifact was made."""
         from bench.gradcam.fakequant import gradcam_fakequant
+        from bench.gradcam.method import GradcamUnsupported
         from bench.gradcam.pt2e_cut import pt2e_feature_split
         from bench.gradcam.split import split_gradcam
 
@@ -370,7 +371,15 @@ class TorchaoPt2eInt8Backend(Backend):
                 for maps in splits
             ]
         if "fake-quant" in request.methods:
-            maps, info = gradcam_fakequant(program, request.images, request.layers, request.classes)
+            try:
+                maps, info = gradcam_fakequant(program, request.images, request.layers, request.classes)
+            except GradcamUnsupported as exc:  # the finite-difference maps stand; the note says why
+                return [
+                    *found,
+                    GradcamMaps(
+                        maps={}, method="fake-quant", seconds_per_image=0.0, notes=f"fake-quant not possible: {exc}"
+                    ),
+                ]
             found.append(
                 GradcamMaps(
                     maps=maps,
