@@ -59,6 +59,8 @@ class GradcamResult:
     step_pearson: float | None = None
     step_pair: tuple[int, int] | None = None
     vs_deployed_max_abs: float | None = None
+    second_status: str | None = None  # the second method's own `ok` or `simulation: ...`
+    second_vs_deployed_max_abs: float | None = None
 
     @property
     def layer(self) -> str | None:
@@ -106,6 +108,8 @@ class GradcamResult:
         if self.second_method is not None and layers[0] in self.second:
             suffix = METHOD_SUFFIX.get(self.second_method, self.second_method)
             columns |= {f"{k}@{suffix}": v for k, v in asdict(self.second[layers[0]]).items()}
+            columns[f"gradcam_status@{suffix}"] = self.second_status
+            columns[f"gradcam_vs_deployed_max_abs@{suffix}"] = self.second_vs_deployed_max_abs
         return columns
 
     def invalidated(self, why: str) -> GradcamResult:
@@ -323,6 +327,12 @@ def explain_artifact(
         step_pearson=step_pearson,
         step_pair=step_pair,
         vs_deployed_max_abs=primary.vs_deployed_max_abs,
+        second_status=(
+            _status(second, summaries[second.method][layer], reference[layer], "")
+            if second is not None and layer in summaries.get(second.method, {})
+            else None
+        ),
+        second_vs_deployed_max_abs=None if second is None else second.vs_deployed_max_abs,
     )
     status = _status(primary, result.summaries[layer], reference[layer], precision)
     if status.startswith("invalid: "):

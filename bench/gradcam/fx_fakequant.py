@@ -4,9 +4,9 @@ finite differences on the converted graph itself, `bench.gradcam.fx_cut`).
 The observed graph (`prepare_fx`, after calibration) is the float network with an observer after every
 tensor the converted graph quantizes. The simulation keeps that graph and replaces:
 
-- each activation observer by a fixed straight-through fake-quant with the scale, zero point and code
-  range the observer chose (`calculate_qparams`: the very parameters `convert_fx` writes into the
-  quantized modules), so the forward values are the int8 graph's codes, dequantized;
+- each activation observer by a fixed straight-through fake-quant with the scale and zero point the
+  observer chose (`calculate_qparams`: the very parameters `convert_fx` writes into the quantized
+  modules) and the code range of its dtype, so the forward values are the int8 graph's codes, dequantized;
 - each float conv/linear weight by the converted module's int8 weight, dequantized (per channel where
   the converted module is).
 
@@ -51,9 +51,10 @@ def _fixed(observer: Any) -> nn.Module:
     scale, zero_point = observer.calculate_qparams()
     if scale.numel() != 1:
         raise UnsupportedProgram("per-channel activation quantization is not simulated")
-    return FixedFakeQuant(
-        float(scale.reshape(-1)[0]), int(zero_point.reshape(-1)[0]), observer.quant_min, observer.quant_max
-    )
+    # The code range of the dtype, not the observer's: with reduce_range (x86) the observer scales its
+    # calibration range to 0..127, but the converted graph's quint8 tensors still hold 0..255.
+    info = torch.iinfo(observer.dtype)
+    return FixedFakeQuant(float(scale.reshape(-1)[0]), int(zero_point.reshape(-1)[0]), info.min, info.max)
 
 
 def _float_weighted(module: nn.Module) -> nn.Module | None:

@@ -88,6 +88,7 @@ def test_columns_carry_both_methods_and_the_floors() -> None:
     assert columns["gradcam_method_pearson"] == 0.90 and columns["gradcam_step_pearson"] == 0.95
     assert columns["gradcam_floor_pearson"] == 0.90 and columns["gradcam_within_noise"] is True
     assert columns["gradcam_status"] == "ok" and columns["gradcam_cut"] == "onnx"
+    assert "gradcam_status@fakequant" in columns  # the simulation's own distance from the deployed program
 
 
 def test_an_invalid_method_publishes_no_numbers() -> None:
