@@ -138,3 +138,21 @@ def test_run_folder_has_report_env_and_latest(default_run):
     per_image = pd.read_parquet(run_dir / "per_image.parquet")
     assert per_image.groupby("backend").size().max() == 64  # every evaluation image
     assert json.loads((run_dir / "run.json").read_text())["threads"] == 2
+
+
+def test_every_int8_backend_is_explained_by_finite_differences_with_its_floor(default_run):
+    """One primary method for every int8 backend that can be cut, the second beside it, the floors
+    measured, the fp32 ONNX cut checked against autograd, and every comparison kept with its method."""
+    run_dir, df = default_run
+    rows = _by_backend(df[df["status"] == "ok"])
+    for name in INT8_BACKENDS:
+        row = rows[name]
+        assert row["gradcam_method"] == "finite-difference" and not str(row["gradcam_status"]).startswith("invalid")
+        assert 0.9 < row["gradcam_step_pearson"] <= 1.0 and row["gradcam_floor_pearson"] <= row["gradcam_step_pearson"]
+        assert row["gradcam_within_noise"] in (True, False)
+    for name in ("torch-fx-int8", "torchao-pt2e-int8"):  # the second method exists for these two
+        assert 0.9 < rows[name]["gradcam_pearson@fakequant"] <= 1.0 and rows[name]["gradcam_method_pearson"] > 0.9
+    assert rows["ort"]["gradcam_status"] == "ok" and rows["ort"]["gradcam_pearson"] >= 0.999  # the cut's check
+    records = pd.read_parquet(run_dir / "gradcam.parquet")
+    fx = records[records["backend"] == "torch-fx-int8"]
+    assert set(fx["method"]) == {"finite-difference", "fake-quant"} and set(fx["step"].dropna()) == {2, 4, 8}
