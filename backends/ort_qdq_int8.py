@@ -63,10 +63,13 @@ class OrtQdqInt8Backend(Backend):
 
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:
         """Finite differences of ONNX Runtime's own int8 head, cut at the 8-bit codes of each layer's output
-        (shifted by `request.steps` quantization steps), so the maps come from the deployed arithmetic."""
+        (shifted by `request.steps` quantization steps), so the maps come from the deployed arithmetic;
+        and autograd through the QDQ graph's fake-quant simulation (the second method)."""
         from bench.gradcam.onnx_cut import onnx_gradcam
 
-        return onnx_gradcam(artifact.directory / MODEL_FILE, request, artifact.meta.get("layer_tensors"))
+        return onnx_gradcam(
+            artifact.directory / MODEL_FILE, request, artifact.meta.get("layer_tensors"), quantized=True
+        )
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
         spinning = OrtQdqOptions.of(self.artifact_options(artifact)).spinning

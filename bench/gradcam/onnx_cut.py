@@ -224,28 +224,77 @@ def resolve_tensor(model_path: Path, layer: str, layer_tensors: dict[str, str] |
 
 
 def onnx_gradcam(
-    model_path: Path, request: GradcamRequest, layer_tensors: dict[str, str] | None, chunk: int = 32
+    model_path: Path,
+    request: GradcamRequest,
+    layer_tensors: dict[str, str] | None,
+    chunk: int = 32,
+    quantized: bool = False,
 ) -> list[GradcamMaps]:
     """Finite-difference Grad-CAM of an ONNX Runtime backend's own graph, every requested layer, at the
-    request's step and at each of its floor steps (in that order)."""
+    request's step and at each of its floor steps (in that order); for a `quantized` (QDQ) graph also
+    fake-quant autograd through its simulation (`bench.gradcam.onnx_fakequant`), as the request asks."""
     from bench.gradcam.split import split_gradcam
 
     def splitter_for(layer: str) -> Any:
         tensor = resolve_tensor(model_path, layer, layer_tensors)
         return OnnxFeatureSplitter(model_path, tensor, request.threads, request.steps, request.device).split
 
-    if "finite-difference" not in request.methods:
-        raise SplitUnavailable(
-            "ONNX Runtime's graph is explained by finite differences only (no fake-quant simulation)"
+    found: list[GradcamMaps] = []
+    if "finite-difference" in request.methods:
+        splits = split_gradcam(
+            request.images,
+            request.layers,
+            request.classes,
+            splitter_for,
+            prefix="ONNX Runtime head cut at the feature tensor",
+            chunk=chunk,
+            steps=(request.steps, *request.floor_steps),
+            cut="onnx",
         )
-    found = split_gradcam(
-        request.images,
-        request.layers,
-        request.classes,
-        splitter_for,
-        prefix="ONNX Runtime head cut at the feature tensor",
-        chunk=chunk,
-        steps=(request.steps, *request.floor_steps),
-        cut="onnx",
+        found += [replace(maps, vs_deployed_max_abs=0.0) for maps in splits]  # the deployed session's own kernels
+    if quantized and "fake-quant" in request.methods:
+        found.append(_fakequant_maps(model_path, request, layer_tensors))
+    if not found:
+        kind = "QDQ" if quantized else "float"
+        raise SplitUnavailable(f"ONNX Runtime's {kind} graph cannot be explained by {', '.join(request.methods)}")
+    return found
+
+
+def _fakequant_maps(model_path: Path, request: GradcamRequest, layer_tensors: dict[str, str] | None) -> GradcamMaps:
+    """Autograd through the QDQ graph's fake-quant simulation; a graph it cannot simulate gives no maps
+    and a note (the finite-difference maps stand)."""
+    import time
+
+    import torch
+
+    from bench.gradcam.method import GradcamUnsupported, gradcam_autograd
+    from bench.gradcam.onnx_fakequant import OnnxFakeQuant, simulation_vs_session
+
+    start = time.perf_counter()
+    torch.set_num_threads(request.threads)
+    try:
+        taps: dict[str, str] = {}
+        for layer in request.layers:
+            try:
+                taps[layer] = resolve_tensor(model_path, layer, layer_tensors)
+            except SplitUnavailable:
+                continue
+        if not taps:
+            raise SplitUnavailable("no requested layer has a tensor in the graph")
+        simulated = OnnxFakeQuant(model_path, taps).eval()
+        tapped = tuple(layer for layer in taps if layer not in simulated.missing)
+        if not tapped:
+            raise SplitUnavailable(f"no tensor of {', '.join(taps)} is left in the QDQ graph")
+        drift, scale = simulation_vs_session(simulated, model_path, request.images, request.threads)
+        maps = gradcam_autograd(simulated, request.images, tapped, request.classes)
+    except GradcamUnsupported as exc:
+        return GradcamMaps(maps={}, method="fake-quant", seconds_per_image=0.0, notes=f"fake-quant not possible: {exc}")
+    return GradcamMaps(
+        maps=maps,
+        method="fake-quant",
+        seconds_per_image=(time.perf_counter() - start) / max(len(request.images), 1),
+        notes=f"fake-quant simulation of the QDQ graph (its scales and zero points, int8 weights); "
+        f"max |logit diff| from ONNX Runtime's session {drift:.3g}",
+        vs_deployed_max_abs=drift,
+        vs_deployed_scale=scale,
     )
-    return [replace(maps, vs_deployed_max_abs=0.0) for maps in found]  # the deployed session's own kernels

@@ -135,9 +135,13 @@ def test_backend_gradcam_maps_and_notes(unet) -> None:
     )
     float_all = OrtFp32Backend().gradcam(fp32, request)
     int8_all = OrtQdqInt8Backend().gradcam(int8, request)
-    for found in (float_all, int8_all):  # the primary step, then the two floor steps; no fake-quant for ORT
-        assert [(m.method, m.step, m.cut) for m in found] == [("finite-difference", s, "onnx") for s in (4, 2, 8)]
-        assert all(m.vs_deployed_max_abs == 0.0 for m in found)
+    steps = [("finite-difference", s, "onnx") for s in (4, 2, 8)]  # the primary step, then the floor steps
+    assert [(m.method, m.step, m.cut) for m in float_all] == steps  # the float graph has nothing to fake-quantize
+    assert [(m.method, m.step, m.cut) for m in int8_all] == [*steps, ("fake-quant", None, "")]
+    assert all(m.vs_deployed_max_abs == 0.0 for m in [*float_all, *int8_all[:3]])
+    simulated = int8_all[3]  # the QDQ graph's fake-quant simulation, close to ONNX Runtime's own session
+    assert simulated.vs_deployed_scale and simulated.vs_deployed_max_abs < 0.1 * simulated.vs_deployed_scale
+    assert compare_maps(int8_all[0].maps[LAYER], simulated.maps[LAYER])[1].gradcam_pearson > 0.5
     float_maps, int8_maps = float_all[0], int8_all[0]
     reference = gradcam_autograd(model, images, [LAYER], (0, 1))[LAYER]
     for result in (float_maps, int8_maps):
@@ -181,8 +185,11 @@ def trained_unet(tmp_path_factory, trained_unet_model):
 def test_int8_maps_of_a_trained_unet_agree_with_the_float_reference(trained_unet) -> None:
     model, calibration, images, artifact = trained_unet
     request = GradcamRequest(model=model, images=images, layers=(LAYER,), classes=(1,), calibration=calibration)
-    result = OrtQdqInt8Backend().gradcam(artifact, request)
+    found = OrtQdqInt8Backend().gradcam(artifact, request)
+    result, simulated = found[0], found[-1]
     reference = gradcam_autograd(model, images, [LAYER], (1,))[LAYER]
+    # the second method on the same trained graph: fake-quant autograd through its simulation
+    assert simulated.method == "fake-quant" and compare_maps(reference, simulated.maps[LAYER])[1].gradcam_pearson > 0.95
     cams = result.maps[LAYER]
     assert np.isfinite(cams).all() and (cams >= 0).all() and cams.max() > 0
     pearson = compare_maps(reference, cams)[1].gradcam_pearson
