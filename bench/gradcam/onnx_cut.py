@@ -289,6 +289,14 @@ def _fakequant_maps(model_path: Path, request: GradcamRequest, layer_tensors: di
         maps = gradcam_autograd(simulated, request.images, tapped, request.classes)
     except GradcamUnsupported as exc:
         return GradcamMaps(maps={}, method="fake-quant", seconds_per_image=0.0, notes=f"fake-quant not possible: {exc}")
+    except (RuntimeError, ValueError, IndexError) as exc:  # an op the interpreter gets wrong: the primary stands
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return GradcamMaps(
+            maps={},
+            method="fake-quant",
+            seconds_per_image=0.0,
+            notes=f"fake-quant simulation failed: {type(exc).__name__}: {first}",
+        )
     return GradcamMaps(
         maps=maps,
         method="fake-quant",

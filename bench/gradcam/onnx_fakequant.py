@@ -346,7 +346,21 @@ def _constant(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
 
 @_op("Shape")
 def _shape(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
-    return torch.tensor(list(inputs[0].shape), dtype=torch.int64)
+    attrs = _attrs(node)  # opset 15: the dimensions start..end only
+    dims = list(inputs[0].shape)
+    return torch.tensor(dims[attrs.get("start", 0) : attrs.get("end", len(dims))], dtype=torch.int64)
+
+
+@_op("ReduceMean")
+def _reduce_mean(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
+    attrs = _attrs(node)  # opset 18: axes as an input; before, an attribute
+    x = inputs[0]
+    axes = inputs[1].tolist() if len(inputs) > 1 and inputs[1] is not None else attrs.get("axes")
+    if not axes:
+        if attrs.get("noop_with_empty_axes", 0):
+            return x
+        axes = list(range(x.ndim))
+    return x.mean(dim=tuple(int(a) for a in axes), keepdim=bool(attrs.get("keepdims", 1)))
 
 
 @_op("Reshape")

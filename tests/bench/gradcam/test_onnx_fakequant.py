@@ -80,3 +80,37 @@ def test_fake_quant_autograd_gives_the_same_alphas_and_the_sessions_logits(qdq_h
     np.testing.assert_allclose(alphas["layer"][0].numpy(), _exact(), rtol=1e-5, atol=1e-7)
     drift, scale = simulation_vs_session(simulated, qdq_head, _image(), threads=1)
     assert scale > 0 and drift <= 1e-5 * max(scale, 1.0)  # no requantization after the cut: the same forward
+
+
+def test_shape_arithmetic_global_pooling_and_resize_match_onnx_runtime(tmp_path: Path) -> None:
+    """The ops the zoo's DeepLab and HRNet exports add (ASPP's ReduceMean, Resize to sizes computed from
+    Shape(start..end)) computed as ONNX Runtime computes them."""
+    rng = np.random.default_rng(2)
+    inits = [
+        numpy_helper.from_array((0.3 * rng.standard_normal((3, 1, 3, 3))).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array([-1, -2], np.int64), "axes"),
+        numpy_helper.from_array(np.array([16, 20], np.int64), "size_hw"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["A"]),
+        helper.make_node("ReduceMean", ["A", "axes"], ["pooled"], keepdims=1),
+        helper.make_node("Add", ["A", "pooled"], ["sum"]),
+        helper.make_node("Shape", ["sum"], ["nc"], start=0, end=2),
+        helper.make_node("Concat", ["nc", "size_hw"], ["sizes"], axis=0),
+        helper.make_node(
+            "Resize", ["sum", "", "", "sizes"], ["logits"], mode="linear", coordinate_transformation_mode="half_pixel"
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ops",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 10])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3, 16, 20])],
+        inits,
+    )
+    path = tmp_path / "ops.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    images = rng.standard_normal((2, 1, 8, 10)).astype(np.float32)
+    drift, scale = simulation_vs_session(OnnxFakeQuant(path).eval(), path, images, threads=1)
+    assert scale > 0 and drift <= 1e-5 * scale
