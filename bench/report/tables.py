@@ -114,8 +114,8 @@ def _gradcam_fmt(column: str, value: Any) -> str:
         return "within method noise" if bool(value) else "beyond method noise"
     if column == "gradcam_status":
         return str(value).split(":")[0]
-    if isinstance(value, float):
-        return f"{value:.3f}"
+    if isinstance(value, float):  # four places: the floors of a well-quantized model sit at 0.999x
+        return f"{value:.4f}"
     return str(value)
 
 
