@@ -68,15 +68,18 @@ class GradcamResult:
 
     @property
     def floor_pearson(self) -> float | None:
-        """The method's own agreement with itself: the lower of the two floors that were measured."""
-        floors = [f for f in (self.method_pearson, self.step_pearson) if f is not None and np.isfinite(f)]
+        """The method's own agreement with itself: the lower of the two floors that were measured. The
+        two methods' agreement counts only while the second one's simulation is within tolerance of the
+        deployed program (`second_status` ok): a simulation of something else is no floor."""
+        method = self.method_pearson if self.second_status in (None, "ok") else None
+        floors = [f for f in (method, self.step_pearson) if f is not None and np.isfinite(f)]
         return min(floors) if floors else None
 
     @property
     def within_noise(self) -> bool | None:
         """True when the divergence from fp32 is not clearly larger than the method's own disagreement."""
         floor, layer = self.floor_pearson, self.layer
-        if floor is None or layer is None or not self.status == "ok":
+        if floor is None or layer is None or self.status.startswith("invalid"):
             return None
         pearson = self.summaries[layer].gradcam_pearson
         if not np.isfinite(pearson):

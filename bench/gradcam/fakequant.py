@@ -1,4 +1,5 @@
-"""Grad-CAM fallback for a quantized program that cannot be cut at the feature layer: fake-quant simulation.
+"""Grad-CAM's second method for a PT2E program: autograd through its fake-quant simulation (the primary,
+finite differences on the program cut at the layer's codes, is `bench.gradcam.pt2e_cut`).
 
 A PT2E-converted program (`torch.export.load(path).module()`) is an FX graph of float ops between
 `quantized_decomposed` quantize/dequantize nodes, with int8 weight constants dequantized per channel.

@@ -337,7 +337,7 @@ def check_reproduces(head_shifted: Any, reference: np.ndarray, what: str) -> Non
     unshifted = head_shifted(np.array([-1]))
     if not np.array_equal(unshifted, reference):
         diff = float(np.max(np.abs(unshifted.astype(np.float64) - reference)))
-        raise RuntimeError(
+        raise SplitUnavailable(
             f"{what} does not reproduce the graph's logits exactly (max |diff| {diff:.3g}); "
             f"its maps would explain other arithmetic"
         )

@@ -174,12 +174,14 @@ class OnnxFeatureSplitter:
         full = self.full_logits(image)
         head = split.head_shifted(np.array([-1]))
         if head.shape != full.shape:
-            raise RuntimeError(f"the head cut at '{self.tensor}' returns shape {head.shape}, the model {full.shape}")
+            raise SplitUnavailable(
+                f"the head cut at '{self.tensor}' returns shape {head.shape}, the model {full.shape}"
+            )
         diff = float(np.max(np.abs(head.astype(np.float64) - full))) if full.size else 0.0
         exact = self.quant is not None
         limit = 0.0 if exact else FLOAT_RTOL * max(1.0, float(np.max(np.abs(full))))
         if diff > limit:
-            raise RuntimeError(
+            raise SplitUnavailable(
                 f"the head of {self.path.name} cut at '{self.tensor}' does not reproduce the model's "
                 f"logits (max |diff| {diff:.3g} > {limit:.3g}); its maps would explain other arithmetic"
             )
@@ -240,7 +242,7 @@ def onnx_gradcam(
         return OnnxFeatureSplitter(model_path, tensor, request.threads, request.steps, request.device).split
 
     found: list[GradcamMaps] = []
-    if "finite-difference" in request.methods:
+    if "finite-difference" in request.methods or not quantized:  # a float graph has no fake-quant to run
         splits = split_gradcam(
             request.images,
             request.layers,
@@ -289,7 +291,7 @@ def _fakequant_maps(model_path: Path, request: GradcamRequest, layer_tensors: di
         maps = gradcam_autograd(simulated, request.images, tapped, request.classes)
     except GradcamUnsupported as exc:
         return GradcamMaps(maps={}, method="fake-quant", seconds_per_image=0.0, notes=f"fake-quant not possible: {exc}")
-    except (RuntimeError, ValueError, IndexError) as exc:  # an op the interpreter gets wrong: the primary stands
+    except Exception as exc:  # the second method must never take the primary's maps down with it
         first = str(exc).splitlines()[0] if str(exc) else ""
         return GradcamMaps(
             maps={},

@@ -102,9 +102,11 @@ class OnnxFakeQuant(nn.Module):
             if tensor not in produced:
                 self.missing.append(layer)
                 continue
-            quantizers = [n for n in readers.get(tensor, []) if n.op_type == "QuantizeLinear"]
-            # A read through its Q/DQ pair: tap the codes' output (dequantized once, shared by every reader)
-            self.tap_names[quantizers[0].output[0] if quantizers else tensor] = layer
+            reading = readers.get(tensor, [])
+            # A read only through one Q/DQ pair: tap its codes (dequantized once, shared by every reader);
+            # read otherwise too (a float op, a second quantizer): tap A itself, so every path is seen
+            through_codes = len(reading) == 1 and reading[0].op_type == "QuantizeLinear"
+            self.tap_names[reading[0].output[0] if through_codes else tensor] = layer
             tap = _Tap()
             self.add_module(f"_gradcam_tap_{i}", tap)
             tap_modules[layer] = tap
@@ -243,7 +245,7 @@ def _max_pool(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
     return pool(
         inputs[0],
         kernel,
-        list(attrs.get("strides", kernel)),
+        list(attrs.get("strides", [1] * len(kernel))),  # ONNX: stride 1 unless given
         pads,
         list(attrs.get("dilations", [1] * len(kernel))),
         bool(attrs.get("ceil_mode", 0)),
@@ -270,9 +272,11 @@ def _resize(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
         return F.interpolate(
             x, size=size, scale_factor=factor, mode=interpolation, align_corners=transform == "align_corners"
         )
-    if mode == "nearest" and transform == "asymmetric":
+    nearest = attrs.get("nearest_mode", b"round_prefer_floor")
+    nearest = nearest.decode() if isinstance(nearest, bytes) else nearest
+    if mode == "nearest" and transform == "asymmetric" and nearest == "floor":
         return F.interpolate(x, size=size, scale_factor=factor, mode="nearest")
-    raise UnsupportedProgram(f"Resize {node.name}: mode {mode} with {transform} is not simulated")
+    raise UnsupportedProgram(f"Resize {node.name}: mode {mode} with {transform} ({nearest}) is not simulated")
 
 
 @_op("Relu")
@@ -293,14 +297,17 @@ def _sigmoid(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
 
 @_op("Clip")
 def _clip(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
-    low = inputs[1] if len(inputs) > 1 and inputs[1] is not None else None
-    high = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    attrs = _attrs(node)  # before opset 11 the bounds are attributes
+    low = inputs[1] if len(inputs) > 1 and inputs[1] is not None else attrs.get("min")
+    high = inputs[2] if len(inputs) > 2 and inputs[2] is not None else attrs.get("max")
     return torch.clamp(inputs[0], None if low is None else float(low), None if high is None else float(high))
 
 
 @_op("Add", "Sub", "Mul", "Div")
 def _arithmetic(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
     a, b = inputs
+    if node.op_type == "Div" and not a.is_floating_point() and not b.is_floating_point():
+        return torch.div(a, b, rounding_mode="trunc")  # ONNX integer division truncates
     return {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div}[node.op_type](a, b)
 
 
@@ -325,7 +332,7 @@ def _average_pool(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Ten
     return F.avg_pool2d(
         inputs[0],
         kernel,
-        list(attrs.get("strides", kernel)),
+        list(attrs.get("strides", [1] * len(kernel))),  # ONNX: stride 1 unless given
         pads,
         bool(attrs.get("ceil_mode", 0)),
         bool(attrs.get("count_include_pad", 0)),

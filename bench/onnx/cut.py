@@ -233,8 +233,8 @@ class GraphCut:
             image = np.repeat(values[self._graph_inputs[0]], rows, axis=0)
             batched = dict(zip(self._body_outputs, self._body.run(self._body_outputs, {self._graph_inputs[0]: image})))
             batched[self._graph_inputs[0]] = image
-            for name in self.sides:
-                feeds[name] = batched[name] if self._repeats(name, values[name]) else values[name]
+            for name in self.sides:  # every side from the batched pass: shapes and indices alike
+                feeds[name] = batched.get(name, values[name])
         else:
             for name in self.sides:
                 value = values[name]

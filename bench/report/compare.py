@@ -107,10 +107,20 @@ def latency_verdict(baseline_ns: np.ndarray, current_ns: np.ndarray, threshold: 
     return ratio, p, ratio > 1 + threshold and p < P_VALUE
 
 
+def _gradcam_comparable(base: pd.Series, cur: pd.Series) -> bool:
+    """Grad-CAM divergences are compared only between maps made by the same method, both valid: a change
+    of method moves the number as much as a change of model does."""
+    same = str(base.get("gradcam_method")) == str(cur.get("gradcam_method"))
+    invalid = any(str(row.get("gradcam_status", "ok")).startswith("invalid") for row in (base, cur))
+    return same and not invalid
+
+
 def _quality_regressions(label: str, base: pd.Series, cur: pd.Series, threshold: float) -> list[str]:
     found = []
     columns = [c for c in base.index if c in HIGHER_IS_BETTER or c.startswith(("iou_", "dice_"))]
     columns += [c for c in LOWER_IS_BETTER if c in base.index]
+    if not _gradcam_comparable(base, cur):
+        columns = [c for c in columns if not c.startswith("gradcam_")]
     for column in dict.fromkeys(columns):
         if column not in cur.index or pd.isna(base[column]) or pd.isna(cur[column]):
             continue

@@ -93,6 +93,7 @@ GRADCAM_COLUMNS = {
     "gradcam_pearson": "Pearson",
     "gradcam_top10_iou": "top-10% IoU",
     "gradcam_pearson@fakequant": "Pearson (fake-quant)",
+    "gradcam_status@fakequant": "fake-quant status",
     "gradcam_method_pearson": "fd vs fake-quant",
     "gradcam_step_pearson": "step 2 vs 8",
     "gradcam_floor_pearson": "floor",
@@ -112,7 +113,7 @@ def _gradcam_fmt(column: str, value: Any) -> str:
         return ""
     if column == "gradcam_within_noise":
         return "within method noise" if bool(value) else "beyond method noise"
-    if column == "gradcam_status":
+    if column in ("gradcam_status", "gradcam_status@fakequant"):
         return str(value).split(":")[0]
     if isinstance(value, float):  # four places: the floors of a well-quantized model sit at 0.999x
         return f"{value:.4f}"
@@ -132,8 +133,14 @@ def gradcam_table(df: pd.DataFrame, fmt: str = "github") -> str:
 
 
 def gradcam_status_lines(df: pd.DataFrame) -> list[str]:
-    """One line per row whose maps are invalid or describe a simulation, with the reason."""
-    if "gradcam_status" not in df:
-        return []
-    marked = df[df["gradcam_status"].notna() & (df["gradcam_status"].astype(str) != "ok")]
-    return [f"{r.suite} / {r.model} / {r.backend} {r.precision}: {r.gradcam_status}" for r in marked.itertuples()]
+    """One line per row whose maps (either method's) are invalid or describe a simulation, with the reason."""
+    lines = []
+    for column, what in (("gradcam_status", ""), ("gradcam_status@fakequant", " (fake-quant)")):
+        if column not in df:
+            continue
+        marked = df[df[column].notna() & (df[column].astype(str) != "ok")]
+        lines += [
+            f"{r['suite']} / {r['model']} / {r['backend']} {r['precision']}{what}: {r[column]}"
+            for _, r in marked.iterrows()
+        ]
+    return lines

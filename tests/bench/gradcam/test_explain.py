@@ -75,6 +75,13 @@ def _result(
     )
 
 
+def test_a_flagged_simulation_is_no_floor() -> None:
+    from dataclasses import replace
+
+    flagged = replace(_result(0.81, 0.80, 0.95), second_status="simulation: 2.1% off")
+    assert flagged.floor_pearson == 0.95 and flagged.within_noise is False  # 0.19 > 2 x 0.05
+
+
 def test_a_divergence_within_twice_the_methods_own_is_noise() -> None:
     assert _result(0.81, 0.90, 0.95).floor_pearson == 0.90
     assert _result(0.81, 0.90, 0.95).within_noise is True  # 0.19 <= 2 x 0.10

@@ -155,6 +155,21 @@ def test_backend_gradcam_maps_and_notes(unet) -> None:
     assert "decoder.3.2: not split" in int8_maps.notes
 
 
+def test_a_float_graph_is_explained_by_finite_differences_whatever_method_is_asked(unet) -> None:
+    model, calibration, images, fp32, _ = unet
+    request = GradcamRequest(
+        model=model,
+        images=images[:1],
+        layers=(LAYER,),
+        classes=(1,),
+        calibration=calibration,
+        methods=("fake-quant",),
+        floor_steps=(),
+    )
+    (found,) = OrtFp32Backend().gradcam(fp32, request)  # its maps are the run's check of the ONNX cut
+    assert found.method == "finite-difference" and LAYER in found.maps
+
+
 def test_unknown_layer_is_a_note_and_no_maps(unet) -> None:
     model, calibration, images, _, int8 = unet
     request = GradcamRequest(model=model, images=images[:1], layers=("nope",), classes=(1,), calibration=calibration)

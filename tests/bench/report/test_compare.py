@@ -151,3 +151,13 @@ def test_rows_from_different_reference_checkpoints_are_warned_about(tmp_path, ca
     assert out.count("different reference checkpoints (aaaa vs bbbb)") == 2  # one line per row
     assert main(["compare", str(make_run(tmp_path / "c")), str(make_run(tmp_path / "d"))]) in (0, 1)
     assert "different reference checkpoints" not in capsys.readouterr().out
+
+
+def test_gradcam_divergences_are_judged_only_between_maps_of_the_same_method() -> None:
+    from bench.report.compare import _quality_regressions
+
+    base = pd.Series({"gradcam_pearson": 0.995, "gradcam_method": "fake-quant", "gradcam_status": "ok"})
+    same = pd.Series({"gradcam_pearson": 0.90, "gradcam_method": "fake-quant", "gradcam_status": "ok"})
+    other = pd.Series({"gradcam_pearson": 0.90, "gradcam_method": "finite-difference", "gradcam_status": "ok"})
+    assert any("gradcam_pearson" in line for line in _quality_regressions("cell", base, same, 0.005))
+    assert not _quality_regressions("cell", base, other, 0.005)  # a change of method is not a regression

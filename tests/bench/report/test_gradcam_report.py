@@ -53,6 +53,9 @@ def test_the_table_puts_each_divergence_beside_its_floor() -> None:
     assert "0.810" in lines[3] and "0.900" in lines[3] and "within method noise" in lines[3]
     assert "beyond method noise" in lines[4] and "simulation" in lines[4]
     assert gradcam_status_lines(_rows()) == ["camvid / m / torchao-pt2e-int8 int8: simulation: logits differ by 9.9"]
+    flagged = _rows().assign(**{"gradcam_status@fakequant": [None, "simulation: 2.1% off", None, None]})
+    assert "camvid / m / ort-qdq-int8 int8 (fake-quant): simulation: 2.1% off" in gradcam_status_lines(flagged)
+    assert "simulation" in gradcam_table(flagged).splitlines()[3]
 
 
 def test_no_explained_row_means_no_table() -> None:
