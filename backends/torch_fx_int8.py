@@ -428,12 +428,7 @@ class TorchFxInt8Backend(Backend):
                 with quiet_cat_warning():
                     maps, info = gradcam_simulation(converted, simulated, request.images, tapped, request.classes)
             except Exception as exc:  # the second method never takes the finite-difference maps down
-                return [
-                    *found,
-                    GradcamMaps(
-                        maps={}, method="fake-quant", seconds_per_image=0.0, notes=f"fake-quant not possible: {exc}"
-                    ),
-                ]
+                return [*found, GradcamMaps.without_maps("fake-quant", f"fake-quant not possible: {exc}")]
             found.append(
                 GradcamMaps(
                     maps=maps,

@@ -391,12 +391,7 @@ class TorchaoPt2eInt8Backend(Backend):
                     program, request.images, _located(program, request.layers), request.classes
                 )
             except Exception as exc:  # the second method never takes the finite-difference maps down
-                return [
-                    *found,
-                    GradcamMaps(
-                        maps={}, method="fake-quant", seconds_per_image=0.0, notes=f"fake-quant not possible: {exc}"
-                    ),
-                ]
+                return [*found, GradcamMaps.without_maps("fake-quant", f"fake-quant not possible: {exc}")]
             found.append(
                 GradcamMaps(
                     maps=maps,

@@ -135,3 +135,8 @@ class GradcamMaps:
     cut: str = ""
     vs_deployed_max_abs: float | None = None
     vs_deployed_scale: float | None = None
+
+    @classmethod
+    def without_maps(cls, method: str, notes: str) -> GradcamMaps:
+        """A method that could not run here: no maps, and the note says why (the other methods' stand)."""
+        return cls(maps={}, method=method, seconds_per_image=0.0, notes=notes)

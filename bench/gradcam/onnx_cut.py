@@ -290,15 +290,10 @@ def _fakequant_maps(model_path: Path, request: GradcamRequest, layer_tensors: di
         drift, scale = simulation_vs_session(simulated, model_path, request.images, request.threads)
         maps = gradcam_autograd(simulated, request.images, tapped, request.classes)
     except GradcamUnsupported as exc:
-        return GradcamMaps(maps={}, method="fake-quant", seconds_per_image=0.0, notes=f"fake-quant not possible: {exc}")
+        return GradcamMaps.without_maps("fake-quant", f"fake-quant not possible: {exc}")
     except Exception as exc:  # the second method must never take the primary's maps down with it
         first = str(exc).splitlines()[0] if str(exc) else ""
-        return GradcamMaps(
-            maps={},
-            method="fake-quant",
-            seconds_per_image=0.0,
-            notes=f"fake-quant simulation failed: {type(exc).__name__}: {first}",
-        )
+        return GradcamMaps.without_maps("fake-quant", f"fake-quant simulation failed: {type(exc).__name__}: {first}")
     return GradcamMaps(
         maps=maps,
         method="fake-quant",

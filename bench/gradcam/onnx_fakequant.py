@@ -113,12 +113,9 @@ class OnnxFakeQuant(nn.Module):
         setattr(self, TAPS_ATTRIBUTE, tap_modules)
         self._weights: dict[str, torch.Tensor] = {}
 
-    def constant(self, name: str) -> torch.Tensor | None:
-        return self.constants.get(name)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env: dict[str, Any] = {self.input_name: x, "": None}
-        taps = {layer: module for layer, module in getattr(self, TAPS_ATTRIBUTE).items()}
+        taps = getattr(self, TAPS_ATTRIBUTE)
         for node in self.nodes:
             inputs = [env[n] if n in env else self.constants.get(n) for n in node.input]
             outputs = OPS[node.op_type](self, node, inputs)
@@ -189,47 +186,22 @@ def _pads(attrs: dict[str, Any], dims: int) -> tuple[list[int], bool]:
     return pads[:dims], pads[:dims] == pads[dims:]
 
 
-@_op("Conv")
+@_op("Conv", "ConvTranspose")
 def _conv(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
     x, weight = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
     attrs = _attrs(node)
     dims = weight.ndim - 2
     pads, symmetric = _pads(attrs, dims)
-    if not symmetric:
-        raise UnsupportedProgram(f"asymmetric Conv padding in {node.name} is not simulated")
-    conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
-    return conv(
-        x,
-        weight,
-        bias,
-        list(attrs.get("strides", [1] * dims)),
-        pads,
-        list(attrs.get("dilations", [1] * dims)),
-        int(attrs.get("group", 1)),
-    )
-
-
-@_op("ConvTranspose")
-def _conv_transpose(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
-    x, weight = inputs[0], inputs[1]
-    bias = inputs[2] if len(inputs) > 2 else None
-    attrs = _attrs(node)
-    dims = weight.ndim - 2
-    pads, symmetric = _pads(attrs, dims)
     if not symmetric or "output_shape" in attrs:
-        raise UnsupportedProgram(f"ConvTranspose {node.name}: asymmetric padding or output_shape is not simulated")
-    conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
-    return conv(
-        x,
-        weight,
-        bias,
-        list(attrs.get("strides", [1] * dims)),
-        pads,
-        list(attrs.get("output_padding", [0] * dims)),
-        int(attrs.get("group", 1)),
-        list(attrs.get("dilations", [1] * dims)),
-    )
+        raise UnsupportedProgram(f"{node.op_type} {node.name}: asymmetric padding or output_shape is not simulated")
+    strides, dilations = list(attrs.get("strides", [1] * dims)), list(attrs.get("dilations", [1] * dims))
+    group = int(attrs.get("group", 1))
+    if node.op_type == "Conv":
+        return (F.conv1d, F.conv2d, F.conv3d)[dims - 1](x, weight, bias, strides, pads, dilations, group)
+    output_padding = list(attrs.get("output_padding", [0] * dims))
+    transposed = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
+    return transposed(x, weight, bias, strides, pads, output_padding, group, dilations)
 
 
 @_op("MaxPool")
