@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.backend import Artifact, Backend, BackendOptions, GradcamMaps, GradcamRequest, PrepareContext, Session
+import numpy as np
+
+from bench.backend import (
+    Artifact,
+    Backend,
+    BackendOptions,
+    GradcamMaps,
+    GradcamRequest,
+    PrepareContext,
+    QuantLayer,
+    Session,
+    parse_float_layers,
+)
 from bench.onnx.coverage import optimized_coverage
 from bench.onnx.export import fp32_onnx, layer_tensors, onnx_source
 from bench.onnx.quantize import CalibrationMethod, Preset, quantize_qdq
@@ -28,6 +40,7 @@ class OrtQdqOptions(BackendOptions):
     calibration: CalibrationMethod = "minmax"
     preset: Preset = "cpu"
     spinning: Spinning = "run"  # intra-op threads spin within a run only (bench.onnx.session says why)
+    float_layers: str = ""  # module paths (or node names) kept in float: quantize_static's nodes_to_exclude
 
 
 class OrtQdqInt8Backend(Backend):
@@ -49,17 +62,48 @@ class OrtQdqInt8Backend(Backend):
                 ctx.calibration,
                 preset=options.preset,
                 calibration_method=options.calibration,
+                float_layers=parse_float_layers(options.float_layers),
             )
             tensors = layer_tensors(fp32)  # from the float export: quantization drops or rewrites nodes
         source = onnx_source(ctx)
+        kept = parse_float_layers(options.float_layers)
         return {
             **done,
             "onnx_source": source,
             "layer_tensors": tensors,
             "coverage": optimized_coverage(out_dir / MODEL_FILE),
             "notes": f"{options.preset} preset, {options.calibration} calibration, per-channel weights, "
-            f"graph from {source}, spinning={options.spinning}",
+            f"graph from {source}, spinning={options.spinning}"
+            + (f", {len(kept)} layer(s) kept in float as asked (float_layers)" if kept else ""),
         }
+
+    def quantizable_layers(self, ctx: PrepareContext) -> list[QuantLayer]:
+        from bench.onnx.layers import weighted_nodes
+
+        with tempfile.TemporaryDirectory(prefix="segbench-onnx-") as tmp:
+            return weighted_nodes(fp32_onnx(ctx, Path(tmp) / "model.onnx"))
+
+    def layer_sqnr(self, ctx: PrepareContext, images: np.ndarray) -> dict[str, float]:
+        """onnxruntime's qdq_loss_debug: the preprocessed float graph and the all-int8 QDQ graph, both with
+        every intermediate tensor as an output, run on `images`; `xmodel_err` per layer output."""
+        from bench.measure.layer_sqnr import onnx_layer_sqnr
+        from bench.onnx.export import INPUT_NAME
+        from bench.onnx.layers import layer_outputs
+
+        options = OrtQdqOptions.of(ctx.options)
+        with tempfile.TemporaryDirectory(prefix="segbench-onnx-") as tmp:
+            folder = Path(tmp)
+            fp32 = fp32_onnx(ctx, folder / "model.onnx")
+            quantize_qdq(
+                fp32,
+                folder / MODEL_FILE,
+                ctx.calibration,
+                preset=options.preset,
+                calibration_method=options.calibration,
+                preprocessed_copy=folder / "model.pre.onnx",
+            )
+            outputs = layer_outputs(folder / "model.pre.onnx")
+            return onnx_layer_sqnr(folder / "model.pre.onnx", folder / MODEL_FILE, images, INPUT_NAME, outputs)
 
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:
         """Finite differences of ONNX Runtime's own int8 head, cut at the 8-bit codes of each layer's output

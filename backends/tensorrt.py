@@ -46,7 +46,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.backend import Artifact, Backend, BackendOptions, OpCoverage, PrepareContext, Session
+from bench.backend import (
+    Artifact,
+    Backend,
+    BackendOptions,
+    OpCoverage,
+    PrepareContext,
+    QuantLayer,
+    Session,
+    parse_float_layers,
+)
 from bench.measure.device_timing import CudaEventTimer
 from bench.onnx.export import fp32_onnx
 from bench.onnx.quantize import CalibrationMethod
@@ -365,6 +374,7 @@ class TensorRtOptions(BackendOptions):
 @dataclass(frozen=True)
 class TensorRtInt8Options(TensorRtOptions):
     calibration: CalibrationMethod = "minmax"
+    float_layers: str = ""  # module paths (or node names) left without Q/DQ: TensorRT runs them in float
 
 
 class _TensorRtBackend(Backend):
@@ -413,10 +423,22 @@ class TensorRtInt8Backend(_TensorRtBackend):
     def _onnx(self, ctx: PrepareContext, folder: Path) -> tuple[Path, dict[str, Any]]:
         path = folder / QDQ_FILE
         fp32 = fp32_onnx(ctx, folder / "model.fp32.onnx")  # the user's --onnx file when given
+        options = TensorRtInt8Options.of(ctx.options)
         done = qdq_onnx_from_fp32(
-            fp32, ctx.calibration, path, calibration_method=TensorRtInt8Options.of(ctx.options).calibration
+            fp32,
+            ctx.calibration,
+            path,
+            calibration_method=options.calibration,
+            float_layers=parse_float_layers(options.float_layers),
         )
         return path, done
+
+    def quantizable_layers(self, ctx: PrepareContext) -> list[QuantLayer]:
+        """The QDQ graph's weighted nodes, as for ONNX Runtime (the same `nodes_to_exclude` mechanism)."""
+        from bench.onnx.layers import weighted_nodes
+
+        with tempfile.TemporaryDirectory(prefix="segbench-trt-") as tmp:
+            return weighted_nodes(fp32_onnx(ctx, Path(tmp) / "model.fp32.onnx"))
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
         meta = super().prepare(ctx, out_dir)

@@ -40,8 +40,12 @@ from bench.backend import (
     GradcamRequest,
     OpCoverage,
     PrepareContext,
+    QuantLayer,
     Session,
+    check_float_layers,
+    parse_float_layers,
 )
+from bench.backend.layers import weighted_modules
 from bench.gradcam.records import FeatureSplit
 
 MODEL_FILE = "model.int8.torchscript.pt"
@@ -100,14 +104,23 @@ def _set_engine(engine: str) -> None:
     torch.backends.quantized.engine = engine
 
 
-def qconfig_mapping(engine: str, float_modules: tuple[str, ...] = ()) -> Any:
+def qconfig_mapping(engine: str, float_modules: tuple[str, ...] = (), calibration: str = "histogram") -> Any:
     """The engine's default mapping (per-channel conv weights on x86/onednn), with transposed convs
     pinned to per-tensor weights, which is all PyTorch's quantized ConvTranspose supports, and the
-    modules named in `float_modules` left in float."""
+    modules named in `float_modules` left in float. `calibration` "minmax" swaps the default
+    activation observer (a histogram, L2-optimal ranges) for the running min and max."""
     from torch.ao.quantization import QConfig, get_default_qconfig_mapping
-    from torch.ao.quantization.observer import default_weight_observer
+    from torch.ao.quantization.observer import MinMaxObserver, default_weight_observer
 
     mapping = get_default_qconfig_mapping(engine)
+    if calibration == "minmax":
+        default = mapping.global_qconfig
+        reduce_range = bool(getattr(default.activation(), "reduce_range", False))
+        minmax = QConfig(activation=MinMaxObserver.with_args(reduce_range=reduce_range), weight=default.weight)
+        mapping.set_global(minmax)
+        for kind, qconfig in list(mapping.object_type_qconfigs.items()):
+            if qconfig is default:  # the ops that share the global config; fixed-qparams ops keep theirs
+                mapping.set_object_type(kind, minmax)
     per_tensor = QConfig(activation=mapping.global_qconfig.activation, weight=default_weight_observer)
     for op in TRANSPOSED_CONVS:
         mapping.set_object_type(op, per_tensor)
@@ -257,6 +270,7 @@ def observe_fx_model(
     engine: str,
     model_name: str = "model",
     float_modules: tuple[str, ...] = (),
+    calibration_method: str = "histogram",
 ) -> torch.fx.GraphModule:
     """Trace with observers (`prepare_fx`) and run every calibration image through, one at a time."""
     from torch.ao.quantization.quantize_fx import prepare_fx
@@ -267,7 +281,9 @@ def observe_fx_model(
     images = torch.from_numpy(np.ascontiguousarray(calibration, np.float32))
     with _quiet():
         try:
-            prepared = prepare_fx(model, qconfig_mapping(engine, float_modules), example_inputs=(images[:1],))
+            prepared = prepare_fx(
+                model, qconfig_mapping(engine, float_modules, calibration_method), example_inputs=(images[:1],)
+            )
             with torch.no_grad():
                 for i in range(len(images)):
                     prepared(images[i : i + 1])
@@ -293,12 +309,14 @@ def quantize_fx_model(
     engine: str,
     model_name: str = "model",
     float_modules: tuple[str, ...] = (),
+    calibration_method: str = "histogram",
 ) -> torch.fx.GraphModule:
     """Trace, observe every calibration image one at a time, convert: the converted int8 GraphModule.
 
     Deterministic for the same model, images and engine, so Grad-CAM can rebuild the very graph that
     was scripted into the artifact (and checks it did)."""
-    return convert_fx_model(observe_fx_model(model, calibration, engine, model_name, float_modules), model_name)
+    observed = observe_fx_model(model, calibration, engine, model_name, float_modules, calibration_method)
+    return convert_fx_model(observed, model_name)
 
 
 class TorchFxInt8Session(Session):
@@ -321,6 +339,8 @@ class TorchFxInt8Session(Session):
 @dataclass(frozen=True)
 class TorchFxOptions(BackendOptions):
     engine: Engine = "x86"
+    calibration: Literal["histogram", "minmax"] = "histogram"  # the activation observer
+    float_layers: str = ""  # module paths kept in float (comma-separated; `segbench tune` finds them)
 
 
 class TorchFxInt8Backend(Backend):
@@ -332,20 +352,51 @@ class TorchFxInt8Backend(Backend):
     def _engine(self, artifact: Artifact) -> str:
         return TorchFxOptions.of(self.artifact_options(artifact)).engine
 
+    def quantizable_layers(self, ctx: PrepareContext) -> list[QuantLayer]:
+        return weighted_modules(ctx.model)
+
+    def layer_sqnr(self, ctx: PrepareContext, images: np.ndarray) -> dict[str, float]:
+        """torch.ao's FX numeric suite: loggers on the observed (fused) float model and the converted one,
+        matched subgraph by subgraph, SQNR of each output (`compute_sqnr`), keyed by module path."""
+        from bench.measure.layer_sqnr import fx_layer_sqnr
+
+        options = TorchFxOptions.of(ctx.options)
+        observed = observe_fx_model(ctx.model, ctx.calibration, options.engine, ctx.model_name, (), options.calibration)
+        with _quiet():
+            return fx_layer_sqnr(observed, convert_fx_model(copy.deepcopy(observed), ctx.model_name), images)
+
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        engine = TorchFxOptions.of(ctx.options).engine
+        options = TorchFxOptions.of(ctx.options)
+        engine = options.engine
+        chosen = parse_float_layers(options.float_layers)
+        check_float_layers(self.name, chosen, weighted_modules(ctx.model))
         calibration = torch.from_numpy(np.ascontiguousarray(ctx.calibration, np.float32))
         example = calibration[:1]
-        converted = quantize_fx_model(ctx.model, ctx.calibration, engine, ctx.model_name)
+
+        def quantized(extra: tuple[str, ...] = ()) -> torch.fx.GraphModule:
+            return quantize_fx_model(
+                ctx.model,
+                ctx.calibration,
+                engine,
+                ctx.model_name,
+                tuple(sorted({*chosen, *extra})),
+                options.calibration,
+            )
+
+        converted = quantized()
         inaccurate = inaccurate_transposed_convs(converted, calibration[:2])
         if inaccurate:  # quantize again with those layers in float
-            converted = quantize_fx_model(ctx.model, ctx.calibration, engine, ctx.model_name, tuple(sorted(inaccurate)))
+            converted = quantized(tuple(inaccurate))
         with _quiet():
             coverage = fx_coverage(converted, example)
             schemes = _weight_schemes(converted)
             serialization = _to_torchscript(converted, example, out_dir / MODEL_FILE)
         float_modules = {name: round(error, 3) for name, error in sorted(inaccurate.items())}
         notes = f"FX quantization (deprecated upstream, PT2E replaces it), {engine} engine"
+        if options.calibration != "histogram":
+            notes += f", {options.calibration} activation ranges"
+        if chosen:
+            notes += f"; {len(chosen)} layer(s) kept in float as asked (float_layers)"
         if float_modules:
             notes += (
                 f"; {len(float_modules)} transposed conv(s) kept in float, the int8 kernel was off by "
@@ -357,10 +408,11 @@ class TorchFxInt8Backend(Backend):
             "serialization": serialization,
             "saved": "converted FX GraphModule as TorchScript (packed int8 weights, no float model needed)",
             "weight_qschemes": schemes,
-            "activation_observer": "HistogramObserver",
+            "activation_observer": "HistogramObserver" if options.calibration == "histogram" else "MinMaxObserver",
             "calibration_images": int(len(calibration)),
             "coverage": coverage,
             "float_modules": float_modules,
+            "float_layers": list(chosen),
             "notes": notes,
         }
 
@@ -377,10 +429,11 @@ class TorchFxInt8Backend(Backend):
         from bench.gradcam.split import split_gradcam
 
         torch.set_num_threads(request.threads)
-        engine = self._engine(artifact)
+        options = TorchFxOptions.of(self.artifact_options(artifact))
         start = time.perf_counter()
+        kept = {*artifact.meta.get("float_modules", {}), *artifact.meta.get("float_layers", [])}
         prepared = observe_fx_model(
-            request.model, request.calibration, engine, float_modules=tuple(artifact.meta.get("float_modules", {}))
+            request.model, request.calibration, options.engine, "model", tuple(sorted(kept)), options.calibration
         )
         marks = {layer: output_mark(prepared, layer) for layer in request.layers}  # before convert rewrites it
         observed = copy.deepcopy(prepared) if "fake-quant" in request.methods else None
@@ -408,7 +461,7 @@ class TorchFxInt8Backend(Backend):
                 request.layers,
                 request.classes,
                 splitter_for,
-                prefix=f"FX int8 graph rebuilt (matches the artifact exactly), {engine} engine",
+                prefix=f"FX int8 graph rebuilt (matches the artifact exactly), {options.engine} engine",
                 steps=(request.steps, *request.floor_steps),
                 cut="fx",
             )

@@ -22,7 +22,7 @@ import importlib.util
 import logging
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backend import Artifact, Backend, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext, Session
+from bench.backend import (
+    Artifact,
+    Backend,
+    BackendOptions,
+    GradcamMaps,
+    GradcamRequest,
+    OpCoverage,
+    PrepareContext,
+    QuantLayer,
+    Session,
+    check_float_layers,
+    parse_float_layers,
+)
+from bench.backend.layers import weighted_modules
 
 MODEL_FILE = "model.int8.pt2"
 # Ops with a weight operand: int8 when both the activation and the weight arrive dequantized.
@@ -74,7 +87,9 @@ def _register_x86_lowering() -> None:
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
 
 
-def default_quantizer() -> Any:
+def default_quantizer(float_layers: tuple[str, ...] = ()) -> Any:
+    """torchao's x86 quantizer with its default config; each module of `float_layers` gets no config
+    (`set_module_name_qconfig(name, None)`), so its ops stay unannotated and run in float."""
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
@@ -82,7 +97,14 @@ def default_quantizer() -> Any:
 
     quantizer = X86InductorQuantizer()
     quantizer.set_global(get_default_x86_inductor_quantization_config())
+    for name in float_layers:
+        quantizer.set_module_name_qconfig(name, None)
     return quantizer
+
+
+@dataclass(frozen=True)
+class TorchaoPt2eOptions(BackendOptions):
+    float_layers: str = ""  # module paths kept in float (comma-separated; `segbench tune` finds them)
 
 
 def _batch_dim() -> tuple[dict[int, Any]]:
@@ -95,13 +117,22 @@ def _export_example(calibration: torch.Tensor) -> torch.Tensor:
     return calibration[:1].repeat(2, 1, 1, 1)
 
 
-def quantize(model: nn.Module, calibration: torch.Tensor, quantizer: Any = None) -> torch.fx.GraphModule:
+def capture(model: nn.Module, calibration: torch.Tensor) -> torch.fx.GraphModule:
+    """Strict export (a non-strict one leaves the graph unannotated: it would silently run fp32)."""
+    example = _export_example(calibration)
+    return torch.export.export(
+        copy.deepcopy(model).eval(), (example,), dynamic_shapes=_batch_dim(), strict=True
+    ).module()
+
+
+def quantize(
+    model: nn.Module, calibration: torch.Tensor, quantizer: Any = None, captured: torch.fx.GraphModule | None = None
+) -> torch.fx.GraphModule:
     """Strict export, `prepare_pt2e`, one forward per calibration image, `convert_pt2e`."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    example = _export_example(calibration)
-    captured = torch.export.export(copy.deepcopy(model).eval(), (example,), dynamic_shapes=_batch_dim(), strict=True)
-    prepared = prepare_pt2e(captured.module(), default_quantizer() if quantizer is None else quantizer)
+    captured = capture(model, calibration) if captured is None else captured
+    prepared = prepare_pt2e(captured, default_quantizer() if quantizer is None else quantizer)
     with torch.no_grad():
         for i in range(len(calibration)):
             prepared(calibration[i : i + 1])
@@ -300,6 +331,7 @@ class TorchaoPt2eInt8Backend(Backend):
     name = "torchao-pt2e-int8"
     precisions = ("int8",)
     devices = ("cpu",)
+    Options = TorchaoPt2eOptions
 
     def unavailable_reason(self, device: str) -> str | None:
         if reason := super().unavailable_reason(device):
@@ -308,12 +340,26 @@ class TorchaoPt2eInt8Backend(Backend):
             return "torchao is not installed (pip install torchao)"
         return None
 
+    def quantizable_layers(self, ctx: PrepareContext) -> list[QuantLayer]:
+        return weighted_modules(ctx.model)
+
+    def layer_sqnr(self, ctx: PrepareContext, images: np.ndarray) -> dict[str, float]:
+        from bench.measure.layer_sqnr import pt2e_layer_sqnr
+
+        _register_x86_lowering()
+        calibration = torch.from_numpy(np.ascontiguousarray(ctx.calibration, np.float32))
+        captured = capture(ctx.model, calibration)
+        converted = quantize(ctx.model, calibration, captured=copy.deepcopy(captured))
+        return pt2e_layer_sqnr(captured, converted, images, {layer.name for layer in weighted_modules(ctx.model)})
+
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
         import torchao
 
         _register_x86_lowering()
+        chosen = parse_float_layers(TorchaoPt2eOptions.of(ctx.options).float_layers)
+        check_float_layers(self.name, chosen, weighted_modules(ctx.model))
         calibration = torch.from_numpy(np.ascontiguousarray(ctx.calibration, np.float32))
-        converted = quantize(ctx.model, calibration)
+        converted = quantize(ctx.model, calibration, default_quantizer(chosen))
         found = pt2e_coverage(converted)
         program = save_program(converted, _export_example(calibration), out_dir / MODEL_FILE)
         reloaded = torch.export.load(str(out_dir / MODEL_FILE)).module()
@@ -337,8 +383,10 @@ class TorchaoPt2eInt8Backend(Backend):
             "coverage": reconcile(found, fused),
             "torch": torch.__version__,
             "torchao": torchao.__version__,
+            "float_layers": list(chosen),
             "notes": f"PT2E X86InductorQuantizer, torch.compile freezing, "
-            f"{sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)} int8 kernels fused",
+            f"{sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)} int8 kernels fused"
+            + (f", {len(chosen)} layer(s) kept in float as asked (float_layers)" if chosen else ""),
         }
 
     def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:

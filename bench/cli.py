@@ -169,6 +169,8 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     # which option sets which setting, so that a resume can name the options it will not take
     run.set_defaults(option_names={a.dest: a.option_strings[0] for a in run._actions if a.option_strings})
 
+    _add_tune(sub, default_threads())
+
     report = sub.add_parser("report", help="regenerate report.md and report.html of a run folder")
     report.add_argument("run_dir", type=Path)
 
@@ -208,6 +210,154 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         help="also write the checkpoint to FILE, for runs on other machines (segbench run --checkpoint)",
     )
     return parser
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in _names(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a comma-separated list of integers") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"'{value}': every size must be at least 1")
+    return sizes
+
+
+def _add_tune(sub: Any, threads: int) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="which layers break int8 (sensitivity), the fastest mixed-precision model within a quality budget, "
+        "and how calibration size and method matter; writes results/tune-<id>/",
+    )
+    tune.add_argument("--suite", help="the suite (it needs a tuning split: tuning = N under [splits])")
+    tune.add_argument("--model", help="the model (a zoo name or package.module:factory)")
+    tune.add_argument("--backend", help="the int8 backend to tune, e.g. torch-fx-int8")
+    tune.add_argument(
+        "--budget",
+        dest="budgets",
+        action="append",
+        default=[],
+        metavar="COLUMN>=X",
+        help="quality budget on the tuning split, repeatable: any quality, per-class, boundary or Grad-CAM column "
+        "(e.g. miou_drift>=-0.005, min_class_iou_drift>=-0.02, gradcam_pearson>=0.95); the first ranks the layers",
+    )
+    tune.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="BACKEND.KEY=VALUE",
+        help="the tuned backend's other options, repeatable (its float_layers is what tune chooses)",
+    )
+    tune.add_argument("--weights", type=Path, metavar="FILE", help="state dict of the model (default: the reference)")
+    tune.add_argument(
+        "--checkpoint", type=Path, metavar="FILE", help="reference checkpoint from segbench train --export"
+    )
+    tune.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder (real-data suites)")
+    tune.add_argument("--max-layers", type=int, help="measure the N layers of lowest SQNR only (default: every layer)")
+    tune.add_argument(
+        "--max-steps", type=int, help="give up after N layers in float (default: every layer that helped)"
+    )
+    tune.add_argument(
+        "--sqnr-images", type=int, default=4, help="tuning images the layer SQNR proxy runs on (default 4)"
+    )
+    tune.add_argument(
+        "--calibration-sizes",
+        type=_sizes,
+        default=(),
+        metavar="N,N,...",
+        help="calibration study: image counts, drawn from the calibration and training splits",
+    )
+    tune.add_argument(
+        "--calibration-methods",
+        type=_names,
+        default=(),
+        metavar="M,M,...",
+        help="calibration study: the backend's calibration option values (e.g. minmax,entropy,percentile)",
+    )
+    tune.add_argument("--seeds", type=int, default=1, help="calibration study: draws per size and method (default 1)")
+    tune.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+    tune.add_argument("--threads", type=int, default=threads, help="intra-op threads (default: physical cores)")
+    tune.add_argument("--min-time", type=_positive_float, default=3.0, help="minimum timed seconds per step")
+    tune.add_argument("--min-iters", type=int, default=30, help="minimum timed iterations per step")
+    tune.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
+    tune.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-variant timeout in seconds")
+    tune.add_argument("--quiet", action="store_true", help="no progress output")
+    tune.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="finish an interrupted tune in DIR with the settings it was started with",
+    )
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from bench.measure.timing import TimingConfig
+    from bench.tune.config import TuneConfig, load_tune_config
+    from bench.tune.runner import TuneFailed, run_tune
+
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    if args.resume is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("--suite", args.suite),
+                ("--model", args.model),
+                ("--backend", args.backend),
+                ("--budget", args.budgets),
+                ("--option", args.options),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(
+                f"--resume finishes {args.resume} with the settings it was started with; drop {', '.join(given)}"
+            )
+        config = replace(load_tune_config(args.resume), progress=not args.quiet)
+    else:
+        missing = [
+            flag
+            for flag, value in (("--suite", args.suite), ("--model", args.model), ("--backend", args.backend))
+            if not value
+        ]
+        if missing:
+            raise UsageError(f"segbench tune needs {', '.join(missing)}")
+        options = _backend_options(args.options)
+        name = args.backend.partition(":")[0]
+        if other := sorted(set(options) - {name}):
+            raise UsageError(f"--option names backend '{other[0]}'; tune takes options of --backend {name} only")
+        config = TuneConfig(
+            suite=args.suite,
+            model=args.model,
+            backend=args.backend,
+            budgets=tuple(args.budgets),
+            backend_options=options.get(name, {}),
+            threads=args.threads,
+            timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters),
+            results_root=args.out,
+            cell_timeout_s=args.timeout,
+            progress=not args.quiet,
+            data_dir=args.data_dir,
+            weights=args.weights,
+            checkpoint=args.checkpoint,
+            max_layers=args.max_layers,
+            max_steps=args.max_steps,
+            calibration_sizes=args.calibration_sizes,
+            calibration_methods=args.calibration_methods,
+            seeds=args.seeds,
+            sqnr_images=args.sqnr_images,
+        )
+    try:
+        outcome = run_tune(config, log=log, resume=args.resume)
+    except TuneFailed as exc:
+        print(f"segbench tune: {exc}", file=sys.stderr)
+        return 1
+    print(f"tune: {outcome.folder}/ (sensitivity.parquet, tuning.parquet, calibration.parquet, report.html)")
+    print(outcome.message)
+    if not outcome.met:
+        return 1
+    if outcome.option_line:
+        print(outcome.option_line)
+    return 0
 
 
 def _backend_options(items: list[str]) -> dict[str, dict[str, str]]:
@@ -277,8 +427,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from bench.report.files import write_reports
 
+    if (args.run_dir / "tune.json").is_file():
+        from bench.tune.config import load_tune_config
+        from bench.tune.runner import write_reports as write_tune_reports
+
+        for path in write_tune_reports(args.run_dir, load_tune_config(args.run_dir)):
+            print(path)
+        return 0
     if not (args.run_dir / "results.parquet").is_file():
-        raise UsageError(f"'{args.run_dir}' has no results.parquet; expected a segbench run folder")
+        raise UsageError(f"'{args.run_dir}' has no results.parquet; expected a segbench run or tune folder")
     for path in write_reports(args.run_dir):
         print(path)
     return 0
@@ -381,7 +538,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "list": _cmd_list, "train": _cmd_train, "report": _cmd_report, "compare": _cmd_compare}
+    handlers = {
+        "run": _cmd_run,
+        "tune": _cmd_tune,
+        "list": _cmd_list,
+        "train": _cmd_train,
+        "report": _cmd_report,
+        "compare": _cmd_compare,
+    }
     try:
         if args.command == "run" and args.resume is not None:
             _check_nothing_but_resume(argv)

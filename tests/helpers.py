@@ -57,3 +57,16 @@ def busy_cores(count: int = 1, seconds: float = 120.0) -> Iterator[None]:
         for process in processes:
             process.kill()
             process.wait(timeout=10)
+
+
+def segbench_process(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
+    """`segbench ARGS` in a session of its own (so a test can kill it and every worker with one signal)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )

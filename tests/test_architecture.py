@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Top to bottom, as docs/architecture.md lists them; a module may import its own layer and those below.
 LAYERS = [
     "bench.cli",
+    "bench.tune",
     "bench.run",
     "backends",
     "bench.training",

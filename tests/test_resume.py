@@ -2,28 +2,18 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 
 from tests.bench.test_backend import PLUGIN
+from tests.helpers import segbench_process
 
 pytestmark = pytest.mark.slow
 
 
-def _segbench(args, env, **kwargs):
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        **kwargs,
-    )
+_segbench = segbench_process
 
 
 def test_resume_after_kill_recomputes_nothing_finished(session_cache, tmp_path):

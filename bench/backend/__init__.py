@@ -6,6 +6,7 @@ docstring), `options` (typed options), `records` (what passes between harness an
 """
 
 from bench.backend.base import RESERVED_META_KEYS, Backend, Session
+from bench.backend.layers import FLOAT_LAYERS_OPTION, QuantLayer, check_float_layers, parse_float_layers
 from bench.backend.options import BackendOptions, NoOptions
 from bench.backend.records import (
     GRADCAM_CHOICES,
@@ -20,6 +21,7 @@ from bench.backend.registry import ENTRY_POINT_GROUP, get_backend, list_backends
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "FLOAT_LAYERS_OPTION",
     "GRADCAM_CHOICES",
     "GRADCAM_METHODS",
     "RESERVED_META_KEYS",
@@ -31,7 +33,10 @@ __all__ = [
     "NoOptions",
     "OpCoverage",
     "PrepareContext",
+    "QuantLayer",
     "Session",
+    "check_float_layers",
     "get_backend",
     "list_backends",
+    "parse_float_layers",
 ]

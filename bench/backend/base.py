@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bench.backend.layers import QuantLayer
 from bench.backend.options import BackendOptions, NoOptions
 from bench.backend.records import Artifact, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext
 
@@ -82,6 +83,11 @@ class Backend(ABC):
     runtime's own fusions and which stayed in float; an int8 artifact without coverage, or with no int8
     operator, is an error row, never a silent fp32 success.
 
+    A quantizing backend that can keep chosen layers in float (`segbench tune`) has a `float_layers`
+    option (comma-separated module paths, `bench.backend.layers`), lists the layers it quantizes in
+    `quantizable_layers(ctx)` and may report each layer's output SQNR against the float model in
+    `layer_sqnr(ctx, images)` (the cheap proxy the tuner ranks against the measured sensitivity).
+
     `unavailable_reason(device)` says why the backend cannot run here (a missing package, no CUDA
     device); the row then reads `unavailable: <reason>` and no number is invented. It is asked once
     per run in the parent, and once more in the measuring worker before its memory baseline is read
@@ -129,6 +135,16 @@ class Backend(ABC):
 
         None means the backend cannot explain itself; the row then says so instead of borrowing the
         float model's maps, which would hide exactly the drift Grad-CAM is meant to show."""
+        return None
+
+    def quantizable_layers(self, ctx: PrepareContext) -> list[QuantLayer] | None:
+        """The layers this backend quantizes and can keep in float through its `float_layers` option;
+        None: it cannot keep chosen layers in float."""
+        return None
+
+    def layer_sqnr(self, ctx: PrepareContext, images: np.ndarray) -> dict[str, float] | None:
+        """SQNR in dB of each quantizable layer's output in the all-int8 model against the float model's,
+        on `images` (by the runtime's own numeric debugging tools); None where this backend has none."""
         return None
 
     def unavailable_reason(self, device: str) -> str | None:

@@ -6,7 +6,10 @@ Resizing: bilinear for images, nearest neighbour for masks.
 
 Splits: training and calibration come from `train/` (a seeded calibration subset, disjoint from
 training); evaluation from the folder named by the option `evaluation_folder` ("val" by default,
-"test" for the published test split), so evaluation images are never seen in training.
+"test" for the published test split), so evaluation images are never seen in training. The tuning
+split is held out of `train/` too, or drawn from `tuning_folder` (e.g. "val" when evaluation is
+"test"): CamVid's folders are different video sequences, and frames of a training sequence are close
+to its training frames, which no held-out frame of the same folder escapes.
 """
 
 from __future__ import annotations
@@ -19,12 +22,20 @@ from bench.data.request import DataRequest
 from bench.data.splits import pick
 from bench.errors import UsageError
 
-OPTIONS = {"evaluation_folder": "val", "train_folder": "train"}
+OPTIONS = {"evaluation_folder": "val", "train_folder": "train", "tuning_folder": ""}
 
 
 def folder_of(request: DataRequest, split: str) -> str:
+    if split == "tuning" and request.options.get("tuning_folder"):
+        return str(request.options["tuning_folder"])
     key = "evaluation_folder" if split == "evaluation" else "train_folder"
     return str(request.options.get(key, OPTIONS[key]))
+
+
+def _sizes(request: DataRequest, split: str) -> dict[str, int]:
+    """The splits drawn from the folder `split` lives in, in the fixed split order."""
+    folder = folder_of(request, split)
+    return {s: n for s, n in request.split_sizes.items() if folder_of(request, s) == folder}
 
 
 def list_items(request: DataRequest, split: str) -> list[Item]:
@@ -32,11 +43,7 @@ def list_items(request: DataRequest, split: str) -> list[Item]:
     folder = folder_of(request, split)
     images = require_dir(root / folder, request, "image folder")
     annot = require_dir(root / f"{folder}annot", request, "annotation folder")
-    sizes = (
-        {"evaluation": request.split_sizes["evaluation"]}
-        if split == "evaluation"
-        else {s: request.split_sizes[s] for s in ("train", "calibration")}
-    )
+    sizes = _sizes(request, split)
     names = [p.name for p in list_files(images, (".png",))]
     if not names:
         raise UsageError(f"{images}: no .png images (CamVid SegNet layout: {folder}/*.png with {folder}annot/*.png)")
@@ -63,12 +70,20 @@ def check(request: DataRequest) -> None:
     if unknown:
         raise UsageError(f"{request.where}: unknown camvid option '{unknown[0]}'; valid options: {', '.join(OPTIONS)}")
     for key, value in request.options.items():
+        if key == "tuning_folder" and value == "":
+            continue
         if not isinstance(value, str) or not value or "/" in value or "\\" in value:
             raise UsageError(f"{request.where}: camvid option {key} = {value!r} is not valid; expected a folder name")
     if folder_of(request, "evaluation") == folder_of(request, "train"):
         raise UsageError(
             f"{request.where}: camvid evaluation_folder must differ from train_folder "
             "(calibration and training are drawn from the training folder)"
+        )
+    tuning = request.options.get("tuning_folder")
+    if tuning and tuning in (folder_of(request, "evaluation"), folder_of(request, "train")):
+        raise UsageError(
+            f"{request.where}: camvid tuning_folder = {tuning!r} must differ from evaluation_folder and train_folder "
+            "(leave it out to hold the tuning split out of the training folder)"
         )
 
 

@@ -23,8 +23,12 @@ def procedural_source(
 
     def load(request: DataRequest, split: str) -> SplitData:
         params = params_type(height=request.input_size[0], width=request.input_size[1], **request.options)
-        total = sum(request.split_sizes[s] for s in SPLITS)
-        indices = split_indices(total, request.split_sizes, request.split_seed, split)
+        sizes = {s: request.split_sizes[s] for s in SPLITS if s != "tuning"}
+        total = sum(sizes.values())
+        if split == "tuning":  # images no other split has: the generator's indices after theirs
+            indices = np.arange(total, total + request.tuning)
+        else:  # the permutation of the other splits is the one they had before tuning existed
+            indices = split_indices(total, sizes, request.split_seed, split)
         images, masks = generate(request.seed, indices, params)
         return SplitData(images=images, masks=masks.astype(np.int64))
 

@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-SPLITS = ("train", "calibration", "evaluation")
+SPLITS = ("train", "calibration", "evaluation", "tuning")
+# Where the tuning split comes from: items no other split uses, or (small data sets, where every item is
+# already in a split) a seeded subset of the training split; either way never calibration or evaluation.
+TUNING_SOURCES = ("held-out", "train")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class DataRequest:
     split_seed: int
     seed: int = 0
     ignore_label: int | None = None
+    tuning: int = 0  # the tuning split's size
+    tuning_from: str = "held-out"  # one of TUNING_SOURCES; held-out: split_sizes has "tuning" too
     options: Mapping[str, Any] = field(default_factory=dict)
     data_dir: Path | None = None  # resolved data folder; None for procedural sources
     where: Path | None = None  # the suite file, named in messages about its content
@@ -49,20 +54,25 @@ class DataRequest:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def config(self) -> dict[str, Any]:
-        """The data's identity, for cache keys (the data folder too, for real data)."""
+    def config(self, include_tuning: bool = True) -> dict[str, Any]:
+        """The data's identity, for cache keys (the data folder too, for real data). The tuning split
+        changes neither the training nor the evaluation data, so a checkpoint's key leaves it out
+        (`include_tuning=False`), and a suite without one keeps the keys it had before tuning existed."""
+        sizes = {s: n for s, n in self.split_sizes.items() if s != "tuning"}
         config = {
             "name": self.suite,
             "source": self.source,
             "classes": self.classes,
             "in_channels": self.in_channels,
             "input_size": self.input_size,
-            "split_sizes": dict(self.split_sizes),
+            "split_sizes": sizes,
             "split_seed": self.split_seed,
             "seed": self.seed,
             "ignore_label": self.ignore_label,
             "options": dict(self.options),
         }
+        if include_tuning and self.tuning:
+            config["tuning"] = {"size": self.tuning, "from": self.tuning_from}
         if self.data_dir is not None:
             config["data_dir"] = str(self.data_dir)
         return config

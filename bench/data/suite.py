@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.request import SPLITS, DataRequest, SplitData
+from bench.data.request import SPLITS, TUNING_SOURCES, DataRequest, SplitData
 from bench.data.sources import SOURCES, get_source, load_split
 from bench.errors import UsageError, unknown_name
 
@@ -46,6 +46,7 @@ class Suite:
     data_dir: Path | None = None  # resolved data folder; None for procedural suites
     gradcam_images: int = 4
     gradcam_classes: tuple[int, ...] | None = None  # None: every foreground class
+    tuning_from: str = "held-out"  # the tuning split: items no other split uses, or a subset of "train"
 
     def __post_init__(self) -> None:
         if self.gradcam_classes is None:
@@ -73,10 +74,14 @@ class Suite:
             classes=self.classes,
             in_channels=self.in_channels,
             input_size=self.input_size,
-            split_sizes=self.split_sizes,
+            split_sizes={  # the items each split takes from the data: a tuning split drawn from train takes none
+                s: n for s, n in self.split_sizes.items() if s != "tuning" or self.tuning_from == "held-out"
+            },
+            tuning=self.split_sizes["tuning"],
             split_seed=self.split_seed,
             seed=self.seed,
             ignore_label=self.ignore_label,
+            tuning_from=self.tuning_from,
             options=self.options,
             data_dir=self.data_dir,
             where=self.path,
@@ -85,9 +90,10 @@ class Suite:
     def with_seed(self, seed: int) -> Suite:
         return replace(self, seed=seed)
 
-    def config(self) -> dict[str, Any]:
-        """Everything that determines the model's input, for cache keys: the data and its normalization."""
-        return {**self.request.config(), "mean": self.mean, "std": self.std}
+    def config(self, include_tuning: bool = True) -> dict[str, Any]:
+        """Everything that determines the model's input, for cache keys: the data and its normalization
+        (a checkpoint's key leaves the tuning split out: it changes no training image)."""
+        return {**self.request.config(include_tuning), "mean": self.mean, "std": self.std}
 
     def data_status(self) -> str:
         """ "procedural", "present", or "missing: <path>" (for `segbench list suites`); present means the
@@ -164,7 +170,7 @@ def _parse(path: Path, text: str, data_dir: Path | None = None) -> Suite:
             input_size=tuple(raw["input_size"]),
             mean=tuple(raw["mean"]),
             std=tuple(raw["std"]),
-            split_sizes={s: int(splits[s]) for s in SPLITS},
+            split_sizes={s: int(splits[s]) if s != "tuning" else int(splits.get(s, 0)) for s in SPLITS},
             split_seed=int(splits["seed"]),
             seed=int(raw.get("seed", 0)),
             background_class=raw.get("background_class"),
@@ -172,6 +178,7 @@ def _parse(path: Path, text: str, data_dir: Path | None = None) -> Suite:
             options=dict(raw.get("options", {})),
             path=path,
             data=raw.get("data"),
+            tuning_from=splits.get("tuning_from", "held-out"),
             gradcam_images=gradcam.get("images", min(4, int(splits["evaluation"]))),
         )
     except (KeyError, TypeError, ValueError, AttributeError, tomllib.TOMLDecodeError) as exc:
@@ -224,6 +231,17 @@ def _validate(path: Path, raw: dict[str, Any], suite: Suite) -> None:
         or suite.split_sizes["evaluation"] < 1
     ):
         raise bad(f"[splits] {suite.split_sizes} is not valid; expected counts >= 0 with train and evaluation >= 1")
+    if unknown_split := sorted(set(raw["splits"]) - {*SPLITS, "seed", "tuning_from"}):
+        raise bad(f"[splits] has no key '{unknown_split[0]}'; valid keys: seed, {', '.join(SPLITS)}, tuning_from")
+    if suite.tuning_from not in TUNING_SOURCES:
+        raise bad(
+            f"[splits] tuning_from = {suite.tuning_from!r} is not valid; expected one of {', '.join(TUNING_SOURCES)}"
+        )
+    if suite.tuning_from == "train" and suite.split_sizes["tuning"] > suite.split_sizes["train"]:
+        raise bad(
+            f"[splits] tuning = {suite.split_sizes['tuning']} is drawn from the training split, "
+            f"which has only {suite.split_sizes['train']} items"
+        )
     gradcam = raw.get("gradcam", {})
     if not isinstance(gradcam, dict) or (unknown := sorted(set(gradcam) - {"images", "classes"})):
         raise bad(f"[gradcam] takes images and classes only (got {gradcam!r})")

@@ -245,14 +245,18 @@ def explain_artifact(
     device: str,
     precision: str = "fp32",
     methods: tuple[str, ...] = ("finite-difference", "fake-quant"),
+    split: str = "evaluation",
+    calibration: np.ndarray | None = None,
 ) -> GradcamResult:
     """Maps from the backend's own arithmetic by each method asked for, their divergence from the fp32
-    maps per image and class, the method's own noise floor, and whether the maps can be trusted."""
+    maps per image and class, the method's own noise floor, and whether the maps can be trusted.
+    `split` is where the explained images come from (`segbench tune` never looks at evaluation);
+    `calibration` the normalized images the artifact was calibrated on (default: the calibration split)."""
     from bench.backend import GradcamRequest
     from bench.gradcam.divergence import compare_maps
     from bench.gradcam.method import GradcamUnsupported
 
-    evaluation = suite.load("evaluation")
+    evaluation = suite.load(split)
     indices = explained_indices(suite.gradcam_images, len(evaluation))
     images = suite.normalize(evaluation.images[indices])
     classes = tuple(suite.gradcam_classes or ())
@@ -265,7 +269,7 @@ def explain_artifact(
             layers=layers,
             classes=classes,
             threads=threads,
-            calibration=suite.normalize(suite.load("calibration").images),
+            calibration=suite.normalize(suite.load("calibration").images) if calibration is None else calibration,
             device=device,
             methods=methods,
         )

@@ -63,6 +63,9 @@ class Drift:
     def metrics(self, class_names: list[str] | None = None) -> dict[str, float]:
         """Flat record: every ``<metric>_drift``, pixel agreement, and the IoU/BF of prediction vs reference."""
         out = metric_drift(self.current, self.reference, class_names)
+        # the worst class: a budget on the mean lets one class collapse while the others hold
+        class_drifts = [v for k, v in out.items() if k.startswith("iou_") and not math.isnan(v)]
+        out["min_class_iou_drift"] = min(class_drifts) if class_drifts else float("nan")
         out["pixel_agreement"] = self.pixel_agreement
         out["miou_vs_reference"] = self.agreement.miou
         out["bf_vs_reference"] = self.agreement.mean_bf_score

@@ -70,3 +70,11 @@ def evaluate(
         per_image_dice=per_image_dice(preds, masks, n, foreground, ignore_label),
         predictions_head=preds[:keep],
     )
+
+
+def quality_columns(class_names: tuple[str, ...], foreground: list[int], ignore_label: int | None) -> list[str]:
+    """The names of every column `QualityResult.columns` fills for these classes (scored on a 1x2x2
+    stand-in prediction), so a budget on a column can be checked before any work."""
+    labels = np.zeros((1, 2, 2), np.int64)
+    drift = prediction_drift(labels, labels, labels, len(class_names), foreground, ignore_label)
+    return [*drift.current.as_dict(list(class_names)), *drift.metrics(list(class_names)), "sqnr_db"]

@@ -39,11 +39,21 @@ class CalibrationReader:
 
 
 def quantize_qdq(
-    fp32_path: Path, out_path: Path, calibration: np.ndarray, preset: str = "cpu", calibration_method: str = "minmax"
+    fp32_path: Path,
+    out_path: Path,
+    calibration: np.ndarray,
+    preset: str = "cpu",
+    calibration_method: str = "minmax",
+    float_layers: tuple[str, ...] = (),
+    preprocessed_copy: Path | None = None,
 ) -> dict[str, object]:
-    """`quant_pre_process` then `quantize_static` (QDQ, per-channel); returns what was done."""
+    """`quant_pre_process` then `quantize_static` (QDQ, per-channel), with the nodes of `float_layers`
+    (module paths or node names, `bench.onnx.layers`) excluded; returns what was done. The float graph
+    quantization started from is copied to `preprocessed_copy` when given (for `qdq_loss_debug`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from bench.onnx.layers import nodes_to_exclude
 
     if preset not in PRESETS:
         raise ValueError(f"preset '{preset}' is not one of {', '.join(PRESETS)}")
@@ -58,6 +68,11 @@ def quantize_qdq(
     with tempfile.TemporaryDirectory(prefix="segbench-quant-") as tmp, contextlib.redirect_stdout(io.StringIO()):
         preprocessed = Path(tmp) / "model.pre.onnx"
         quant_pre_process(str(fp32_path), str(preprocessed))
+        excluded = nodes_to_exclude("ort-qdq-int8", preprocessed, float_layers) if float_layers else []
+        if preprocessed_copy is not None:
+            import shutil
+
+            shutil.copyfile(preprocessed, preprocessed_copy)
         quantize_static(
             str(preprocessed),
             str(out_path),
@@ -67,6 +82,7 @@ def quantize_qdq(
             activation_type=activation,
             weight_type=QuantType.QInt8,
             calibrate_method=method,
+            nodes_to_exclude=excluded,
             extra_options=extra,
         )
     return {
@@ -77,4 +93,6 @@ def quantize_qdq(
         "symmetric": symmetric,
         "calibration": calibration_method,
         "calibration_images": int(len(calibration)),
+        "float_layers": list(float_layers),
+        "nodes_excluded": excluded,
     }

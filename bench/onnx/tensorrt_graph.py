@@ -198,7 +198,11 @@ def check_fp16_onnx(onnx_path: str | Path | onnx.ModelProto) -> list[str]:
 
 
 def qdq_onnx_from_fp32(
-    fp32_path: Path, calibration: np.ndarray, out_path: Path, calibration_method: str = "minmax"
+    fp32_path: Path,
+    calibration: np.ndarray,
+    out_path: Path,
+    calibration_method: str = "minmax",
+    float_layers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """`quantize_qdq(preset="tensorrt")` -> int32 biases folded -> `check_tensorrt_qdq`; writes
     `out_path` and returns what was done, or raises with the problems found."""
@@ -206,7 +210,14 @@ def qdq_onnx_from_fp32(
 
     with tempfile.TemporaryDirectory(prefix="segbench-trt-qdq-") as tmp:
         raw = Path(tmp) / "model.qdq.raw.onnx"
-        done = quantize_qdq(fp32_path, raw, calibration, preset="tensorrt", calibration_method=calibration_method)
+        done = quantize_qdq(
+            fp32_path,
+            raw,
+            calibration,
+            preset="tensorrt",
+            calibration_method=calibration_method,
+            float_layers=float_layers,
+        )
         folded, count = fold_int32_bias(onnx.load(str(raw)))
     used = {node.domain for node in folded.graph.node} | {""}
     kept = [opset for opset in folded.opset_import if opset.domain in used]  # quant_pre_process lists ORT's own

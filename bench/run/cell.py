@@ -233,3 +233,20 @@ def explain_cell(outcome: CellOutcome, on_stage: Progress) -> CellOutcome:
             message = f"timeout after {budget.seconds:g} s" if isinstance(exc, WorkerTimeout) else str(exc)
             gradcam = GradcamResult.failed(f"Grad-CAM error: {message}")
     return replace(outcome, gradcam=gradcam, duration_s=budget.spent)
+
+
+def evaluate_cell(spec: CellSpec, plan: BackendPlan, timeout_s: float, on_stage: Progress) -> CellOutcome:
+    """Prepare (or find) the artifact and score it on the cell's split, without timing it: what a
+    sensitivity or calibration study needs of each of its many variants (`segbench tune`). The row
+    then has quality and artifact columns and no latency."""
+    prepared = prepare_cell(spec, plan, timeout_s, on_stage)
+    if isinstance(prepared, CellOutcome):
+        return prepared
+    artifact, budget = prepared
+    try:
+        with Worker(on_stage, spec.log_file) as worker:
+            budget.call(worker, stages.load, spec, artifact)
+            quality: QualityResult = budget.call(worker, stages.evaluate, spec)
+    except WorkerFailed as exc:
+        return _failed(spec, budget, str(exc))
+    return CellOutcome(spec, "ok", artifact, None, quality, duration_s=budget.spent, budget=budget)

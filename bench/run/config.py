@@ -103,7 +103,31 @@ class RunConfig:
 
             for suite in suites:
                 check_onnx_fits(self.onnx, suite.in_channels, suite.input_size, suite.num_classes)
-        return plan_backends(self.backend_specs(), self.backend_options, self.device)
+        plans = plan_backends(self.backend_specs(), self.backend_options, self.device)
+        self._validate_float_layers(plans, suites)
+        return plans
+
+    def _validate_float_layers(self, plans: list[BackendPlan], suites: list[Suite]) -> None:
+        """`float_layers` must name conv/linear layers of every model (module paths); with --onnx the ONNX
+        backends may also name nodes of the user's graph, which only their prepare can check."""
+        from bench.backend import FLOAT_LAYERS_OPTION, check_float_layers, parse_float_layers
+        from bench.backend.layers import weighted_modules
+        from bench.models import create_model, external
+
+        wanted = {
+            plan.name: names
+            for plan in plans
+            if (names := parse_float_layers(plan.options.as_strings().get(FLOAT_LAYERS_OPTION, "")))
+            and not (self.onnx is not None and plan.name.startswith(("ort-", "tensorrt-")))
+        }
+        if not wanted:
+            return
+        suite = suites[0]
+        for name in self.models:
+            build = external.build_external if external.is_external(name) else create_model
+            layers = weighted_modules(build(name, suite.in_channels, suite.num_classes))
+            for backend, names in wanted.items():
+                check_float_layers(backend, names, layers)
 
     def _validate_gradcam_layers(self, suites: list[Suite]) -> None:
         """Every --gradcam-layer must name a layer of every model (an alias or a module path)."""

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from bench.backend import Backend, BackendOptions, get_backend, list_backends
 from bench.errors import UsageError, unknown_name
@@ -81,6 +84,18 @@ class CellSpec:
     threshold: float = 0.5
     log_file: Path | None = None  # where the tracebacks of this cell's failing stages are written
     checkpoint_digest: str = ""  # the reference checkpoint's content hash: the float model this cell measured
+    split: str = "evaluation"  # the split evaluated and explained; `segbench tune` uses "tuning"
+    calibration_draw: tuple[int, int] | None = None  # (size, seed) drawn from the suite's calibration pool
+
+    def calibration_images(self, suite: Any) -> np.ndarray:
+        """The normalized calibration images: the suite's calibration split, or a seeded draw of another
+        size from its calibration pool (`bench.data.sources.draw_calibration`)."""
+        from bench.data.sources import draw_calibration
+
+        if self.calibration_draw is None:
+            return suite.normalize(suite.load("calibration").images)
+        size, seed = self.calibration_draw
+        return suite.normalize(draw_calibration(suite.request, size, seed))
 
     @property
     def key(self) -> str:

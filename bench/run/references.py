@@ -13,9 +13,9 @@ from bench.data.suite import Suite
 from bench.models import get_model_entry
 
 
-def reference_outputs(suite: Suite, model_name: str, checkpoint: Path) -> Path:
-    """fp32 eager logits (N, C, H, W) on the evaluation split, as a .npy file: the reference every
-    backend's predictions and output SQNR are measured against."""
+def reference_outputs(suite: Suite, model_name: str, checkpoint: Path, split: str = "evaluation") -> Path:
+    """fp32 eager logits (N, C, H, W) on `split` (evaluation; tuning for `segbench tune`), as a .npy
+    file: the reference every backend's predictions and output SQNR are measured against."""
     from bench.training.checkpoints import load_checkpoint
     from bench.training.trainer import predict_logits
 
@@ -23,15 +23,17 @@ def reference_outputs(suite: Suite, model_name: str, checkpoint: Path) -> Path:
         {
             "checkpoint": file_digest(checkpoint),
             "suite": suite.config(),
+            "split": split,
             "code": code_digest("bench.training.trainer", get_model_entry(model_name).module),
             "libraries": library_versions(),
         }
     )
-    path = cache_root() / "reference" / f"{checkpoint.stem}--{key}.logits.npy"
+    label = "" if split == "evaluation" else f"{split}--"
+    path = cache_root() / "reference" / f"{checkpoint.stem}--{label}{key}.logits.npy"
     if path.exists():
         return path
     model, _ = load_checkpoint(model_name, suite, checkpoint)
-    logits = predict_logits(model, suite.normalize(suite.load("evaluation").images)).astype(np.float32)
+    logits = predict_logits(model, suite.normalize(suite.load(split).images)).astype(np.float32)
     buffer = io.BytesIO()
     np.save(buffer, logits)
     atomic_write_bytes(path, buffer.getvalue())

@@ -30,8 +30,8 @@ from bench.run.matrix import BackendPlan, CellSpec
 from bench.run.rounds import time_cells
 
 
-def new_run_dir(results_root: Path) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+def new_run_dir(results_root: Path, prefix: str = "") -> Path:
+    stamp = prefix + datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = results_root / stamp
     suffix = 1
     while run_dir.exists():
@@ -85,7 +85,7 @@ def plan_cells(
     return cells
 
 
-def _references(
+def prepare_references(
     config: RunConfig, suites: dict[str, Suite]
 ) -> tuple[dict[tuple[str, str], tuple[Path, Path]], dict[str, Path]]:
     """(checkpoint, reference logits) per (suite, model), trained or imported first; a user's ONNX per suite."""
@@ -120,7 +120,7 @@ def run_benchmark(
     # Inductor's compiled kernels (the PT2E backend compiles at load) are kept with segbench's own cache
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
     suites = {name: get_suite(name, data_dir=config.data_dir) for name in config.suites}
-    references, onnx_files = _references(config, suites)
+    references, onnx_files = prepare_references(config, suites)
     run_dir = resume if resume is not None else new_run_dir(config.results_root)
     store = RunStore(run_dir)
     if resume is None:
@@ -151,6 +151,21 @@ def run_benchmark(
     if noisy:
         log(noisy)
     return run_dir
+
+
+def measure_cells(
+    cells: list[tuple[CellSpec, BackendPlan]],
+    timeout_s: float,
+    kernel: ReferenceKernel,
+    log: Callable[[str], None],
+    labels: dict[str, str] | None = None,
+) -> list[CellOutcome]:
+    """Prepare, time (interleaved when the timing mode says so) and evaluate these cells as one group,
+    then explain each that asks for Grad-CAM: what a run does with each group, for callers that run
+    their own variants (`segbench tune`). Outcomes in cell order; rows are the caller's to build."""
+    names = labels or {spec.key: spec.label for spec, _ in cells}
+    outcomes = _measure_group(cells, timeout_s, kernel, names, log)
+    return [explain_cell(outcome, _stage_logger(log, names[outcome.spec.key])) for outcome in outcomes]
 
 
 def reference_kernel_record(threads: int) -> Path:

@@ -16,6 +16,8 @@ Each function takes the worker's `WorkerContext` first: `context.stage(name)` re
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.gradcam.explain import GradcamResult
@@ -25,23 +27,24 @@ from bench.run.artifacts import PreparedArtifact
 from bench.run.isolation import WorkerContext
 from bench.run.matrix import CellSpec
 
+if TYPE_CHECKING:
+    from bench.backend import PrepareContext
 
-def prepare(context: WorkerContext, spec: CellSpec) -> PreparedArtifact:
-    """Load the float checkpoint and build (or find) the backend's artifact."""
+
+def prepare_context(spec: CellSpec) -> PrepareContext:
+    """The float checkpoint, the calibration images and the options a backend prepares from (in a worker)."""
     import torch
 
-    from bench.backend import PrepareContext, get_backend
-    from bench.run.artifacts import ensure_artifact
+    from bench.backend import PrepareContext
     from bench.training.checkpoints import load_checkpoint
 
-    context.stage("calibrate")
     torch.set_num_threads(spec.threads)
     suite = spec.load_suite()
     model, _ = load_checkpoint(spec.model, suite, spec.checkpoint)
-    ctx = PrepareContext(
+    return PrepareContext(
         model_name=spec.model,
         model=model,
-        calibration=suite.normalize(suite.load("calibration").images),
+        calibration=spec.calibration_images(suite),
         input_shape=(suite.in_channels, *suite.input_size),
         num_classes=suite.num_classes,
         precision=spec.precision,
@@ -49,6 +52,15 @@ def prepare(context: WorkerContext, spec: CellSpec) -> PreparedArtifact:
         options=spec.options,
         onnx_path=spec.onnx,
     )
+
+
+def prepare(context: WorkerContext, spec: CellSpec) -> PreparedArtifact:
+    """Load the float checkpoint and build (or find) the backend's artifact."""
+    from bench.backend import get_backend
+    from bench.run.artifacts import ensure_artifact
+
+    context.stage("calibrate")
+    ctx = prepare_context(spec)
     return ensure_artifact(get_backend(spec.backend), ctx, spec.checkpoint, f"{spec.model}--{spec.suite}")
 
 
@@ -64,7 +76,7 @@ def load(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> 
 
     allocator = keep_freed_memory()
     suite = spec.load_suite()
-    batch = _batch(suite.normalize(suite.load("evaluation").images[: spec.batch_size]), spec.batch_size)
+    batch = _batch(suite.normalize(suite.load(spec.split).images[: spec.batch_size]), spec.batch_size)
     backend = get_backend(spec.backend)
     backend.unavailable_reason(spec.device)  # imports the runtime: part of the baseline, not of the backend
     context.stage("load")
@@ -103,12 +115,13 @@ def time_round(context: WorkerContext, spec: CellSpec) -> tuple[int, float]:
 
 
 def evaluate(context: WorkerContext, spec: CellSpec) -> QualityResult:
-    """The session's predictions on the evaluation split, scored against the truth and the fp32 reference."""
+    """The session's predictions on the cell's split (evaluation; tuning for `segbench tune`), scored
+    against the truth and the fp32 reference of that split."""
     from bench.measure.quality import evaluate as score
 
-    context.stage("evaluate")
+    context.stage("evaluate" if spec.split == "evaluation" else f"evaluate ({spec.split} split)")
     suite = spec.load_suite()
-    evaluation = suite.load("evaluation")
+    evaluation = suite.load(spec.split)
     return score(
         context.state["session"],
         suite.normalize(evaluation.images),
@@ -180,4 +193,6 @@ def explain(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) 
         spec.device,
         precision=spec.precision,
         methods=spec.gradcam_methods,
+        split=spec.split,
+        calibration=spec.calibration_images(suite),
     )

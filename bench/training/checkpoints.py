@@ -27,7 +27,7 @@ def checkpoint_key(model_name: str, suite: Suite, recipe: Recipe) -> str:
         {
             "model": model_name,
             "code": code_digest(get_model_entry(model_name).module, "bench.training.trainer"),
-            "suite": suite.config(),
+            "suite": suite.config(include_tuning=False),
             "recipe": asdict(recipe),
             "libraries": library_versions(),
         }
@@ -71,7 +71,7 @@ def imported_checkpoint(model_name: str, suite: Suite, weights: Path, progress: 
             "code": code_digest(get_model_entry(model_name).module, "bench.training.trainer"),
             "libraries": library_versions(),
             "weights": file_digest(weights),
-            "suite": suite.config(),
+            "suite": suite.config(include_tuning=False),
         }
     )
     path = cache_root() / "checkpoints" / f"{_file_label(model_name)}--{suite.name}--weights-{key}.pt"

@@ -87,3 +87,34 @@ def test_other_calibration_and_symmetric_preset(prepared, tmp_path, options):
     out = backend.load(artifact, "cpu", 1).run({"input": calibration[:1]})
     ref = OrtQdqInt8Backend().load(reference, "cpu", 1).run({"input": calibration[:1]})
     assert np.abs(out - ref).max() / np.abs(ref).max() < 0.1
+
+
+def test_float_layers_stay_float_in_the_graph_ort_runs(prepared, tmp_path):
+    """nodes_to_exclude alone is not enough: ORT's WeightBiasQuantization would give an excluded Conv
+    between two quantized neighbours int8 weights again (measured); sessions disable that transformer."""
+    model, calibration, reference = prepared
+    backend = OrtQdqInt8Backend()
+    layers = [layer.name for layer in backend.quantizable_layers(_context(backend, model, calibration))]
+    assert layers[:2] == ["encoder.0.0", "encoder.0.2"] and len(layers) == 23
+    artifact = prepare(backend, tmp_path, model, calibration, options={"float_layers": "encoder.0.2,encoder.1.2"})
+    assert artifact.meta["nodes_excluded"] and len(artifact.meta["nodes_excluded"]) == 2
+    before, after = backend.coverage(reference), backend.coverage(artifact)
+    assert after.int8["QLinearConv"] == before.int8["QLinearConv"] - 2
+    assert after.float.get("Conv") == 2
+    assert "2 layer(s) kept in float" in artifact.meta["notes"]
+
+
+def test_layer_sqnr_comes_from_qdq_loss_debug_for_every_conv(prepared):
+    model, calibration, _ = prepared
+    backend = OrtQdqInt8Backend()
+    sqnr = backend.layer_sqnr(_context(backend, model, calibration), calibration[:2])
+    assert "encoder.0.0" in sqnr and len(sqnr) >= 19
+    assert all(5 < value < 200 for value in sqnr.values())
+
+
+def _context(backend, model, calibration):
+    from bench.backend import PrepareContext
+
+    return PrepareContext(
+        "unet", model, calibration, tuple(calibration.shape[1:]), 2, "int8", "cpu", backend.parse_options({})
+    )

@@ -82,7 +82,12 @@ def test_no_cuda_is_reported_after_tensorrt_imports(cls, monkeypatch):
 
 def test_batch_options_are_validated():
     backend = TensorRtInt8Backend()
-    assert backend.parse_options({}).as_strings() == {"max_batch": "32", "opt_batch": "1", "calibration": "minmax"}
+    assert backend.parse_options({}).as_strings() == {
+        "max_batch": "32",
+        "opt_batch": "1",
+        "calibration": "minmax",
+        "float_layers": "",
+    }
     assert backend.parse_options({"max_batch": "8"}).max_batch == 8
     with pytest.raises(UsageError, match="tensorrt-int8: need 1 <= opt_batch <= max_batch, got 8 and 4"):
         backend.parse_options({"max_batch": "4", "opt_batch": "8"})

@@ -214,3 +214,28 @@ def test_untraceable_model_raises_a_one_line_reason(model, reason, tmp_path):
     message = str(failed.value)
     assert reason in message and "\n" not in message
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_float_layers_and_minmax_calibration(prepared, tmp_path):
+    """QConfigMapping.set_module_name(name, None): the conv (fused with its ReLU) stays a float module."""
+    model, calibration, reference = prepared
+    artifact = _prepare(model, calibration, tmp_path, {"float_layers": "encoder.0.2,decoder.1.0"})
+    coverage = TorchFxInt8Backend().coverage(artifact)
+    assert sum(coverage.float.values()) == sum(TorchFxInt8Backend().coverage(reference).float.values()) + 2
+    assert artifact.meta["float_layers"] == ["encoder.0.2", "decoder.1.0"]
+    (tmp_path / "minmax").mkdir()
+    minmax = _prepare(model, calibration, tmp_path / "minmax", {"calibration": "minmax"})
+    assert minmax.meta["activation_observer"] == "MinMaxObserver"
+    assert not np.array_equal(_run(minmax, calibration[:1]), _run(reference, calibration[:1]))
+
+
+def test_layer_sqnr_comes_from_the_fx_numeric_suite(prepared):
+    from bench.backend import PrepareContext
+
+    model, calibration, _ = prepared
+    backend = TorchFxInt8Backend()
+    ctx = PrepareContext("unet", model, calibration, (1, 32, 32), 2, "int8", "cpu", backend.parse_options({}))
+    sqnr = backend.layer_sqnr(ctx, calibration[:2])
+    convs = [layer.name for layer in backend.quantizable_layers(ctx) if layer.op_type == "Conv2d"]
+    assert set(convs) <= set(sqnr)
+    assert all(np.isfinite(v) for v in sqnr.values())

@@ -143,3 +143,25 @@ def test_only_torchaos_cuda_extension_warnings_are_silenced(caplog) -> None:
         "Failed to load /elsewhere/model.so",
         "some other torchao warning",
     ]
+
+
+def test_float_layers_leave_their_convs_unannotated(model_and_calibration):
+    """`set_module_name_qconfig(name, None)`: those convs stay float in the converted graph."""
+    from backends.torchao_pt2e_int8 import default_quantizer
+
+    model, calibration = model_and_calibration
+    kept = quantize(model, torch.from_numpy(calibration), default_quantizer(("encoder.0.0", "encoder.1.2")))
+    found = pt2e_coverage(kept)
+    assert found.int8["conv2d+relu"] == UNET_INT8["conv2d+relu"] - 2
+    assert found.float["conv2d"] == 2
+
+
+def test_layer_sqnr_comes_from_the_pt2e_numeric_debugger(model_and_calibration):
+    from bench.backend import PrepareContext
+
+    model, calibration = model_and_calibration
+    backend = TorchaoPt2eInt8Backend()
+    ctx = PrepareContext("unet", model, calibration, (1, 32, 32), 2, "int8", "cpu", backend.parse_options({}))
+    sqnr = backend.layer_sqnr(ctx, calibration[:2])
+    assert "encoder.0.0" in sqnr and len(sqnr) >= 19
+    assert all(np.isfinite(v) for v in sqnr.values())

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 from bench.data import busi
-from bench.data.request import SPLITS
+from bench.data.request import SPLITS as ALL_SPLITS
 from bench.data.suite import get_suite
 from bench.errors import UsageError
 from tests.bench.data.conftest import save, suite_text
+
+SPLITS = ALL_SPLITS[:3]  # train, calibration, evaluation (the tuning split: test_tuning_split.py)
 
 
 def _fixture(root: Path) -> Path:

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 
 from bench.data import camvid
-from bench.data.request import SPLITS
+from bench.data.request import SPLITS as ALL_SPLITS
 from bench.data.suite import get_suite
 from bench.errors import UsageError
 from tests.bench.data.conftest import needs_shared_data, save, suite_text
 from tests.conftest import SHARED_DATA
+
+SPLITS = ALL_SPLITS[:3]  # train, calibration, evaluation (the tuning split: test_tuning_split.py)
 
 CLASSES = [
     "Sky",
@@ -49,12 +51,12 @@ def test_shared_subset_counts_shapes_and_void(shared_splits):
 @needs_shared_data
 def test_calibration_is_disjoint_from_training_and_evaluation_comes_from_val(shared_splits):
     suite, _ = shared_splits
-    items = {s: camvid.list_items(suite, s) for s in SPLITS}
+    items = {s: camvid.list_items(suite.request, s) for s in SPLITS}
     train, calibration = {i.name for i in items["train"]}, {i.name for i in items["calibration"]}
     assert not train & calibration
     assert all(i.image.parent.name == "train" for i in items["train"] + items["calibration"])
     assert {i.image.parent.name for i in items["evaluation"]} == {"val"}
-    assert [i.name for i in camvid.list_items(suite, "calibration")] == sorted(calibration)
+    assert [i.name for i in camvid.list_items(suite.request, "calibration")] == sorted(calibration)
 
 
 def _tiny(root: Path, names: list[str], folder: str = "train", labels: int = 12) -> None:
@@ -95,8 +97,25 @@ def test_evaluation_folder_option(tmp_path, write_suite):
     _tiny(tmp_path, ["a.png", "b.png"])
     _tiny(tmp_path, ["t1.png", "t2.png"], folder="test")
     suite = _suite(write_suite, tmp_path, splits=(1, 1, 2), options='evaluation_folder = "test"')
-    assert [i.name for i in camvid.list_items(suite, "evaluation")] == ["t1.png", "t2.png"]
+    assert [i.name for i in camvid.list_items(suite.request, "evaluation")] == ["t1.png", "t2.png"]
     assert len(suite.load("evaluation")) == 2
+
+
+def test_tuning_split_from_its_own_folder_or_held_out_of_train(tmp_path, write_suite):
+    """With the full SegNet layout: train on train/, tune on val/, evaluate on test/ (other video sequences)."""
+    _tiny(tmp_path, ["a.png", "b.png", "c.png", "d.png"])
+    _tiny(tmp_path, ["v1.png", "v2.png"], folder="val")
+    _tiny(tmp_path, ["t1.png"], folder="test")
+    text = suite_text("camvid", classes=CLASSES, size=(9, 12), extra="ignore_label = 11", splits=(2, 1, 1))
+    text = text.replace("evaluation = 1\n", "evaluation = 1\ntuning = 2\n")
+    own = get_suite(str(write_suite(text + '[options]\nevaluation_folder = "test"\ntuning_folder = "val"\n')), tmp_path)
+    assert [i.name for i in camvid.list_items(own.request, "tuning")] == ["v1.png", "v2.png"]
+    assert len(own.load("train")) == 2 and len(own.load("evaluation")) == 1
+    held = get_suite(str(write_suite(text.replace("tuning = 2", "tuning = 1"))), tmp_path)
+    names = {s: {i.name for i in camvid.list_items(held.request, s)} for s in ("train", "calibration", "tuning")}
+    assert sum(map(len, names.values())) == 4 and len(set().union(*names.values())) == 4
+    with pytest.raises(UsageError, match="tuning_folder = 'val' must differ from evaluation_folder"):
+        get_suite(str(write_suite(text + '[options]\ntuning_folder = "val"\n')), tmp_path)
 
 
 def test_unknown_option_names_the_suite_file(tmp_path, write_suite):

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 
 from bench.data import dsb2018
-from bench.data.request import SPLITS
+from bench.data.request import SPLITS as ALL_SPLITS
 from bench.data.suite import get_suite
 from bench.errors import UsageError
 from tests.bench.data.conftest import needs_shared_data, save, suite_text
 from tests.conftest import SHARED_DATA
+
+SPLITS = ALL_SPLITS[:3]  # train, calibration, evaluation (the tuning split: test_tuning_split.py)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,8 @@ def test_shared_subset_splits_have_the_toml_counts_and_shapes(shared_splits):
 @needs_shared_data
 def test_splits_are_disjoint_deterministic_and_cover_sorted_ids(shared_splits):
     suite, _ = shared_splits
-    names = {s: [item.name for item in dsb2018.list_items(suite, s)] for s in SPLITS}
-    assert names == {s: [item.name for item in dsb2018.list_items(suite, s)] for s in SPLITS}
+    names = {s: [item.name for item in dsb2018.list_items(suite.request, s)] for s in SPLITS}
+    assert names == {s: [item.name for item in dsb2018.list_items(suite.request, s)] for s in SPLITS}
     sets = [set(v) for v in names.values()]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
     assert sum(map(len, sets)) == 80

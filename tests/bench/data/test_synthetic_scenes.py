@@ -1,8 +1,10 @@
 import numpy as np
 
-from bench.data.request import SPLITS
+from bench.data.request import SPLITS as ALL_SPLITS
 from bench.data.suite import get_suite
 from bench.data.synthetic_scenes import CLASSES, SceneParams, generate_scene, generate_scenes
+
+SPLITS = ALL_SPLITS[:3]  # train, calibration, evaluation (the tuning split: test_tuning_split.py)
 
 
 def test_same_seed_and_index_give_identical_scenes_alone_or_in_a_batch():
@@ -44,4 +46,4 @@ def test_params_set_the_size_and_the_suite_file_matches_the_generator():
     evaluation = suite.load("evaluation")
     assert len(evaluation) == suite.split_sizes["evaluation"]
     sizes = {s: suite.split_sizes[s] for s in SPLITS}
-    assert sum(sizes.values()) == 416
+    assert sum(sizes.values()) == 416 and suite.split_sizes["tuning"] == 32

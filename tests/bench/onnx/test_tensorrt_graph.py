@@ -91,6 +91,15 @@ def test_the_prepare_pipeline_writes_a_checked_graph_with_int8_coverage(graphs, 
     assert done["coverage_onnx"]["int8"]["Conv"] == 19 and done["coverage_onnx"]["float"] == {}
 
 
+def test_float_layers_reach_tensorrt_as_convs_without_qdq(graphs, tmp_path):
+    """The TensorRT int8 graph keeps a layer in float the ONNX way: no Q/DQ on its weight or data, so
+    TensorRT's explicit-quantization parser builds it in float (its coverage rule says so)."""
+    _, calibration, folder = graphs
+    done = qdq_onnx_from_fp32(folder / "model.onnx", calibration, tmp_path / "q.onnx", float_layers=("encoder.0.2",))
+    assert done["nodes_excluded"] and done["coverage_onnx"]["int8"]["Conv"] == 18
+    assert done["coverage_onnx"]["float"] == {"Conv": 1, "Relu": 1}  # its ReLU gets no Q/DQ either
+
+
 def test_fp16_graph_has_fp16_weights_float32_io_and_leaves_the_model_alone(graphs, tmp_path):
     import onnxruntime as ort
 

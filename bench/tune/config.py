@@ -1,0 +1,170 @@
+"""What `segbench tune` was asked for, checked in full before any work, and saved as tune.json so that
+`--resume` finishes the tune exactly as it was started."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.backend import FLOAT_LAYERS_OPTION
+from bench.cache import atomic_write_bytes
+from bench.data.suite import Suite, get_suite
+from bench.errors import UsageError
+from bench.measure.timing import TimingConfig
+from bench.run.config import RunConfig
+from bench.run.matrix import BackendPlan
+from bench.tune.budget import Budget, check_columns
+
+TUNE_FILE = "tune.json"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    suite: str
+    model: str
+    backend: str  # one int8 backend (`name` or `name:int8`)
+    budgets: tuple[str, ...] = ()  # COLUMN>=BOUND / COLUMN<=BOUND; the first ranks the layers
+    backend_options: dict[str, str] = field(default_factory=dict)  # the tuned backend's other options
+    threads: int = 1
+    batch_size: int = 1
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    results_root: Path = Path("results")
+    cell_timeout_s: float = 1800.0
+    progress: bool = True
+    data_dir: Path | None = None
+    weights: Path | None = None
+    checkpoint: Path | None = None
+    max_layers: int | None = None  # sensitivity for the N layers of lowest SQNR only (None: every layer)
+    max_steps: int | None = None  # at most N layers in float before giving up (None: every measured layer)
+    calibration_sizes: tuple[int, ...] = ()
+    calibration_methods: tuple[str, ...] = ()
+    seeds: int = 1
+    sqnr_images: int = 4  # tuning images the SQNR proxy runs on
+
+    @property
+    def parsed_budgets(self) -> tuple[Budget, ...]:
+        return tuple(Budget.parse(text) for text in self.budgets)
+
+    @property
+    def needs_gradcam(self) -> bool:
+        return any(budget.needs_gradcam for budget in self.parsed_budgets)
+
+    @property
+    def studies_calibration(self) -> bool:
+        return bool(self.calibration_sizes or self.calibration_methods)
+
+    def run_config(self, backends: tuple[str, ...] | None = None) -> RunConfig:
+        """The equivalent `segbench run` configuration (its checks, its references, its cells)."""
+        from bench.run.matrix import REFERENCE
+
+        name = self.backend.partition(":")[0]
+        return RunConfig(
+            suites=(self.suite,),
+            models=(self.model,),
+            backends=backends or (":".join(REFERENCE), self.backend),
+            threads=self.threads,
+            batch_size=self.batch_size,
+            timing=self.timing,
+            results_root=self.results_root,
+            cell_timeout_s=self.cell_timeout_s,
+            progress=self.progress,
+            backend_options={name: dict(self.backend_options)} if self.backend_options else {},
+            data_dir=self.data_dir,
+            weights=self.weights,
+            checkpoint=self.checkpoint,
+            gradcam=self.needs_gradcam,
+            gradcam_method="both" if any("@fakequant" in b for b in self.budgets) else "fd",
+        )
+
+    def validate(self) -> tuple[BackendPlan, Suite]:
+        """Every value checked before any work: the run's own checks, then what only tuning asks."""
+        budgets = self.parsed_budgets
+        if not budgets and not self.studies_calibration:
+            raise UsageError(
+                "segbench tune needs --budget (which layers to keep in float) or --calibration-sizes / "
+                "--calibration-methods (how to calibrate), or both"
+            )
+        if FLOAT_LAYERS_OPTION in self.backend_options:
+            raise UsageError(f"--option {self.backend}.{FLOAT_LAYERS_OPTION}: tune chooses the float layers itself")
+        for flag, value, least in (("--max-layers", self.max_layers, 1), ("--max-steps", self.max_steps, 1)):
+            if value is not None and value < least:
+                raise UsageError(f"{flag} {value} is not valid; expected at least {least}")
+        if self.seeds < 1:
+            raise UsageError(f"--seeds {self.seeds} is not valid; expected at least 1")
+        if self.sqnr_images < 1:
+            raise UsageError(f"--sqnr-images {self.sqnr_images} is not valid; expected at least 1")
+        plans = self.run_config().validate()
+        plan = plans[-1]
+        if plan.precision != "int8":
+            raise UsageError(f"--backend {self.backend}: tune needs an int8 backend (got precision {plan.precision})")
+        if budgets and FLOAT_LAYERS_OPTION not in plan.options.as_strings():
+            raise UsageError(
+                f"backend '{plan.name}' cannot keep layers in float (it has no {FLOAT_LAYERS_OPTION} option)"
+            )
+        suite = get_suite(self.suite, data_dir=self.data_dir)
+        if not suite.split_sizes.get("tuning"):
+            raise UsageError(
+                f"{suite.path}: suite '{suite.name}' has no tuning split; add tuning = N under [splits] "
+                '(and tuning_from = "train" when every item is in a split already)'
+            )
+        if budgets:
+            from bench.gradcam.divergence import GradcamSummary
+            from bench.measure.quality import quality_columns
+
+            gradcam = list(GradcamSummary.__dataclass_fields__)
+            columns = [
+                *quality_columns(suite.classes, suite.foreground_classes, suite.ignore_label),
+                *gradcam,
+                *(f"{c}@fakequant" for c in gradcam),
+            ]
+            check_columns(budgets, columns)
+        if self.studies_calibration:
+            self._validate_calibration(plan, suite)
+        return plan, suite
+
+    def _validate_calibration(self, plan: BackendPlan, suite: Suite) -> None:
+        from bench.data.sources import calibration_pool
+
+        pool = len(calibration_pool(suite.request))
+        for size in self.calibration_sizes:
+            if not 1 <= size <= pool:
+                raise UsageError(
+                    f"--calibration-sizes {size} is not valid for suite '{suite.name}'; expected 1..{pool} "
+                    "(its calibration split plus its training split, tuning images left out)"
+                )
+        for method in self.calibration_methods:
+            plan.backend.parse_options({**self.backend_options, "calibration": method})
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("results_root", "data_dir", "weights", "checkpoint"):
+            value = getattr(self, key)
+            data[key] = None if value is None else str(Path(value).resolve() if key != "results_root" else value)
+        return data
+
+
+def save_tune_config(config: TuneConfig, folder: Path) -> None:
+    atomic_write_bytes(folder / TUNE_FILE, json.dumps(config.to_json(), indent=2).encode())
+
+
+def load_tune_config(folder: Path) -> TuneConfig:
+    path = folder / TUNE_FILE
+    if not path.is_file():
+        raise UsageError(f"--resume {folder}: no {TUNE_FILE} there; expected a segbench tune folder")
+    try:
+        data = json.loads(path.read_text())
+        return TuneConfig(
+            **{
+                **data,
+                "budgets": tuple(data["budgets"]),
+                "timing": TimingConfig(**data["timing"]),
+                "results_root": folder.parent,
+                "calibration_sizes": tuple(data["calibration_sizes"]),
+                "calibration_methods": tuple(data["calibration_methods"]),
+                **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "checkpoint")},
+            }
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--resume {folder}: {path.name} is unreadable ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,94 @@
+"""The greedy fallback's decisions, with the timed steps replaced by rows whose drift is known."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.tune import runner
+from bench.tune.config import TuneConfig
+from bench.tune.store import TuneStore
+
+
+class _Plan:
+    name = "torch-fx-int8"
+
+
+class _Variants:
+    plan = _Plan()
+    folder = Path("unused")
+
+
+@pytest.fixture
+def steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Each step's drift improves by 0.004 per layer in float, from -0.012; timed steps are recorded."""
+    timed: list[tuple[str, ...]] = []
+
+    def fake_step(config, variants, kernel, step, layers, store, log) -> dict[str, Any]:
+        timed.append(layers)
+        row = {
+            "split": "tuning",
+            "step": step,
+            "float_layers": ",".join(layers),
+            "n_float_layers": len(layers),
+            "miou_drift": -0.012 + 0.004 * len(layers),
+            "latency_p50_ms": 10.0 + len(layers),
+            "speedup_vs_fp32": 3.0,
+            "model_size_bytes": 2**20,
+        }
+        store.append("tuning", row)
+        return row
+
+    monkeypatch.setattr(runner, "_timed_step", fake_step)
+    monkeypatch.setattr(runner, "_confirm", lambda *args: None)
+    monkeypatch.setattr(runner.ReferenceKernel, "measure", lambda self: 1.0)
+    return timed
+
+
+def _ranked(*gains: float) -> list[dict[str, Any]]:
+    return [{"layer": f"l{i}", "miou_drift_gain": g, "layer_sqnr_db": 30.0} for i, g in enumerate(gains)]
+
+
+def _config(budget: str, **changes: Any) -> TuneConfig:
+    return TuneConfig(suite="s", model="m", backend="torch-fx-int8", budgets=(budget,), **changes)
+
+
+def test_layers_go_into_float_in_order_until_the_budget_holds(tmp_path: Path, steps: list) -> None:
+    outcome = runner.fallback(
+        _config("miou_drift>=-0.005"),
+        _Variants(),
+        _ranked(0.003, 0.002, 0.001, -0.001),
+        TuneStore(tmp_path),
+        lambda m: None,
+    )
+    assert steps == [(), ("l0",), ("l1",)[:0] + ("l0", "l1")]
+    assert outcome.met and outcome.option_line == "--option torch-fx-int8.float_layers=l0,l1"
+    assert "2 layer(s) in float" in outcome.message
+
+
+def test_no_configuration_meeting_the_budget_says_by_how_much(tmp_path: Path, steps: list) -> None:
+    outcome = runner.fallback(
+        _config("miou_drift>=0.0"), _Variants(), _ranked(0.003, 0.002, -0.001), TuneStore(tmp_path), lambda m: None
+    )
+    assert steps == [(), ("l0",), ("l0", "l1")]  # a layer that did not help alone is never tried
+    assert not outcome.met and outcome.option_line is None
+    assert "miou_drift>=0: -0.0040, misses by 0.0040" in outcome.message
+
+
+def test_max_steps_and_a_resumed_tune_reuse_what_is_stored(tmp_path: Path, steps: list) -> None:
+    store = TuneStore(tmp_path)
+    store.append(
+        "tuning", {"split": "tuning", "step": 0, "float_layers": "", "n_float_layers": 0, "miou_drift": -0.012}
+    )
+    outcome = runner.fallback(
+        _config("miou_drift>=0.0", max_steps=1), _Variants(), _ranked(0.003, 0.002), TuneStore(tmp_path), lambda m: None
+    )
+    assert steps == [("l0",)]  # step 0 came from disk
+    assert not outcome.met
+
+
+def test_the_budget_met_by_the_all_int8_model_keeps_no_layer_in_float(tmp_path: Path, steps: list) -> None:
+    outcome = runner.fallback(
+        _config("miou_drift>=-0.02"), _Variants(), _ranked(0.003), TuneStore(tmp_path), lambda m: None
+    )
+    assert steps == [()] and outcome.met and outcome.option_line is None

@@ -1,0 +1,112 @@
+"""`segbench tune` end to end on the default suite's trained U-Net, with ONNX Runtime int8 (the fastest
+to quantize): sensitivity, the fallback, the evaluation split's confirmation, the calibration study,
+and a killed tune resumed without measuring again what it finished."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers import segbench_process
+
+pytestmark = pytest.mark.slow
+
+BASE = [
+    "tune",
+    "--suite",
+    "synthetic-nuclei",
+    "--model",
+    "unet",
+    "--backend",
+    "ort-qdq-int8",
+    "--threads",
+    "1",
+    "--min-time",
+    "0.2",
+    "--min-iters",
+    "5",
+    "--warmup",
+    "0.05",
+    "--sqnr-images",
+    "2",
+]
+
+
+def _segbench(args: list[str], cache: Path) -> subprocess.Popen:
+    return segbench_process(args, {**os.environ, "SEGBENCH_CACHE": str(cache)})
+
+
+def _folder(out: Path) -> Path:
+    (folder,) = [p for p in out.iterdir() if p.name.startswith("tune-")]
+    return folder
+
+
+def test_an_unreachable_budget_exits_1_naming_it_and_keeps_every_table(trained_unet_model, session_cache, tmp_path):
+    out = tmp_path / "results"
+    done = _segbench([*BASE, "--budget", "dice_drift>=0.5", "--max-layers", "3", "--out", str(out)], session_cache)
+    stdout, stderr = done.communicate(timeout=900)
+    assert done.returncode == 1, stderr[-3000:]
+    assert "no configuration met the budget" in stdout and "dice_drift>=0.5" in stdout and "misses by" in stdout
+    folder = _folder(out)
+    sensitivity = pd.read_parquet(folder / "sensitivity.parquet")
+    assert len(sensitivity) == 3 and set(sensitivity["status"]) == {"ok"}
+    for column in ("layer", "module_path", "op_type", "layer_sqnr_db", "dice_drift_gain", "miou_gain", "sqnr_db_gain"):
+        assert column in sensitivity
+    assert sensitivity["layer_sqnr_db"].notna().all()  # qdq_loss_debug matched every measured layer
+    assert (sensitivity["float_ops"] > 4).all()  # the layer really ran in float (4 ConvTranspose always do)
+    tuning = pd.read_parquet(folder / "tuning.parquet")
+    timed = tuning[tuning["split"] == "tuning"]
+    assert timed["latency_p50_ms"].notna().all() and timed["speedup_vs_fp32"].notna().all()
+    assert (tuning["split"] == "evaluation").sum() == 1  # the all-int8 start, confirmed on evaluation
+    assert "[layer 1/3]" in stderr and "[step 0]" in stderr
+    html = (folder / "report.html").read_text()
+    assert "Sensitivity" in html and "Greedy fallback" in html and 'src="data:image/png;base64,' in html
+
+
+def test_a_met_budget_prints_the_option_line_run_accepts(trained_unet_model, session_cache, tmp_path):
+    out = tmp_path / "results"
+    done = _segbench([*BASE, "--budget", "dice_drift>=-0.5", "--max-layers", "1", "--out", str(out)], session_cache)
+    stdout, stderr = done.communicate(timeout=900)
+    assert done.returncode == 0, stderr[-3000:]
+    assert "every budget holds with 0 layer(s) in float" in stdout
+
+
+def test_calibration_study_and_resume_after_kill(trained_unet_model, session_cache, tmp_path):
+    out = tmp_path / "results"
+    args = [
+        *BASE,
+        "--calibration-sizes",
+        "4,16",
+        "--calibration-methods",
+        "minmax,entropy",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+    ]
+    first = _segbench(args, session_cache)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        folders = [p for p in out.iterdir() if p.name.startswith("tune-")] if out.exists() else []
+        path = folders[0] / "calibration.parquet" if folders else None
+        if path is not None and path.exists() and len(pd.read_parquet(path)) >= 2:
+            break
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate()
+    folder = _folder(out)
+    finished = len(pd.read_parquet(folder / "calibration.parquet"))
+    assert 2 <= finished < 8
+    resumed = _segbench(["tune", "--resume", str(folder)], session_cache)
+    stdout, stderr = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, stderr[-3000:]
+    assert stderr.count("[calibration ") and f"[calibration {finished}/8]" not in stderr
+    table = pd.read_parquet(folder / "calibration.parquet")
+    assert len(table) == 8 and set(table["status"]) == {"ok"}
+    assert set(table["method"]) == {"minmax", "entropy"} and set(table["size"]) == {4, 16}
+    assert table.groupby(["method", "size", "seed"]).size().max() == 1  # nothing measured twice
+    assert "Calibration" in (folder / "report.md").read_text()
