@@ -79,7 +79,13 @@ class TuneConfig:
         )
 
     def validate(self) -> tuple[BackendPlan, Suite]:
-        """Every value checked before any work: the run's own checks, then what only tuning asks."""
+        """Every value checked before any work; the tuned backend's plan and the suite."""
+        plans, suite = self.plans()
+        return plans[-1], suite
+
+    def plans(self) -> tuple[list[BackendPlan], Suite]:
+        """Every value checked before any work (the run's own checks, then what only tuning asks); the
+        fp32 reference's plan first, the tuned backend's last, each backend loaded and asked once."""
         budgets = self.parsed_budgets
         if not budgets and not self.studies_calibration:
             raise UsageError(
@@ -122,7 +128,7 @@ class TuneConfig:
             check_columns(budgets, columns)
         if self.studies_calibration:
             self._validate_calibration(plan, suite)
-        return plan, suite
+        return plans, suite
 
     def _validate_calibration(self, plan: BackendPlan, suite: Suite) -> None:
         from bench.data.sources import calibration_pool

@@ -94,13 +94,13 @@ class Variants:
 def run_tune(
     config: TuneConfig, log: Log = lambda m: print(m, file=sys.stderr), resume: Path | None = None
 ) -> TuneOutcome:
-    plan, suite = config.validate()
+    plans, suite = config.plans()
+    plan = plans[-1]
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
     from bench.run.references import reference_outputs
     from bench.run.runner import prepare_references
 
     run_config = config.run_config()
-    plans = run_config.validate()
     references, onnx_files = prepare_references(run_config, {suite.name: suite})
     checkpoint, _ = references[(suite.name, config.model)]
     tuning_reference = reference_outputs(suite, config.model, checkpoint, "tuning")
