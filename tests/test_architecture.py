@@ -21,6 +21,7 @@ LAYERS = [
     "bench.report",
     "bench.measure",
     "bench.onnx",
+    "bench.openvino",
     "bench.results",
     "bench.models",
     "bench.data",

@@ -2,6 +2,7 @@
 to quantize): sensitivity, the fallback, the evaluation split's confirmation, the calibration study,
 and a killed tune resumed without measuring again what it finished."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -110,3 +111,23 @@ def test_calibration_study_and_resume_after_kill(trained_unet_model, session_cac
     assert set(table["method"]) == {"minmax", "entropy"} and set(table["size"]) == {4, 16}
     assert table.groupby(["method", "size", "seed"]).size().max() == 1  # nothing measured twice
     assert "Calibration" in (folder / "report.md").read_text()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="the openvino extra is not installed")
+def test_nncf_accuracy_control_is_reported_beside_the_fallback(trained_unet_model, session_cache, tmp_path):
+    out = tmp_path / "results"
+    args = [*BASE, "--budget", "dice_drift>=-0.0001", "--max-layers", "2", "--out", str(out)]
+    args[args.index("ort-qdq-int8")] = "openvino-int8"
+    done = _segbench(args, session_cache)
+    stdout, stderr = done.communicate(timeout=900)
+    assert done.returncode in (0, 1), stderr[-3000:]
+    assert "[accuracy control] openvino-int8, dice drop <= 0.0001" in stderr
+    peer = pd.read_parquet(_folder(out) / "peer.parquet")
+    assert list(peer["split"]) == ["tuning", "evaluation"]
+    tuned = peer.iloc[0]
+    assert tuned["method"] == "nncf.quantize_with_accuracy_control" and tuned["status"] == "ok"
+    assert tuned["latency_p50_ms"] > 0 and tuned["speedup_vs_fp32"] > 0 and tuned["own_seconds"] > 0
+    assert tuned["n_float_layers"] == len([x for x in str(tuned["float_layers"]).split(",") if x])
+    assert str(tuned["options"]).startswith("ir=") and Path(str(tuned["options"])[3:]).is_file()  # NNCF's own model
+    html = (_folder(out) / "report.html").read_text()
+    assert "accuracy control beside segbench" in html and "segbench greedy fallback" in html

@@ -11,6 +11,7 @@ from bench.backend.options import BackendOptions, NoOptions
 from bench.backend.records import (
     GRADCAM_CHOICES,
     GRADCAM_METHODS,
+    AccuracyControlResult,
     Artifact,
     GradcamMaps,
     GradcamRequest,
@@ -25,6 +26,7 @@ __all__ = [
     "GRADCAM_CHOICES",
     "GRADCAM_METHODS",
     "RESERVED_META_KEYS",
+    "AccuracyControlResult",
     "Artifact",
     "Backend",
     "BackendOptions",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +16,14 @@ import numpy as np
 
 from bench.backend.layers import QuantLayer
 from bench.backend.options import BackendOptions, NoOptions
-from bench.backend.records import Artifact, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext
+from bench.backend.records import (
+    AccuracyControlResult,
+    Artifact,
+    GradcamMaps,
+    GradcamRequest,
+    OpCoverage,
+    PrepareContext,
+)
 
 # Keys of the artifact metadata that the harness owns: a backend's `prepare` may set "coverage"
 # (an `OpCoverage`) and "notes" (str); "options", "key" and "prepare_s" are written by the cache.
@@ -145,6 +152,23 @@ class Backend(ABC):
     def layer_sqnr(self, ctx: PrepareContext, images: np.ndarray) -> dict[str, float] | None:
         """SQNR in dB of each quantizable layer's output in the all-int8 model against the float model's,
         on `images` (by the runtime's own numeric debugging tools); None where this backend has none."""
+        return None
+
+    def accuracy_control(
+        self,
+        ctx: PrepareContext,
+        images: np.ndarray,
+        score: Callable[[np.ndarray, np.ndarray], float],
+        max_drop: float,
+        out_dir: Path,
+    ) -> AccuracyControlResult | None:
+        """The runtime's own accuracy-aware quantization, the peer `segbench tune` reports beside its
+        fallback: quantize keeping in float as few layers as it needs for `score` to drop at most
+        `max_drop` below the float model's. `score(logits, indices)`: higher is better, of the (n, C, H, W)
+        logits of `images[indices]` (a runtime may score subsets, one image at a time to rank layers).
+        The model it returns is written into `out_dir`, and the result's `options` deploy exactly that
+        model when added to this backend's options (so it is timed and scored like any variant).
+        None where the runtime has no such tool."""
         return None
 
     def unavailable_reason(self, device: str) -> str | None:

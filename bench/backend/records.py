@@ -140,3 +140,17 @@ class GradcamMaps:
     def without_maps(cls, method: str, notes: str) -> GradcamMaps:
         """A method that could not run here: no maps, and the note says why (the other methods' stand)."""
         return cls(maps={}, method=method, seconds_per_image=0.0, notes=notes)
+
+
+@dataclass(frozen=True)
+class AccuracyControlResult:
+    """What a runtime's own accuracy-aware quantization chose (`Backend.accuracy_control`): the layers it
+    kept in float (module paths, as `float_layers` takes them) and the scores it measured itself."""
+
+    method: str  # e.g. "nncf.quantize_with_accuracy_control"
+    float_layers: tuple[str, ...]
+    float_score: float  # the float model's score, by the runtime's own run of the score function
+    quantized_score: float  # the returned model's score, likewise
+    seconds: float
+    options: dict[str, str] = field(default_factory=dict)  # backend options that deploy the returned model
+    notes: str = ""

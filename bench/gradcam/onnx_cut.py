@@ -30,11 +30,9 @@ import numpy as np
 
 from bench.backend import GradcamMaps, GradcamRequest
 from bench.gradcam.records import FeatureSplit
-from bench.gradcam.split import SplitUnavailable
+from bench.gradcam.split import FLOAT_STEP, SplitUnavailable, check_head, float_split
 from bench.onnx.cut import CutUnavailable, GraphCut
 
-FLOAT_STEP = 1e-2  # float cut at BASE_STEPS: shift = FLOAT_STEP * std of the channel (floored, see `_float_steps`)
-BASE_STEPS = 4  # the step size at which a float cut shifts by FLOAT_STEP x std
 FLOAT_RTOL = 1e-5  # float cut: allowed |head - full| relative to max |logits|
 
 
@@ -149,54 +147,14 @@ class OnnxFeatureSplitter:
         )
 
     def _float_split(self, features: np.ndarray, run_head: Any, steps: int) -> FeatureSplit:
-        relative = self.float_step * steps / BASE_STEPS
-        step = _float_steps(features, relative)
-        shifts = step.astype(features.dtype)
-
-        def head_shifted(rows: np.ndarray) -> np.ndarray:
-            rows = np.asarray(rows, dtype=np.int64)
-            batch = np.repeat(features[None], len(rows), axis=0)
-            for r, k in enumerate(rows):
-                if k >= 0:
-                    batch[r, k] += shifts[k]
-            return run_head(batch)
-
-        kind = f"float {self.tensor}, shift {relative:g} x channel std (error O(step))"
-        return FeatureSplit(
-            features=features,
-            step=shifts.astype(np.float64),
-            head_shifted=head_shifted,
-            meta={"kind": kind, "tensor": self.tensor, "cut": self.cut, "sides": list(self.sides)},
-        )
+        meta: dict[str, object] = {"cut": self.cut, "sides": list(self.sides)}
+        return float_split(features, run_head, steps, self.tensor, self.float_step, meta)
 
     def _check(self, image: np.ndarray, split: FeatureSplit) -> None:
         """The unshifted head must be the full model: exactly for codes, to float rounding for a float cut."""
         full = self.full_logits(image)
-        head = split.head_shifted(np.array([-1]))
-        if head.shape != full.shape:
-            raise SplitUnavailable(
-                f"the head cut at '{self.tensor}' returns shape {head.shape}, the model {full.shape}"
-            )
-        diff = float(np.max(np.abs(head.astype(np.float64) - full))) if full.size else 0.0
-        exact = self.quant is not None
-        limit = 0.0 if exact else FLOAT_RTOL * max(1.0, float(np.max(np.abs(full))))
-        if diff > limit:
-            raise SplitUnavailable(
-                f"the head of {self.path.name} cut at '{self.tensor}' does not reproduce the model's "
-                f"logits (max |diff| {diff:.3g} > {limit:.3g}); its maps would explain other arithmetic"
-            )
-        split.meta["max_abs_vs_model"] = diff
-
-
-def _float_steps(features: np.ndarray, relative: float) -> np.ndarray:
-    """Per-channel float shift: `relative` x the channel's std, floored at the whole tensor's std.
-
-    The floor keeps sparse or dead channels (mostly-zero ReLU outputs) from getting a step so small that
-    float32 rounding in the head swamps the difference; a tiny absolute floor keeps an all-zero tensor's
-    steps non-zero."""
-    wide = features.astype(np.float64)
-    per_channel = wide.reshape(wide.shape[0], -1).std(axis=1)
-    return relative * np.maximum(per_channel, max(float(wide.std()), 1e-12))
+        limit = 0.0 if self.quant is not None else FLOAT_RTOL * max(1.0, float(np.max(np.abs(full))))
+        check_head(split, full, self.tensor, self.path.name, limit)
 
 
 def onnx_feature_split(

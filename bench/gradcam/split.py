@@ -26,6 +26,8 @@ from bench.gradcam.method import GradcamUnsupported, finite_difference_cams
 from bench.gradcam.records import FeatureSplit
 
 METHOD = "finite-difference"
+FLOAT_STEP = 1e-2  # float cut at BASE_STEPS: shift = FLOAT_STEP * std of the channel (floored, see `float_steps`)
+BASE_STEPS = 4  # the step size at which a float cut shifts by FLOAT_STEP x std
 ROW_CHECK_RTOL = 1e-5  # identical rows of one head call: allowed |difference| relative to max |logit|
 
 SplitImage = Callable[[np.ndarray, int], FeatureSplit]
@@ -42,6 +44,63 @@ class SplitStats:
 
     kind: str = ""
     clipped: list[float] = field(default_factory=list)  # fraction of shifted codes clipped, per image
+
+
+def float_steps(features: np.ndarray, relative: float) -> np.ndarray:
+    """Per-channel float shift: `relative` x the channel's std, floored at the whole tensor's std.
+
+    The floor keeps sparse or dead channels (mostly-zero ReLU outputs) from getting a step so small that
+    float32 rounding in the head swamps the difference; a tiny absolute floor keeps an all-zero tensor's
+    steps non-zero."""
+    wide = features.astype(np.float64)
+    per_channel = wide.reshape(wide.shape[0], -1).std(axis=1)
+    return relative * np.maximum(per_channel, max(float(wide.std()), 1e-12))
+
+
+def float_split(
+    features: np.ndarray,
+    run_head: Callable[[np.ndarray], np.ndarray],
+    steps: int,
+    tensor: str,
+    float_step: float = FLOAT_STEP,
+    meta: dict[str, object] | None = None,
+) -> FeatureSplit:
+    """A cut at a float tensor (K, h, w): channel k shifted by `float_step` x its std, scaled by
+    steps / `BASE_STEPS` (so "2, 4, 8 steps" halve and double as on a cut at codes); `run_head` runs the
+    backend's head on a batch of feature tensors. The finite-difference error is O(step)."""
+    relative = float_step * steps / BASE_STEPS
+    shifts = float_steps(features, relative).astype(features.dtype)
+
+    def head_shifted(rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        batch = np.repeat(features[None], len(rows), axis=0)
+        for r, k in enumerate(rows):
+            if k >= 0:
+                batch[r, k] += shifts[k]
+        return run_head(batch)
+
+    kind = f"float {tensor}, shift {relative:g} x channel std (error O(step))"
+    return FeatureSplit(
+        features=features,
+        step=shifts.astype(np.float64),
+        head_shifted=head_shifted,
+        meta={"kind": kind, "tensor": tensor, **(meta or {})},
+    )
+
+
+def check_head(split: FeatureSplit, full: np.ndarray, tensor: str, source: str, limit: float) -> None:
+    """The unshifted head must give the full model's logits within `limit` (max |diff|), or the split
+    raises: its maps would explain other arithmetic. Records the difference as `max_abs_vs_model`."""
+    head = split.head_shifted(np.array([-1]))
+    if head.shape != full.shape:
+        raise SplitUnavailable(f"the head cut at '{tensor}' returns shape {head.shape}, the model {full.shape}")
+    diff = float(np.max(np.abs(head.astype(np.float64) - full))) if full.size else 0.0
+    if diff > limit:
+        raise SplitUnavailable(
+            f"the head of {source} cut at '{tensor}' does not reproduce the model's "
+            f"logits (max |diff| {diff:.3g} > {limit:.3g}); its maps would explain other arithmetic"
+        )
+    split.meta["max_abs_vs_model"] = diff
 
 
 def check_rows_independent(split: FeatureSplit, layer: str, rows: int = 3) -> float:

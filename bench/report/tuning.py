@@ -1,5 +1,6 @@
 """The report of a tune folder: the chosen configuration, the layers ranked by sensitivity, the quality
-vs latency path of the greedy steps, the evaluation split's confirmation, and the calibration study,
+vs latency path of the greedy steps, the evaluation split's confirmation, the runtime's own accuracy
+control beside it (where the backend has one), and the calibration study,
 as report.md and a self-contained report.html (figures as base64 PNGs, also in figures/)."""
 
 from __future__ import annotations
@@ -61,6 +62,41 @@ def path_table(tuning: pd.DataFrame, config: dict[str, Any]) -> pd.DataFrame:
         "status",
     ]
     table = steps[[c for c in dict.fromkeys(columns) if c in steps]].copy()
+    if "model_size_bytes" in table:
+        table["model_size_MiB"] = table.pop("model_size_bytes") / 2**20
+    return table
+
+
+def peer_table(tuning: pd.DataFrame, peer: pd.DataFrame, config: dict[str, Any]) -> pd.DataFrame:
+    """segbench's choice (the greedy step that met every budget, else its last) beside the runtime's own
+    accuracy control, on the tuning split and on the evaluation split."""
+    if peer.empty:
+        return pd.DataFrame()
+    rows = []
+    for split in ("tuning", "evaluation"):
+        ours = tuning[tuning["split"] == split].sort_values("step") if not tuning.empty else tuning
+        if not ours.empty:
+            met = ours[ours["budgets_met"].astype(bool)] if "budgets_met" in ours else ours.iloc[0:0]
+            pick = met.iloc[-1] if not met.empty else ours.iloc[-1]
+            rows.append({"method": "segbench greedy fallback", **pick.to_dict()})
+        theirs = peer[peer["split"] == split]
+        rows += [{**row.to_dict()} for _, row in theirs.iterrows()]
+    table = pd.DataFrame(rows)
+    columns = [
+        "method",
+        "split",
+        "n_float_layers",
+        "float_layers",
+        "latency_p50_ms",
+        "speedup_vs_fp32",
+        "model_size_bytes",
+        *_budget_columns(config),
+        "budgets_met",
+        "own_drop",
+        "own_seconds",
+        "status",
+    ]
+    table = table[[c for c in dict.fromkeys(columns) if c in table]].copy()
     if "model_size_bytes" in table:
         table["model_size_MiB"] = table.pop("model_size_bytes") / 2**20
     return table
@@ -143,7 +179,12 @@ def _save(uri: str, path: Path) -> None:
 
 
 def write_tune_reports(
-    folder: Path, sensitivity: pd.DataFrame, tuning: pd.DataFrame, calibration: pd.DataFrame, config: dict[str, Any]
+    folder: Path,
+    sensitivity: pd.DataFrame,
+    tuning: pd.DataFrame,
+    calibration: pd.DataFrame,
+    config: dict[str, Any],
+    peer: pd.DataFrame | None = None,
 ) -> list[Path]:
     metric = _primary(config, calibration)
     sections = [
@@ -154,6 +195,13 @@ def write_tune_reports(
             path_figure(tuning, config),
         ),
     ]
+    sections.append(
+        (
+            "The runtime's own accuracy control beside segbench's fallback (same budget, same tuning split)",
+            peer_table(tuning, peer if peer is not None else pd.DataFrame(), config),
+            None,
+        )
+    )
     calib = calibration_table(calibration, metric)
     sections.append((f"Calibration: {metric} by method and size", calib, calibration_figure(calib, metric)))
     title = f"segbench tune {folder.name}: {config.get('suite')} / {config.get('model')} / {config.get('backend')}"
@@ -176,7 +224,7 @@ def write_tune_reports(
             f'<div class="table-wrap">{table.to_html(index=False, float_format=lambda v: f"{v:.4f}")}</div>',
         ]
         if figure is not None:
-            name = ["sensitivity", "tuning_path", "calibration"][i]
+            name = ["sensitivity", "tuning_path", "peer", "calibration"][i]
             path = folder / "figures" / f"{name}.png"
             _save(figure, path)
             written.append(path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.backend import FLOAT_LAYERS_OPTION, QuantLayer
+from bench.backend import FLOAT_LAYERS_OPTION, Backend, QuantLayer
 from bench.cache import cache_root, file_digest, stable_hash
 from bench.data.suite import Suite
 from bench.environment import collect_environment
@@ -28,7 +28,7 @@ from bench.run.isolation import Worker, WorkerFailed
 from bench.run.matrix import BackendPlan, CellSpec
 from bench.run.runner import measure_cells, new_run_dir, plan_cells, reference_kernel_record
 from bench.tune import work
-from bench.tune.budget import shortfall
+from bench.tune.budget import Budget, shortfall
 from bench.tune.config import TuneConfig, save_tune_config
 from bench.tune.store import TuneStore
 
@@ -81,6 +81,15 @@ class Variants:
             log_file=self.folder / "logs" / f"{split}-{label}.log",
         )
 
+    def with_options(self, extra: dict[str, str], label: str, split: str = "tuning") -> CellSpec:
+        """The tuned backend with `extra` options (the peer's model), on `split`."""
+        base = self.tuned if split == "tuning" else self.evaluation
+        return replace(
+            base,
+            options=self.plan.backend.parse_options({**self.base_options, **extra}),
+            log_file=self.folder / "logs" / f"{split}-{label}.log",
+        )
+
     def with_calibration(self, method: str | None, size: int, seed: int) -> CellSpec:
         options = dict(self.base_options) | ({"calibration": method} if method else {})
         return replace(
@@ -129,6 +138,7 @@ def run_tune(
     if config.budgets:
         ranked = sensitivity(config, variants, store, log)
         outcome = fallback(config, variants, ranked, store, log)
+        accuracy_control_peer(config, variants, store, log)
     if config.studies_calibration:
         calibration_study(config, suite, variants, store, log)
     write_reports(folder, config, store)
@@ -143,7 +153,12 @@ def write_reports(folder: Path, config: TuneConfig, store: TuneStore | None = No
     lines = [[b.column, b.op, b.bound, str(b)] for b in config.parsed_budgets]
     report = {**config.to_json(), "budget_lines": lines}
     return write_tune_reports(
-        folder, store.frame("sensitivity"), store.frame("tuning"), store.frame("calibration"), report
+        folder,
+        store.frame("sensitivity"),
+        store.frame("tuning"),
+        store.frame("calibration"),
+        report,
+        store.frame("peer"),
     )
 
 
@@ -331,17 +346,15 @@ def fallback(
     return TuneOutcome(variants.folder, True, option, message)
 
 
-def _timed_step(
+def _timed_variant(
     config: TuneConfig,
     variants: Variants,
     kernel: ReferenceKernel,
-    step: int,
-    layers: tuple[str, ...],
-    store: TuneStore,
+    spec: CellSpec,
+    prefix: str,
     log: Log,
 ) -> dict[str, Any]:
-    spec = variants.with_layers(layers)
-    prefix = f"[step {step}] {len(layers)} layer(s) in float" + (f", + {layers[-1]}" if layers else "")
+    """The variant `spec`, timed in a group with the fp32 reference and scored."""
     labels = {variants.reference.key: f"{prefix} / fp32 reference", spec.key: prefix}
     reference, tuned = measure_cells(
         [(variants.reference, variants.reference_plan), (spec, variants.plan)],
@@ -353,27 +366,53 @@ def _timed_step(
     speedup = None
     if reference.measurement is not None and tuned.measurement is not None:
         speedup = reference.measurement.stats.p50_ms / tuned.measurement.stats.p50_ms
-    record = _record(tuned, speedup)
-    row = {
-        "split": "tuning",
-        "step": step,
-        "float_layers": ",".join(layers),
-        "n_float_layers": len(layers),
-        "added_layer": layers[-1] if layers else "",
+    return {
         "fp32_latency_p50_ms": reference.measurement.stats.p50_ms if reference.measurement else None,
-        **record,
+        **_record(tuned, speedup),
     }
+
+
+def _with_margins(config: TuneConfig, row: dict[str, Any]) -> dict[str, Any]:
     for budget in config.parsed_budgets:
         row[f"margin: {budget}"] = budget.margin(row)
     row["budgets_met"] = all(b.holds(row) for b in config.parsed_budgets)
-    store.append("tuning", row)
+    return row
+
+
+def _summary(row: dict[str, Any], config: TuneConfig) -> str:
     p50 = row.get("latency_p50_ms")
-    log(
-        f"{prefix}: {tuned.status}"
+    return (
+        f"{row.get('status')}"
         + (f", p50 {p50:.2f} ms" if p50 else "")
-        + "".join(f", {b.column} {row.get(b.column, float('nan')):.4f}" for b in config.parsed_budgets)
-        + (", budgets met" if row["budgets_met"] else "")
+        + "".join(f", {b.column} {_number(row.get(b.column), math.nan):.4f}" for b in config.parsed_budgets)
+        + (", budgets met" if row.get("budgets_met") else "")
     )
+
+
+def _timed_step(
+    config: TuneConfig,
+    variants: Variants,
+    kernel: ReferenceKernel,
+    step: int,
+    layers: tuple[str, ...],
+    store: TuneStore,
+    log: Log,
+) -> dict[str, Any]:
+    prefix = f"[step {step}] {len(layers)} layer(s) in float" + (f", + {layers[-1]}" if layers else "")
+    measured = _timed_variant(config, variants, kernel, variants.with_layers(layers), prefix, log)
+    row = _with_margins(
+        config,
+        {
+            "split": "tuning",
+            "step": step,
+            "float_layers": ",".join(layers),
+            "n_float_layers": len(layers),
+            "added_layer": layers[-1] if layers else "",
+            **measured,
+        },
+    )
+    store.append("tuning", row)
+    log(f"{prefix}: {_summary(row, config)}")
     return row
 
 
@@ -403,6 +442,89 @@ def _confirm(config: TuneConfig, variants: Variants, store: TuneStore, log: Log,
             f"{prefix}: {outcome.status}"
             + "".join(f", {b.column} {row.get(b.column, float('nan')):.4f}" for b in config.parsed_budgets)
         )
+
+
+def peer_budget(config: TuneConfig) -> Budget | None:
+    """The first budget a runtime's accuracy control can take: an absolute drop of one metric
+    (`<metric>_drift>=-X`; NNCF's `max_drop` is one number on one metric)."""
+    return next(
+        (
+            b
+            for b in config.parsed_budgets
+            if b.column.endswith("_drift") and b.op == ">=" and b.bound <= 0 and b.column != "min_class_iou_drift"
+        ),
+        None,
+    )
+
+
+def accuracy_control_peer(config: TuneConfig, variants: Variants, store: TuneStore, log: Log) -> None:
+    """The runtime's own accuracy-aware quantization (NNCF's accuracy control for openvino-int8) under the
+    same budget on the same tuning split; the model it returns (saved under peer/, deployed through the
+    options it names) is then measured as segbench measures a step (timed beside the fp32 reference,
+    scored, confirmed on evaluation): peer.parquet."""
+    if type(variants.plan.backend).accuracy_control is Backend.accuracy_control:
+        return  # the runtime has no such tool
+    budget = peer_budget(config)
+    if budget is None:
+        log("accuracy control: not run (it takes one absolute drop of one metric, e.g. miou_drift>=-0.005)")
+        return
+    metric, max_drop = budget.column.removesuffix("_drift"), -budget.bound
+    tuned = store.find("peer", split="tuning")
+    if tuned is None:
+        prefix = f"[accuracy control] {variants.plan.name}, {metric} drop <= {max_drop:g}"
+        args = (variants.tuned, metric, max_drop, variants.folder / "peer")
+        status, result = _in_worker(work.accuracy_control, args, config.cell_timeout_s, _label(log, prefix))
+        if status != "ok" or result is None:
+            log(f"{prefix}: {result if status != 'ok' else 'no result'}")
+            store.append("peer", {"split": "tuning", "budget": str(budget), "status": f"error: {result}"})
+            return
+        kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads))
+        kernel.measure()
+        spec = variants.with_options(result.options, "peer")
+        measured = _timed_variant(config, variants, kernel, spec, prefix, log)
+        tuned = _with_margins(
+            config,
+            {
+                "split": "tuning",
+                "method": result.method,
+                "budget": str(budget),
+                "float_layers": ",".join(result.float_layers),
+                "n_float_layers": len(result.float_layers),
+                "options": ",".join(f"{k}={v}" for k, v in result.options.items()),
+                "own_float_score": result.float_score,
+                "own_quantized_score": result.quantized_score,
+                "own_drop": result.float_score - result.quantized_score,
+                "own_seconds": result.seconds,
+                "own_notes": result.notes,
+                **measured,
+            },
+        )
+        store.append("peer", tuned)
+        log(
+            f"{prefix}: {len(result.float_layers)} layer(s) in float in {result.seconds:.0f} s "
+            f"(its own {metric}: float {result.float_score:.4f}, int8 {result.quantized_score:.4f}); "
+            f"measured: {_summary(tuned, config)}"
+        )
+    if str(tuned.get("status", "")).startswith("error") or store.find("peer", split="evaluation") is not None:
+        return
+    layers = tuple(x for x in str(tuned.get("float_layers", "")).split(",") if x)
+    extra = dict(item.split("=", 1) for item in str(tuned.get("options", "")).split(",") if "=" in item)
+    prefix = "[accuracy control] evaluation split"
+    spec = variants.with_options(extra, "peer", "evaluation")
+    outcome = _scored(spec, variants.plan, config.cell_timeout_s, _label(log, prefix))
+    row = _with_margins(
+        config,
+        {
+            "split": "evaluation",
+            "method": tuned.get("method"),
+            "budget": str(budget),
+            "float_layers": ",".join(layers),
+            "n_float_layers": len(layers),
+            **_record(outcome),
+        },
+    )
+    store.append("peer", row)
+    log(f"{prefix}: {_summary(row, config)}")
 
 
 def calibration_study(config: TuneConfig, suite: Suite, variants: Variants, store: TuneStore, log: Log) -> None:

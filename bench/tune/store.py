@@ -1,4 +1,4 @@
-"""The tune folder: sensitivity.parquet, tuning.parquet, calibration.parquet (each rewritten atomically
+"""The tune folder: sensitivity.parquet, tuning.parquet, calibration.parquet, peer.parquet (each rewritten atomically
 after every finished layer, step or draw, so a killed tune keeps what it finished and `--resume` goes on
 from there), tune.json, env.json, report.md, report.html, figures/."""
 
@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.cache import atomic_write_bytes
 
-TABLES = ("sensitivity", "tuning", "calibration")
+TABLES = ("sensitivity", "tuning", "calibration", "peer")
 
 
 class TuneStore:

@@ -92,3 +92,12 @@ def test_the_budget_met_by_the_all_int8_model_keeps_no_layer_in_float(tmp_path: 
         _config("miou_drift>=-0.02"), _Variants(), _ranked(0.003), TuneStore(tmp_path), lambda m: None
     )
     assert steps == [()] and outcome.met and outcome.option_line is None
+
+
+def test_the_peer_takes_the_first_budget_that_is_one_metric_drop() -> None:
+    def config(*budgets: str) -> TuneConfig:
+        return TuneConfig(suite="s", model="m", backend="openvino-int8", budgets=budgets)
+
+    assert str(runner.peer_budget(config("gradcam_pearson>=0.9", "miou_drift>=-0.005"))) == "miou_drift>=-0.005"
+    assert runner.peer_budget(config("min_class_iou_drift>=-0.01")) is None  # a minimum over classes, not one metric
+    assert runner.peer_budget(config("miou_drift>=0.01")) is None  # a gain, not a drop
