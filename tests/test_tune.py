@@ -128,6 +128,8 @@ def test_nncf_accuracy_control_is_reported_beside_the_fallback(trained_unet_mode
     assert tuned["method"] == "nncf.quantize_with_accuracy_control" and tuned["status"] == "ok"
     assert tuned["latency_p50_ms"] > 0 and tuned["speedup_vs_fp32"] > 0 and tuned["own_seconds"] > 0
     assert tuned["n_float_layers"] == len([x for x in str(tuned["float_layers"]).split(",") if x])
-    assert str(tuned["options"]).startswith("ir=") and Path(str(tuned["options"])[3:]).is_file()  # NNCF's own model
+    assert (
+        str(tuned["peer_options"]).startswith("ir=") and Path(str(tuned["peer_options"])[3:]).is_file()
+    )  # NNCF's own model
     html = (_folder(out) / "report.html").read_text()
     assert "accuracy control beside segbench" in html and "segbench greedy fallback" in html

@@ -490,7 +490,7 @@ def accuracy_control_peer(config: TuneConfig, variants: Variants, store: TuneSto
                 "budget": str(budget),
                 "float_layers": ",".join(result.float_layers),
                 "n_float_layers": len(result.float_layers),
-                "options": ",".join(f"{k}={v}" for k, v in result.options.items()),
+                "peer_options": ",".join(f"{k}={v}" for k, v in result.options.items()),
                 "own_float_score": result.float_score,
                 "own_quantized_score": result.quantized_score,
                 "own_drop": result.float_score - result.quantized_score,
@@ -508,7 +508,7 @@ def accuracy_control_peer(config: TuneConfig, variants: Variants, store: TuneSto
     if str(tuned.get("status", "")).startswith("error") or store.find("peer", split="evaluation") is not None:
         return
     layers = tuple(x for x in str(tuned.get("float_layers", "")).split(",") if x)
-    extra = dict(item.split("=", 1) for item in str(tuned.get("options", "")).split(",") if "=" in item)
+    extra = dict(item.split("=", 1) for item in str(tuned.get("peer_options", "")).split(",") if "=" in item)
     prefix = "[accuracy control] evaluation split"
     spec = variants.with_options(extra, "peer", "evaluation")
     outcome = _scored(spec, variants.plan, config.cell_timeout_s, _label(log, prefix))

@@ -16,7 +16,9 @@ def test_unknown_backend_exits_2_and_lists_valid_names():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("segbench: error: unknown backend 'nope'; valid backends: ort, ort-qdq-int8, ")
+    assert lines[0].startswith(
+        "segbench: error: unknown backend 'nope'; valid backends: openvino, openvino-int8, ort, ort-qdq-int8, "
+    )
     for name in ("tensorrt-int8", "torch-eager", "torch-fx-int8"):
         assert name in lines[0]
 
