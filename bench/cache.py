@@ -59,6 +59,9 @@ def file_digest(path: Path) -> str:
 PROJECT_PACKAGES = ("bench", "backends")
 # The libraries whose arithmetic ends up in a cached object: an upgrade must rebuild it.
 NUMERICAL_LIBRARIES = ("torch", "torchao", "onnx", "onnxruntime", "onnxscript", "numpy", "scipy", "pillow", "tensorrt")
+# An artifact also depends on the runtimes that build it (an OpenVINO IR and NNCF's quantization change
+# with their versions); training does not, so its key keeps to NUMERICAL_LIBRARIES.
+ARTIFACT_LIBRARIES = (*NUMERICAL_LIBRARIES, "openvino", "nncf")
 
 
 def _module_file(name: str) -> Path | None:

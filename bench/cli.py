@@ -193,6 +193,11 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     compare.add_argument("--by", choices=("machine",), help="group side by side per machine (hardware report)")
     compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
 
+    export = sub.add_parser("export", help="write a run folder in another tool's format (pytest-benchmark JSON)")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--format", required=True, choices=("pytest-benchmark",), dest="export_format")
+    export.add_argument("--out", type=Path, required=True, help="the file to write, e.g. bench.json")
+
     lister = sub.add_parser("list", help="list suites, models or backends")
     lister.add_argument("what", choices=("suites", "models", "backends"))
 
@@ -441,6 +446,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.cache import atomic_write_bytes
+    from bench.report.pytest_benchmark import export_pytest_benchmark
+
+    if not args.out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: folder '{args.out.parent}' does not exist")
+    document, left_out = export_pytest_benchmark(args.run_dir)
+    atomic_write_bytes(args.out, json.dumps(document, indent=2).encode())
+    print(f"{args.out}: {len(document['benchmarks'])} benchmark(s) in pytest-benchmark's format")
+    for line in left_out:
+        print(f"left out (no timing): {line}")
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from bench.report.compare import compare_runs, load_run, to_markdown
 
@@ -545,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": _cmd_train,
         "report": _cmd_report,
         "compare": _cmd_compare,
+        "export": _cmd_export,
     }
     try:
         if args.command == "run" and args.resume is not None:

@@ -9,7 +9,19 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("torch", "onnxruntime", "onnx", "onnxscript", "numpy", "scipy", "pandas", "pyarrow", "segbench")
+LIBRARIES = (
+    "torch",
+    "onnxruntime",
+    "onnx",
+    "onnxscript",
+    "openvino",
+    "nncf",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "segbench",
+)
 
 
 def _cpuinfo() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.backend import Artifact, Backend, OpCoverage, PrepareContext
 from bench.cache import (
+    ARTIFACT_LIBRARIES,
     array_digest,
     cache_root,
     code_digest,
@@ -84,7 +85,7 @@ def artifact_key(backend: Backend, ctx: PrepareContext, checkpoint: Path) -> str
             "options": ctx.options.as_strings(),
             "calibration": array_digest(ctx.calibration),
             "code": code_digest(type(backend).__module__, *model_code_modules(ctx.model_name, ctx.model)),
-            "libraries": library_versions(),
+            "libraries": library_versions(ARTIFACT_LIBRARIES),
             "input_shape": ctx.input_shape,
             "onnx": file_digest(ctx.onnx_path) if ctx.onnx_path else None,
         }
