@@ -80,9 +80,11 @@ def test_an_upgraded_library_misses_the_artifact_cache(tmp_path, monkeypatch):
     backend = get_backend("ort-qdq-int8")
     before = artifact_key(backend, _context(backend), checkpoint)
     assert artifact_key(backend, _context(backend), checkpoint) == before  # stable
-    versions = cache.library_versions()
-    monkeypatch.setattr("bench.run.artifacts.library_versions", lambda: {**versions, "onnxruntime": "99.0"})
-    assert artifact_key(backend, _context(backend), checkpoint) != before
+    versions = cache.library_versions(cache.ARTIFACT_LIBRARIES)
+    for library in ("onnxruntime", "openvino", "nncf"):  # the runtimes that build artifacts count too
+        upgraded = {**versions, library: "2099.0"}
+        monkeypatch.setattr("bench.run.artifacts.library_versions", lambda names, upgraded=upgraded: upgraded)
+        assert artifact_key(backend, _context(backend), checkpoint) != before
 
 
 def test_the_artifact_key_covers_the_backend_and_the_model_code(tmp_path, monkeypatch):
