@@ -40,6 +40,17 @@ from bench.openvino.runtime import XML_FILE, nncf_unavailable_reason, openvino_u
 FloatPrecision = Literal["f32", "bf16"]
 
 
+def _float_model(ctx: PrepareContext) -> tuple[Any, list[QuantLayer], dict[str, str]]:
+    """The float OpenVINO model both backends start from (segbench's export or the user's --onnx), the
+    layers NNCF can quantize (named by module path) and the module path -> tensor map Grad-CAM cuts at."""
+    from bench.onnx.layers import weighted_nodes
+    from bench.openvino.runtime import read_onnx
+
+    with tempfile.TemporaryDirectory(prefix="segbench-ov-") as tmp:
+        onnx_path = fp32_onnx(ctx, Path(tmp) / "model.onnx")
+        return read_onnx(onnx_path, ctx.input_shape), weighted_nodes(onnx_path), layer_tensors(onnx_path)
+
+
 class OpenVinoFp32Backend(Backend):
     """The float IR; precision `bf16` sets OpenVINO's inference precision hint to bf16 (AMX/AVX-512 BF16)."""
 
@@ -51,12 +62,10 @@ class OpenVinoFp32Backend(Backend):
         return super().unavailable_reason(device) or openvino_unavailable_reason(device)
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        from bench.openvino.runtime import read_onnx, save_ir
+        from bench.openvino.runtime import save_ir
 
-        with tempfile.TemporaryDirectory(prefix="segbench-ov-") as tmp:
-            onnx_path = fp32_onnx(ctx, Path(tmp) / "model.onnx")
-            save_ir(read_onnx(onnx_path, ctx.input_shape), out_dir)
-            tensors = layer_tensors(onnx_path)
+        model, _, tensors = _float_model(ctx)
+        save_ir(model, out_dir)
         return {
             "precision": ctx.precision,
             "onnx_source": onnx_source(ctx),
@@ -112,18 +121,13 @@ class OpenVinoInt8Backend(Backend):
         return super().unavailable_reason(device) or openvino_unavailable_reason(device) or nncf_unavailable_reason()
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        from bench.onnx.layers import weighted_nodes
         from bench.openvino.coverage import runtime_coverage
         from bench.openvino.quantize import nncf_quantize, weighted_operations
-        from bench.openvino.runtime import compile_model, read_onnx, save_ir
+        from bench.openvino.runtime import compile_model, save_ir
 
         options = OpenVinoInt8Options.of(ctx.options)
         kept = parse_float_layers(options.float_layers)
-        with tempfile.TemporaryDirectory(prefix="segbench-ov-") as tmp:
-            onnx_path = fp32_onnx(ctx, Path(tmp) / "model.onnx")
-            model = read_onnx(onnx_path, ctx.input_shape)
-            layers = weighted_nodes(onnx_path)
-            tensors = layer_tensors(onnx_path)
+        model, layers, tensors = _float_model(ctx)
         if options.ir:
             return self._given_ir(Path(options.ir), out_dir, options, tensors, onnx_source(ctx))
         check_float_layers(self.name, kept, layers)
@@ -180,15 +184,10 @@ class OpenVinoInt8Backend(Backend):
     ) -> AccuracyControlResult:
         """NNCF's accuracy control on the same float IR and calibration images as `prepare`, with this
         backend's NNCF options; its model is saved in `out_dir` and deployed through the `ir` option."""
-        from bench.onnx.layers import weighted_nodes
         from bench.openvino.accuracy_control import accuracy_control
-        from bench.openvino.runtime import read_onnx
 
         options = OpenVinoInt8Options.of(ctx.options)
-        with tempfile.TemporaryDirectory(prefix="segbench-ov-") as tmp:
-            onnx_path = fp32_onnx(ctx, Path(tmp) / "model.onnx")
-            model = read_onnx(onnx_path, ctx.input_shape)
-            layers = weighted_nodes(onnx_path)
+        model, layers, _ = _float_model(ctx)
         return accuracy_control(
             model,
             layers,
