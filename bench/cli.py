@@ -95,6 +95,7 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         help="your fp32 ONNX file of the (one) model, used by the ONNX-based backends instead of an export",
     )
     run.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder (real-data suites)")
+    _add_split(run)
     run.add_argument(
         "--gradcam-layer",
         dest="gradcam_layers",
@@ -198,6 +199,29 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=("pytest-benchmark",), dest="export_format")
     export.add_argument("--out", type=Path, required=True, help="the file to write, e.g. bench.json")
 
+    history = sub.add_parser(
+        "history",
+        help="change points over every run folder under a results root; exit 1 on a change in the newest runs",
+    )
+    history.add_argument("results_root", type=Path, metavar="RESULTS_ROOT")
+    history.add_argument("--since", metavar="DATE", help="only runs dated on or after DATE (YYYY-MM-DD)")
+    history.add_argument(
+        "--out", type=Path, help="the HTML page (default RESULTS_ROOT/history.html; the Markdown goes beside it, .md)"
+    )
+    history.add_argument(
+        "--recent",
+        type=int,
+        default=3,
+        metavar="N",
+        help="exit 1 when a change starts in the newest N runs (default 3)",
+    )
+    history.add_argument(
+        "--quality-threshold",
+        type=float,
+        default=0.002,
+        help="smallest change in a quality, drift or Grad-CAM column that counts (absolute, default 0.002)",
+    )
+
     lister = sub.add_parser("list", help="list suites, models or backends")
     lister.add_argument("what", choices=("suites", "models", "backends"))
 
@@ -207,6 +231,7 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     train.add_argument("--suite", default=DEFAULT_SUITE)
     train.add_argument("--model", default="unet")
     train.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder")
+    _add_split(train)
     train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")
     train.add_argument(
         "--export",
@@ -215,6 +240,18 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         help="also write the checkpoint to FILE, for runs on other machines (segbench run --checkpoint)",
     )
     return parser
+
+
+def _add_split(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split",
+        dest="splits",
+        action="append",
+        default=[],
+        metavar="NAME=COUNT",
+        help="a split's count instead of the suite file's, repeatable (e.g. train=0.8, evaluation=all): an integer, "
+        'a fraction of the items the split draws from, or "all" the other splits leave; for every suite',
+    )
 
 
 def _sizes(value: str) -> tuple[int, ...]:
@@ -258,6 +295,7 @@ def _add_tune(sub: Any, threads: int) -> None:
         "--checkpoint", type=Path, metavar="FILE", help="reference checkpoint from segbench train --export"
     )
     tune.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder (real-data suites)")
+    _add_split(tune)
     tune.add_argument("--max-layers", type=int, help="measure the N layers of lowest SQNR only (default: every layer)")
     tune.add_argument(
         "--max-steps", type=int, help="give up after N layers in float (default: every layer that helped)"
@@ -296,6 +334,7 @@ def _add_tune(sub: Any, threads: int) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from bench.data.suite import split_overrides
     from bench.measure.timing import TimingConfig
     from bench.tune.config import TuneConfig, load_tune_config
     from bench.tune.runner import TuneFailed, run_tune
@@ -310,6 +349,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 ("--backend", args.backend),
                 ("--budget", args.budgets),
                 ("--option", args.options),
+                ("--split", args.splits),
             )
             if value
         ]
@@ -327,6 +367,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"segbench tune needs {', '.join(missing)}")
         options = _backend_options(args.options)
+        splits = split_overrides(args.splits)
         name = args.backend.partition(":")[0]
         if other := sorted(set(options) - {name}):
             raise UsageError(f"--option names backend '{other[0]}'; tune takes options of --backend {name} only")
@@ -350,6 +391,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             calibration_methods=args.calibration_methods,
             seeds=args.seeds,
             sqnr_images=args.sqnr_images,
+            splits=splits,
         )
     try:
         outcome = run_tune(config, log=log, resume=args.resume)
@@ -390,6 +432,7 @@ def _check_nothing_but_resume(argv: list[str] | None) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.data.suite import split_overrides
     from bench.measure.timing import TimingConfig
     from bench.report.tables import summary_table
     from bench.run.config import RunConfig
@@ -415,6 +458,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         gradcam_layers=tuple(name for group in args.gradcam_layers for name in group),
         gradcam_method=args.gradcam_method,
         threshold=args.threshold,
+        splits=split_overrides(args.splits),
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     if args.resume is not None:
@@ -460,6 +504,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for line in left_out:
         print(f"left out (no timing): {line}")
     return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from bench.cache import atomic_write_bytes
+    from bench.report.history import build_history, parse_since
+    from bench.report.history_page import to_html, to_markdown
+
+    if args.recent < 1:
+        raise UsageError(f"--recent {args.recent} is not valid; expected a number of runs >= 1")
+    since = parse_since(args.since) if args.since is not None else None
+    out = args.out if args.out is not None else args.results_root / "history.html"
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: folder '{out.parent}' does not exist")
+    history = build_history(args.results_root, since, args.quality_threshold)
+    text = to_markdown(history, args.recent)
+    atomic_write_bytes(out, to_html(history, args.recent).encode())
+    atomic_write_bytes(out.with_suffix(".md"), text.encode())
+    print(text)
+    print(f"written: {out} and {out.with_suffix('.md')}")
+    return 1 if history.recent_changes(args.recent) else 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -534,14 +598,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from bench.data.suite import get_suite
+    from bench.data.suite import get_suite, split_overrides
     from bench.models import get_model_entry
     from bench.training.checkpoints import ensure_checkpoint, export_checkpoint, load_checkpoint
-    from bench.training.recipes import recipe_for
+    from bench.training.recipes import suite_recipe
 
-    suite = get_suite(args.suite, data_dir=args.data_dir)
+    suite = get_suite(args.suite, data_dir=args.data_dir, splits=split_overrides(args.splits))
     get_model_entry(args.model)
-    path = ensure_checkpoint(args.model, suite, recipe_for(args.model, suite.name), force=args.force)
+    recipe_name, recipe = suite_recipe(args.model, suite)
+    path = ensure_checkpoint(args.model, suite, recipe, force=args.force, recipe_name=recipe_name)
     _, meta = load_checkpoint(args.model, suite, path)
     print(f"checkpoint: {path}")
     if args.export is not None:
@@ -567,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": _cmd_report,
         "compare": _cmd_compare,
         "export": _cmd_export,
+        "history": _cmd_history,
     }
     try:
         if args.command == "run" and args.resume is not None:

@@ -55,7 +55,7 @@ def _category_items(request: DataRequest, folder: Path, category: str) -> dict[s
     return items
 
 
-def list_items(request: DataRequest, split: str) -> list[Item]:
+def _everything(request: DataRequest) -> tuple[Path, dict[str, Item]]:
     root = dataset_root(request)
     everything: dict[str, Item] = {}
     for category in categories(request):
@@ -64,6 +64,17 @@ def list_items(request: DataRequest, split: str) -> list[Item]:
         raise UsageError(
             f"{root}: no images in {', '.join(categories(request))}; expected {FOLDER}/<category>/<name>.png"
         )
+    return root, everything
+
+
+def count(request: DataRequest, split: str) -> tuple[Path, int]:
+    """Every split draws from the images of all the categories together."""
+    root, everything = _everything(request)
+    return root, len(everything)
+
+
+def list_items(request: DataRequest, split: str) -> list[Item]:
+    root, everything = _everything(request)
     return [everything[key] for key in pick(list(everything), request.split_sizes, request.split_seed, split, root)]
 
 
@@ -86,4 +97,4 @@ def check(request: DataRequest) -> None:
         raise UsageError(f"{request.where}: source 'busi' has 2 classes (background, tumor), not {request.num_classes}")
 
 
-SOURCE = FileDataset(list_items, read_item, modules=(__name__,)).source(check)
+SOURCE = FileDataset(list_items, read_item, modules=(__name__,), count=count).source(check)

@@ -5,14 +5,20 @@ void, which stays 11 in the masks (the suite's ignore label) so metrics and the 
 Resizing: bilinear for images, nearest neighbour for masks.
 
 Splits: training and calibration come from `train/` (a seeded calibration subset, disjoint from
-training); evaluation from the folder named by the option `evaluation_folder` ("val" by default,
-"test" for the published test split), so evaluation images are never seen in training. The tuning
-split is held out of `train/` too, or drawn from `tuning_folder` (e.g. "val" when evaluation is
-"test"): CamVid's folders are different video sequences, and frames of a training sequence are close
-to its training frames, which no held-out frame of the same folder escapes.
+training); evaluation from the folder named by the option `evaluation_folder`, so evaluation images are
+never seen in training. Without that option it is `test/` (the published test split) where the data
+folder has one, else `val/` (the shared subset has no test/). The tuning split is held out of `train/`
+too, or drawn from `tuning_folder`; when evaluation is on an automatically found `test/` and the file
+names no `tuning_folder`, the tuning split comes from `val/`: CamVid's folders are different video
+sequences, and frames of a training sequence are close to its training frames, which no held-out frame
+of the same folder escapes. The folders chosen are written into the options (the data's identity).
+Split counts are taken of the split's folder (a fraction of val/ is a fraction of val/'s images).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -38,15 +44,45 @@ def _sizes(request: DataRequest, split: str) -> dict[str, int]:
     return {s: n for s, n in request.split_sizes.items() if folder_of(request, s) == folder}
 
 
-def list_items(request: DataRequest, split: str) -> list[Item]:
+def _listing(request: DataRequest, split: str) -> tuple[Path, Path, list[str]]:
+    """(image folder, annotation folder, image names) of the folder `split` draws from."""
     root = data_root(request)
     folder = folder_of(request, split)
     images = require_dir(root / folder, request, "image folder")
     annot = require_dir(root / f"{folder}annot", request, "annotation folder")
-    sizes = _sizes(request, split)
     names = [p.name for p in list_files(images, (".png",))]
     if not names:
         raise UsageError(f"{images}: no .png images (CamVid SegNet layout: {folder}/*.png with {folder}annot/*.png)")
+    return images, annot, names
+
+
+def count(request: DataRequest, split: str) -> tuple[Path, int]:
+    """A split's pool is its folder: train/ for training and calibration, the evaluation folder, ..."""
+    images, _, names = _listing(request, split)
+    return images, len(names)
+
+
+def fit(request: DataRequest) -> DataRequest:
+    """The evaluation folder (and the tuning folder with it) where the suite file leaves it to the data:
+    test/ when the data folder has one, else val/; tuning on val/ (held out: no other split uses it)
+    when evaluation is on test/. Written into the options, so the cache keys follow the folders."""
+    if "evaluation_folder" in request.options or request.data_dir is None:
+        return request
+    options = dict(request.options)
+    train = folder_of(request, "train")
+    if "test" not in (train, options.get("tuning_folder")) and (request.data_dir / "test").is_dir():
+        options["evaluation_folder"] = "test"
+        if "tuning_folder" not in options and train != "val" and (request.data_dir / "val").is_dir():
+            options["tuning_folder"] = "val"
+            return replace(request, options=options, tuning_from="held-out")
+    else:
+        options["evaluation_folder"] = OPTIONS["evaluation_folder"]
+    return replace(request, options=options)
+
+
+def list_items(request: DataRequest, split: str) -> list[Item]:
+    images, annot, names = _listing(request, split)
+    sizes = _sizes(request, split)
     items = []
     for name in pick(names, sizes, request.split_seed, split, images):
         mask = annot / name
@@ -87,4 +123,4 @@ def check(request: DataRequest) -> None:
         )
 
 
-SOURCE = FileDataset(list_items, read_item, modules=(__name__,)).source(check)
+SOURCE = FileDataset(list_items, read_item, modules=(__name__,), count=count).source(check, fit)

@@ -26,11 +26,22 @@ def image_root(request: DataRequest) -> Path:
     return root / "stage1_train" if (root / "stage1_train").is_dir() else root
 
 
-def list_items(request: DataRequest, split: str) -> list[Item]:
+def _sample_ids(request: DataRequest) -> tuple[Path, list[str]]:
     root = image_root(request)
     ids = [entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")]
     if not ids:
         raise UsageError(f"{root}: no sample folders; expected the dsb2018 layout stage1_train/<id>/images/<id>.png")
+    return root, ids
+
+
+def count(request: DataRequest, split: str) -> tuple[Path, int]:
+    """Every split draws from the one set of samples."""
+    root, ids = _sample_ids(request)
+    return root, len(ids)
+
+
+def list_items(request: DataRequest, split: str) -> list[Item]:
+    root, ids = _sample_ids(request)
     items = []
     for sample in pick(ids, request.split_sizes, request.split_seed, split, root):
         image = root / sample / "images" / f"{sample}.png"
@@ -59,4 +70,4 @@ def check(request: DataRequest) -> None:
         )
 
 
-SOURCE = FileDataset(list_items, read_item, modules=(__name__,)).source(check)
+SOURCE = FileDataset(list_items, read_item, modules=(__name__,), count=count).source(check)

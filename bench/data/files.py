@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.request import DataRequest, Source, SplitData, _no_check
+from bench.data.request import DataRequest, Source, SplitData, _as_is, _no_check
 from bench.errors import UsageError
 
 
@@ -54,16 +54,27 @@ class FileDataset:
         folders, images without masks, and too few items);
     read_item(request, item) -> (image (C, H, W) uint8 or float32 in [0, 1], mask (H, W) int64),
         already at the input size and with class indices (void = ignore_label);
-    modules: the loader's source modules, whose content is part of the cache key.
+    modules: the loader's source modules, whose content is part of the cache key;
+    count(request, split) -> (the folder the split draws from, how many items it holds): what a
+        fraction or "all" in the suite file is taken of (`Source.count`).
     """
 
     list_items: Callable[[DataRequest, str], list[Item]]
     read_item: Callable[[DataRequest, Item], tuple[np.ndarray, np.ndarray]]
     modules: tuple[str, ...] = ()
+    count: Callable[[DataRequest, str], tuple[Path, int]] | None = None
 
-    def source(self, check: Callable[[DataRequest], None] = _no_check) -> Source:
+    def source(
+        self, check: Callable[[DataRequest], None] = _no_check, fit: Callable[[DataRequest], DataRequest] = _as_is
+    ) -> Source:
         """The registry entry: load through the cache, probe by listing the evaluation split."""
-        return Source(load=self.load, check=check, probe=lambda request: self.list_items(request, "evaluation"))
+        return Source(
+            load=self.load,
+            check=check,
+            probe=lambda request: self.list_items(request, "evaluation"),
+            count=self.count,
+            fit=fit,
+        )
 
     def load(self, request: DataRequest, split: str) -> SplitData:
         items = self.list_items(request, split)

@@ -39,13 +39,25 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
-def list_items(request: DataRequest, split: str) -> list[Item]:
+def _listing(request: DataRequest) -> tuple[Path, dict[str, Path], Path, dict[str, Path]]:
+    """(data folder, images by stem, mask folder, masks by stem)."""
     root = data_root(request)
     images = _by_stem(require_dir(root / request.options.get("images", "images"), request, "image folder"))
     mask_dir = require_dir(root / request.options.get("masks", "masks"), request, "mask folder")
     masks = _by_stem(mask_dir)
     if not images:
         raise UsageError(f"{root / request.options.get('images', 'images')}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return root, images, mask_dir, masks
+
+
+def count(request: DataRequest, split: str) -> tuple[Path, int]:
+    """Every split draws from the one image folder."""
+    root, images, _, _ = _listing(request)
+    return root, len(images)
+
+
+def list_items(request: DataRequest, split: str) -> list[Item]:
+    root, images, mask_dir, masks = _listing(request)
     items = []
     for stem in pick(list(images), request.split_sizes, request.split_seed, split, root):
         if stem not in masks:
@@ -109,4 +121,4 @@ def check(request: DataRequest) -> None:
             )
 
 
-SOURCE = FileDataset(list_items, read_item, modules=(__name__,)).source(check)
+SOURCE = FileDataset(list_items, read_item, modules=(__name__,), count=count).source(check)

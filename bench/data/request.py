@@ -15,6 +15,10 @@ from typing import Any
 import numpy as np
 
 SPLITS = ("train", "calibration", "evaluation", "tuning")
+# A split count as a suite file (or --split) gives it: an integer, a fraction 0 < f <= 1 of the items the
+# split draws from, or "all" of the items the other splits leave; resolved to an integer once the data
+# folder is listed (`bench.data.splits.resolve_counts`).
+Count = int | float | str
 # Where the tuning split comes from: items no other split uses, or (small data sets, where every item is
 # already in a split) a seeded subset of the training split; either way never calibration or evaluation.
 TUNING_SOURCES = ("held-out", "train")
@@ -82,6 +86,11 @@ def _no_check(request: DataRequest) -> None:
     """Sources without options accept every suite file that passed the common checks."""
 
 
+def _as_is(request: DataRequest) -> DataRequest:
+    """Sources whose layout has no variants take the suite file as it is."""
+    return request
+
+
 @dataclass(frozen=True)
 class Source:
     """One kind of data, registered in `bench.data.sources` under the name suite files use.
@@ -90,12 +99,18 @@ class Source:
     check(request) -> raise `UsageError` naming the suite file for options this source rejects,
         when the file is read (before any work);
     probe(request) -> raise `UsageError` or `OSError` when the data is not there (`segbench list
-        suites`); None for a procedural source, which reads no files.
+        suites`); None for a procedural source, which reads no files;
+    count(request, split) -> (the folder `split` draws its items from, how many items it holds), so that
+        fractions and "all" in a suite file become counts; None for a procedural source;
+    fit(request) -> the request fitted to what the data folder holds (CamVid: evaluation on test/ where
+        it exists), when the suite file is read; what it sets is part of the data's identity.
     """
 
     load: Callable[[DataRequest, str], SplitData]
     check: Callable[[DataRequest], None] = _no_check
     probe: Callable[[DataRequest], object] | None = None
+    count: Callable[[DataRequest, str], tuple[Path, int]] | None = None
+    fit: Callable[[DataRequest], DataRequest] = _as_is
 
     @property
     def procedural(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -19,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.request import SPLITS, TUNING_SOURCES, DataRequest, SplitData
+from bench.data.request import SPLITS, TUNING_SOURCES, Count, DataRequest, SplitData
 from bench.data.sources import SOURCES, get_source, load_split
+from bench.data.splits import COUNT_HELP, is_count, parse_count, resolve_counts, share, shared_all
 from bench.errors import UsageError, unknown_name
 
 
@@ -35,7 +37,7 @@ class Suite:
     input_size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    split_sizes: dict[str, int]
+    split_sizes: dict[str, int]  # resolved counts; while `unresolved`, only the integer ones
     split_seed: int
     seed: int
     background_class: int | None = None
@@ -47,6 +49,9 @@ class Suite:
     gradcam_images: int = 4
     gradcam_classes: tuple[int, ...] | None = None  # None: every foreground class
     tuning_from: str = "held-out"  # the tuning split: items no other split uses, or a subset of "train"
+    split_counts: dict[str, Count] = field(default_factory=dict)  # as the file (and --split) give them
+    unresolved: str | None = None  # why a fraction or "all" could not be resolved: the data's own error
+    recipe: str | None = None  # the training recipe the file names (bench.training.recipes.suite_recipe)
 
     def __post_init__(self) -> None:
         if self.gradcam_classes is None:
@@ -67,7 +72,15 @@ class Suite:
 
     @property
     def request(self) -> DataRequest:
-        """What the data source is given: the data's identity, without colours or normalization."""
+        """What the data source is given: the data's identity, without colours or normalization. Where the
+        counts could not be resolved (the data folder is missing or cannot be listed), the data's own
+        error is raised here, when the data is needed, as it would be on loading."""
+        if self.unresolved is not None:
+            raise UsageError(self.unresolved)
+        return self._request()
+
+    def _request(self) -> DataRequest:
+        """The request with the counts resolved so far (the source's checks read only its options)."""
         return DataRequest(
             suite=self.name,
             source=self.source,
@@ -77,7 +90,7 @@ class Suite:
             split_sizes={  # the items each split takes from the data: a tuning split drawn from train takes none
                 s: n for s, n in self.split_sizes.items() if s != "tuning" or self.tuning_from == "held-out"
             },
-            tuning=self.split_sizes["tuning"],
+            tuning=self.split_sizes.get("tuning", 0),
             split_seed=self.split_seed,
             seed=self.seed,
             ignore_label=self.ignore_label,
@@ -151,13 +164,16 @@ _KEYS = {
     "splits",
     "options",
     "gradcam",
+    "recipe",
 }
 
 
-def _parse(path: Path, text: str, data_dir: Path | None = None) -> Suite:
+def _parse(path: Path, text: str, data_dir: Path | None = None, splits: Mapping[str, Count] | None = None) -> Suite:
+    overrides = dict(splits or {})
     try:
         raw = tomllib.loads(text)
-        splits = raw["splits"]
+        table = raw["splits"]
+        counts = {s: overrides[s] if s in overrides else table[s] if s != "tuning" else table.get(s, 0) for s in SPLITS}
         classes = tuple(raw["classes"])
         gradcam = raw.get("gradcam", {})
         suite = Suite(
@@ -170,30 +186,89 @@ def _parse(path: Path, text: str, data_dir: Path | None = None) -> Suite:
             input_size=tuple(raw["input_size"]),
             mean=tuple(raw["mean"]),
             std=tuple(raw["std"]),
-            split_sizes={s: int(splits[s]) if s != "tuning" else int(splits.get(s, 0)) for s in SPLITS},
-            split_seed=int(splits["seed"]),
+            split_sizes={s: c for s, c in counts.items() if isinstance(c, int) and not isinstance(c, bool)},
+            split_seed=int(table["seed"]),
             seed=int(raw.get("seed", 0)),
             background_class=raw.get("background_class"),
             ignore_label=raw.get("ignore_label"),
             options=dict(raw.get("options", {})),
             path=path,
             data=raw.get("data"),
-            tuning_from=splits.get("tuning_from", "held-out"),
-            gradcam_images=gradcam.get("images", min(4, int(splits["evaluation"]))),
+            tuning_from=table.get("tuning_from", "held-out"),
+            gradcam_images=gradcam.get("images", 4),  # by default at most the evaluation split's size (below)
+            split_counts=counts,
         )
     except (KeyError, TypeError, ValueError, AttributeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{path}: invalid suite file ({type(exc).__name__}: {exc})") from exc
-    _validate(path, raw, suite)
+    _validate(path, raw, suite, overrides)
     gradcam_classes = (
         tuple(_gradcam_class(path, suite, name) for name in gradcam["classes"]) if "classes" in gradcam else None
     )
-    if suite.procedural or suite.data is None:  # _validate made sure a file source names its data
-        return replace(suite, gradcam_classes=gradcam_classes)
-    return replace(suite, gradcam_classes=gradcam_classes, data_dir=resolve_data_dir(suite.data, data_dir))
+    suite = replace(suite, gradcam_classes=gradcam_classes, recipe=_recipe(path, raw))
+    if not suite.procedural and suite.data is not None:  # _validate made sure a file source names its data
+        suite = replace(suite, data_dir=resolve_data_dir(suite.data, data_dir))
+        fitted = get_source(suite.source).fit(suite._request())  # e.g. camvid's test/ where the data has one
+        suite = replace(suite, options=dict(fitted.options), tuning_from=fitted.tuning_from)
+    suite = _resolve_counts(path, suite, overrides)
+    if "images" not in gradcam and "evaluation" in suite.split_sizes:
+        suite = replace(suite, gradcam_images=min(4, suite.split_sizes["evaluation"]))
+    _validate_sizes(path, suite)
+    return suite
 
 
-def _validate(path: Path, raw: dict[str, Any], suite: Suite) -> None:
-    """Checks with one-line messages naming the file, so a typo in a suite file fails before any work."""
+def _count_label(split: str, suite: Suite, overrides: Mapping[str, Count]) -> str:
+    """How a count is named in a message: where it was given."""
+    count = suite.split_counts[split]
+    return f"--split {split}={count}" if split in overrides else f"[splits] {split} = {count!r}"
+
+
+def _resolve_counts(path: Path, suite: Suite, overrides: Mapping[str, Count]) -> Suite:
+    """Fractions and "all" as integers, taken of the pool each split draws from (listed now, so a data
+    folder that grows changes the counts and the cache keys with them); a tuning split drawn from the
+    training split takes its share of that split. Where the data cannot be listed, the counts stay
+    unresolved and the data's error is raised when the data is needed (as a missing folder always was)."""
+    counts = suite.split_counts
+    if all(isinstance(c, int) for c in counts.values()):
+        return suite
+    drawn = {s: c for s, c in counts.items() if c != 0 and (s != "tuning" or suite.tuning_from == "held-out")}
+    sizes = {s: c for s, c in counts.items() if isinstance(c, int)}
+    if not all(isinstance(c, int) for c in drawn.values()):
+        count = get_source(suite.source).count
+        assert count is not None  # _validate: a procedural source takes integers only
+        try:
+            pools = {s: count(suite._request(), s) for s in drawn}
+        except OSError as exc:
+            return replace(suite, unresolved=f"{exc.filename}: cannot list the data ({exc.strerror})")
+        except UsageError as exc:
+            return replace(suite, unresolved=str(exc))
+        if both := shared_all(drawn, {s: folder for s, (folder, _) in pools.items()}):
+            first, second = (_count_label(s, suite, overrides) for s in both)
+            raise UsageError(
+                f"{path}: {first} and {second} both take all of {pools[both[0]][0]}; "
+                'at most one split of a folder may be "all"'
+            )
+        try:
+            sizes |= resolve_counts(drawn, pools)
+        except UsageError as exc:
+            return replace(suite, unresolved=str(exc))
+    if suite.tuning_from == "train":
+        sizes["tuning"] = share(counts["tuning"], sizes["train"])
+    return replace(suite, split_sizes={s: sizes[s] for s in SPLITS})
+
+
+def _recipe(path: Path, raw: dict[str, Any]) -> str | None:
+    """The training recipe the file names (`recipe = "dsb2018"`), or None. Which names exist is the training
+    package's business (`bench.training.recipes.suite_recipe` checks it before any work)."""
+    if "recipe" not in raw:
+        return None
+    if not isinstance(raw["recipe"], str) or not raw["recipe"]:
+        raise UsageError(f"{path}: recipe = {raw['recipe']!r} is not valid; expected the name of a training recipe")
+    return raw["recipe"]
+
+
+def _validate(path: Path, raw: dict[str, Any], suite: Suite, overrides: Mapping[str, Count]) -> None:
+    """Checks with one-line messages naming the file, so a typo in a suite file fails before any work
+    (those of the split sizes once they are resolved: `_validate_sizes`)."""
 
     def bad(message: str) -> UsageError:
         return UsageError(f"{path}: {message}")
@@ -225,32 +300,23 @@ def _validate(path: Path, raw: dict[str, Any], suite: Suite) -> None:
             f"ignore_label = {suite.ignore_label} is not valid; "
             f"expected an integer outside the class indices 0..{n - 1}"
         )
-    if (
-        any(v < 0 for v in suite.split_sizes.values())
-        or suite.split_sizes["train"] < 1
-        or suite.split_sizes["evaluation"] < 1
-    ):
-        raise bad(f"[splits] {suite.split_sizes} is not valid; expected counts >= 0 with train and evaluation >= 1")
+    for split, count in suite.split_counts.items():
+        if not is_count(count):
+            raise bad(f"{_count_label(split, suite, overrides)} is not valid; expected {COUNT_HELP}")
+        if not isinstance(count, int) and get_source(suite.source).procedural:
+            raise bad(
+                f"{_count_label(split, suite, overrides)} is not valid for the procedural source '{suite.source}', "
+                "which generates its images; expected an integer"
+            )
     if unknown_split := sorted(set(raw["splits"]) - {*SPLITS, "seed", "tuning_from"}):
         raise bad(f"[splits] has no key '{unknown_split[0]}'; valid keys: seed, {', '.join(SPLITS)}, tuning_from")
     if suite.tuning_from not in TUNING_SOURCES:
         raise bad(
             f"[splits] tuning_from = {suite.tuning_from!r} is not valid; expected one of {', '.join(TUNING_SOURCES)}"
         )
-    if suite.tuning_from == "train" and suite.split_sizes["tuning"] > suite.split_sizes["train"]:
-        raise bad(
-            f"[splits] tuning = {suite.split_sizes['tuning']} is drawn from the training split, "
-            f"which has only {suite.split_sizes['train']} items"
-        )
     gradcam = raw.get("gradcam", {})
     if not isinstance(gradcam, dict) or (unknown := sorted(set(gradcam) - {"images", "classes"})):
         raise bad(f"[gradcam] takes images and classes only (got {gradcam!r})")
-    images = suite.gradcam_images
-    if not isinstance(images, int) or isinstance(images, bool) or not 1 <= images <= suite.split_sizes["evaluation"]:
-        raise bad(
-            f"[gradcam] images = {images!r} is not valid; expected 1..{suite.split_sizes['evaluation']} "
-            "(the evaluation split's size)"
-        )
     if "classes" in gradcam and (not isinstance(gradcam["classes"], list) or not gradcam["classes"]):
         raise bad(f"[gradcam] classes = {gradcam['classes']!r} is not valid; expected a list of class names")
     if suite.procedural:
@@ -260,7 +326,34 @@ def _validate(path: Path, raw: dict[str, Any], suite: Suite) -> None:
             )
     elif not isinstance(suite.data, str) or not suite.data:
         raise bad(f"source '{suite.source}' reads files: add data = \"<folder name>\", the data folder's default name")
-    get_source(suite.source).check(suite.request)
+    get_source(suite.source).check(suite._request())
+
+
+def _validate_sizes(path: Path, suite: Suite) -> None:
+    """The checks of the resolved counts (of the integer ones while the data cannot be listed)."""
+
+    def bad(message: str) -> UsageError:
+        return UsageError(f"{path}: {message}")
+
+    sizes = suite.split_sizes
+    written = "" if sizes == suite.split_counts else f" (from {suite.split_counts})"
+    if sizes.get("train", 1) < 1 or sizes.get("evaluation", 1) < 1:
+        raise bad(f"[splits] {sizes}{written} is not valid; expected counts >= 0 with train and evaluation >= 1")
+    if suite.tuning_from == "train" and "tuning" in sizes and "train" in sizes and sizes["tuning"] > sizes["train"]:
+        raise bad(
+            f"[splits] tuning = {sizes['tuning']} is drawn from the training split, "
+            f"which has only {sizes['train']} items"
+        )
+    images, evaluation = suite.gradcam_images, sizes.get("evaluation")
+    if (
+        not isinstance(images, int)
+        or isinstance(images, bool)
+        or images < 1
+        or (evaluation is not None and images > evaluation)
+    ):
+        raise bad(
+            f"[gradcam] images = {images!r} is not valid; expected 1..{evaluation or 'N'} (the evaluation split's size)"
+        )
 
 
 def _gradcam_class(path: Path, suite: Suite, name: Any) -> int:
@@ -281,17 +374,35 @@ def list_suites() -> list[str]:
     return sorted(_suite_files())
 
 
-def get_suite(name: str, data_dir: Path | None = None) -> Suite:
+def get_suite(name: str, data_dir: Path | None = None, splits: Mapping[str, Count] | None = None) -> Suite:
     """A suite by name (a file `suites/<name>.toml`) or by path to a TOML file.
 
     `data_dir` (--data-dir) is the data folder of a real-data suite; procedural suites ignore it.
+    `splits` (--split) replaces counts of the file's [splits], as `split_overrides` parsed them.
     """
     if name.endswith(".toml"):
         path = Path(name)
         if not path.is_file():
             raise UsageError(f"suite file '{name}' does not exist")
-        return _parse(path, path.read_text(), data_dir)
+        return _parse(path, path.read_text(), data_dir, splits)
     files = _suite_files()
     if name not in files:
         raise unknown_name("suite", name, list(files))
-    return _parse(*files[name], data_dir)
+    return _parse(*files[name], data_dir, splits)
+
+
+def split_overrides(items: Iterable[str]) -> dict[str, Count]:
+    """`--split NAME=COUNT` options (the last one of a name wins), checked before anything is read."""
+    overrides: dict[str, Count] = {}
+    for item in items:
+        split, eq, text = item.partition("=")
+        try:
+            if not eq or split.strip() not in SPLITS:
+                raise ValueError(item)
+            overrides[split.strip()] = parse_count(text)
+        except ValueError:
+            raise UsageError(
+                f"--split '{item}' is not valid; expected NAME=COUNT with NAME one of {', '.join(SPLITS)} "
+                f"and COUNT {COUNT_HELP}"
+            ) from None
+    return overrides

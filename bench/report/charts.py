@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bench.report.tables import headline_drift
 from bench.results.row import IDENTITY_COLUMNS
 
 DPI, WIDTH_IN = 100, 9.0
@@ -170,23 +171,35 @@ def _drift_panel(ax: Axes, group: pd.DataFrame, y: str) -> list:
     ]
 
 
-def drift_figure(ok: pd.DataFrame) -> str | None:
-    """Drift vs p50, one panel per suite/model, since drift is measured against that model's own fp32."""
-    y = next((c for c in ("dice_drift", "miou_drift") if c in ok and ok[c].notna().any()), None)
-    if y is None or "latency_p50_ms" not in ok:
+def drift_chart(ok: pd.DataFrame) -> Figure | None:
+    """Drift vs p50, one panel per suite/model, since drift is measured against that model's own fp32;
+    each panel on its suite's headline drift (`headline_drift`: mIoU on a multi-class suite, Dice on a
+    binary one)."""
+    if "latency_p50_ms" not in ok:
         return None
-    rows = ok.dropna(subset=["latency_p50_ms", y])
-    if rows.empty:
+    panels = []
+    for (suite, model), group in ok.groupby(["suite", "model"], sort=False):
+        y = headline_drift(group)
+        if y is None:
+            continue
+        rows = group.dropna(subset=["latency_p50_ms", y])
+        if not rows.empty:
+            panels.append((f"{suite} / {model}", y, rows))
+    if not panels:
         return None
-    groups = list(rows.groupby(["suite", "model"], sort=False))
-    fig, axes = _figure(4.6 * len(groups), rows=len(groups))
+    fig, axes = _figure(4.6 * len(panels), rows=len(panels))
     texts = []
-    for ax, ((suite, model), group) in zip(axes, groups):
-        texts += _drift_panel(ax, group, y)
-        ax.set_title(f"{suite} / {model}")
+    for ax, (title, y, rows) in zip(axes, panels):
+        texts += _drift_panel(ax, rows, y)
+        ax.set_title(title)
     fig.tight_layout()
     _separate_labels(fig, texts)
-    return png_uri(fig)
+    return fig
+
+
+def drift_figure(ok: pd.DataFrame) -> str | None:
+    fig = drift_chart(ok)
+    return png_uri(fig) if fig is not None else None
 
 
 def dice_box_chart(per_image: pd.DataFrame, ok: pd.DataFrame) -> Figure | None:

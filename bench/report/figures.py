@@ -43,6 +43,50 @@ def normalize_for_display(cam: np.ndarray) -> np.ndarray:
     return cam / peak if peak > 0 else np.zeros_like(cam)
 
 
+ZERO_MAP = "all-zero map:\nno shape to compare"  # written on a map panel whose map is zero everywhere
+
+
+def _zero(cam: np.ndarray) -> bool:
+    return not np.any(cam)
+
+
+def montage_title(
+    cell: str,
+    layer: str | None,
+    method: str | None,
+    pearson: float,
+    top10_iou: float,
+    reference_maps: np.ndarray,
+    backend_maps: np.ndarray,
+    backend_label: str,
+    floor: float | None = None,
+    status: str = "ok",
+) -> str:
+    """The montage's title: the divergence, or why there is none. A pair of maps where either is zero
+    everywhere has no Pearson (`bench.gradcam.divergence`), so a NaN mean is said in words, with how many
+    maps were all zero on each side, and the row's Grad-CAM status when it is not ok."""
+    size = reference_maps.shape[-2:]
+    pairs = list(zip(reference_maps.reshape(-1, *size), backend_maps.reshape(-1, *size)))
+    zero_fp32 = sum(_zero(r) for r, _ in pairs)
+    zero_backend = sum(_zero(b) for _, b in pairs)
+    left_out = sum(_zero(r) or _zero(b) for r, b in pairs)
+    zeros = f"fp32 {zero_fp32} of {len(pairs)}, {backend_label} {zero_backend} of {len(pairs)}"
+    if not np.isfinite(pearson):
+        scores = (
+            f"Pearson undefined: every (image, class) pair has an all-zero map ({zeros})"
+            if left_out == len(pairs)
+            else f"Pearson undefined (all-zero maps: {zeros})"
+        )
+    else:
+        over = f" over {len(pairs) - left_out} of {len(pairs)} pairs (left out, an all-zero map: {zeros})"
+        scores = f"Pearson {pearson:.3f}, top-10% IoU {top10_iou:.3f}" + (over if left_out else "")
+    return (
+        f"{cell}: Grad-CAM at {layer} ({method}); {scores}"
+        + (f"; method floor {floor:.3f}" if floor is not None and np.isfinite(floor) else "")
+        + ("" if status == "ok" else f"; {status}")
+    )
+
+
 def gradcam_montage(
     images: np.ndarray,
     labels: np.ndarray,
@@ -59,6 +103,8 @@ def gradcam_montage(
     The difference panel is backend minus fp32 on a diverging colour map, from -m to +m where m is the
     fp32 map's own maximum for that image and class: the fp32 maps are shared by every backend of a
     model, so every backend's difference is drawn on the same scale and the panels can be compared.
+    A map that is zero everywhere says so on its panel (`ZERO_MAP`): it has no shape, and its pair no
+    Pearson, rather than a dark panel with nothing to read.
     """
     n, k = reference_maps.shape[:2]
     cols = 2 + 3 * k
@@ -66,17 +112,38 @@ def gradcam_montage(
     FigureCanvasAgg(fig)
     axes = fig.subplots(n, cols, squeeze=False)
     for i in range(n):
-        panels: list[tuple[np.ndarray, str, str | None, float]] = [
-            (_display_image(images[i]), "image", "gray", 0.0),
-            (overlay(images[i], labels[i], colors), f"{backend_label} segmentation", None, 0.0),
+        panels: list[tuple[np.ndarray, str, str | None, float, str]] = [
+            (_display_image(images[i]), "image", "gray", 0.0, ""),
+            (overlay(images[i], labels[i], colors), f"{backend_label} segmentation", None, 0.0, ""),
         ]
         for c in range(k):
             scale = float(np.max(reference_maps[i, c])) or 1.0
             difference = (backend_maps[i, c].astype(np.float64) - reference_maps[i, c]).astype(np.float32)
-            panels.append((normalize_for_display(reference_maps[i, c]), f"fp32 {class_names[c]}", "jet", 1.0))
-            panels.append((normalize_for_display(backend_maps[i, c]), f"{backend_label} {class_names[c]}", "jet", 1.0))
-            panels.append((difference, f"difference {class_names[c]} (±fp32 max)", "RdBu_r", scale))
-        for ax, (data, name, cmap, limit) in zip(axes[i], panels):
+            ref_zero, backend_zero = _zero(reference_maps[i, c]), _zero(backend_maps[i, c])
+            panels += [
+                (
+                    normalize_for_display(reference_maps[i, c]),
+                    f"fp32 {class_names[c]}",
+                    "jet",
+                    1.0,
+                    ZERO_MAP if ref_zero else "",
+                ),
+                (
+                    normalize_for_display(backend_maps[i, c]),
+                    f"{backend_label} {class_names[c]}",
+                    "jet",
+                    1.0,
+                    ZERO_MAP if backend_zero else "",
+                ),
+                (
+                    difference,
+                    f"difference {class_names[c]} (±fp32 max)",
+                    "RdBu_r",
+                    scale,
+                    "Pearson undefined:\nan all-zero map" if ref_zero or backend_zero else "",
+                ),
+            ]
+        for ax, (data, name, cmap, limit, why) in zip(axes[i], panels):
             if cmap == "jet":
                 ax.imshow(_display_image(images[i]), cmap="gray")
                 ax.imshow(data, cmap=cmap, alpha=0.5, vmin=0, vmax=limit)
@@ -86,6 +153,17 @@ def gradcam_montage(
                 ax.imshow(data, cmap=cmap)
             ax.set_xticks([])
             ax.set_yticks([])
+            if why:
+                ax.text(
+                    0.5,
+                    0.5,
+                    why,
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "none", "alpha": 0.85},
+                )
             if i == 0:
                 ax.set_title(name, fontsize=8)
     fig.suptitle(title, fontsize=9)

@@ -15,18 +15,24 @@ from bench.report.charts import cell_labels, dice_box_figure, drift_figure, late
 from bench.report.tables import (
     GRADCAM_LEGEND,
     LEGEND,
+    SUMMARY_COLUMNS,
     environment_lines,
     gradcam_status_lines,
     gradcam_table,
     noisy_lines,
-    summary_table,
+    status_kind,
+    summary_cells,
 )
 
-CSS = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
+CSS = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; white-space: nowrap; } th { background: #f0f0f0; }
+th, #summary td.text { white-space: normal; } td.num { text-align: right; }
+tr.status-details td { white-space: normal; border-top: none; color: #555; }
+.reason { margin: 0.2em 0 0.4em; white-space: pre-wrap; overflow-wrap: anywhere; }
 .table-wrap { overflow-x: auto; } .note { color: #555; font-size: 0.9em; }
 img.figure { display: block; max-width: 100%; height: auto; margin: 0.5em 0 1.5em; }"""
+NUMERIC = set(SUMMARY_COLUMNS) - {"suite", "model", "backend", "precision", "device", "status", "timing_quality"}
 # Counts the images the browser really decoded; the browser test reads the attribute back from the DOM.
 IMAGE_CHECK = (
     "<script>window.addEventListener('load', () => { document.body.dataset.imagesLoaded = "
@@ -92,6 +98,31 @@ def _status_list(df: pd.DataFrame) -> str:
     return f"<ul>{items}</ul>" if len(bad) else "<p>Every cell ran.</p>"
 
 
+def summary_html(df: pd.DataFrame) -> str:
+    """The summary table, numbers first: a status cell holds its kind only (ok, unavailable, error), and
+    the reason goes to a details row under it, so a long error never widens the table."""
+    columns, body = summary_cells(df)
+    head = "".join(f"<th>{html.escape(SUMMARY_COLUMNS[c])}</th>" for c in columns)
+    rows = []
+    for label, status, cells in zip(cell_labels(df), df.get("status", [""] * len(df)), body):
+        kind = status_kind(status)
+        tds = "".join(
+            f'<td title="{html.escape(str(status))}">{html.escape(kind)}</td>'
+            if c == "status"
+            else f'<td class="{"num" if c in NUMERIC else "text"}">{html.escape(v)}</td>'
+            for c, v in zip(columns, cells)
+        )
+        rows.append(f"<tr>{tds}</tr>")
+        if reason := str(status)[len(kind) :].lstrip(": ").strip():
+            preview = reason if len(reason) <= 90 else reason[:90].rstrip() + "…"
+            rows.append(
+                f'<tr class="status-details"><td colspan="{len(columns)}"><details>'
+                f"<summary>{html.escape(label)}: {html.escape(kind)}: {html.escape(preview)}</summary>"
+                f'<p class="reason">{html.escape(reason)}</p></details></td></tr>'
+            )
+    return f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
 def _noisy(df: pd.DataFrame) -> list[str]:
     """The rows timed on a busy or slow machine, with the reasons: marked NOISY in the table above."""
     lines = noisy_lines(df)
@@ -120,7 +151,7 @@ def _gradcam(df: pd.DataFrame) -> list[str]:
 
 def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
     """The whole page as one string."""
-    table = summary_table(df, fmt="html").replace("<table>", '<table id="summary">', 1)
+    table = summary_html(df)
     env_items = "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in environment_lines(env))
     title = f"segbench run {html.escape(run_dir.name)}"
     return "\n".join(

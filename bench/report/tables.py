@@ -49,10 +49,33 @@ def _fmt(column: str, value: Any) -> str:
     return str(value)
 
 
-def summary_table(df: pd.DataFrame, fmt: str = "github") -> str:
+def summary_cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The summary table's columns (those the rows have, in `SUMMARY_COLUMNS` order) and formatted cells."""
     columns = [c for c in SUMMARY_COLUMNS if c in df.columns]
-    body = [[_fmt(c, row[c]) for c in columns] for _, row in df.iterrows()]
+    return columns, [[_fmt(c, row[c]) for c in columns] for _, row in df.iterrows()]
+
+
+def summary_table(df: pd.DataFrame, fmt: str = "github") -> str:
+    columns, body = summary_cells(df)
     return tabulate(body, headers=[SUMMARY_COLUMNS[c] for c in columns], tablefmt=fmt, disable_numparse=True)
+
+
+def status_kind(status: Any) -> str:
+    """`ok`, `unavailable` or `error`: a status without its reason, short enough for a table cell."""
+    return str(status).split(":", 1)[0].strip()
+
+
+def class_count(rows: pd.DataFrame) -> int:
+    """How many classes these rows were scored on (their per-class `iou_vs_reference_<class>` columns)."""
+    return sum(1 for c in rows.columns if c.startswith("iou_vs_reference_") and rows[c].notna().any())
+
+
+def headline_drift(rows: pd.DataFrame) -> str | None:
+    """The drift column the rows of one suite are judged by: mIoU drift on a multi-class suite (more than
+    two classes; `segbench tune` ranks by it too), Dice drift on a binary one (the Dice of its foreground
+    class is the usual headline there); the other one when the first is missing."""
+    order = ("miou_drift", "dice_drift") if class_count(rows) > 2 else ("dice_drift", "miou_drift")
+    return next((c for c in order if c in rows and rows[c].notna().any()), None)
 
 
 def environment_lines(env: dict[str, Any]) -> list[str]:

@@ -204,7 +204,8 @@ def write_tune_reports(
     )
     calib = calibration_table(calibration, metric)
     sections.append((f"Calibration: {metric} by method and size", calib, calibration_figure(calib, metric)))
-    title = f"segbench tune {folder.name}: {config.get('suite')} / {config.get('model')} / {config.get('backend')}"
+    suite = config.get("suite_name") or config.get("suite")  # the suite's name; a tune folder from before: --suite
+    title = f"segbench tune {folder.name}: {suite} / {config.get('model')} / {config.get('backend')}"
     budgets = ", ".join(config.get("budgets", [])) or "none (calibration study only)"
     md = [f"# {title}", "", f"Budgets: {budgets}", ""]
     page = [

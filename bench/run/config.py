@@ -42,6 +42,7 @@ class RunConfig:
     gradcam_layers: tuple[str, ...] = ()  # module paths; empty: each model's default layer
     gradcam_method: str = "both"  # fd | fakequant | both (bench.backend.GRADCAM_CHOICES)
     threshold: float = 0.5  # foreground threshold of a single-channel (sigmoid) binary model
+    splits: dict[str, int | float | str] = field(default_factory=dict)  # --split: counts replacing every suite's
 
     def backend_specs(self) -> tuple[str, ...]:
         """The fp32 reference first (not merely the reference backend: `torch-eager:bf16` is not the
@@ -71,7 +72,11 @@ class RunConfig:
             raise UsageError(f"--batch-size {self.batch_size} is not valid; expected at least 1")
         if not 0.0 < self.threshold < 1.0:
             raise UsageError(f"--threshold {self.threshold} is not valid; expected a probability between 0 and 1")
-        suites = [get_suite(name, data_dir=self.data_dir) for name in self.suites]
+        suites = [suite for _, suite in self.named_suites().values()]
+        from bench.training.recipes import suite_recipe
+
+        for suite in suites:  # a recipe name no recipe has fails now, not after another suite's training
+            suite_recipe(self.models[0] if self.models else "", suite)
         valid_models = list_models()
         for name in self.models:
             if external.is_external(name):
@@ -106,6 +111,24 @@ class RunConfig:
         plans = plan_backends(self.backend_specs(), self.backend_options, self.device)
         self._validate_float_layers(plans, suites)
         return plans
+
+    def named_suites(self) -> dict[str, tuple[str, Suite]]:
+        """Each --suite entry loaded, by the suite's own `name` (what rows, labels, figure and cache file
+        names say; a path given to --suite only says where the file is): name -> (the entry, to load it
+        again in a worker; the suite). Two files with one name would merge their rows: a usage error."""
+        named: dict[str, tuple[str, Suite]] = {}
+        for entry in self.suites:
+            suite = get_suite(entry, data_dir=self.data_dir, splits=self.splits)
+            if suite.name in named:
+                first, other = named[suite.name]
+                if other.path is None or suite.path is None or other.path.resolve() != suite.path.resolve():
+                    raise UsageError(
+                        f"--suite '{first}' and '{entry}' are both suite '{suite.name}' (the files' name key); "
+                        "rename one, their rows would be merged"
+                    )
+                continue  # the same file twice (by name and by path): one suite
+            named[suite.name] = (entry, suite)
+        return named
 
     def _validate_float_layers(self, plans: list[BackendPlan], suites: list[Suite]) -> None:
         """`float_layers` must name conv/linear layers of every model (module paths); with --onnx the ONNX
@@ -157,6 +180,7 @@ def save_run_config(config: RunConfig, run_dir: Path) -> None:
     }
     data = {
         **asdict(config),
+        "suites": [str(Path(s).resolve()) if s.endswith(".toml") else s for s in config.suites],  # as paths are
         "results_root": str(config.results_root),
         "backends": list(config.backend_specs()),
         **paths,
@@ -189,6 +213,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
             gradcam_layers=tuple(data.get("gradcam_layers", ())),
             gradcam_method=data.get("gradcam_method", "both"),
             threshold=data.get("threshold", 0.5),
+            splits=dict(data.get("splits", {})),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--resume {run_dir}: {path.name} is unreadable ({type(exc).__name__}: {exc})") from None

@@ -65,7 +65,7 @@ def plan_backends(specs: tuple[str, ...], options: dict[str, dict[str, str]], de
 class CellSpec:
     """Everything one cell's worker processes need (it travels to them pickled)."""
 
-    suite: str
+    suite: str  # the suite's `name`: the row's identity, labels and file names
     model: str
     backend: str
     precision: str
@@ -86,6 +86,8 @@ class CellSpec:
     checkpoint_digest: str = ""  # the reference checkpoint's content hash: the float model this cell measured
     split: str = "evaluation"  # the split evaluated and explained; `segbench tune` uses "tuning"
     calibration_draw: tuple[int, int] | None = None  # (size, seed) drawn from the suite's calibration pool
+    suite_file: str = ""  # the --suite entry the worker loads the suite from (a name or a TOML path); "": suite
+    splits: tuple[tuple[str, int | float | str], ...] = ()  # --split: (split, count) replacing the file's
 
     def calibration_images(self, suite: Any) -> np.ndarray:
         """The normalized calibration images: the suite's calibration split, or a seeded draw of another
@@ -115,4 +117,4 @@ class CellSpec:
     def load_suite(self):  # -> bench.data.suite.Suite (imported in the worker, where it is used)
         from bench.data.suite import get_suite
 
-        return get_suite(self.suite, data_dir=self.data_dir)
+        return get_suite(self.suite_file or self.suite, data_dir=self.data_dir, splits=dict(self.splits))

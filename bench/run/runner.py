@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.backend import GRADCAM_CHOICES
 from bench.cache import cache_root, file_digest
-from bench.data.suite import Suite, get_suite
+from bench.data.suite import Suite
 from bench.environment import collect_environment
 from bench.measure.contention import ReferenceKernel
 from bench.results.row import Row
@@ -56,12 +56,14 @@ def plan_cells(
     failing stage's traceback goes to run_dir/logs/<cell>.log."""
     cells = []
     ordered = sorted(plans, key=lambda plan: plan.precision != "fp32")  # stable: the reference stays first
-    for suite in config.suites:
+    for suite, (entry, _) in config.named_suites().items():
         for model in config.models:
             checkpoint, reference = references[(suite, model)]
             for plan in ordered:
                 spec = CellSpec(
                     suite=suite,
+                    suite_file=entry,
+                    splits=tuple(config.splits.items()),
                     model=model,
                     backend=plan.name,
                     precision=plan.precision,
@@ -88,10 +90,11 @@ def plan_cells(
 def prepare_references(
     config: RunConfig, suites: dict[str, Suite]
 ) -> tuple[dict[tuple[str, str], tuple[Path, Path]], dict[str, Path]]:
-    """(checkpoint, reference logits) per (suite, model), trained or imported first; a user's ONNX per suite."""
+    """(checkpoint, reference logits) per (suite name, model), trained or imported first; a user's ONNX per
+    suite name."""
     from bench.run.references import reference_outputs
     from bench.training.checkpoints import ensure_checkpoint, imported_checkpoint
-    from bench.training.recipes import recipe_for
+    from bench.training.recipes import suite_recipe
 
     references, onnx_files = {}, {}
     for name, suite in suites.items():
@@ -105,7 +108,8 @@ def prepare_references(
             elif config.weights is not None:
                 checkpoint = imported_checkpoint(model, suite, config.weights, progress=config.progress)
             else:
-                checkpoint = ensure_checkpoint(model, suite, recipe_for(model, suite.name), progress=config.progress)
+                recipe_name, recipe = suite_recipe(model, suite)
+                checkpoint = ensure_checkpoint(model, suite, recipe, progress=config.progress, recipe_name=recipe_name)
             references[(name, model)] = (checkpoint, reference_outputs(suite, model, checkpoint))
     return references, onnx_files
 
@@ -119,7 +123,7 @@ def run_benchmark(
     plans = config.validate()
     # Inductor's compiled kernels (the PT2E backend compiles at load) are kept with segbench's own cache
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
-    suites = {name: get_suite(name, data_dir=config.data_dir) for name in config.suites}
+    suites = {name: suite for name, (_, suite) in config.named_suites().items()}
     references, onnx_files = prepare_references(config, suites)
     run_dir = resume if resume is not None else new_run_dir(config.results_root)
     store = RunStore(run_dir)
@@ -281,7 +285,7 @@ def _stage_logger(log: Callable[[str], None], label: str) -> Callable[[str], Non
 
 def write_montage(run_dir: Path, outcome: CellOutcome, row: Row, suite: Suite) -> Path | None:
     """figures/gradcam_<suite>_<model>_<backend>-<precision>.png for a cell that was explained."""
-    from bench.report.figures import figure_name, gradcam_montage, save_figure
+    from bench.report.figures import figure_name, gradcam_montage, montage_title, save_figure
 
     explained, quality = outcome.gradcam, outcome.quality
     if (
@@ -294,12 +298,17 @@ def write_montage(run_dir: Path, outcome: CellOutcome, row: Row, suite: Suite) -
         return None
     summary = explained.summaries[explained.layer or ""]
     labels = quality.predictions_head[: len(explained.images)]
-    floor = explained.floor_pearson
-    title = (
-        f"{row.suite} / {row.model} / {row.backend} {row.precision}: Grad-CAM at {explained.layer} "
-        f"({explained.method}); Pearson {summary.gradcam_pearson:.3f}, top-10% IoU {summary.gradcam_top10_iou:.3f}"
-        + (f"; method floor {floor:.3f}" if floor is not None else "")
-        + ("" if explained.status == "ok" else f"; {explained.status.split(':')[0]}")
+    title = montage_title(
+        f"{row.suite} / {row.model} / {row.backend} {row.precision}",
+        explained.layer,
+        explained.method,
+        summary.gradcam_pearson,
+        summary.gradcam_top10_iou,
+        explained.reference_maps,
+        explained.backend_maps,
+        row.backend,
+        explained.floor_pearson,
+        explained.status.split(":")[0],
     )
     fig = gradcam_montage(
         explained.images,

@@ -5,6 +5,7 @@ training code)."""
 from __future__ import annotations
 
 import io
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from bench.cache import atomic_write_bytes, cache_root, code_digest, file_digest
 from bench.data.suite import Suite
 from bench.errors import UsageError
 from bench.models import create_model, get_model_entry
-from bench.training.recipes import DEFAULT_RECIPE, Recipe
+from bench.training.recipes import DEFAULT_RECIPE, Recipe, describe
 from bench.training.trainer import evaluate_model, train_model
 
 
@@ -47,13 +48,26 @@ def checkpoint_path(model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECI
 
 
 def ensure_checkpoint(
-    model_name: str, suite: Suite, recipe: Recipe = DEFAULT_RECIPE, progress: bool = True, force: bool = False
+    model_name: str,
+    suite: Suite,
+    recipe: Recipe = DEFAULT_RECIPE,
+    progress: bool = True,
+    force: bool = False,
+    recipe_name: str | None = None,
 ) -> Path:
-    """The cached checkpoint, trained first when it is missing (or when `force`)."""
+    """The cached checkpoint, trained first when it is missing (or when `force`); with `progress`, a line
+    says which recipe trains (`recipe_name`: the suite's `recipe`). The key covers the recipe's values
+    (`checkpoint_key`), not its name: two names for the same values share a checkpoint."""
     path = checkpoint_path(model_name, suite, recipe)
     if path.exists() and not force:
         return path
+    suite.load("train")  # the data first: a missing data folder stays the one line a failing command prints
+    if progress:
+        named = f" with recipe {recipe_name}" if recipe_name else ""
+        print(f"training {model_name} on {suite.name}{named}: {describe(recipe)}", file=sys.stderr, flush=True)
     model, meta = train_model(model_name, suite, recipe, progress)
+    if recipe_name:
+        meta["recipe_name"] = recipe_name
     buffer = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "meta": meta}, buffer)
     atomic_write_bytes(path, buffer.getvalue())

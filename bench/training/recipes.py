@@ -1,14 +1,22 @@
-"""Reference training recipes per (model, suite).
+"""Reference training recipes per (model, recipe name).
 
 A quantization study is only meaningful on a model that really segments, so each real-data pairing
 has a recipe tuned to reach a stated quality within a fixed CPU budget (at most 15 minutes on 2 cores);
-the scores reached and the loss curve are stored in the checkpoint's metadata. Pairs without an entry
-use the default recipe, which suits the small procedural suites.
+the scores reached and the loss curve are stored in the checkpoint's metadata. A suite file names its
+recipe (`recipe = "dsb2018"`; without the key, the suite's own name where a recipe has it, else
+"default"), so a copy of a built-in suite under a new name trains as the original did. Models without
+an entry of their own take the name's base recipe; "default" suits the small procedural suites.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bench.errors import UsageError
+
+if TYPE_CHECKING:
+    from bench.data.suite import Suite
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,17 @@ DEFAULT_RECIPE = Recipe()
 # reached 0.435 and HRNet 0.491 at step 1000 (measured; the README has the table).
 STREET_SCENES = Recipe(steps=1000, batch_size=8, lr=2e-3, rotate=False, vflip=False, crop=(128, 160), scale=(0.75, 1.5))
 
+# scenes have an up: never rotate or flip vertically
+SCENES = Recipe(steps=DEFAULT_RECIPE.steps, rotate=False, vflip=False)
+
+# a recipe name -> the recipe of every model that has no entry of its own in RECIPES
+BASE_RECIPES: dict[str, Recipe] = {
+    "default": DEFAULT_RECIPE,
+    "dsb2018": DEFAULT_RECIPE,
+    "camvid": SCENES,
+    "synthetic-scenes": SCENES,
+}
+
 RECIPES: dict[tuple[str, str], Recipe] = {
     # nuclei: microscopy has no up or down, so rotations and both flips; random 128x128 crops of the
     # 256x256 images (4x cheaper steps, so 2x the steps in half the time). Target Dice >= 0.80; measured
@@ -49,9 +68,36 @@ RECIPES: dict[tuple[str, str], Recipe] = {
 }
 
 
-def recipe_for(model: str, suite: str) -> Recipe:
-    if (model, suite) in RECIPES:
-        return RECIPES[(model, suite)]
-    if suite in ("camvid", "synthetic-scenes"):  # scenes have an up: never rotate or flip vertically
-        return Recipe(steps=DEFAULT_RECIPE.steps, rotate=False, vflip=False)
-    return DEFAULT_RECIPE
+def recipe_names() -> list[str]:
+    """The names a suite file's `recipe` may take."""
+    return sorted(BASE_RECIPES)
+
+
+def suite_recipe(model: str, suite: Suite) -> tuple[str, Recipe]:
+    """(name, recipe) that trains `model` on `suite`: the recipe the suite file names, else the one named
+    like the suite (the built-in suites before they named theirs), else "default". A name the file gives
+    that no recipe has is a usage error naming the file."""
+    names = recipe_names()
+    if suite.recipe is None:
+        name = suite.name if suite.name in names else "default"
+    elif suite.recipe in names:
+        name = suite.recipe
+    else:
+        where = suite.path or f"suite '{suite.name}'"
+        raise UsageError(
+            f"{where}: recipe = {suite.recipe!r} is not a training recipe; valid recipes: {', '.join(names)}"
+        )
+    return name, recipe_for(model, name)
+
+
+def recipe_for(model: str, name: str) -> Recipe:
+    """The recipe `name` (a suite's `recipe`) for `model`; an unknown name is the default recipe (suite
+    files are checked against `recipe_names` when they are read)."""
+    if (model, name) in RECIPES:
+        return RECIPES[(model, name)]
+    return BASE_RECIPES.get(name, DEFAULT_RECIPE)
+
+
+def describe(recipe: Recipe) -> str:
+    """The recipe in a few words, for the line that says what trains."""
+    return f"{recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.lr:g}"

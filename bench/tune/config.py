@@ -42,6 +42,7 @@ class TuneConfig:
     calibration_methods: tuple[str, ...] = ()
     seeds: int = 1
     sqnr_images: int = 4  # tuning images the SQNR proxy runs on
+    splits: dict[str, int | float | str] = field(default_factory=dict)  # --split: counts replacing the suite's
 
     @property
     def parsed_budgets(self) -> tuple[Budget, ...]:
@@ -74,6 +75,7 @@ class TuneConfig:
             data_dir=self.data_dir,
             weights=self.weights,
             checkpoint=self.checkpoint,
+            splits=dict(self.splits),
             gradcam=self.needs_gradcam,
             gradcam_method="both" if any("@fakequant" in b for b in self.budgets) else "fd",
         )
@@ -109,8 +111,8 @@ class TuneConfig:
             raise UsageError(
                 f"backend '{plan.name}' cannot keep layers in float (it has no {FLOAT_LAYERS_OPTION} option)"
             )
-        suite = get_suite(self.suite, data_dir=self.data_dir)
-        if not suite.split_sizes.get("tuning"):
+        suite = get_suite(self.suite, data_dir=self.data_dir, splits=self.splits)
+        if not suite.split_counts.get("tuning"):
             raise UsageError(
                 f"{suite.path}: suite '{suite.name}' has no tuning split; add tuning = N under [splits] "
                 '(and tuning_from = "train" when every item is in a split already)'
@@ -148,6 +150,8 @@ class TuneConfig:
         for key in ("results_root", "data_dir", "weights", "checkpoint"):
             value = getattr(self, key)
             data[key] = None if value is None else str(Path(value).resolve() if key != "results_root" else value)
+        if (self.suite or "").endswith(".toml"):  # a suite file by path: absolute, as a resume may start elsewhere
+            data["suite"] = str(Path(self.suite).resolve())
         return data
 
 

@@ -20,8 +20,9 @@ from typing import Any
 
 from bench.backend import FLOAT_LAYERS_OPTION, Backend, QuantLayer
 from bench.cache import cache_root, file_digest, stable_hash
-from bench.data.suite import Suite
+from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
+from bench.errors import UsageError
 from bench.measure.contention import ReferenceKernel
 from bench.run.cell import CellOutcome, evaluate_cell, explain_cell
 from bench.run.isolation import Worker, WorkerFailed
@@ -151,7 +152,7 @@ def write_reports(folder: Path, config: TuneConfig, store: TuneStore | None = No
 
     store = store or TuneStore(folder)
     lines = [[b.column, b.op, b.bound, str(b)] for b in config.parsed_budgets]
-    report = {**config.to_json(), "budget_lines": lines}
+    report = {**config.to_json(), "budget_lines": lines, "suite_name": _suite_name(config)}
     return write_tune_reports(
         folder,
         store.frame("sensitivity"),
@@ -160,6 +161,14 @@ def write_reports(folder: Path, config: TuneConfig, store: TuneStore | None = No
         report,
         store.frame("peer"),
     )
+
+
+def _suite_name(config: TuneConfig) -> str:
+    """The suite's own `name` for the report's title (--suite may be a path); the entry if it cannot be read."""
+    try:
+        return get_suite(config.suite, data_dir=config.data_dir).name
+    except UsageError:
+        return config.suite
 
 
 def _label(log: Log, prefix: str) -> Callable[[str], None]:

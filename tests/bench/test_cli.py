@@ -158,3 +158,36 @@ def test_an_unknown_gradcam_method_is_one_line_exit_2(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--gradcam-method: invalid choice: 'lrp'" in err
     assert not (tmp_path / "results").exists()
+
+
+TUNE = ["tune", "--suite", "synthetic-nuclei", "--model", "unet", "--backend", "ort-qdq-int8", "--budget", "dice>=0"]
+
+
+@pytest.mark.parametrize("command", [["run", "--backends", "torch-eager"], TUNE, ["train"]])
+@pytest.mark.parametrize("value", ["train=1.5", "validation=10", "evaluation", "tuning=some"])
+def test_a_bad_split_option_is_one_line_exit_2(command, value, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path / "cache"))
+    out = [] if command == ["train"] else ["--out", str(tmp_path / "results")]
+    assert main([*command, *out, "--split", "train=0.8", "--split", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"segbench: error: --split '{value}' is not valid; expected NAME=COUNT with NAME one of")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_split_a_suite_cannot_take_names_the_suite_file(capsys, tmp_path):
+    results = tmp_path / "results"
+    assert main(["run", "--backends", "torch-eager", "--out", str(results), "--split", "evaluation=all"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and not results.exists()
+    assert "synthetic-nuclei.toml: --split evaluation=all is not valid for the procedural source" in err
+
+
+def test_resume_refuses_a_split_option(capsys, tmp_path):
+    run_dir = tmp_path / "results" / "run1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{}")
+    assert main(["run", "--resume", str(run_dir), "--split", "evaluation=8"]) == 2
+    assert capsys.readouterr().err.strip().endswith("drop --split")
+    assert main(["tune", "--resume", str(run_dir), "--split", "evaluation=8"]) == 2
+    assert capsys.readouterr().err.strip().endswith("drop --split")

@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +122,56 @@ def test_tuning_split_from_its_own_folder_or_held_out_of_train(tmp_path, write_s
 def test_unknown_option_names_the_suite_file(tmp_path, write_suite):
     with pytest.raises(UsageError, match=r"suite\.toml: unknown camvid option 'eval'"):
         _suite(write_suite, tmp_path, options='eval = "test"')
+
+
+# --- a data folder laid out like the full SegNet CamVid: train/, val/ and test/ -------------------------------
+
+
+def _full(root: Path, test: bool = True) -> None:
+    _tiny(root, [f"0001TP_{k:06d}.png" for k in range(12)])
+    _tiny(root, [f"0016E5_{k:05d}.png" for k in range(5)], folder="val")
+    if test:
+        _tiny(root, [f"Seq05VD_f{k:05d}.png" for k in range(7)], folder="test")
+
+
+def _parents(suite, splits=ALL_SPLITS) -> dict[str, set[str]]:
+    """The folders each split's images come from (a tuning split drawn from train is not the layout's)."""
+    return {s: {i.image.parent.name for i in camvid.list_items(suite.request, s)} for s in splits}
+
+
+FULL = {"train": 0.75, "calibration": "all", "evaluation": "all", "tuning": "all"}
+
+
+def test_the_full_layout_evaluates_on_test_and_tunes_on_val(tmp_path):
+    _full(tmp_path)
+    suite = get_suite("camvid", data_dir=tmp_path, splits=FULL)  # the built-in file, nothing edited
+    assert suite.options == {"evaluation_folder": "test", "tuning_folder": "val"} and suite.tuning_from == "held-out"
+    assert suite.split_sizes == {"train": 9, "calibration": 3, "evaluation": 7, "tuning": 5}  # each of its folder
+    assert _parents(suite) == {"train": {"train"}, "calibration": {"train"}, "evaluation": {"test"}, "tuning": {"val"}}
+    train, calibration = ({i.name for i in camvid.list_items(suite.request, s)} for s in ("train", "calibration"))
+    assert not train & calibration and len(train | calibration) == 12
+    assert len(suite.load("evaluation")) == 7 and suite.recipe == "camvid"
+    # the folders are part of the data's identity: the same counts on the subset's layout are other data
+    shutil.rmtree(tmp_path / "test")
+    without = get_suite("camvid", data_dir=tmp_path, splits={**FULL, "evaluation": 5})
+    assert without.config(include_tuning=False)["options"] != suite.config(include_tuning=False)["options"]
+
+
+def test_without_test_the_layout_evaluates_on_val_and_tunes_on_training_images(tmp_path):
+    """The shared camvid-mini has no test/: its splits and keys stay what they were."""
+    _full(tmp_path, test=False)
+    suite = get_suite("camvid", data_dir=tmp_path, splits=FULL)
+    assert suite.options == {"evaluation_folder": "val"} and suite.tuning_from == "train"
+    assert suite.split_sizes == {"train": 9, "calibration": 3, "evaluation": 5, "tuning": 9}  # all of train
+    assert _parents(suite, SPLITS) == {"train": {"train"}, "calibration": {"train"}, "evaluation": {"val"}}
+    assert len(suite.load("tuning")) == 9  # a subset of the training split, as on the shared subset
+
+
+def test_folders_the_suite_file_names_win_over_what_the_data_has(tmp_path, write_suite):
+    _full(tmp_path)
+    text = suite_text("camvid", classes=CLASSES, size=(9, 12), extra="ignore_label = 11", splits=(6, 2, 2))
+    named = get_suite(str(write_suite(text + '[options]\nevaluation_folder = "val"\n')), tmp_path)
+    assert named.options == {"evaluation_folder": "val"} and _parents(named, SPLITS)["evaluation"] == {"val"}
+    found = get_suite(str(write_suite(text)), tmp_path)
+    assert found.options == {"evaluation_folder": "test", "tuning_folder": "val"}
+    assert found.config() != named.config()

@@ -108,3 +108,71 @@ def test_missing_data_folder_and_too_few_items_name_the_path(tmp_path, write_sui
     _tiny(tmp_path / "d", ["x1", "x2"])
     with pytest.raises(UsageError, match=f"{tmp_path / 'd' / 'stage1_train'}: splits need 6 items but the data has 2"):
         get_suite(str(toml), data_dir=tmp_path / "d").load("train")
+
+
+# --- a data folder laid out like the full stage1_train: counts that fit it --------------------------------
+
+BUILT_IN = Path(__file__).resolve().parents[3] / "suites" / "dsb2018.toml"
+
+
+def _full(root: Path, n: int, start: int = 0) -> list[str]:
+    ids = [f"{k:04x}e3f1" for k in range(start, start + n)]  # hex ids like the real ones
+    for i in ids:
+        save(root / "stage1_train" / i / "images" / f"{i}.png", np.full((6, 6, 4), 9, np.uint8))
+        save(root / "stage1_train" / i / "masks" / "m.png", np.eye(6, dtype=np.uint8) * 255)
+    return ids
+
+
+def _names(suite) -> dict[str, list[str]]:
+    return {s: [item.name for item in dsb2018.list_items(suite.request, s)] for s in SPLITS}
+
+
+def test_fractions_and_all_resolve_against_the_full_data_set(tmp_path, write_suite):
+    ids = _full(tmp_path / "full", 40)
+    text = suite_text("dsb2018", classes=["background", "nucleus"], size=(6, 6), splits=(0.8, 0.1, '"all"'))
+    path = write_suite(text.replace("evaluation", 'tuning = 0.25\ntuning_from = "train"\nevaluation', 1))
+    suite = get_suite(str(path), data_dir=tmp_path / "full")
+    assert suite.split_sizes == {"train": 32, "calibration": 4, "evaluation": 4, "tuning": 8}
+    assert suite.split_counts["evaluation"] == "all" and suite.unresolved is None
+    names = _names(suite)
+    assert sorted(sum(names.values(), [])) == sorted(ids)  # disjoint, and together every sample
+    assert names == _names(get_suite(str(path), data_dir=tmp_path / "full"))  # seeded: the same on every call
+    assert len(suite.load("tuning")) == 8 and len(suite.load("evaluation")) == 4
+    # a grown data folder is other data: other counts, other cache keys
+    _full(tmp_path / "full", 10, start=40)
+    grown = get_suite(str(path), data_dir=tmp_path / "full")
+    assert grown.split_sizes == {"train": 40, "calibration": 5, "evaluation": 5, "tuning": 10}
+    assert grown.config() != suite.config()
+
+
+def test_the_command_line_fits_the_built_in_suite_to_the_full_data_set(tmp_path):
+    _full(tmp_path, 60)
+    suite = get_suite("dsb2018", data_dir=tmp_path, splits={"train": 0.8, "evaluation": "all"})
+    assert suite.split_sizes == {"train": 48, "calibration": 8, "evaluation": 4, "tuning": 16}
+    assert suite.recipe == "dsb2018"
+    with pytest.raises(UsageError, match=r"splits need 80 items but the data has 60"):
+        get_suite("dsb2018", data_dir=tmp_path).load("train")  # the counts of the shared subset do not fit
+    # integer counts keep the keys they had: the counts resolved are the counts written
+    plain = get_suite("dsb2018", data_dir=tmp_path)
+    same = get_suite("dsb2018", data_dir=tmp_path, splits={"train": 56, "evaluation": 16})
+    assert same.config() == plain.config()
+
+
+def test_two_splits_cannot_both_take_all_of_the_samples(tmp_path, write_suite):
+    _full(tmp_path, 10)
+    path = write_suite(suite_text("dsb2018", classes=["background", "nucleus"], splits=('"all"', 1, '"all"')))
+    with pytest.raises(UsageError, match=r"suite\.toml: \[splits\] train = 'all' and \[splits\] evaluation = 'all'"):
+        get_suite(str(path), data_dir=tmp_path)
+    with pytest.raises(UsageError, match=r"--split train=all and --split evaluation=all both take all of"):
+        get_suite("dsb2018", data_dir=tmp_path, splits={"train": "all", "evaluation": "all"})
+
+
+def test_fractions_on_a_missing_data_folder_wait_for_the_data(tmp_path):
+    """`segbench list suites` must not fail on them; loading reports the folder as it always did."""
+    suite = get_suite("dsb2018", data_dir=tmp_path / "nowhere", splits={"train": 0.8, "evaluation": "all"})
+    assert suite.unresolved is not None and suite.data_status() == f"missing: {tmp_path / 'nowhere'}"
+    assert suite.split_sizes == {"calibration": 8, "tuning": 16}  # what is known without the data
+    with pytest.raises(UsageError, match=f"{tmp_path / 'nowhere'}: data folder of suite 'dsb2018' does not exist"):
+        suite.load("train")
+    with pytest.raises(UsageError, match="does not exist"):
+        suite.config()

@@ -175,3 +175,56 @@ def test_shipped_suites_parse_and_real_ones_find_the_shared_data(monkeypatch):
         monkeypatch.delenv("SEGBENCH_DATA", raising=False)
         assert get_suite("dsb2018").data_dir == (SHARED_DATA / "dsb2018-mini").resolve()
         assert get_suite("camvid").data_status() == "present"
+
+
+# --- split counts and the training recipe ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("train = 2", "train = 1.5"), r"\[splits\] train = 1\.5 is not valid; expected an integer >= 0, a fraction"),
+        (("train = 2", 'train = "most"'), r"\[splits\] train = 'most' is not valid"),
+        (("train = 2", "train = -2"), r"\[splits\] train = -2 is not valid"),
+    ],
+)
+def test_bad_split_counts_name_the_suite_file(tmp_path, edit, message):
+    path = _write(tmp_path, REAL.replace(*edit))
+    with pytest.raises(UsageError, match=f"^{path}: {message}"):
+        get_suite(path)
+
+
+def test_procedural_suites_take_integer_counts_only(tmp_path):
+    nuclei = get_suite("synthetic-nuclei").path
+    with pytest.raises(UsageError, match=rf"^{nuclei}: --split train=0\.5 is not valid for the procedural source"):
+        get_suite("synthetic-nuclei", splits={"train": 0.5})
+    path = _write(tmp_path, nuclei.read_text().replace("evaluation = 64", 'evaluation = "all"'))
+    with pytest.raises(UsageError, match=r"\[splits\] evaluation = 'all' is not valid for the procedural source"):
+        get_suite(path)
+    assert get_suite("synthetic-nuclei", splits={"evaluation": 8}).split_sizes["evaluation"] == 8
+
+
+def test_a_copied_suite_trains_with_the_recipe_it_names(tmp_path):
+    from bench.training.recipes import recipe_for, suite_recipe
+
+    built_in = get_suite("dsb2018")
+    text = built_in.path.read_text().replace('name = "dsb2018"', 'name = "dsb2018-full"')
+    copy = get_suite(_write(tmp_path, text))
+    assert copy.name == "dsb2018-full" and copy.recipe == "dsb2018"
+    assert suite_recipe("unet", copy) == ("dsb2018", recipe_for("unet", "dsb2018"))
+    assert recipe_for("unet", "dsb2018") != recipe_for("unet", "default")
+    # without the key: the suite's own name where a recipe has it, else the default recipe
+    bare = _write(tmp_path, "\n".join(line for line in text.splitlines() if not line.startswith("recipe")))
+    assert suite_recipe("unet", get_suite(bare))[0] == "default"
+    assert suite_recipe("unet", get_suite("synthetic-scenes"))[0] == "synthetic-scenes"
+    assert suite_recipe("unet", get_suite(_write(tmp_path, REAL)))[0] == "default"
+
+
+def test_an_unknown_recipe_names_the_file_and_the_valid_ones(tmp_path):
+    from bench.training.recipes import suite_recipe
+
+    path = _write(tmp_path, REAL.replace('name = "r"', 'name = "r"\nrecipe = "dsb"'))
+    with pytest.raises(
+        UsageError, match=rf"^{path}: recipe = 'dsb' is not a training recipe; valid recipes: camvid, default, dsb2018"
+    ):
+        suite_recipe("unet", get_suite(path))

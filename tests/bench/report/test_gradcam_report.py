@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.report.figures import gradcam_montage
+from bench.report.figures import ZERO_MAP, gradcam_montage, montage_title
 from bench.report.tables import gradcam_status_lines, gradcam_table
 
 
@@ -83,3 +83,33 @@ def test_the_montage_has_a_difference_panel_on_the_fp32_maps_scale() -> None:
     low, high = difference.get_clim()
     assert low == -high and np.isclose(high, reference[0, 0].max())
     np.testing.assert_allclose(difference.get_array(), 0.1, atol=1e-6)
+
+
+def test_all_zero_maps_are_named_on_their_panels_and_in_the_title_instead_of_pearson_nan() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.random((2, 1, 8, 8)).astype(np.float32)
+    backend = np.zeros_like(reference)  # ReLU of a negative sum everywhere: no map at all
+    args = ("s / unet / ort-qdq-int8 int8", "encoder4", "finite-difference", float("nan"), float("nan"))
+    title = montage_title(*args, reference, backend, "ort-qdq-int8", None, "ok")
+    assert "nan" not in title
+    assert "Pearson undefined: every (image, class) pair has an all-zero map" in title
+    assert "(fp32 0 of 2, ort-qdq-int8 2 of 2)" in title
+    images, labels = rng.random((2, 3, 8, 8)), np.zeros((2, 8, 8), int)
+    fig = gradcam_montage(images, labels, reference, backend, ["a"], ((0, 0, 0), (255, 0, 0)), title, "ort")
+    texts = [[t.get_text() for t in ax.texts] for ax in fig.axes]
+    zero_pair = "Pearson undefined:\nan all-zero map"
+    assert texts[:5] == [[], [], [], [ZERO_MAP], [zero_pair]]  # image, overlay, fp32, ort, difference
+    assert texts[5:] == texts[:5], "every image's row says it, not only the first (the only one with titles)"
+    assert fig.get_suptitle() == title
+
+
+def test_a_partly_zero_row_says_how_many_pairs_its_pearson_is_over() -> None:
+    rng = np.random.default_rng(1)
+    reference = rng.random((2, 2, 8, 8)).astype(np.float32)
+    backend = reference.copy()
+    backend[1, 0] = 0
+    title = montage_title("cell", "layer", "fake-quant", 0.98765, 0.5, reference, backend, "ort", 0.99, "simulation")
+    assert "Pearson 0.988, top-10% IoU 0.500 over 3 of 4 pairs" in title
+    assert "(left out, an all-zero map: fp32 0 of 4, ort 1 of 4)" in title
+    assert title.endswith("; method floor 0.990; simulation")
+    assert "left out" not in montage_title("c", "l", "m", 0.9, 0.5, reference, reference, "ort")

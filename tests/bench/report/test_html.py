@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -211,3 +212,72 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert shot.stat().st_size > 20_000
     pixels = matplotlib.image.imread(shot)
     assert pixels.std() > 0.05, "the screenshot is blank"
+
+
+LONG_ERROR = (
+    "error: preparing the artifact: RuntimeError: Quantized backend not supported for operator "
+    "aten::upsample_bilinear2d.vec with arguments from the QuantizedCPU backend; see the cell's log file"
+)
+
+
+def _wide_rows() -> list[dict]:
+    """Every summary column, the longest model and backend names, a long error and an unavailable row."""
+    rows = [
+        _row("torch-eager", "fp32", 10.0, 0.0, 7.4),
+        _row("torchao-pt2e-int8", "int8", 1234.5, -0.0123, 1.9),
+        _row("ort-qdq-int8", "int8", None, None, None, LONG_ERROR),
+        _row("tensorrt-int8", "int8", None, None, None, "unavailable: tensorrt is not importable"),
+    ]
+    for row in rows:
+        number = row["latency_p50_ms"] is not None
+        row.update(
+            model="deeplabv3plus-resnet18",
+            speedup_vs_fp32=1.23 if number else None,
+            timing_quality="ok" if number else None,
+            backend_rss_mib=1234.5 if number else None,
+        )
+    return rows
+
+
+def test_a_long_error_goes_to_a_details_row_not_the_status_cell(tmp_path):
+    text = write_html(make_run(tmp_path, rows=_wide_rows())).read_text()
+    table = re.search(r'<table id="summary">.*?</table>', text, re.S).group(0)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", re.sub(r'<tr class="status-details">.*?</tr>', "", table, flags=re.S))
+    assert "error" in cells and "unavailable" in cells
+    assert not any("RuntimeError" in cell or "importable" in cell for cell in cells)
+    details = re.findall(r'<tr class="status-details"><td colspan="(\d+)"><details>(.*?)</details>', table, re.S)
+    assert len(details) == 2
+    assert all(int(span) == len(re.findall("<th>", table)) for span, _ in details)
+    assert "ort-qdq-int8:int8: error" in details[0][1] and "aten::upsample_bilinear2d.vec" in details[0][1]
+
+
+# Read back from the DOM by the browser test: how the summary table sits in a 1400 px wide window.
+LAYOUT_PROBE = """<script>window.addEventListener('load', () => {
+  const table = document.getElementById('summary'), wrap = table.parentElement;
+  const right = wrap.getBoundingClientRect().right;
+  const numbers = [...table.querySelectorAll('td.num')].filter(td => td.textContent.trim());
+  document.body.dataset.layout = JSON.stringify({
+    window: window.innerWidth, scrollWidth: wrap.scrollWidth, clientWidth: wrap.clientWidth,
+    numbers: numbers.length,
+    hidden: numbers.filter(td => td.getBoundingClientRect().right > Math.min(right, window.innerWidth) + 0.5
+                                 || td.scrollWidth > td.clientWidth).map(td => td.textContent),
+    errorInCell: [...table.querySelectorAll('tr:not(.status-details) > td')]
+      .some(td => td.textContent.includes('RuntimeError')),
+    errorInDetails: [...table.querySelectorAll('tr.status-details details')]
+      .some(d => d.textContent.includes('RuntimeError')),
+  });
+});</script>"""
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium); CI installs it")
+def test_the_summary_fits_a_1400px_window_in_headless_chromium(tmp_path):
+    report = write_html(make_run(tmp_path, rows=_wide_rows()))
+    probe = report.with_name("probe.html")
+    probe.write_text(report.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    dom = _chromium("--window-size=1400,1000", "--dump-dom", probe.as_uri(), profile=tmp_path / "profile").stdout
+    layout = json.loads(html.unescape(re.search(r'data-layout="([^"]*)"', dom).group(1)))
+    assert layout["window"] == 1400
+    assert layout["scrollWidth"] <= layout["clientWidth"], f"the summary scrolls sideways: {layout}"
+    assert layout["numbers"] >= 2 * 11 and layout["hidden"] == [], f"numbers cut or out of view: {layout}"
+    assert not layout["errorInCell"] and layout["errorInDetails"]

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,6 +12,7 @@ from bench.cli import main
 from bench.data.suite import get_suite
 from bench.errors import UsageError
 from bench.training.checkpoints import check_travelling_checkpoint, export_checkpoint
+from tests.bench.data.conftest import save
 
 
 @pytest.fixture
@@ -78,3 +80,36 @@ def test_a_run_with_the_exported_checkpoint_records_its_digest_everywhere(export
     assert main(["run", "--checkpoint", str(path), "--suite", "synthetic-scenes", "--out", str(tmp_path / "r2")]) == 2
     assert "this run is model 'unet' on suite 'synthetic-scenes'" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_segbench_train_says_which_recipe_trains_and_keys_the_checkpoint_by_it(tmp_path, monkeypatch, capsys):
+    """A copy of a built-in suite under a new name trains with the recipe it names (training is stubbed)."""
+    from bench.models import create_model
+    from bench.training import checkpoints
+    from bench.training.recipes import recipe_for
+
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path / "cache"))
+    trained = []
+
+    def train(model_name, suite, recipe, progress):
+        trained.append(recipe)
+        meta = {"evaluation_dice": 0.5, "evaluation_miou": 0.4, "train_seconds": 0.0}
+        return create_model(model_name, suite.in_channels, suite.num_classes), meta
+
+    monkeypatch.setattr(checkpoints, "train_model", train)
+    for k in range(10):  # a dsb2018 layout (the counts below fit it)
+        save(tmp_path / "data" / f"s{k}" / "images" / f"s{k}.png", np.full((6, 6, 4), 9, np.uint8))
+        save(tmp_path / "data" / f"s{k}" / "masks" / "m.png", np.eye(6, dtype=np.uint8) * 255)
+    text = get_suite("dsb2018").path.read_text().replace('name = "dsb2018"', 'name = "dsb2018-full"')
+    suite_file = tmp_path / "dsb2018-full.toml"
+    suite_file.write_text(text)
+    args = ["train", "--suite", str(suite_file), "--model", "unet", "--data-dir", str(tmp_path / "data")]
+    args += ["--split", "train=0.5", "--split", "calibration=1", "--split", "evaluation=all", "--split", "tuning=1"]
+    assert main(args) == 0
+    assert "training unet on dsb2018-full with recipe dsb2018: 1200 steps, batch 8, lr 0.001" in capsys.readouterr().err
+    assert trained == [recipe_for("unet", "dsb2018")]
+    assert main(args) == 0  # cached: nothing trains, nothing is said
+    assert "training" not in capsys.readouterr().err and len(trained) == 1
+    suite_file.write_text(text.replace('recipe = "dsb2018"', 'recipe = "default"'))
+    assert main(args) == 0  # another recipe is another checkpoint
+    assert "with recipe default: 200 steps, batch 8, lr 0.003" in capsys.readouterr().err and len(trained) == 2

@@ -61,3 +61,16 @@ def test_the_command_line_refuses_before_touching_disk(tmp_path: Path, capsys: p
     assert len(errors) == 3 and all(line.startswith("segbench") for line in errors)
     assert "needs --model, --backend" in errors[2]
     assert not out.exists()
+
+
+def test_split_counts_reach_the_run_and_survive_a_resume(tmp_path: Path) -> None:
+    from bench.tune.config import load_tune_config, save_tune_config
+
+    config = _config(splits={"tuning": 8, "evaluation": 16})
+    assert config.run_config().splits == {"tuning": 8, "evaluation": 16}
+    _, suite = config.validate()
+    assert suite.split_sizes["tuning"] == 8 and suite.split_sizes["evaluation"] == 16
+    save_tune_config(config, tmp_path)
+    assert load_tune_config(tmp_path).splits == {"tuning": 8, "evaluation": 16}
+    with pytest.raises(UsageError, match="has no tuning split"):
+        _config(splits={"tuning": 0}).validate()

@@ -1,6 +1,7 @@
 """A separate 'package' that adds backends through the `segbench.backends` entry point.
 
-- dummy-threshold: a real (if naive) segmenter with no model at all: logits = (-x, x) per pixel.
+- dummy-threshold: a real (if naive) segmenter with no model at all: logits = (-x, x) per pixel; it
+  sleeps $DUMMY_THRESHOLD_DELAY_MS per call (default 0), the latency step a nightly-history test injects.
 - dummy-abort: dies with os.abort() when loaded, like a native crash in a runtime.
 - dummy-fake-int8: claims int8 but its artifact has no int8 operator, which must be an error.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,15 @@ from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
 
 
 class ThresholdSession(Session):
+    def __init__(self) -> None:
+        self.delay_s = float(os.environ.get("DUMMY_THRESHOLD_DELAY_MS", "0")) / 1000
+
     def to_input(self, batch: np.ndarray) -> np.ndarray:
         return batch
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         return np.concatenate([-inputs[:, :1], inputs[:, :1]], axis=1)
 
     def to_numpy(self, outputs: np.ndarray) -> np.ndarray:

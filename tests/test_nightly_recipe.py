@@ -1,0 +1,81 @@
+"""The README's nightly recipe, run as written: a baseline, then two nights with a latency step
+injected into one backend; `segbench history` must find exactly that change and nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.bench.test_backend import PLUGIN
+
+pytestmark = pytest.mark.slow
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+RUN_ARGS = "--backends torch-eager,dummy-threshold --no-gradcam --threads 1 --min-time 0.3 --min-iters 10 --warmup 0.05"
+
+
+def recipe_blocks() -> tuple[str, str]:
+    """The two sh blocks of the README's "Nightly recipe" section: the one-off baseline, and nightly.sh."""
+    section = README.read_text().split("### Nightly recipe", 1)[1].split("\n### ", 1)[0]
+    once, nightly = re.findall(r"```sh\n(.*?)```", section, re.S)[:2]
+    assert "cp -rL results/latest results/baseline" in once and "segbench history" in nightly
+    return once, nightly
+
+
+def test_the_nightly_recipe_finds_exactly_the_injected_step(session_cache: Path, tmp_path: Path) -> None:
+    once, nightly = recipe_blocks()
+    bin_dir = tmp_path / "bin"  # `segbench` on PATH is this checkout's CLI, with the test plugin importable
+    bin_dir.mkdir()
+    (bin_dir / "segbench").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bench.cli "$@"\n')
+    (bin_dir / "segbench").chmod(0o755)
+    (tmp_path / "nightly.sh").write_text(nightly)
+    # the baseline run takes the same options as the nightly ones (the recipe's `segbench run` is the default run)
+    once = once.replace("segbench run --quiet", f"segbench run --quiet {RUN_ARGS}")
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": os.pathsep.join([str(PLUGIN), str(README.parent)]),
+        "SEGBENCH_CACHE": str(session_cache),
+    }
+
+    def sh(script: str, *args: str, delay_ms: int = 0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", "-c", script, "sh", *args],
+            cwd=tmp_path,
+            env={**env, "DUMMY_THRESHOLD_DELAY_MS": str(delay_ms)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    baseline = sh(once)
+    assert baseline.returncode == 0, baseline.stderr
+    nights = [sh("sh ./nightly.sh " + RUN_ARGS, delay_ms=25) for _ in range(2)]
+    for night in nights:
+        assert night.returncode in (0, 1), night.stderr  # 1: compare or history found the step
+    results = tmp_path / "results"
+    assert (results / "latest" / "bench.json").is_file() and (results / "latest" / "compare.md").is_file()
+    bench = json.loads((results / "latest" / "bench.json").read_text())
+    assert {b["name"].split("/")[2] for b in bench["benchmarks"]} == {"torch-eager-fp32", "dummy-threshold-fp32"}
+
+    history_md = (results / "history.md").read_text()
+    assert "3 runs" in history_md, history_md  # the baseline copy is not counted as a fourth night
+    table = [line for line in history_md.splitlines() if line.startswith("| ")]
+    rows = [line for line in table if "latency_p50_ms" in line]
+    changes = [line for line in table if "worse" in line or "better" in line]
+    assert len(changes) == 1 and len(rows) == 1, history_md
+    assert "dummy-threshold" in changes[0] and "worse" in changes[0]
+    first = sorted(p for p in results.iterdir() if p.is_dir() and not p.is_symlink() and p.name[0].isdigit())
+    assert first[1].name in changes[0]  # the step starts at the second run
+    assert nights[0].returncode == 1 and nights[1].returncode == 1  # a change within the newest 3 runs
+    samples = pd.read_parquet(results / "latest" / "samples.parquet")
+    step = samples[samples.backend == "dummy-threshold"].latency_ns.median() / 1e6
+    assert step >= 25  # the injected sleep really was timed
+    assert (results / "history.html").read_text().count('<img class="trend"') == 1
