@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,openvino,export]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,openvino,export,ray]'
 	touch $@
 
 run: $(STAMP)

@@ -32,6 +32,15 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _shard(value: str) -> Any:  # -> bench.run.shard.Shard
+    from bench.run.shard import parse_shard
+
+    try:
+        return parse_shard(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None  # argparse names it
+
+
 def _positive_float(value: str) -> float:
     try:
         number = float(value)
@@ -155,6 +164,32 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         metavar="BACKEND.KEY=VALUE",
         help="backend option, repeatable (e.g. ort-qdq-int8.calibration=entropy)",
     )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default) or ray: every (suite, model) group a task on a Ray node with a segbench slot",
+    )
+    run.add_argument(
+        "--address", dest="ray_address", metavar="ADDR", help="the Ray cluster (default auto; local: start one here)"
+    )
+    run.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Ray nodes to use: a node label (ray start --labels KEY=VALUE) or resource=NAME (repeatable)",
+    )
+    run.add_argument(
+        "--per-node", action="store_true", help="with --executor ray: the whole matrix once on every matching node"
+    )
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="measure part K of N of the matrix (whole comparison groups, dealt by a hash of each group's "
+        "identity), for one job of a CI job matrix; segbench merge joins the parts' folders",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
     run.add_argument(
@@ -171,6 +206,19 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     run.set_defaults(option_names={a.dest: a.option_strings[0] for a in run._actions if a.option_strings})
 
     _add_tune(sub, default_threads())
+
+    merge = sub.add_parser(
+        "merge",
+        help="join the folders of a sharded run (run --shard K/N) into one run; exit 1 on a duplicate or missing cell",
+    )
+    merge.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    merge.add_argument("--out", type=Path, required=True, help="the merged run folder (must not exist, or be empty)")
+    merge.add_argument(
+        "--prefer",
+        choices=("newest",),
+        help="a cell in two folders: take its whole comparison group from the newest (env.json date) instead of "
+        "refusing",
+    )
 
     report = sub.add_parser("report", help="regenerate report.md and report.html of a run folder")
     report.add_argument("run_dir", type=Path)
@@ -431,6 +479,17 @@ def _check_nothing_but_resume(argv: list[str] | None) -> None:
         )
 
 
+def _where(items: list[str]) -> dict[str, str]:
+    """`--where KEY=VALUE` options as a dict; anything else is a one-line usage error."""
+    where = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--where {item!r} is not valid; expected KEY=VALUE (a node label, or resource=NAME)")
+        where[key.strip()] = value.strip()
+    return where
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.data.suite import split_overrides
     from bench.measure.timing import TimingConfig
@@ -459,6 +518,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         gradcam_method=args.gradcam_method,
         threshold=args.threshold,
         splits=split_overrides(args.splits),
+        executor=args.executor,
+        ray_address=args.ray_address,
+        where=_where(args.where),
+        per_node=args.per_node,
+        shard=args.shard,
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     if args.resume is not None:
@@ -468,9 +532,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_dir = run_benchmark(config, log=log, resume=args.resume)
     import pandas as pd
 
-    print(summary_table(pd.read_parquet(run_dir / "results.parquet")))
-    print(f"\nresults: {run_dir}/ (results.parquet, results.csv, samples.parquet, report.md, env.json)")
+    for folder in [run_dir] if (run_dir / "results.parquet").is_file() else sorted(run_dir.glob("nodes/*")):
+        print(summary_table(pd.read_parquet(folder / "results.parquet")))
+        print(f"\nresults: {folder}/ (results.parquet, results.csv, samples.parquet, report.md, env.json)")
+    if config.shard is not None:  # on stdout, --quiet or not: an empty shard says why it measured nothing
+        import json
+
+        from bench.run.shard import describe_shard
+
+        print(describe_shard(json.loads((run_dir / "env.json").read_text())["shard"]))
     return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from bench.run.merge import merge_run_folders
+
+    result = merge_run_folders(args.run_dirs, args.out, prefer=args.prefer)
+    for line in result.warnings:
+        print(f"segbench merge: warning: {line}", file=sys.stderr)
+    for line in result.duplicates:
+        print(f"segbench merge: duplicate: {line}", file=sys.stderr)
+    for line in result.missing:
+        print(f"segbench merge: missing: {line}", file=sys.stderr)
+    if not result.written:
+        print(f"nothing written: {len(result.duplicates)} cell(s) in more than one folder (or: --prefer newest)")
+    else:
+        gap = f"; {len(result.missing)} planned cell(s) missing" if result.missing else ""
+        print(f"merged: {args.out}/ ({result.rows} rows from {len(args.run_dirs)} folder(s){gap})")
+    return result.exit_code
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -613,7 +702,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         digest = export_checkpoint(path, args.export)
         print(
             f"exported to {args.export} (digest {digest}); on another machine: segbench run --model {args.model} "
-            f"--suite {suite.name} --checkpoint {args.export}"
+            f"--suite {args.suite} --checkpoint {args.export}"
         )
     print(
         f"evaluation dice {meta['evaluation_dice']:.4f}, mIoU {meta['evaluation_miou']:.4f}, "
@@ -633,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
         "compare": _cmd_compare,
         "export": _cmd_export,
         "history": _cmd_history,
+        "merge": _cmd_merge,
     }
     try:
         if args.command == "run" and args.resume is not None:

@@ -100,6 +100,11 @@ def machine_fingerprint(env: dict[str, Any]) -> tuple:
     return (env.get("cpu_model"), env.get("logical_cores"), env.get("gpu"), env.get("threads"))
 
 
+def machine_label(env: dict[str, Any]) -> str:
+    """A row's `machine` column where rows of several machines share a table (`segbench merge`, Ray)."""
+    return f"{env.get('cpu_model')}, {env.get('logical_cores')} cores, gpu {env.get('gpu') or 'none'}"
+
+
 def default_threads() -> int:
     """Physical cores available to this process: hyper-threads rarely help inference and add noise."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from bench.environment import machine_label
+
 SUMMARY_COLUMNS = {
     "suite": "suite",
     "model": "model",
@@ -86,7 +88,27 @@ def environment_lines(env: dict[str, Any]) -> list[str]:
         f"- OS: {env.get('os')}, Python {env.get('python')}",
         f"- Libraries: {libs}",
         f"- Commit: {env.get('git_commit')}{' (dirty)' if env.get('git_dirty') else ''}, date {env.get('date')}",
+        *_shard_lines(env),
     ]
+
+
+def _shard_lines(env: dict[str, Any]) -> list[str]:
+    """A shard (`segbench run --shard K/N`) says so; a merged run names the folders it joined."""
+    lines = []
+    if isinstance(shard := env.get("shard"), dict):
+        lines.append(
+            f"- Shard {shard.get('index')} of {shard.get('count')}: {len(shard.get('groups', []))} of the matrix's "
+            f"{len(shard.get('matrix', {}))} comparison groups (segbench merge joins the shards' folders)"
+        )
+    for part in env.get("shards") or []:
+        shard = part.get("shard")
+        lines.append(
+            f"- Merged from `{part.get('run')}`"
+            + (f" (shard {shard.get('index')} of {shard.get('count')})" if isinstance(shard, dict) else "")
+            + f": {part.get('hostname')}, {machine_label(part)}, {part.get('threads')} threads, "
+            f"{part.get('rows')} row(s), commit {str(part.get('git_commit'))[:12]}, date {part.get('date')}"
+        )
+    return lines
 
 
 LEGEND = (

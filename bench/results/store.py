@@ -107,8 +107,48 @@ class RunStore:
         if self._samples:
             _atomic_frame(pd.concat(self._samples, ignore_index=True), self.run_dir, "samples", csv=False)
 
+    def absorb(self, folder: Path, columns: dict[str, Any]) -> list[dict[str, Any]]:
+        """Append every row of another run folder (a Ray task's sub-run) with `columns` added to each row
+        (which node measured it), its samples, per-image and Grad-CAM tables and details; rewrite atomically.
+        Returns the rows added."""
+        added = [
+            {**{k: v for k, v in r.items() if not (isinstance(v, float) and pd.isna(v))}, **columns}
+            for r in pd.read_parquet(folder / "results.parquet").to_dict("records")
+        ]
+        self._rows += added
+        for stem, frames in (("samples", self._samples), ("per_image", self._per_image), ("gradcam", self._gradcam)):
+            if (folder / f"{stem}.parquet").is_file():
+                frames.append(pd.read_parquet(folder / f"{stem}.parquet"))
+        if (folder / "per_backend.json").is_file():
+            self._details.update(json.loads((folder / "per_backend.json").read_text()))
+        self._rewrite()
+        return added
+
+    def forget(self, keys: set[str]) -> None:
+        """Drop the cells `keys` (cell ids) from every table, so a resume can measure them again."""
+        self._rows = [r for r in self._rows if cell_id(r) not in keys]
+        for frames in (self._samples, self._per_image, self._gradcam):
+            kept = [f[[cell_id(r) not in keys for r in f[list(IDENTITY_COLUMNS)].to_dict("records")]] for f in frames]
+            frames[:] = [f for f in kept if len(f)]
+        self._details = {k: v for k, v in self._details.items() if k not in keys}
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        _atomic_frame(self.table(), self.run_dir, "results", csv=True)
+        for stem, frames in (("samples", self._samples), ("per_image", self._per_image), ("gradcam", self._gradcam)):
+            if frames:
+                _atomic_frame(pd.concat(frames, ignore_index=True), self.run_dir, stem, csv=False)
+            else:
+                (self.run_dir / f"{stem}.parquet").unlink(missing_ok=True)
+        atomic_write_bytes(self.run_dir / "per_backend.json", json.dumps(self._details, indent=2, default=str).encode())
+
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self._rows)
+        """The rows; with none, still the identity and status columns, so that reports can read it."""
+        return pd.DataFrame(self._rows) if self._rows else pd.DataFrame(columns=[*IDENTITY_COLUMNS, "status"])
+
+    def write_table(self) -> None:
+        """results.{parquet,csv} as they stand, also with no row (an empty shard's folder reads like any run's)."""
+        _atomic_frame(self.table(), self.run_dir, "results", csv=True)
 
     def rows(self) -> list[dict[str, Any]]:
         """The finished rows as records (this run's and, on resume, the earlier ones)."""

@@ -3,6 +3,7 @@ and saved as run.json so `--resume` finishes the run exactly as it was started."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from bench.errors import UsageError, unknown_name
 from bench.measure.timing import TimingConfig
 from bench.models import list_models
 from bench.run.matrix import REFERENCE_BACKEND, REFERENCE_PRECISION, BackendPlan, parse_backend_spec, plan_backends
+from bench.run.shard import Shard
 
 DEFAULT_SUITE = "synthetic-nuclei"
 DEFAULT_MODELS = ("unet",)
@@ -43,6 +45,11 @@ class RunConfig:
     gradcam_method: str = "both"  # fd | fakequant | both (bench.backend.GRADCAM_CHOICES)
     threshold: float = 0.5  # foreground threshold of a single-channel (sigmoid) binary model
     splits: dict[str, int | float | str] = field(default_factory=dict)  # --split: counts replacing every suite's
+    shard: Shard | None = None  # --shard K/N: this run measures part K of N of the matrix (bench/run/shard.py)
+    executor: str = "local"  # local | ray (bench.run.ray_executor)
+    ray_address: str | None = None  # --address: a Ray cluster ("auto" when None; "local" starts one here)
+    where: dict[str, str] = field(default_factory=dict)  # --where KEY=VALUE: which Ray nodes run cells
+    per_node: bool = False  # --per-node: the whole matrix once on every matching node
 
     def backend_specs(self) -> tuple[str, ...]:
         """The fp32 reference first (not merely the reference backend: `torch-eager:bf16` is not the
@@ -70,6 +77,13 @@ class RunConfig:
             raise UsageError(f"--warmup {self.timing.warmup_s:g} is not valid; expected 0 or more seconds")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size} is not valid; expected at least 1")
+        if self.executor not in ("local", "ray"):
+            raise UsageError(f"--executor '{self.executor}' is not valid; expected local or ray")
+        if self.executor == "ray" and importlib.util.find_spec("ray") is None:
+            raise UsageError("--executor ray needs Ray: pip install 'segbench[ray]'")
+        if self.executor != "ray" and (self.ray_address or self.where or self.per_node):
+            used = "--address" if self.ray_address else "--where" if self.where else "--per-node"
+            raise UsageError(f"{used} needs --executor ray")
         if not 0.0 < self.threshold < 1.0:
             raise UsageError(f"--threshold {self.threshold} is not valid; expected a probability between 0 and 1")
         suites = [suite for _, suite in self.named_suites().values()]
@@ -214,6 +228,11 @@ def load_run_config(run_dir: Path) -> RunConfig:
             gradcam_method=data.get("gradcam_method", "both"),
             threshold=data.get("threshold", 0.5),
             splits=dict(data.get("splits", {})),
+            shard=Shard(**data["shard"]) if data.get("shard") else None,
+            executor=data.get("executor", "local"),
+            ray_address=data.get("ray_address"),
+            where=dict(data.get("where", {})),
+            per_node=data.get("per_node", False),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--resume {run_dir}: {path.name} is unreadable ({type(exc).__name__}: {exc})") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from bench.cache import cache_root, file_digest
 from bench.data.suite import Suite
 from bench.environment import collect_environment
 from bench.measure.contention import ReferenceKernel
-from bench.results.row import Row
+from bench.results.row import Row, cell_id
 from bench.results.speedup import SameRunReference
 from bench.results.store import RunStore, update_latest
 from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cell
@@ -28,6 +28,7 @@ from bench.run.config import RunConfig, save_run_config
 from bench.run.gradcam_checks import CutVerdicts
 from bench.run.matrix import BackendPlan, CellSpec
 from bench.run.rounds import time_cells
+from bench.run.shard import ShardPlan
 
 
 def new_run_dir(results_root: Path, prefix: str = "") -> Path:
@@ -55,9 +56,11 @@ def plan_cells(
     fp32 ones (their Grad-CAM checks the graph cuts the int8 rows use, `bench.run.gradcam_checks`); a
     failing stage's traceback goes to run_dir/logs/<cell>.log."""
     cells = []
-    ordered = sorted(plans, key=lambda plan: plan.precision != "fp32")  # stable: the reference stays first
+    ordered = _run_order(plans)
     for suite, (entry, _) in config.named_suites().items():
         for model in config.models:
+            if (suite, model) not in references:  # another shard's group (--shard)
+                continue
             checkpoint, reference = references[(suite, model)]
             for plan in ordered:
                 spec = CellSpec(
@@ -87,22 +90,43 @@ def plan_cells(
     return cells
 
 
+def _run_order(plans: list[BackendPlan]) -> list[BackendPlan]:
+    return sorted(plans, key=lambda plan: plan.precision != "fp32")  # stable: the reference stays first
+
+
+def plan_matrix(config: RunConfig, plans: list[BackendPlan]) -> dict[tuple[str, str, str, int], tuple[str, ...]]:
+    """Every comparison group of the whole matrix (`CellSpec.group`), in run order, with its cells' ids:
+    what `--shard` selects from (whole groups) and `segbench merge` checks for missing cells."""
+    matrix = {}
+    for suite in config.named_suites():
+        for model in config.models:
+            group = (suite, model, config.device, config.batch_size)
+            identity = dict(suite=suite, model=model, device=config.device, batch_size=config.batch_size)
+            matrix[group] = tuple(
+                cell_id({**identity, "backend": p.name, "precision": p.precision}) for p in _run_order(plans)
+            )
+    return matrix
+
+
 def prepare_references(
-    config: RunConfig, suites: dict[str, Suite]
+    config: RunConfig, suites: dict[str, Suite], groups: Iterable[tuple[str, str, str, int]] | None = None
 ) -> tuple[dict[tuple[str, str], tuple[Path, Path]], dict[str, Path]]:
-    """(checkpoint, reference logits) per (suite name, model), trained or imported first; a user's ONNX per
-    suite name."""
+    """(checkpoint, reference logits) per (suite name, model), trained or imported first, for every pair or
+    only those of `groups` (a shard's); a user's ONNX per suite name."""
     from bench.run.references import reference_outputs
     from bench.training.checkpoints import ensure_checkpoint, imported_checkpoint
     from bench.training.recipes import suite_recipe
 
     references, onnx_files = {}, {}
+    wanted = None if groups is None else {(suite, model) for suite, model, _, _ in groups}
     for name, suite in suites.items():
         if config.onnx is not None:
             from bench.onnx.user_model import import_onnx
 
             onnx_files[name] = import_onnx(config.onnx, suite.in_channels, suite.input_size, suite.num_classes)
         for model in config.models:
+            if wanted is not None and (name, model) not in wanted:
+                continue
             if config.checkpoint is not None:  # checked by validate: the same file on every machine
                 checkpoint = config.checkpoint.resolve()
             elif config.weights is not None:
@@ -123,17 +147,28 @@ def run_benchmark(
     plans = config.validate()
     # Inductor's compiled kernels (the PT2E backend compiles at load) are kept with segbench's own cache
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+    executor = None
+    if config.executor == "ray":  # connected and its nodes checked before any training or writing
+        from bench.run.ray_executor import RayExecutor
+
+        executor = RayExecutor(config)
     suites = {name: suite for name, (_, suite) in config.named_suites().items()}
-    references, onnx_files = prepare_references(config, suites)
+    shard = ShardPlan.of(config.shard, plan_matrix(config, plans))
+    if config.shard is not None:
+        log(shard.note())
+    references, onnx_files = prepare_references(config, suites, shard.groups)
     run_dir = resume if resume is not None else new_run_dir(config.results_root)
     store = RunStore(run_dir)
     if resume is None:
         checkpoints = {f"{suite}/{model}": file_digest(path) for (suite, model), (path, _) in references.items()}
-        store.write_env({**collect_environment(config.threads), "checkpoints": checkpoints})
+        store.write_env({**collect_environment(config.threads), "checkpoints": checkpoints, **shard.record()})
         save_run_config(config, run_dir)
         update_latest(config.results_root, run_dir)
-    finished = store.finished_cells()
     cells = plan_cells(config, plans, references, onnx_files, run_dir)
+    if executor is not None:
+        entries = {name: entry for name, (entry, _) in config.named_suites().items()}
+        return executor.run(cells, entries, run_dir, log)
+    finished = store.finished_cells()
     labels = {spec.key: f"[{i}/{len(cells)}] {spec.label}" for i, (spec, _) in enumerate(cells, 1)}
     for spec, _ in cells:
         if spec.key in finished:
@@ -150,6 +185,8 @@ def run_benchmark(
             outcome = verdicts.apply(explain_cell(outcome, _stage_logger(log, label)))
             verdicts.observe(outcome)
             _record(store, run_dir, outcome, same_run, suites[outcome.spec.suite], label, log)
+    if not cells:  # a shard no group fell to (--shard): its empty table, so that reports and merge read it
+        store.write_table()
     write_reports(run_dir)
     noisy = _noisy_summary(store.rows())
     if noisy:
