@@ -100,6 +100,16 @@ def machine_fingerprint(env: dict[str, Any]) -> tuple:
     return (env.get("cpu_model"), env.get("logical_cores"), env.get("gpu"), env.get("threads"))
 
 
+def combined_fingerprint(envs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fingerprint fields of a run measured on several machines (a merge, a Ray run): each field's one
+    value, or its values joined with " | ", so a comparison with it warns about the hardware."""
+    combined = {}
+    for key in ("cpu_model", "logical_cores", "gpu", "threads"):  # machine_fingerprint's fields
+        values = list(dict.fromkeys(env.get(key) for env in envs))
+        combined[key] = values[0] if len(values) == 1 else " | ".join(str(v) for v in values)
+    return combined
+
+
 def machine_label(env: dict[str, Any]) -> str:
     """A row's `machine` column where rows of several machines share a table (`segbench merge`, Ray)."""
     return f"{env.get('cpu_model')}, {env.get('logical_cores')} cores, gpu {env.get('gpu') or 'none'}"

@@ -50,7 +50,7 @@ def default_run(session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -
     """The default benchmark (synthetic-nuclei, unet, every registered backend), shortened timing."""
     results = tmp_path_factory.mktemp("results")
     config = RunConfig(
-        results_root=results, threads=2, progress=False, timing=TimingConfig(warmup_s=0.2, min_time_s=1.0, min_iters=30)
+        results_root=results, threads=2, progress=False, timing=TimingConfig(warmup_s=0.2, min_time_s=0.5, min_iters=30)
     )
     run_dir = run_benchmark(config, log=lambda message: None)
     return run_dir, pd.read_parquet(run_dir / "results.parquet")

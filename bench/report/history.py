@@ -12,7 +12,10 @@ change worth reporting come from the history itself:
 - latency is segmented in log space (a change is a ratio), and a change counts only when larger than
   `LATENCY_SPREAD_FACTOR` times the run-to-run spread this machine's history shows (pooled over all its
   cells, a robust estimate from successive runs, so one real step in one cell does not hide itself);
-  points from rows timed on a busy machine (`timing_quality` noisy) are left out and counted;
+  points from rows timed on a busy machine (`timing_quality` noisy) stay in the series (on a shared
+  runner most rows may be noisy), but a latency change is *confirmed* only when at least one quietly
+  timed point is at the new level; an unconfirmed change is listed and never makes the exit code 1 (as
+  TorchBench files a regression only after it is confirmed);
 - quality, drift and Grad-CAM columns are deterministic for a given model and code, so a change counts
   when it moves the value by at least `quality_threshold` (absolute); Grad-CAM points count only for the
   newest run's method and valid maps (a change of method is not a change of the model).
@@ -75,7 +78,8 @@ class Series:
     metric: str
     runs: tuple[int, ...]
     values: tuple[float, ...]
-    left_out: int = 0  # points dropped: noisy timing, invalid or other-method Grad-CAM maps
+    left_out: int = 0  # points dropped: invalid or other-method Grad-CAM maps, non-finite values
+    noisy: tuple[bool, ...] = ()  # per point: the latency was timed on a busy machine
 
     @property
     def label(self) -> str:
@@ -93,6 +97,7 @@ class Change:
     after: float  # mean of the segment after
     threshold: float  # the smallest change this metric reports (same unit as the change; latency: ratio)
     kind: str = "step"  # "drift": one of several changes in the same direction, at most DRIFT_GAP runs apart
+    confirmed: bool = True  # latency: some quietly timed point is at the new level (else: noisy evidence only)
 
     @property
     def first_run(self) -> int:
@@ -130,7 +135,7 @@ class History:
 
     def recent_changes(self, n: int) -> list[Change]:
         """Changes whose first run is among the newest `n` runs of its machine (exit 1 when any)."""
-        return [c for c in self.changes if c.first_run in self.newest_runs(c.series.machine_label, n)]
+        return [c for c in self.changes if c.confirmed and c.first_run in self.newest_runs(c.series.machine_label, n)]
 
 
 def _parse_date(text: str | None) -> dt.datetime | None:
@@ -222,7 +227,7 @@ def _valid(row: pd.Series, metric: str, gradcam_method: str | None) -> bool:
     if value is None or not isinstance(value, (int, float, np.number)) or not math.isfinite(float(value)):
         return False
     if metric == LATENCY:
-        return not str(row.get("timing_quality", "")).startswith("noisy") and float(value) > 0
+        return float(value) > 0
     if metric.startswith("gradcam_"):
         status_ok = not str(row.get("gradcam_status", "ok")).startswith("invalid")
         return status_ok and str(row.get("gradcam_method")) == str(gradcam_method)
@@ -243,7 +248,7 @@ def build_series(runs: list[HistoryRun]) -> list[Series]:
     for key, rows in points.items():
         newest_method = rows[-1][1].get("gradcam_method")
         for metric in metrics:
-            kept = [(i, float(row[metric])) for i, row in rows if _valid(row, metric, newest_method)]
+            kept = [(i, row) for i, row in rows if _valid(row, metric, newest_method)]
             present = sum(1 for _, row in rows if metric in row.index and pd.notna(row.get(metric)))
             if kept or present:  # a series of one point, or of left-out points only, still shows what was dropped
                 series.append(
@@ -252,8 +257,12 @@ def build_series(runs: list[HistoryRun]) -> list[Series]:
                         key[1],
                         metric,
                         tuple(i for i, _ in kept),
-                        tuple(v for _, v in kept),
+                        tuple(float(row[metric]) for _, row in kept),
                         left_out=present - len(kept),
+                        noisy=tuple(
+                            metric == LATENCY and str(row.get("timing_quality", "")).startswith("noisy")
+                            for _, row in kept
+                        ),
                     )
                 )
     return series
@@ -301,6 +310,7 @@ def _changes_in(series: Series, spread: float, quality_threshold: float) -> list
             _level(_mean(values, bounds, k - 1), latency),
             _level(_mean(values, bounds, k), latency),
             _level(threshold, latency) if latency else threshold,
+            confirmed=not series.noisy or not all(series.noisy[bounds[k] : bounds[k + 1]]),
         )
         for k in range(1, len(bounds) - 1)
     ]

@@ -36,7 +36,8 @@ def method_lines(history: History) -> list[str]:
         f"- change points: {CHANGE_POINT_METHOD}; latency segmented in log space and reported only above "
         f"{LATENCY_SPREAD_FACTOR:g}x the run-to-run spread of this history "
         f"(one sigma per machine: {spreads or 'n/a'}); "
-        "rows timed on a busy machine (timing_quality noisy) left out of latency",
+        "a latency change is confirmed only by a quietly timed point at the new level (timing_quality ok); "
+        "an unconfirmed one is listed but never makes the exit code 1",
         f"- quality, drift and Grad-CAM columns: changes of at least {history.quality_threshold:g} (absolute); "
         "Grad-CAM only for the newest run's method and valid maps",
     ]
@@ -55,7 +56,7 @@ def change_rows(history: History, changes: list[Change]) -> list[list[str]]:
             c.series.metric,
             c.describe(),
             "worse" if c.worse else "better",
-            c.kind,
+            c.kind if c.confirmed else f"{c.kind}, unconfirmed: noisy timing only",
             f"{history.runs[c.previous_run].short_commit}..{history.runs[c.first_run].short_commit}",
         ]
         for c in changes
@@ -80,7 +81,7 @@ def to_markdown(history: History, recent: int) -> str:
     ]
     recent_changes = history.recent_changes(recent)
     lines += [
-        f"## Changes in the newest {recent} runs: {len(recent_changes)}",
+        f"## Confirmed changes in the newest {recent} runs: {len(recent_changes)}",
         "",
         "## Changes, newest first",
         "",
@@ -92,7 +93,7 @@ def to_markdown(history: History, recent: int) -> str:
     left_out = [s for s in history.series if s.left_out]
     if left_out:
         lines += ["", "## Points left out", ""]
-        lines += [f"- {s.label} {s.metric}: {s.left_out} (noisy timing or invalid/other-method maps)" for s in left_out]
+        lines += [f"- {s.label} {s.metric}: {s.left_out} (invalid or other-method maps)" for s in left_out]
     return "\n".join(lines) + "\n"
 
 
@@ -141,8 +142,8 @@ def to_html(history: History, recent: int) -> str:
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>segbench history</title>',
             f"<style>{CSS}</style></head><body>",
             f"<h1>segbench history of {html.escape(str(history.root))}</h1>",
-            f"<p>{len(history.runs)} runs; {len(history.changes)} change points, {recent_count} in the newest "
-            f"{recent} runs.</p>",
+            f"<p>{len(history.runs)} runs; {len(history.changes)} change points, {recent_count} confirmed in the "
+            f"newest {recent} runs.</p>",
             f'<ul class="note">{notes}</ul>',
             "<h2>Changes, newest first</h2>",
             table,

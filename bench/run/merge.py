@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from bench.cache import atomic_write_bytes
-from bench.environment import machine_fingerprint, machine_label
+from bench.environment import combined_fingerprint, machine_fingerprint, machine_label
 from bench.errors import UsageError
 from bench.results.row import cell_id
 from bench.results.store import RunStore
@@ -324,10 +324,7 @@ def _mixed_groups(rows: Iterable[dict[str, Any]], folders: list[_Input]) -> list
 
 def _merged_env(folders: list[_Input], matrix: dict[str, list[str]]) -> dict[str, Any]:
     env = {k: v for k, v in folders[0].env.items() if k not in ("shard", "shards", "matrix")}
-    for key in ("cpu_model", "logical_cores", "gpu", "threads"):  # machine_fingerprint's fields
-        values = list(dict.fromkeys(folder.env.get(key) for folder in folders))
-        if len(values) > 1:
-            env[key] = " | ".join(str(v) for v in values)
+    env.update(combined_fingerprint([folder.env for folder in folders]))
     checkpoints: dict[str, Any] = {}
     for folder in folders:
         checkpoints.update(folder.env.get("checkpoints") or {})

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.environment import machine_label
+from bench.environment import combined_fingerprint, machine_label
 from bench.errors import UsageError
 from bench.results.row import Row, cell_id
 from bench.results.store import RunStore
@@ -246,6 +246,8 @@ class RayExecutor:
         self.log = log
         stores = self._stores(run_dir)
         self._schedule(group_tasks(self.config, cells, entries), stores)
+        if not self.config.per_node:
+            _describe_machines(run_dir)
         for folder in dict.fromkeys(store.run_dir for store in stores.values()):
             if (folder / "results.parquet").is_file():
                 write_reports(folder)
@@ -384,6 +386,20 @@ def _error_rows(store: RunStore, task: GroupTask, reason: str) -> None:
                 checkpoint_digest=spec.checkpoint_digest or None,
             )
         )
+
+
+def _describe_machines(run_dir: Path) -> None:
+    """The run's env.json (written by the driver, about the driver) names the machines that measured: the
+    nodes' fingerprint, joined with " | " where they differ (so `compare` and `history` see the nodes)."""
+    from bench.cache import atomic_write_bytes
+
+    nodes_file, env_file = run_dir / "nodes.json", run_dir / "env.json"
+    if not nodes_file.is_file() or not env_file.is_file():
+        return
+    nodes = json.loads(nodes_file.read_text())
+    env = json.loads(env_file.read_text())
+    env.update(combined_fingerprint(list(nodes.values())), driver_hostname=env.get("hostname"), nodes=sorted(nodes))
+    atomic_write_bytes(env_file, json.dumps(env, indent=2, default=str).encode())
 
 
 def _record_node_env(run_dir: Path, node: Node, env: dict[str, Any], own_folder: bool) -> None:
