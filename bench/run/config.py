@@ -130,6 +130,9 @@ class RunConfig:
         """Each --suite entry loaded, by the suite's own `name` (what rows, labels, figure and cache file
         names say; a path given to --suite only says where the file is): name -> (the entry, to load it
         again in a worker; the suite). Two files with one name would merge their rows: a usage error."""
+        cached = self.__dict__.get("_named_suites")  # read once: a fraction or "all" lists the data folder
+        if cached is not None:
+            return cached
         named: dict[str, tuple[str, Suite]] = {}
         for entry in self.suites:
             suite = get_suite(entry, data_dir=self.data_dir, splits=self.splits)
@@ -142,6 +145,7 @@ class RunConfig:
                     )
                 continue  # the same file twice (by name and by path): one suite
             named[suite.name] = (entry, suite)
+        object.__setattr__(self, "_named_suites", named)  # frozen: the same configuration, the same suites
         return named
 
     def _validate_float_layers(self, plans: list[BackendPlan], suites: list[Suite]) -> None:

@@ -118,3 +118,12 @@ class CellSpec:
         from bench.data.suite import get_suite
 
         return get_suite(self.suite_file or self.suite, data_dir=self.data_dir, splits=dict(self.splits))
+
+
+def group_cells(cells: list[tuple[CellSpec, BackendPlan]]) -> list[list[tuple[CellSpec, BackendPlan]]]:
+    """The cells of each comparison group (`CellSpec.group`) together, groups in first-seen order: what is
+    timed interleaved, and the unit a shard or a Ray task takes whole."""
+    groups: dict[tuple, list[tuple[CellSpec, BackendPlan]]] = {}
+    for spec, plan in cells:
+        groups.setdefault(spec.group(), []).append((spec, plan))
+    return list(groups.values())

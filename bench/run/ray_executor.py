@@ -36,7 +36,7 @@ from bench.errors import UsageError
 from bench.results.row import Row, cell_id
 from bench.results.store import RunStore
 from bench.run.config import RunConfig, save_run_config
-from bench.run.matrix import BackendPlan, CellSpec
+from bench.run.matrix import BackendPlan, CellSpec, group_cells
 
 SLOT = "segbench"  # the custom resource each benchmark node offers once
 SETUP_MARGIN_S = 300.0  # a task's deadline: --timeout per cell plus this, for start-up and references
@@ -118,11 +118,8 @@ def group_tasks(
 ) -> list[GroupTask]:
     """The cells as Ray tasks, one per (suite, model, device, batch size); `entries` maps a suite's name to
     the --suite entry (a name or a TOML path)."""
-    groups: dict[tuple, list[tuple[CellSpec, BackendPlan]]] = {}
-    for spec, plan in cells:
-        groups.setdefault(spec.group(), []).append((spec, plan))
     tasks = []
-    for members in groups.values():
+    for members in group_cells(cells):
         first = members[0][0]
         entry = entries[first.suite]
         names = {plan.name for _, plan in members}
@@ -267,12 +264,12 @@ class RayExecutor:
         return {node.node_id: RunStore(run_dir / "nodes" / node.name) for node in self.nodes}
 
     def _schedule(self, tasks: list[GroupTask], stores: dict[str, RunStore]) -> None:
-        queues: dict[str, list[GroupTask]] = {}
-        for node in self.nodes:  # --resume: only the groups a node (or the run) has not finished
-            store = stores[node.node_id]
-            queues[node.node_id] = [t for t in tasks if not _finished(store, t)]
-            for task in queues[node.node_id]:
+        todo: dict[Path, list[GroupTask]] = {}  # per store: one for the run, or one per node (--per-node)
+        for store in {id(s): s for s in stores.values()}.values():  # --resume: only unfinished groups
+            todo[store.run_dir] = [t for t in tasks if not _finished(store, t)]
+            for task in todo[store.run_dir]:
                 store.forget(task.keys)  # a failed or partial group is measured again, whole
+        queues = {node.node_id: todo[stores[node.node_id].run_dir] for node in self.nodes}
         shared = not self.config.per_node
         pending = queues[self.nodes[0].node_id] if shared else []
         free = {node.node_id: node for node in self.nodes}

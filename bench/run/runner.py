@@ -26,7 +26,7 @@ from bench.results.store import RunStore, update_latest
 from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cell
 from bench.run.config import RunConfig, save_run_config
 from bench.run.gradcam_checks import CutVerdicts
-from bench.run.matrix import BackendPlan, CellSpec
+from bench.run.matrix import BackendPlan, CellSpec, group_cells
 from bench.run.rounds import time_cells
 from bench.run.shard import ShardPlan
 
@@ -231,10 +231,7 @@ def _groups(cells: list[tuple[CellSpec, BackendPlan]], mode: str) -> list[list[t
     """Interleaved: the cells of one (suite, model, device, batch size) together; sequential: one by one."""
     if mode == "sequential":
         return [[cell] for cell in cells]
-    groups: dict[tuple, list[tuple[CellSpec, BackendPlan]]] = {}
-    for spec, plan in cells:
-        groups.setdefault(spec.group(), []).append((spec, plan))
-    return list(groups.values())
+    return group_cells(cells)
 
 
 def _measure_group(
