@@ -40,15 +40,32 @@ from bench.openvino.runtime import XML_FILE, nncf_unavailable_reason, openvino_u
 FloatPrecision = Literal["f32", "bf16"]
 
 
-def _float_model(ctx: PrepareContext) -> tuple[Any, list[QuantLayer], dict[str, str]]:
+def _float_model(ctx: PrepareContext) -> tuple[Any, list[QuantLayer], dict[str, str], dict[str, str]]:
     """The float OpenVINO model both backends start from (segbench's export or the user's --onnx), the
-    layers NNCF can quantize (named by module path) and the module path -> tensor map Grad-CAM cuts at."""
+    layers NNCF can quantize (named by module path), the module path -> tensor map Grad-CAM cuts at, and
+    the ONNX node -> layer map a profile names OpenVINO's operations by (they keep the ONNX node names)."""
     from bench.onnx.layers import weighted_nodes
+    from bench.onnx.profile import onnx_node_layers
     from bench.openvino.runtime import read_onnx
 
     with tempfile.TemporaryDirectory(prefix="segbench-ov-") as tmp:
         onnx_path = fp32_onnx(ctx, Path(tmp) / "model.onnx")
-        return read_onnx(onnx_path, ctx.input_shape), weighted_nodes(onnx_path), layer_tensors(onnx_path)
+        model = read_onnx(onnx_path, ctx.input_shape)
+        return model, weighted_nodes(onnx_path), layer_tensors(onnx_path), onnx_node_layers(onnx_path)
+
+
+def _session(artifact: Artifact, threads: int, default_precision: str) -> Session:
+    """The compiled IR at the artifact's precision, with the maps a profile names its layers by."""
+    from bench.openvino.runtime import OpenVinoSession
+
+    meta = artifact.meta
+    return OpenVinoSession(
+        artifact.directory / XML_FILE,
+        threads,
+        str(meta.get("precision", default_precision)),
+        meta.get("layer_tensors"),
+        meta.get("node_layers"),
+    )
 
 
 class OpenVinoFp32Backend(Backend):
@@ -64,12 +81,13 @@ class OpenVinoFp32Backend(Backend):
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
         from bench.openvino.runtime import save_ir
 
-        model, _, tensors = _float_model(ctx)
+        model, _, tensors, nodes = _float_model(ctx)
         save_ir(model, out_dir)
         return {
             "precision": ctx.precision,
             "onnx_source": onnx_source(ctx),
             "layer_tensors": tensors,
+            "node_layers": nodes,
             "notes": f"IR from {onnx_source(ctx)}, inference precision {ctx.precision}",
         }
 
@@ -81,9 +99,7 @@ class OpenVinoFp32Backend(Backend):
         return openvino_gradcam(artifact.directory / XML_FILE, request, artifact.meta.get("layer_tensors"), precision)
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
-        from bench.openvino.runtime import OpenVinoSession
-
-        return OpenVinoSession(artifact.directory / XML_FILE, threads, str(artifact.meta.get("precision", "fp32")))
+        return _session(artifact, threads, "fp32")
 
 
 @dataclass(frozen=True)
@@ -127,9 +143,9 @@ class OpenVinoInt8Backend(Backend):
 
         options = OpenVinoInt8Options.of(ctx.options)
         kept = parse_float_layers(options.float_layers)
-        model, layers, tensors = _float_model(ctx)
+        model, layers, tensors, nodes = _float_model(ctx)
         if options.ir:
-            return self._given_ir(Path(options.ir), out_dir, options, tensors, onnx_source(ctx))
+            return self._given_ir(Path(options.ir), out_dir, options, tensors, nodes, onnx_source(ctx))
         check_float_layers(self.name, kept, layers)
         chosen = [layer for layer in layers if layer.name in kept or layer.node in kept]
         ignored = [name for names in weighted_operations(model, chosen).values() for name in names]
@@ -148,6 +164,7 @@ class OpenVinoInt8Backend(Backend):
             "precision": options.float_precision,
             "onnx_source": onnx_source(ctx),
             "layer_tensors": tensors,
+            "node_layers": nodes,
             "ignored_operations": ignored,
             "coverage": coverage,
             "notes": f"NNCF {options.preset} preset, {min(used, len(ctx.calibration))} calibration images, "
@@ -157,7 +174,13 @@ class OpenVinoInt8Backend(Backend):
         }
 
     def _given_ir(
-        self, xml: Path, out_dir: Path, options: OpenVinoInt8Options, tensors: dict[str, str], source: str
+        self,
+        xml: Path,
+        out_dir: Path,
+        options: OpenVinoInt8Options,
+        tensors: dict[str, str],
+        nodes: dict[str, str],
+        source: str,
     ) -> dict[str, Any]:
         import shutil
 
@@ -170,6 +193,7 @@ class OpenVinoInt8Backend(Backend):
             "precision": options.float_precision,
             "onnx_source": source,
             "layer_tensors": tensors,
+            "node_layers": nodes,
             "coverage": runtime_coverage(compile_model(out_dir / XML_FILE, 1, options.float_precision)),
             "notes": f"the int8 IR {xml.name} deployed as given (ir option), float layers in {options.float_precision}",
         }
@@ -187,7 +211,7 @@ class OpenVinoInt8Backend(Backend):
         from bench.openvino.accuracy_control import accuracy_control
 
         options = OpenVinoInt8Options.of(ctx.options)
-        model, layers, _ = _float_model(ctx)
+        model, layers, _, _ = _float_model(ctx)
         return accuracy_control(
             model,
             layers,
@@ -216,6 +240,4 @@ class OpenVinoInt8Backend(Backend):
         return openvino_gradcam(artifact.directory / XML_FILE, request, artifact.meta.get("layer_tensors"), precision)
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
-        from bench.openvino.runtime import OpenVinoSession
-
-        return OpenVinoSession(artifact.directory / XML_FILE, threads, str(artifact.meta.get("precision", "f32")))
+        return _session(artifact, threads, "f32")

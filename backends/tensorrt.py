@@ -19,8 +19,15 @@ also reads the built engine's layers (engine inspector, DETAILED verbosity, an e
 a batch-1 shape so formats resolve) and counts TensorRT layers whose input is int8 — that is what
 actually runs, so it is preferred when it could be read.
 
-Both TensorRT backends live in this one module (about 400 lines, over the usual size): they share the
-engine builder, the inspector and the session, and TensorRT's API is kept in one place.
+Both TensorRT backends live in this one module (about 630 lines, over the usual size): they share the
+engine builder, the inspector, the session and its profile, and TensorRT's API is kept in one place.
+
+Profile (`segbench run --profile`): a `trt.IProfiler` set as the execution context's profiler gets
+`report_layer_time(layer, ms)` once per engine layer and call (`execute_async_v3` included, TensorRT 8.5
+on); the calls after two warm-up calls are summed per layer. A layer's type and precision come from the
+engine inspector (its first input's and output's data types); its module path from the ONNX node names
+TensorRT joins into a fused layer's name ("node_conv2d + node_relu"), matched against the graph it was
+built from (`profile_layers` in the metadata, `bench.onnx.profile.onnx_node_layers`).
 
 Engines are specific to the GPU and TensorRT version that built them; both are recorded in the
 metadata. On a machine without `tensorrt` or without CUDA the backends report themselves unavailable
@@ -37,6 +44,7 @@ weights are not included.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from abc import abstractmethod
@@ -51,13 +59,16 @@ from bench.backend import (
     Backend,
     BackendOptions,
     OpCoverage,
+    OpTime,
     PrepareContext,
+    Profile,
     QuantLayer,
     Session,
     parse_float_layers,
 )
 from bench.measure.device_timing import CudaEventTimer
 from bench.onnx.export import fp32_onnx
+from bench.onnx.profile import onnx_node_layers
 from bench.onnx.quantize import CalibrationMethod
 from bench.onnx.tensorrt_graph import fp16_onnx, qdq_onnx_from_fp32
 
@@ -70,6 +81,8 @@ FP16_FILE = "model.fp16.onnx"
 WORKSPACE_BYTES = 1 << 30
 NOT_IMPORTABLE = "tensorrt is not importable"
 NO_CUDA = "no CUDA device"
+PROFILE_METHOD = "tensorrt IProfiler"
+PROFILE_WARMUP_CALLS = 2
 
 # Engine-inspector layers that only move or reformat data: not counted either way.
 ENGINE_BOOKKEEPING_LAYERS = (
@@ -120,6 +133,19 @@ def _logger(trt: Any) -> Any:
                 self.errors.append(str(msg))
 
     return CollectingLogger()
+
+
+def _profiler(trt: Any, sink: LayerTimes) -> Any:
+    """A `trt.IProfiler` that hands every layer time to `sink`."""
+
+    class ForwardingProfiler(trt.IProfiler):
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)
+
+        def report_layer_time(self, layer_name: str, ms: float) -> None:
+            sink.report_layer_time(layer_name, ms)
+
+    return ForwardingProfiler()
 
 
 def _major(trt: Any) -> int:
@@ -246,6 +272,94 @@ def int8_coverage(meta: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     return meta.get("coverage_onnx"), "Q/DQ graph"
 
 
+# ---------------------------------------------------------------- the profile (pure, but for the session's part)
+
+
+class LayerTimes:
+    """What a `trt.IProfiler` hears, summed per layer: `report_layer_time` is called once per layer and
+    call; `clear` forgets the warm-up."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.total_ms: dict[str, float] = {}
+
+    def report_layer_time(self, layer_name: str, ms: float) -> None:
+        self.calls[layer_name] = self.calls.get(layer_name, 0) + 1
+        self.total_ms[layer_name] = self.total_ms.get(layer_name, 0.0) + float(ms)
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.total_ms.clear()
+
+
+def _tensor_precision(tensor: Any) -> str:
+    """int8, fp16, bf16, fp32 or "" from a tensor as the inspector writes it (both schemas, see `_tensor_type`)."""
+    if not isinstance(tensor, dict):
+        return ""
+    text = f"{tensor.get('DataType', '')} {tensor.get('Format/Datatype', '')}".lower()
+    for precision, words in (
+        ("int8", ("int8",)),
+        ("fp16", ("fp16", "half")),
+        ("bf16", ("bf16", "bfloat")),
+        ("fp32", ("fp32", "float")),
+    ):
+        if any(word in text for word in words):
+            return precision
+    return ""
+
+
+def engine_layer_info(engine_json: str) -> dict[str, tuple[str, str]]:
+    """Layer name -> (LayerType, precision: the narrowest of its first input's and first output's types)
+    from the engine inspector's JSON; an engine built without detailed verbosity lists names only."""
+    data = json.loads(engine_json)
+    found: dict[str, tuple[str, str]] = {}
+    for layer in data.get("Layers", []) if isinstance(data, dict) else []:
+        if not isinstance(layer, dict):
+            continue
+        tensors = [*(layer.get("Inputs") or [])[:1], *(layer.get("Outputs") or [])[:1]]
+        precisions = {_tensor_precision(tensor) for tensor in tensors}
+        precision = next((p for p in ("int8", "fp16", "bf16", "fp32") if p in precisions), "")
+        found[str(layer.get("Name", ""))] = (str(layer.get("LayerType", "")), precision)
+    return found
+
+
+def tensorrt_layer(layer_name: str, node_layers: dict[str, str]) -> str:
+    """The module path of a TensorRT layer, from the ONNX node names in its name: fused layers join them
+    with " + ", Myelin regions name a range ("{ForeignNode[node_a...node_b]}"); "" when they name no
+    layer or more than one."""
+    tokens = re.split(r" \+ |\.\.\.", layer_name.removeprefix("{ForeignNode[").removesuffix("]}"))
+    layers = {node_layers[token] for token in tokens if token in node_layers}
+    return layers.pop() if len(layers) == 1 else ""
+
+
+def tensorrt_profile(
+    times: LayerTimes,
+    calls: int,
+    wall_us: float,
+    layer_info: dict[str, tuple[str, str]],
+    node_layers: dict[str, str],
+    notes: str = "",
+) -> Profile:
+    """The profile of the counted calls: one `OpTime` per engine layer the profiler reported."""
+    ops = tuple(
+        OpTime(
+            name,
+            layer_info.get(name, ("", ""))[0],
+            tensorrt_layer(name, node_layers),
+            layer_info.get(name, ("", ""))[1],
+            count,
+            times.total_ms[name] * 1e3,
+        )
+        for name, count in times.calls.items()
+    )
+    attribution = (
+        "ONNX node names in the engine's layer names, matched against the graph TensorRT was built from"
+        if node_layers
+        else "none: the artifact has no profile_layers (built before segbench recorded them)"
+    )
+    return Profile(PROFILE_METHOD, calls, wall_us, ops, attribution, notes)
+
+
 def _torch_dtype(trt: Any, trt_dtype: Any) -> torch.dtype:
     import torch
 
@@ -281,6 +395,7 @@ class TensorRtSession(Session):
                 f"on {torch.cuda.get_device_name(self.device)}): {'; '.join(self.logger.errors)}"
             )
         self.context = self.engine.create_execution_context()
+        self.profile_layers: dict[str, str] = dict(meta.get("profile_layers") or {})
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -340,6 +455,51 @@ class TensorRtSession(Session):
     def time_call(self, inputs: TensorRtBindings) -> int:
         return self.event_timer.time_ns(lambda: self.run(inputs))
 
+    def profile(self, inputs: TensorRtBindings, calls: int, work_dir: Path) -> Profile:
+        """`calls` runs with a `trt.IProfiler` on this context, after two warm-up runs it also hears (the
+        first runs with a profiler set up its timing); each run waited for, so wall_us is host time.
+        TensorRT writes no file; `work_dir` stays empty."""
+        import tensorrt as trt
+
+        times = LayerTimes()
+        self.context.profiler = _profiler(trt, times)
+        try:
+            for _ in range(PROFILE_WARMUP_CALLS):
+                self._profiled_run(inputs)
+            times.clear()
+            wall_ns = 0
+            for _ in range(calls):
+                start = time.perf_counter_ns()
+                self._profiled_run(inputs)
+                wall_ns += time.perf_counter_ns() - start
+        finally:
+            self._detach_profiler()
+        info, notes = self._layer_info()
+        return tensorrt_profile(times, calls, wall_ns / 1e3, info, self.profile_layers, notes)
+
+    def _profiled_run(self, inputs: TensorRtBindings) -> None:
+        self.run(inputs)
+        self.synchronize()
+        if not getattr(self.context, "enqueue_emits_profile", True):
+            self.context.report_to_profiler()
+
+    def _detach_profiler(self) -> None:
+        try:
+            self.context.profiler = None
+        except TypeError:  # a binding that takes no None: the profiler stays, the profile is taken already
+            pass
+
+    def _layer_info(self) -> tuple[dict[str, tuple[str, str]], str]:
+        """The inspector's layer types and precisions for this context, or none and why."""
+        import tensorrt as trt
+
+        try:
+            inspector = self.engine.create_engine_inspector()
+            inspector.execution_context = self.context
+            return engine_layer_info(inspector.get_engine_information(trt.LayerInformationFormat.JSON)), ""
+        except Exception as exc:  # the types and precisions are a bonus; the times stand without them
+            return {}, f"engine inspector failed ({type(exc).__name__}: {exc}): no layer types or precisions"
+
     def reset_device_memory(self) -> None:
         import torch
 
@@ -380,6 +540,7 @@ class TensorRtInt8Options(TensorRtOptions):
 class _TensorRtBackend(Backend):
     devices = ("cuda",)
     Options = TensorRtOptions
+    module_prefix = ""  # taken off the ONNX graph's layer names for the profile
 
     def unavailable_reason(self, device: str) -> str | None:
         """A missing TensorRT is the first thing a user must fix, so it is named before the device."""
@@ -406,7 +567,8 @@ class _TensorRtBackend(Backend):
             built = build_engine(
                 onnx_path, out_dir / ENGINE_FILE, ctx.input_shape, options.max_batch, options.opt_batch
             )
-        meta = {**meta, **built, "precision": ctx.precision}
+            layers = onnx_node_layers(onnx_path, self.module_prefix)
+        meta = {**meta, **built, "precision": ctx.precision, "profile_layers": layers}
         return {**meta, "notes": self._notes(meta)}
 
     def load(self, artifact: Artifact, device: str, threads: int) -> Session:
@@ -455,6 +617,7 @@ class TensorRtFp16Backend(_TensorRtBackend):
 
     name = "tensorrt-fp16"
     precisions = ("fp16",)
+    module_prefix = "inner."  # fp16_module wraps the model as `inner` (bench/onnx/tensorrt_graph.py)
 
     def _onnx(self, ctx: PrepareContext, folder: Path) -> tuple[Path, dict[str, Any]]:
         path = folder / FP16_FILE

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.backend import Artifact, Backend, BackendOptions, GradcamMaps, GradcamRequest, PrepareContext, Session
+from bench.backend import (
+    Artifact,
+    Backend,
+    BackendOptions,
+    GradcamMaps,
+    GradcamRequest,
+    PrepareContext,
+    Profile,
+    Session,
+)
 from bench.measure.device_timing import CudaEventTimer
 from bench.models import create_model
 
@@ -59,6 +68,21 @@ class TorchEagerSession(Session):
         if self.device.type != "cuda":
             return super().time_call(inputs)
         return self.event_timer.time_ns(lambda: self.run(inputs))
+
+    def profile(self, inputs: torch.Tensor, calls: int, work_dir: Path) -> Profile:
+        """torch.profiler with a `layer::<path>` range around every leaf module (forward hooks, removed
+        afterwards), so each outermost op is attributed to the module that ran it."""
+        from bench.measure.torch_profile import layer_ranges, profile_calls
+
+        with layer_ranges(self.model):
+            passed = profile_calls(
+                lambda: self.run(inputs), self.synchronize, calls, work_dir, cuda=self.device.type == "cuda"
+            )
+        return passed.to_profile(
+            [event.range_layer for event in passed.events],
+            attribution="module hooks",
+            notes="ops a forward calls outside its leaf modules (torch.cat, functional calls) have no layer",
+        )
 
     def reset_device_memory(self) -> None:
         if self.device.type == "cuda":

@@ -40,6 +40,7 @@ from bench.backend import (
     GradcamRequest,
     OpCoverage,
     PrepareContext,
+    Profile,
     QuantLayer,
     Session,
     check_float_layers,
@@ -334,6 +335,20 @@ class TorchFxInt8Session(Session):
 
     def to_numpy(self, outputs: torch.Tensor) -> np.ndarray:
         return outputs.float().numpy()
+
+    def profile(self, inputs: torch.Tensor, calls: int, work_dir: Path) -> Profile:
+        """torch.profiler; hooks do not fire in TorchScript and the profiler sees no submodule call, so
+        layers come from the scripted graph: its ops in program order, each with the path of the module
+        that calls it, aligned with each call's profiled ops by name."""
+        from bench.measure.torch_profile import layers_in_graph_order, profile_calls, script_op_sequence
+
+        sequence = script_op_sequence(self.module)
+        passed = profile_calls(lambda: self.run(inputs), self.synchronize, calls, work_dir)
+        layers, unmatched = layers_in_graph_order(passed.events, sequence)
+        notes = "quantize_per_tensor, dequantize and the functional ops of the top-level graph (cat, add) have no layer"
+        if unmatched:
+            notes += f"; {unmatched} op events matched no node of the TorchScript graph (no layer)"
+        return passed.to_profile(layers, attribution="TorchScript graph order", notes=notes)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ Uncompiled, the program runs float convs on dequantized weights; only `torch.com
 freezing turns dequantize -> conv -> quantize into oneDNN int8 convolutions with prepacked weights.
 Compilation happens in `load` and, for each new batch shape, in `to_input` — never inside the timed
 `run`. Prepare compiles the saved program once too, to record the compile time and how many int8
-kernels Inductor really fused (coverage counts a conv as int8 only if it was).
+kernels Inductor really fused (coverage counts a conv as int8 only if it was). A profile
+(`segbench run --profile`) compiles it once more, with Inductor's kernel profiling switched on.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from bench.backend import (
     GradcamRequest,
     OpCoverage,
     PrepareContext,
+    Profile,
     QuantLayer,
     Session,
     check_float_layers,
@@ -303,9 +305,10 @@ def compiled_vs_converted(compiled: Any, converted: Any, images: torch.Tensor) -
 class TorchaoPt2eInt8Session(Session):
     """The compiled program; numpy in, float torch tensor out, CPU only."""
 
-    def __init__(self, compiled: Any, compile_s: dict[tuple[int, ...], float]) -> None:
+    def __init__(self, compiled: Any, compile_s: dict[tuple[int, ...], float], program_file: Path) -> None:
         self.compiled = compiled
         self.compile_s = compile_s  # seconds per input shape compiled so far
+        self.program_file = program_file  # the saved program, compiled again for a profile
 
     def to_input(self, batch: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
@@ -321,6 +324,37 @@ class TorchaoPt2eInt8Session(Session):
 
     def to_numpy(self, outputs: torch.Tensor) -> np.ndarray:
         return outputs.float().numpy()
+
+    def profile(self, inputs: torch.Tensor, calls: int, work_dir: Path) -> Profile:
+        """torch.profiler on a second compile of the same program with Inductor's kernel profiling on:
+        the timed program's fused C++ kernels record no profiler event (only its extern oneDNN ops do),
+        and the switch is a code generation option. No module survives compilation, so the extern conv,
+        linear and pool ops are matched to the uncompiled program's layers by shapes, in graph order."""
+        import torch._inductor.config as inductor_config
+
+        from bench.measure.torch_profile import layers_by_shapes, profile_calls, program_layers
+
+        module = torch.export.load(str(self.program_file)).module()
+        candidates = program_layers(module.graph)
+        with inductor_config.patch({"cpp.enable_kernel_profile": True, "compile_threads": 1}):
+            profiled, seconds, _ = compile_program(module, inputs)
+
+        def run() -> None:
+            with torch.inference_mode():
+                profiled(inputs)
+
+        passed = profile_calls(run, self.synchronize, calls, work_dir)
+        layers, unmatched = layers_by_shapes(passed.events, candidates)
+        notes = (
+            f"profiled a second compile of the saved program with Inductor's cpp.enable_kernel_profile "
+            f"({seconds:.1f} s), same code otherwise; Inductor's fused kernels (quantize, cat, elementwise) "
+            f"have no layer and no precision"
+        )
+        if unmatched:
+            notes += f"; {unmatched} conv/linear/pool op events matched no op of the uncompiled program"
+        return passed.to_profile(
+            layers, attribution="extern ops by weight and input shapes, in graph order (nn_module_stack)", notes=notes
+        )
 
     def notes(self) -> str:
         compiled = ", ".join(f"{'x'.join(map(str, shape))} in {s:.1f} s" for shape, s in self.compile_s.items())
@@ -460,4 +494,4 @@ class TorchaoPt2eInt8Backend(Backend):
         channels, height, width = artifact.meta["input_shape"]
         example = torch.zeros(1, channels, height, width)
         compiled, seconds, _ = compile_program(module, example)
-        return TorchaoPt2eInt8Session(compiled, {tuple(example.shape): seconds})
+        return TorchaoPt2eInt8Session(compiled, {tuple(example.shape): seconds}, artifact.directory / MODEL_FILE)

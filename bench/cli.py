@@ -117,6 +117,19 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     )
     run.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM stage")
     run.add_argument(
+        "--profile",
+        action="store_true",
+        help="after timing, a profiled pass of every cell with its runtime's own profiler: time per operator, "
+        "layer and precision in profile.parquet, attributed in the report (never in the latency columns)",
+    )
+    run.add_argument(
+        "--profile-calls",
+        type=int,
+        default=20,
+        metavar="N",
+        help="calls in each cell's profiled pass (default 20)",
+    )
+    run.add_argument(
         "--gradcam-method",
         choices=("fd", "fakequant", "both"),
         default="both",
@@ -523,6 +536,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         where=_where(args.where),
         per_node=args.per_node,
         shard=args.shard,
+        profile=args.profile,
+        profile_calls=args.profile_calls,
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     if args.resume is not None:

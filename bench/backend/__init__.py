@@ -8,6 +8,7 @@ docstring), `options` (typed options), `records` (what passes between harness an
 from bench.backend.base import RESERVED_META_KEYS, Backend, Session
 from bench.backend.layers import FLOAT_LAYERS_OPTION, QuantLayer, check_float_layers, parse_float_layers
 from bench.backend.options import BackendOptions, NoOptions
+from bench.backend.profiling import CATEGORIES, OVERHEAD_CATEGORIES, OpTime, Profile, op_category
 from bench.backend.records import (
     GRADCAM_CHOICES,
     GRADCAM_METHODS,
@@ -26,6 +27,8 @@ __all__ = [
     "GRADCAM_CHOICES",
     "GRADCAM_METHODS",
     "RESERVED_META_KEYS",
+    "CATEGORIES",
+    "OVERHEAD_CATEGORIES",
     "AccuracyControlResult",
     "Artifact",
     "Backend",
@@ -34,11 +37,14 @@ __all__ = [
     "GradcamRequest",
     "NoOptions",
     "OpCoverage",
+    "OpTime",
     "PrepareContext",
+    "Profile",
     "QuantLayer",
     "Session",
     "check_float_layers",
     "get_backend",
     "list_backends",
+    "op_category",
     "parse_float_layers",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 
 from bench.backend.layers import QuantLayer
 from bench.backend.options import BackendOptions, NoOptions
+from bench.backend.profiling import Profile
 from bench.backend.records import (
     AccuracyControlResult,
     Artifact,
@@ -55,6 +56,14 @@ class Session(ABC):
         self.run(inputs)
         self.synchronize()
         return time.perf_counter_ns() - start
+
+    def profile(self, inputs: Any, calls: int, work_dir: Path) -> Profile | None:
+        """`calls` runs of `inputs` under the runtime's own profiler (`segbench run --profile`), after the
+        timing and never inside it: operators with their layer, precision and time (`bench.backend.profiling`).
+        A runtime whose profiler must be switched on when the session is made builds a second, profiled
+        session from the same artifact here. `work_dir` takes the profiler's own files (kept with the run
+        for a closer look). None: this backend has no profiler, and the row says so."""
+        return None
 
     def notes(self) -> str:
         """What happened when this session was loaded in this run (a compile and its time, say): the row's
@@ -99,6 +108,11 @@ class Backend(ABC):
     device); the row then reads `unavailable: <reason>` and no number is invented. It is asked once
     per run in the parent, and once more in the measuring worker before its memory baseline is read
     (so it must be cheap and may import the runtime: that import belongs to the baseline).
+
+    `Session.profile(inputs, calls, work_dir)` (for `--profile`) runs the session under the runtime's own
+    profiler and returns a `bench.backend.profiling.Profile`: each operator's time with the module path of
+    the layer it implements and the precision it ran in; the default, None, makes the row say the backend
+    has no profiler.
 
     `gradcam(artifact, request)` explains the backend's own predictions (None: it cannot, and the row
     says so); `bench.gradcam` holds the methods a backend can use.

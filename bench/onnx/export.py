@@ -12,7 +12,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import nn
@@ -65,6 +65,21 @@ def onnx_source(ctx: PrepareContext) -> str:
 NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 
+def node_scopes(node: Any) -> list[str]:
+    """The module paths a node of a dynamo export was made in, outermost first (its
+    `pkg.torch.onnx.name_scopes` without the root scope and the FX node's own name); [] without it."""
+    import ast
+
+    raw = next((p.value for p in node.metadata_props if p.key == NAME_SCOPES_KEY), None)
+    if raw is None:
+        return []
+    try:
+        scopes = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return []
+    return [str(scope) for scope in scopes[1:-1] if scope]
+
+
 def layer_tensors(path: Path) -> dict[str, str]:
     """Module path -> the ONNX tensor that carries that module's output, from the dynamo exporter's
     `pkg.torch.onnx.name_scopes` node metadata (e.g. "['', 'decoder.3', 'decoder.3.3', 'relu_17']":
@@ -74,22 +89,14 @@ def layer_tensors(path: Path) -> dict[str, str]:
     contain its path. Computed on the exported float graph: quantization keeps tensor names but drops
     or rewrites nodes (a Conv absorbs the Relu after it), so the mapping is stored with the artifact.
     A graph without that metadata (a user's own ONNX file) maps nothing."""
-    import ast
-
     import onnx
 
     found: dict[str, str] = {}
     for node in onnx.load(str(path), load_external_data=False).graph.node:
-        raw = next((p.value for p in node.metadata_props if p.key == NAME_SCOPES_KEY), None)
-        if raw is None or not node.output or not node.output[0]:
+        if not node.output or not node.output[0]:
             continue
-        try:
-            scopes = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            continue
-        for scope in scopes[1:-1]:  # the last entry is the FX node's name, not a module
-            if scope:
-                found[str(scope)] = node.output[0]
+        for scope in node_scopes(node):
+            found[scope] = node.output[0]
     return found
 
 

@@ -20,6 +20,10 @@ import numpy as np
 from bench.onnx.export import INPUT_NAME
 
 Preset = Literal["cpu", "tensorrt"]
+# How the int8 graph is written: QDQ (QuantizeLinear/DequantizeLinear pairs around float ops, fused by
+# ONNX Runtime into int8 kernels when the session is made) or QOperator (QLinearConv and friends written
+# into the file directly, ONNX Runtime's older format). Same arithmetic; which runs faster is measured.
+QuantFormatName = Literal["qdq", "qoperator"]
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 PRESETS: tuple[str, ...] = typing.get_args(Preset)
 CALIBRATION_METHODS: tuple[str, ...] = typing.get_args(CalibrationMethod)
@@ -46,6 +50,8 @@ def quantize_qdq(
     calibration_method: str = "minmax",
     float_layers: tuple[str, ...] = (),
     preprocessed_copy: Path | None = None,
+    quant_format: str = "qdq",
+    per_channel: bool = True,
 ) -> dict[str, object]:
     """`quant_pre_process` then `quantize_static` (QDQ, per-channel), with the nodes of `float_layers`
     (module paths or node names, `bench.onnx.layers`) excluded; returns what was done. The float graph
@@ -77,8 +83,8 @@ def quantize_qdq(
             str(preprocessed),
             str(out_path),
             CalibrationReader(calibration),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
+            quant_format=QuantFormat.QOperator if quant_format == "qoperator" else QuantFormat.QDQ,
+            per_channel=per_channel,
             activation_type=activation,
             weight_type=QuantType.QInt8,
             calibrate_method=method,
@@ -89,7 +95,8 @@ def quantize_qdq(
         "preset": preset,
         "activation_type": "int8" if symmetric else "uint8",
         "weight_type": "int8",
-        "per_channel": True,
+        "per_channel": per_channel,
+        "format": quant_format,
         "symmetric": symmetric,
         "calibration": calibration_method,
         "calibration_images": int(len(calibration)),

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench.backend import Session
+from bench.backend import Profile, Session
 from bench.onnx.export import INPUT_NAME
 
 
@@ -75,8 +75,13 @@ class OrtSession(Session):
     def __init__(self, path: Path, device: str, threads: int, spinning: str = "run") -> None:
         import onnxruntime as ort
 
-        options = session_options(threads, spinning=spinning)
-        self.session = ort.InferenceSession(str(path), options, providers=providers_for(device))
+        self.path, self.threads, self.spinning = path, threads, spinning
+        self.providers = providers_for(device)
+        self.session = ort.InferenceSession(str(path), self._options(), providers=self.providers)
+
+    def _options(self, optimized_path: Path | None = None) -> Any:
+        """This session's options; the profiled twin adds the profiler and saves its optimized graph."""
+        return session_options(self.threads, optimized_path, spinning=self.spinning)
 
     def to_input(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return {INPUT_NAME: np.ascontiguousarray(batch, np.float32)}
@@ -86,3 +91,10 @@ class OrtSession(Session):
 
     def to_numpy(self, outputs: np.ndarray) -> np.ndarray:
         return outputs
+
+    def profile(self, inputs: dict[str, np.ndarray], calls: int, work_dir: Path) -> Profile:
+        """ONNX Runtime's profiler is a session option: a second session from the same file with these
+        options and the profiler on (bench/onnx/profile.py)."""
+        from bench.onnx.profile import ort_profile
+
+        return ort_profile(self.path, self._options, self.providers, inputs, calls, work_dir)

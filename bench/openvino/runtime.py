@@ -12,12 +12,13 @@ the hint), so a row named fp32 would silently be a bf16 row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.backend import Session
+from bench.backend import Profile, Session
 
 DEVICE = "CPU"
 # segbench precision -> OpenVINO's INFERENCE_PRECISION_HINT for the layers that run in float.
@@ -90,17 +91,30 @@ def with_batch(model: Any, batch: int) -> Any:
 
 
 class OpenVinoSession(Session):
-    """A compiled IR and one infer request; recompiled in `to_input` for a new batch size."""
+    """A compiled IR and one infer request; recompiled in `to_input` for a new batch size.
 
-    def __init__(self, xml_path: Path, threads: int, precision: str) -> None:
+    `layer_tensors` (module path -> the ONNX tensor the layer wrote, as the artifact stores it) names the
+    layers of a profile where the IR's weights kept no name (NNCF's int8 weights)."""
+
+    def __init__(
+        self,
+        xml_path: Path,
+        threads: int,
+        precision: str,
+        layer_tensors: Mapping[str, str] | None = None,
+        node_layers: Mapping[str, str] | None = None,
+    ) -> None:
         import openvino as ov
 
         self.model = ov.Core().read_model(str(xml_path))
         self.threads, self.precision = threads, precision
+        self.layer_tensors = dict(layer_tensors or {})
+        self.node_layers = dict(node_layers or {})
         self.batch = int(self.model.inputs[0].get_partial_shape()[0].get_length())
         self._compile(self.model)
 
     def _compile(self, model: Any) -> None:
+        self.compiled_model = model  # the model at this batch size, compiled again by `profile`
         self.compiled = compile_model(model, self.threads, self.precision)
         self.request = self.compiled.create_infer_request()
 
@@ -116,6 +130,14 @@ class OpenVinoSession(Session):
 
     def to_numpy(self, outputs: Any) -> np.ndarray:
         return np.array(outputs.data, copy=True)  # the request's buffer is reused by the next call
+
+    def profile(self, inputs: np.ndarray, calls: int, work_dir: Path) -> Profile:
+        """PERF_COUNT is a compile property: the same model compiled again with this session's configuration
+        and the counters on (bench/openvino/profile.py). OpenVINO writes no file; `work_dir` stays empty."""
+        from bench.openvino.profile import openvino_profile
+
+        config = compile_config(self.threads, self.precision)
+        return openvino_profile(self.compiled_model, config, inputs, calls, self.layer_tensors, self.node_layers)
 
     def notes(self) -> str:
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")

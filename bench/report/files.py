@@ -1,5 +1,6 @@
 """Every report file of a run folder, written from the folder's own tables, so `segbench report DIR`
-can redo them: report.md, report.html (figures embedded) and figures/dice_box.png."""
+can redo them: report.md, report.html (figures embedded), figures/dice_box.png and, for a profiled run,
+figures/profile_*.png."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ from bench.report.charts import dice_box_chart
 from bench.report.figures import save_figure
 from bench.report.html import write_html
 from bench.report.markdown import write_markdown
+from bench.report.profiles import profile_figure_paths
 
 
 def write_reports(run_dir: Path) -> list[Path]:
-    """report.md, report.html and figures/dice_box.png from the run folder's results."""
+    """report.md, report.html and figures/dice_box.png from the run folder's results; with a
+    profile.parquet, report.html also draws figures/profile_*.png (one per profiled cell)."""
     df = pd.read_parquet(run_dir / "results.parquet")
-    return [write_markdown(run_dir, df), write_html(run_dir), *write_dice_box(run_dir, df)]
+    return [
+        write_markdown(run_dir, df),
+        write_html(run_dir),
+        *profile_figure_paths(run_dir),
+        *write_dice_box(run_dir, df),
+    ]
 
 
 def write_dice_box(run_dir: Path, df: pd.DataFrame) -> list[Path]:

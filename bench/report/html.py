@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.charts import cell_labels, dice_box_figure, drift_figure, latency_figure, size_figure
+from bench.report.profiles import html_sections as profile_sections
 from bench.report.tables import (
     GRADCAM_LEGEND,
     LEGEND,
@@ -164,6 +165,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
             *_noisy(df),
             *_gradcam(df),
             *_figures(run_dir, df),
+            *(_section(title, body) for title, body in profile_sections(run_dir, df)),  # only with profile.parquet
             _section("Cells without results", _status_list(df)),
             _section("Environment", f"<ul>{env_items}</ul>"),
             IMAGE_CHECK,

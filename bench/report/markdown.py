@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report.profiles import markdown_section as profile_section
 from bench.report.tables import (
     GRADCAM_LEGEND,
     LEGEND,
@@ -61,6 +62,7 @@ def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
         "",
         *_noisy_section(df),
         *_gradcam_section(df),
+        *profile_section(run_dir, df),  # only with profile.parquet
         "## Environment",
         "",
         *environment_lines(env),

@@ -26,7 +26,7 @@ def _atomic_frame(df: pd.DataFrame, run_dir: Path, stem: str, csv: bool) -> None
 
 class RunStore:
     """The run folder: results.{parquet,csv}, samples.parquet, per_image.parquet, gradcam.parquet,
-    per_backend.json, env.json, run.json, report.md, report.html, figures/."""
+    profile.parquet (--profile), per_backend.json, env.json, run.json, report.md, report.html, figures/."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -36,6 +36,7 @@ class RunStore:
         self._details: dict[str, Any] = {}
         self._per_image: list[pd.DataFrame] = []
         self._gradcam: list[pd.DataFrame] = []
+        self._profile: list[pd.DataFrame] = []
         self._load_existing()
 
     def _load_existing(self) -> None:
@@ -52,6 +53,8 @@ class RunStore:
             self._per_image = [pd.read_parquet(self.run_dir / "per_image.parquet")]
         if (self.run_dir / "gradcam.parquet").exists():
             self._gradcam = [pd.read_parquet(self.run_dir / "gradcam.parquet")]
+        if (self.run_dir / "profile.parquet").exists():
+            self._profile = [pd.read_parquet(self.run_dir / "profile.parquet")]
         if (self.run_dir / "per_backend.json").exists():
             self._details = json.loads((self.run_dir / "per_backend.json").read_text())
 
@@ -68,11 +71,15 @@ class RunStore:
         per_image_dice: np.ndarray | None = None,
         gradcam_records: list[dict[str, Any]] | None = None,
         sample_rounds: np.ndarray | None = None,
+        profile_records: list[dict[str, Any]] | None = None,
     ) -> None:
         """Add one finished cell and rewrite every table atomically: a kill loses at most the next cell."""
         record = row.record()
         identity = {c: record[c] for c in IDENTITY_COLUMNS}
         self._rows.append(record)
+        if profile_records:
+            self._profile.append(pd.DataFrame([{**identity, "threads": row.threads, **r} for r in profile_records]))
+            _atomic_frame(pd.concat(self._profile, ignore_index=True), self.run_dir, "profile", csv=False)
         if gradcam_records:
             self._gradcam.append(pd.DataFrame([{**identity, **r} for r in gradcam_records]))
             _atomic_frame(pd.concat(self._gradcam, ignore_index=True), self.run_dir, "gradcam", csv=False)
@@ -116,7 +123,7 @@ class RunStore:
             for r in pd.read_parquet(folder / "results.parquet").to_dict("records")
         ]
         self._rows += added
-        for stem, frames in (("samples", self._samples), ("per_image", self._per_image), ("gradcam", self._gradcam)):
+        for stem, frames in self._tables():
             if (folder / f"{stem}.parquet").is_file():
                 frames.append(pd.read_parquet(folder / f"{stem}.parquet"))
         if (folder / "per_backend.json").is_file():
@@ -127,15 +134,24 @@ class RunStore:
     def forget(self, keys: set[str]) -> None:
         """Drop the cells `keys` (cell ids) from every table, so a resume can measure them again."""
         self._rows = [r for r in self._rows if cell_id(r) not in keys]
-        for frames in (self._samples, self._per_image, self._gradcam):
+        for _, frames in self._tables():
             kept = [f[[cell_id(r) not in keys for r in f[list(IDENTITY_COLUMNS)].to_dict("records")]] for f in frames]
             frames[:] = [f for f in kept if len(f)]
         self._details = {k: v for k, v in self._details.items() if k not in keys}
         self._rewrite()
 
+    def _tables(self) -> tuple[tuple[str, list[pd.DataFrame]], ...]:
+        """The per-cell tables beside results: (file stem, frames)."""
+        return (
+            ("samples", self._samples),
+            ("per_image", self._per_image),
+            ("gradcam", self._gradcam),
+            ("profile", self._profile),
+        )
+
     def _rewrite(self) -> None:
         _atomic_frame(self.table(), self.run_dir, "results", csv=True)
-        for stem, frames in (("samples", self._samples), ("per_image", self._per_image), ("gradcam", self._gradcam)):
+        for stem, frames in self._tables():
             if frames:
                 _atomic_frame(pd.concat(frames, ignore_index=True), self.run_dir, stem, csv=False)
             else:

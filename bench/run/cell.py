@@ -27,6 +27,7 @@ from bench.measure.contention import (
     load_average,
 )
 from bench.measure.measurement import Measurement
+from bench.measure.profile import ProfileResult
 from bench.measure.quality import QualityResult
 from bench.results.row import Row
 from bench.run import stages
@@ -47,6 +48,7 @@ class CellOutcome:
     measurement: Measurement | None = None
     quality: QualityResult | None = None
     gradcam: GradcamResult | None = None
+    profile: ProfileResult | None = None  # --profile: the profiled pass after the timing
     duration_s: float | None = None  # the cell's own work (`Budget.spent`), not its group's
     budget: Budget | None = None
 
@@ -70,7 +72,9 @@ class CellOutcome:
         )
         if not self.ok or self.prepared is None:
             return bare
-        parts = tuple(p for p in (self.measurement, self.prepared, self.quality, self.gradcam) if p is not None)
+        parts = tuple(
+            p for p in (self.measurement, self.prepared, self.quality, self.gradcam, self.profile) if p is not None
+        )
         options = ",".join(f"{k}={v}" for k, v in sorted(spec.options.as_strings().items()))
         details = {"options": spec.options.as_strings(), **self.prepared.details()}
         session_notes = self.measurement.session_notes if self.measurement else ""
@@ -197,6 +201,7 @@ class MeasuringCell:
                 measured: Measurement = budget.call(worker, stages.measurement, spec, used)
                 quality: QualityResult = budget.call(worker, stages.evaluate, spec)
                 evaluation_peak: float = budget.call(worker, stages.evaluation_peak)
+                profiled = self._profile(worker, measured.stats.p50_ms)
         except WorkerFailed as exc:
             return _failed(spec, budget, str(exc))
         rounds = [self.rounds[i] for i in used]
@@ -216,7 +221,20 @@ class MeasuringCell:
             evaluation_peak_rss_mib=evaluation_peak,
             contention=contention,
         )
-        return CellOutcome(spec, "ok", self.prepared, measurement, quality, duration_s=budget.spent, budget=budget)
+        return CellOutcome(
+            spec, "ok", self.prepared, measurement, quality, profile=profiled, duration_s=budget.spent, budget=budget
+        )
+
+    def _profile(self, worker: Worker, p50_ms: float) -> ProfileResult | None:
+        """The profiled pass (`--profile`), last in the measuring worker; a profiler that fails costs the
+        profile columns, never the measured row."""
+        if not self.spec.profile_calls:
+            return None
+        try:
+            found = self.budget.call(worker, stages.profile, self.spec)
+        except WorkerFailed as exc:  # its timeout too: the worker is gone, the measured numbers are kept
+            return ProfileResult(f"error: {exc}", p50_ms=p50_ms)
+        return replace(ProfileResult.of(found, self.spec.backend), p50_ms=p50_ms)
 
 
 def explain_cell(outcome: CellOutcome, on_stage: Progress) -> CellOutcome:

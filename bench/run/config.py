@@ -50,6 +50,8 @@ class RunConfig:
     ray_address: str | None = None  # --address: a Ray cluster ("auto" when None; "local" starts one here)
     where: dict[str, str] = field(default_factory=dict)  # --where KEY=VALUE: which Ray nodes run cells
     per_node: bool = False  # --per-node: the whole matrix once on every matching node
+    profile: bool = False  # --profile: a profiled pass of every cell after its timing (profile.parquet)
+    profile_calls: int = 20  # --profile-calls: calls in that pass
 
     def backend_specs(self) -> tuple[str, ...]:
         """The fp32 reference first (not merely the reference backend: `torch-eager:bf16` is not the
@@ -75,6 +77,8 @@ class RunConfig:
             raise UsageError(f"--min-iters {self.timing.min_iters} is not valid; expected at least 1")
         if self.timing.warmup_s < 0:
             raise UsageError(f"--warmup {self.timing.warmup_s:g} is not valid; expected 0 or more seconds")
+        if self.profile_calls < 1:
+            raise UsageError(f"--profile-calls {self.profile_calls} is not valid; expected at least 1")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size} is not valid; expected at least 1")
         if self.executor not in ("local", "ray"):
@@ -237,6 +241,8 @@ def load_run_config(run_dir: Path) -> RunConfig:
             ray_address=data.get("ray_address"),
             where=dict(data.get("where", {})),
             per_node=data.get("per_node", False),
+            profile=data.get("profile", False),
+            profile_calls=data.get("profile_calls", 20),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--resume {run_dir}: {path.name} is unreadable ({type(exc).__name__}: {exc})") from None

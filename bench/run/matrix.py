@@ -88,6 +88,8 @@ class CellSpec:
     calibration_draw: tuple[int, int] | None = None  # (size, seed) drawn from the suite's calibration pool
     suite_file: str = ""  # the --suite entry the worker loads the suite from (a name or a TOML path); "": suite
     splits: tuple[tuple[str, int | float | str], ...] = ()  # --split: (split, count) replacing the file's
+    profile_calls: int = 0  # calls of the profiled pass after the timing (--profile); 0: no profile
+    profile_dir: Path | None = None  # where the runtime's own profiler files of this cell are kept
 
     def calibration_images(self, suite: Any) -> np.ndarray:
         """The normalized calibration images: the suite's calibration split, or a seeded draw of another

@@ -85,6 +85,8 @@ def plan_cells(
                     threshold=config.threshold,
                     checkpoint_digest=file_digest(checkpoint),
                     log_file=None if run_dir is None else run_dir / "logs" / f"{_file_label(suite, model, plan)}.log",
+                    profile_calls=config.profile_calls if config.profile else 0,
+                    profile_dir=None if run_dir is None else run_dir / "profiles" / _file_label(suite, model, plan),
                 )
                 cells.append((spec, plan))
     return cells
@@ -292,6 +294,7 @@ def _record(
         outcome.quality.per_image_dice if outcome.quality else None,
         gradcam.records if gradcam is not None else None,
         measured.sample_rounds if measured else None,
+        outcome.profile.records() if outcome.profile is not None else None,
     )
     try:
         write_montage(run_dir, outcome, row, suite)

@@ -4,7 +4,7 @@
 - in one fresh worker: `load` the artifact into a session, `warm_up`, then `time_round` as often as
   the parent asks (once when sequential; in turns with the other backends when interleaved),
   `evaluate` it against the truth and the fp32 reference (-> `QualityResult`), then read its memory
-  (-> `Measurement`). Keeping
+  (-> `Measurement`), and last, with `--profile`, a profiled pass (`profile` -> `Profile`). Keeping
   preparation in another process means the measured peak memory belongs to the loaded backend alone
   (no export or calibration heap, no torch in an ONNX Runtime process);
 - `explain`: Grad-CAM on the backend's own arithmetic -> `GradcamResult`, in a third worker, so neither
@@ -28,7 +28,7 @@ from bench.run.isolation import WorkerContext
 from bench.run.matrix import CellSpec
 
 if TYPE_CHECKING:
-    from bench.backend import PrepareContext
+    from bench.backend import PrepareContext, Profile
 
 
 def prepare_context(spec: CellSpec) -> PrepareContext:
@@ -167,6 +167,17 @@ def evaluation_peak(context: WorkerContext) -> float:
     from bench.measure.memory import peak_rss_mib
 
     return peak_rss_mib()
+
+
+def profile(context: WorkerContext, spec: CellSpec) -> Profile | None:
+    """A profiled pass of the loaded session (`--profile`), after its timing, evaluation and memory
+    readings, so that neither the profiler's cost nor its memory touches them."""
+    context.stage("profile")
+    directory = spec.profile_dir
+    if directory is None:
+        raise ValueError("a profiled cell needs a folder for its profiler files")
+    directory.mkdir(parents=True, exist_ok=True)
+    return context.state["session"].profile(context.state["inputs"], spec.profile_calls, directory)
 
 
 def explain(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> GradcamResult:

@@ -62,6 +62,7 @@ def test_list_suites_and_models(capsys):
             "--gradcam-layer 'nosuch' is not a layer of model 'unet' (aliases: encoder, bottleneck, decoder",
         ),
         (["--threshold", "1.5"], "--threshold 1.5 is not valid; expected a probability between 0 and 1"),
+        (["--profile", "--profile-calls", "0"], "--profile-calls 0 is not valid; expected at least 1"),
         (
             ["--models", "unet,deeplabv3plus-resnet18", "--weights", "w.pt"],
             "--weights needs exactly one model in --models (got 2)",

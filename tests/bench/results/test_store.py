@@ -48,3 +48,19 @@ def test_latest_points_at_newest_run(tmp_path):
         (tmp_path / name).mkdir()
         update_latest(tmp_path, tmp_path / name)
     assert (tmp_path / "latest").resolve() == (tmp_path / "b").resolve()
+
+
+def test_profile_rows_carry_the_cell_identity_and_survive_resume_forget_and_absorb(tmp_path):
+    ops = [{"name": "conv", "layer": "enc.0", "total_us": 10.0}, {"name": "relu", "layer": "", "total_us": 1.0}]
+    store = RunStore(tmp_path / "a")
+    store.append(_row("torch-eager", "fp32", 10.0), profile_records=ops)
+    store.append(_row("ort", "fp32", 8.0), profile_records=ops[:1])
+    table = pd.read_parquet(tmp_path / "a" / "profile.parquet")
+    assert list(table.backend) == ["torch-eager", "torch-eager", "ort"]
+    assert set(table.columns) >= {"suite", "model", "precision", "device", "batch_size", "threads", "layer"}
+    resumed = RunStore(tmp_path / "a")
+    resumed.forget({"s/m/ort/fp32/cpu/1"})
+    assert list(pd.read_parquet(tmp_path / "a" / "profile.parquet").backend) == ["torch-eager"] * 2
+    merged = RunStore(tmp_path / "b")
+    merged.absorb(tmp_path / "a", {"node": "n1"})
+    assert len(pd.read_parquet(tmp_path / "b" / "profile.parquet")) == 2
