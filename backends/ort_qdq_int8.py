@@ -29,7 +29,7 @@ from bench.backend import (
 )
 from bench.onnx.coverage import optimized_coverage
 from bench.onnx.export import fp32_onnx, layer_tensors, onnx_source
-from bench.onnx.quantize import CalibrationMethod, Preset, quantize_qdq
+from bench.onnx.quantize import CalibrationMethod, Preset, QuantFormatName, quantize_qdq
 from bench.onnx.session import OrtSession, Spinning, ort_unavailable_reason
 
 MODEL_FILE = "model.int8.onnx"
@@ -41,6 +41,9 @@ class OrtQdqOptions(BackendOptions):
     preset: Preset = "cpu"
     spinning: Spinning = "run"  # intra-op threads spin within a run only (bench.onnx.session says why)
     float_layers: str = ""  # module paths (or node names) kept in float: quantize_static's nodes_to_exclude
+    # QDQ pairs that ONNX Runtime fuses when the session is made, or QLinear* operators written into the
+    # file (bench.onnx.quantize); the same arithmetic, and which runs faster is measured (README)
+    format: QuantFormatName = "qdq"
 
 
 class OrtQdqInt8Backend(Backend):
@@ -63,6 +66,7 @@ class OrtQdqInt8Backend(Backend):
                 preset=options.preset,
                 calibration_method=options.calibration,
                 float_layers=parse_float_layers(options.float_layers),
+                quant_format=options.format,
             )
             tensors = layer_tensors(fp32)  # from the float export: quantization drops or rewrites nodes
         source = onnx_source(ctx)
@@ -72,7 +76,8 @@ class OrtQdqInt8Backend(Backend):
             "onnx_source": source,
             "layer_tensors": tensors,
             "coverage": optimized_coverage(out_dir / MODEL_FILE),
-            "notes": f"{options.preset} preset, {options.calibration} calibration, per-channel weights, "
+            "notes": f"{options.preset} preset, {options.format} format, {options.calibration} calibration, "
+            f"per-channel weights, "
             f"graph from {source}, spinning={options.spinning}"
             + (f", {len(kept)} layer(s) kept in float as asked (float_layers)" if kept else ""),
         }

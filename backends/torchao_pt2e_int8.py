@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -104,9 +104,15 @@ def default_quantizer(float_layers: tuple[str, ...] = ()) -> Any:
     return quantizer
 
 
+CompileMode = Literal["default", "max-autotune"]
+
+
 @dataclass(frozen=True)
 class TorchaoPt2eOptions(BackendOptions):
     float_layers: str = ""  # module paths kept in float (comma-separated; `segbench tune` finds them)
+    # torch.compile's mode: Inductor's max-autotune benchmarks its C++ GEMM templates against the extern
+    # kernels for each shape (a longer compile); which is faster is measured, not assumed (README).
+    compile_mode: CompileMode = "default"
 
 
 def _batch_dim() -> tuple[dict[int, Any]]:
@@ -227,7 +233,9 @@ def _weight_dtypes(program: torch.export.ExportedProgram) -> dict[str, int]:
     return dict(found)
 
 
-def compile_program(module: nn.Module, example: torch.Tensor) -> tuple[Any, float, dict[str, int]]:
+def compile_program(
+    module: nn.Module, example: torch.Tensor, mode: str = "default"
+) -> tuple[Any, float, dict[str, int]]:
     """`torch.compile` with freezing (constants folded, weights prepacked into oneDNN int8 kernels),
     triggered by one call; returns (compiled, seconds, Inductor's int8 fusion counters). Freezing
     bypasses the FX graph cache, so the pattern passes and their counters run on every compile.
@@ -239,7 +247,7 @@ def compile_program(module: nn.Module, example: torch.Tensor) -> tuple[Any, floa
 
     _register_x86_lowering()
     torch._inductor.config.freezing = True
-    compiled = torch.compile(module, dynamic=False)
+    compiled = torch.compile(module, dynamic=False, mode=None if mode == "default" else mode)
     counters["inductor"].clear()
     start = time.perf_counter()
     with torch.inference_mode():
@@ -305,8 +313,11 @@ def compiled_vs_converted(compiled: Any, converted: Any, images: torch.Tensor) -
 class TorchaoPt2eInt8Session(Session):
     """The compiled program; numpy in, float torch tensor out, CPU only."""
 
-    def __init__(self, compiled: Any, compile_s: dict[tuple[int, ...], float], program_file: Path) -> None:
+    def __init__(
+        self, compiled: Any, compile_s: dict[tuple[int, ...], float], program_file: Path, mode: str = "default"
+    ) -> None:
         self.compiled = compiled
+        self.mode = mode  # torch.compile's mode (the compile_mode option), for the profiled compile too
         self.compile_s = compile_s  # seconds per input shape compiled so far
         self.program_file = program_file  # the saved program, compiled again for a profile
 
@@ -337,7 +348,7 @@ class TorchaoPt2eInt8Session(Session):
         module = torch.export.load(str(self.program_file)).module()
         candidates = program_layers(module.graph)
         with inductor_config.patch({"cpp.enable_kernel_profile": True, "compile_threads": 1}):
-            profiled, seconds, _ = compile_program(module, inputs)
+            profiled, seconds, _ = compile_program(module, inputs, self.mode)
 
         def run() -> None:
             with torch.inference_mode():
@@ -390,14 +401,15 @@ class TorchaoPt2eInt8Backend(Backend):
         import torchao
 
         _register_x86_lowering()
-        chosen = parse_float_layers(TorchaoPt2eOptions.of(ctx.options).float_layers)
+        options = TorchaoPt2eOptions.of(ctx.options)
+        chosen = parse_float_layers(options.float_layers)
         check_float_layers(self.name, chosen, weighted_modules(ctx.model))
         calibration = torch.from_numpy(np.ascontiguousarray(ctx.calibration, np.float32))
         converted = quantize(ctx.model, calibration, default_quantizer(chosen))
         found = pt2e_coverage(converted)
         program = save_program(converted, _export_example(calibration), out_dir / MODEL_FILE)
         reloaded = torch.export.load(str(out_dir / MODEL_FILE)).module()
-        compiled, compile_s, fused = compile_program(reloaded, calibration[:1])
+        compiled, compile_s, fused = compile_program(reloaded, calibration[:1], options.compile_mode)
         drift, scale = compiled_vs_converted(compiled, converted, calibration[:COMPARED_IMAGES])
         return {
             "file": MODEL_FILE,
@@ -418,7 +430,9 @@ class TorchaoPt2eInt8Backend(Backend):
             "torch": torch.__version__,
             "torchao": torchao.__version__,
             "float_layers": list(chosen),
-            "notes": f"PT2E X86InductorQuantizer, torch.compile freezing, "
+            "notes": "PT2E X86InductorQuantizer, torch.compile freezing"
+            + (f" mode={options.compile_mode}" if options.compile_mode != "default" else "")
+            + ", "
             f"{sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)} int8 kernels fused"
             + (f", {len(chosen)} layer(s) kept in float as asked (float_layers)" if chosen else ""),
         }
@@ -493,5 +507,6 @@ class TorchaoPt2eInt8Backend(Backend):
         module = torch.export.load(str(artifact.directory / MODEL_FILE)).module()
         channels, height, width = artifact.meta["input_shape"]
         example = torch.zeros(1, channels, height, width)
-        compiled, seconds, _ = compile_program(module, example)
-        return TorchaoPt2eInt8Session(compiled, {tuple(example.shape): seconds}, artifact.directory / MODEL_FILE)
+        mode = TorchaoPt2eOptions.of(self.artifact_options(artifact)).compile_mode
+        compiled, seconds, _ = compile_program(module, example, mode)
+        return TorchaoPt2eInt8Session(compiled, {tuple(example.shape): seconds}, artifact.directory / MODEL_FILE, mode)

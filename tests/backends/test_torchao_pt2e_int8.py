@@ -165,3 +165,12 @@ def test_layer_sqnr_comes_from_the_pt2e_numeric_debugger(model_and_calibration):
     sqnr = backend.layer_sqnr(ctx, calibration[:2])
     assert "encoder.0.0" in sqnr and len(sqnr) >= 19
     assert all(np.isfinite(v) for v in sqnr.values())
+
+
+def test_compile_mode_is_a_checked_option():
+    from bench.errors import UsageError
+
+    backend = TorchaoPt2eInt8Backend()
+    assert backend.parse_options({"compile_mode": "max-autotune"}).compile_mode == "max-autotune"
+    with pytest.raises(UsageError, match="compile_mode"):
+        backend.parse_options({"compile_mode": "fastest"})
