@@ -1,4 +1,6 @@
-"""A crashing backend and a fake int8 backend inside a real run: error rows, the rest completes."""
+"""A crashing backend and a fake int8 backend inside a real run: error rows, the rest completes; with
+--profile, the profiled pass of a backend that has a profiler lands in profile.parquet and one without
+says so (each runtime's profiler is tested beside its session)."""
 
 import pandas as pd
 import pytest
@@ -19,6 +21,8 @@ def test_abort_and_fake_int8_are_error_rows_while_the_run_completes(session_cach
         threads=1,
         progress=False,
         timing=TimingConfig(warmup_s=0.05, min_time_s=0.2, min_iters=10),
+        profile=True,
+        profile_calls=5,
     )
     run_dir = run_benchmark(config, log=lambda message: None)
     df = pd.read_parquet(run_dir / "results.parquet").set_index("backend")
@@ -29,3 +33,13 @@ def test_abort_and_fake_int8_are_error_rows_while_the_run_completes(session_cach
     # the naive threshold really segments somewhat, and drifts from the float model
     assert 0.2 < df.loc["dummy-threshold", "dice"] < df.loc["torch-eager", "dice"]
     assert df.loc["dummy-threshold", "pixel_agreement"] < 0.99
+    # --profile: after the timing, in the measuring worker; never in the latency columns
+    assert df.loc["torch-eager", "profile_status"] == "ok" and df.loc["torch-eager", "profile_calls"] == 5
+    assert df.loc["dummy-threshold", "profile_status"] == "not available: dummy-threshold has no profiler"
+    ops = pd.read_parquet(run_dir / "profile.parquet")
+    assert set(ops.backend) == {"torch-eager"} and (ops.us_per_run > 0).all()
+    assert ops.layer.str.startswith(("encoder", "decoder", "bottleneck", "head", "pool", "upsample")).any()
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    assert df.loc["torch-eager", "latency_iterations"] == (samples.backend == "torch-eager").sum()
+    assert any((run_dir / "profiles").glob("*torch-eager-fp32*"))
+    assert "## Profiles" in (run_dir / "report.md").read_text()
