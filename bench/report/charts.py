@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -58,6 +59,11 @@ def _figure(height_in: float, rows: int = 1) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(WIDTH_IN, height_in))
     FigureCanvasAgg(fig)
     return fig, list(fig.subplots(rows, 1, squeeze=False)[:, 0])
+
+
+def png_file_uri(path: Path) -> str:
+    """A PNG already on disk (a montage, a profile bar) as a data URI, for a self-contained page."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def png_uri(fig: Figure) -> str:

@@ -3,7 +3,6 @@ can be attached to a CI job or mailed, and opens without the run folder or any n
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
@@ -11,7 +10,14 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.charts import cell_labels, dice_box_figure, drift_figure, latency_figure, size_figure
+from bench.report.charts import (
+    cell_labels,
+    dice_box_figure,
+    drift_figure,
+    latency_figure,
+    png_file_uri,
+    size_figure,
+)
 from bench.report.profiles import html_sections as profile_sections
 from bench.report.tables import (
     GRADCAM_LEGEND,
@@ -78,11 +84,7 @@ def _figures(run_dir: Path, df: pd.DataFrame) -> list[str]:
             _section(
                 "Grad-CAM",
                 "\n".join(
-                    _img(
-                        "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii"),
-                        f"Grad-CAM montage {p.stem.removeprefix('gradcam_')}",
-                    )
-                    for p in gradcams
+                    _img(png_file_uri(p), f"Grad-CAM montage {p.stem.removeprefix('gradcam_')}") for p in gradcams
                 ),
             )
         )

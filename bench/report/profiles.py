@@ -21,7 +21,6 @@ An int8 cell is compared with its **float counterpart** (`FLOAT_COUNTERPARTS`, `
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from matplotlib.figure import Figure
 
 from bench.backend.profiling import OVERHEAD_CATEGORIES
 from bench.measure.profile import PROFILE_COLUMNS
+from bench.report.charts import png_file_uri
 from bench.report.figures import figure_name, save_figure
 from bench.results.row import IDENTITY_COLUMNS
 from bench.results.speedup import GROUP_COLUMNS, REFERENCE
@@ -599,8 +599,7 @@ def _not_faster_html(rows: pd.DataFrame, compared: bool) -> str:
 
 
 def _embedded(path: Path, alt: str) -> str:
-    uri = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img class="figure" src="{uri}" alt="{html.escape(alt)}">'
+    return f'<img class="figure" src="{png_file_uri(path)}" alt="{html.escape(alt)}">'
 
 
 def _cell_html(run_dir: Path, cell: Cell, ops: pd.DataFrame, row: Mapping[str, Any] | None) -> str:
