@@ -57,6 +57,39 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{value}' must be a number of seconds >= 0")
+    return number
+
+
+QUIET_WAIT_ENV = "SEGBENCH_WAIT_FOR_QUIET"  # the default of --wait-for-quiet (a test suite sets 0)
+DEFAULT_QUIET_WAIT_S = 120.0
+_QUIET_WAIT_HELP = (
+    "seconds each group of interleaved backends may wait, in all, for the machine to leave a slow state "
+    f"before a timing cycle (default ${QUIET_WAIT_ENV} or {DEFAULT_QUIET_WAIT_S:.0f}; 0 never waits)"
+)
+
+
+def _quiet_wait_s(given: float | None) -> float:
+    """--wait-for-quiet, else the environment's default, else DEFAULT_QUIET_WAIT_S."""
+    import os
+
+    if given is not None:
+        return given
+    value = os.environ.get(QUIET_WAIT_ENV)
+    if value is None:
+        return DEFAULT_QUIET_WAIT_S
+    try:
+        return _non_negative_float(value)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"environment variable {QUIET_WAIT_ENV}: {exc}") from None
+
+
 def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     """The command line; `with_defaults=False` leaves the run options that were not given out of the
     namespace (how a resume finds the options it must refuse)."""
@@ -168,6 +201,7 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         help="interleaved (default): the backends of one suite and model are timed in alternating rounds, so "
         "load on the machine hits them alike; sequential: one backend after the other",
     )
+    run.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
     run.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-cell timeout in seconds")
     run.add_argument(
         "--option",
@@ -384,6 +418,7 @@ def _add_tune(sub: Any, threads: int) -> None:
     tune.add_argument("--min-time", type=_positive_float, default=3.0, help="minimum timed seconds per step")
     tune.add_argument("--min-iters", type=int, default=30, help="minimum timed iterations per step")
     tune.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
+    tune.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
     tune.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-variant timeout in seconds")
     tune.add_argument("--quiet", action="store_true", help="no progress output")
     tune.add_argument(
@@ -439,7 +474,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             budgets=tuple(args.budgets),
             backend_options=options.get(name, {}),
             threads=args.threads,
-            timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters),
+            timing=TimingConfig(
+                warmup_s=args.warmup,
+                min_time_s=args.min_time,
+                min_iters=args.min_iters,
+                quiet_wait_s=_quiet_wait_s(args.wait_for_quiet),
+            ),
             results_root=args.out,
             cell_timeout_s=args.timeout,
             progress=not args.quiet,
@@ -518,7 +558,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         batch_size=args.batch_size,
         results_root=args.out,
-        timing=TimingConfig(warmup_s=args.warmup, min_time_s=args.min_time, min_iters=args.min_iters, mode=args.timing),
+        timing=TimingConfig(
+            warmup_s=args.warmup,
+            min_time_s=args.min_time,
+            min_iters=args.min_iters,
+            mode=args.timing,
+            quiet_wait_s=_quiet_wait_s(args.wait_for_quiet),
+        ),
         cell_timeout_s=args.timeout,
         progress=not args.quiet,
         backend_options=_backend_options(args.options),

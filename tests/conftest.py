@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,14 @@ from bench.run.config import RunConfig
 from bench.run.runner import run_benchmark
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Runs under test never wait for a slow machine (`--wait-for-quiet`): tests check what a run does,
+    not its timing, and a CI runner in a slow state would wait up to two minutes in every group."""
+    from bench.cli import QUIET_WAIT_ENV
+
+    os.environ.setdefault(QUIET_WAIT_ENV, "0")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,9 +5,9 @@
    `/proc/<pid>/stat`, in % of all cores), how much the hypervisor stole (`steal`), how much of the
    machine the timed process got, and the 1-minute load average.
 2. A reference kernel: a fixed convolution loop on `threads` threads (`_ConvKernel`), timed at the
-   start of the run and before every timed round; its slowdown against the run's quietest time says
-   whether the cores were really available, and its absolute time (`reference_kernel_ms`) lets two
-   runs on one machine be compared.
+   start of the run and before every timed round; its slowdown against the machine's quietest time
+   says whether the cores were really available, and its absolute time (`reference_kernel_ms`) lets
+   two runs on one machine be compared.
 
 With one other busy process on a 2-core machine, PyTorch's OpenMP threads slowed x6 to x70 while
 ONNX Runtime's pool slowed x2.5: ratios between backends stop meaning anything, so a row timed under
@@ -29,11 +29,12 @@ import numpy as np
 OTHER_CPU_NOISY_PCT = 10.0
 # the hypervisor stole more than this share,
 STEAL_NOISY_PCT = 5.0
-# or the reference kernel, before one of its rounds, ran this much slower than at its quietest in the run.
+# or the reference kernel, before its counted rounds, ran this much slower (median) than the machine's quietest.
 REFERENCE_NOISY_SLOWDOWN = 1.10
-# A round counts when the kernel before it ran within this factor of its quietest time in the run and
-# other processes stayed under OTHER_CPU_NOISY_PCT during it; a cell is timed for up to MAX_TIMING_FACTOR
-# times its minimum time to collect its minimum in such rounds, and is marked noisy when it could not.
+# A round is quiet when the kernel before it ran within this factor of the machine's quietest time and
+# other processes stayed under OTHER_CPU_NOISY_PCT during it; a cycle (one round of every cell of a group)
+# counts when all its rounds were quiet. A group is timed for up to MAX_TIMING_FACTOR times the cycles its
+# minimum took, to collect its minimum in quiet cycles, and its rows are marked noisy when it could not.
 QUIET_KERNEL_FACTOR = 1.05
 MAX_TIMING_FACTOR = 3.0
 
@@ -127,14 +128,22 @@ class TimedRound:
         return self.kernel_ms <= QUIET_KERNEL_FACTOR * quietest_kernel_ms
 
 
-def counted_rounds(
-    rounds: list[TimedRound], quietest_kernel_ms: float | None, min_calls: int, min_seconds: float
+def counted_cycles(
+    rounds: list[list[TimedRound]], quietest_kernel_ms: float | None, min_calls: int, min_seconds: float
 ) -> list[int] | None:
-    """Indices of the quiet rounds when they hold the minimum count and time, else None."""
-    quiet = [i for i, r in enumerate(rounds) if r.quiet(quietest_kernel_ms)]
-    if sum(rounds[i].calls for i in quiet) >= min_calls and sum(rounds[i].seconds for i in quiet) >= min_seconds:
-        return quiet
-    return None
+    """The quiet cycles of a group, when they hold every cell's minimum count and time; else None.
+
+    `rounds[c][i]` is cell c's round in cycle i (every cell of a group times one round per cycle). A
+    cycle is quiet when every cell's round in it was: all the group's rows are then measured over the
+    same cycles, so a cell timed only while the machine was fast is never divided by one timed only
+    while it was slow. Measured here before this was so: one run counted torch-eager's 10 fast rounds
+    and ort-qdq-int8's 10 slow ones, and its speedup read 2.25x against 3.0-3.4x in four other runs."""
+    cycles = min((len(cell) for cell in rounds), default=0)
+    quiet = [i for i in range(cycles) if all(cell[i].quiet(quietest_kernel_ms) for cell in rounds)]
+    for cell in rounds:
+        if sum(cell[i].calls for i in quiet) < min_calls or sum(cell[i].seconds for i in quiet) < min_seconds:
+            return None
+    return quiet if rounds else None
 
 
 def load_average() -> float | None:
@@ -185,7 +194,7 @@ class Contention:
     cpu_timed_pct: float | None  # the timed process's own CPU, % of all cores
     load_avg_1m: float | None
     reference_kernel_ms: float | None = None  # median of the kernel before the cell's rounds (absolute)
-    reference_slowdown: float | None = None  # the slowest of those / the kernel's quietest time in the run
+    reference_slowdown: float | None = None  # that median / the machine's quietest kernel time
     too_few_quiet_rounds: bool = False  # the minimum could not be collected in quiet rounds: every round counts
 
     @classmethod
@@ -198,7 +207,7 @@ class Contention:
         too_few_quiet_rounds: bool = False,
     ) -> Contention:
         reference = float(np.median(kernel_ms)) if kernel_ms else None
-        slowdown = kernel.slowdown(*kernel_ms) if kernel is not None else None
+        slowdown = kernel.slowdown(reference) if kernel is not None and reference is not None else None
         if windows.windows == 0 or windows.total <= 0:
             return cls(None, None, None, load, reference, slowdown, too_few_quiet_rounds)
         pct = 100.0 / windows.total
@@ -277,8 +286,7 @@ class ReferenceKernel:
                     pass  # a read-only cache only loses the machine's history
         return ms
 
-    def slowdown(self, *measured_ms: float) -> float | None:
-        """The worst of `measured_ms` against the quietest time of the run."""
-        if not measured_ms or not self.quietest_ms:
-            return None
-        return max(measured_ms) / self.quietest_ms
+    def slowdown(self, measured_ms: float) -> float | None:
+        """`measured_ms` against the machine's quietest time (a cell passes its rounds' median: one slow
+        reading, whose round is left out anyway, must not stand for the whole cell)."""
+        return measured_ms / self.quietest_ms if self.quietest_ms else None

@@ -37,6 +37,15 @@ class Measurement:
         """What loading and running the backend added to the process: its own memory."""
         return None if self.baseline_rss_mib is None else self.peak_rss_mib - self.baseline_rss_mib
 
+    def round_p50_ms(self) -> dict[int, float]:
+        """The p50 of each counted round, by round number (= timing cycle): what a paired speedup needs."""
+        if self.sample_rounds is None:
+            return {}
+        return {
+            int(r): float(np.median(self.samples_ns[self.sample_rounds == r])) / 1e6
+            for r in np.unique(self.sample_rounds)
+        }
+
     @property
     def stats(self) -> LatencyStats:
         return LatencyStats.from_samples(self.samples_ns)

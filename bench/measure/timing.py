@@ -36,6 +36,9 @@ class TimingConfig:
     # Idle time before every round, so the worker timed before has stopped spinning: ONNX Runtime's
     # pool kept its threads busy ~40 ms after a run here, torch's OpenMP ~10 ms.
     settle_s: float = 0.05
+    # Interleaved: seconds a group may spend, in all, waiting for the machine to leave a slow state
+    # (the reference kernel over QUIET_KERNEL_FACTOR times its quietest) before a cycle; 0 never waits.
+    quiet_wait_s: float = 0.0
 
     def round_budget(self) -> tuple[float, int]:
         """(seconds, calls) one round times at least: the whole minimum when sequential."""

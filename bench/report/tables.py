@@ -112,7 +112,8 @@ def _shard_lines(env: dict[str, Any]) -> list[str]:
 
 
 LEGEND = (
-    "p50/p90/p99: latency percentiles per batch; speedup: fp32 eager p50 / this p50, same run; Δ: difference "
+    "p50/p90/p99: latency percentiles per batch; speedup: times faster than fp32 eager in the same run "
+    "(speedup_method: paired per timing cycle, or the p50 ratio); Δ: difference "
     "to the fp32 reference of the same model; agreement: fraction of pixels predicted the same as the fp32 reference."
 )
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bench.results.speedup import Speedup
+
 IDENTITY_COLUMNS = ("suite", "model", "backend", "precision", "device", "batch_size")
 
 
@@ -34,7 +36,7 @@ class Row:
     threads: int | None = None
     checkpoint_digest: str | None = None  # which float model: rows of two machines compare only if equal
     parts: tuple[RowPart, ...] = ()  # the stages' records, in column order
-    speedup_vs_fp32: float | None = None  # the reference's p50 / this p50, same run
+    speedup: Speedup | None = None  # against the fp32 reference of the same run, and how
     duration_s: float | None = None
     notes: str = ""
     options: str = ""
@@ -60,7 +62,11 @@ class Row:
         for part in self.parts:
             out.update(part.columns())
         out.update(
-            speedup_vs_fp32=self.speedup_vs_fp32, duration_s=self.duration_s, notes=self.notes, options=self.options
+            speedup_vs_fp32=self.speedup.value if self.speedup else None,
+            speedup_method=self.speedup.method if self.speedup else None,
+            duration_s=self.duration_s,
+            notes=self.notes,
+            options=self.options,
         )
         return out
 

@@ -17,19 +17,18 @@ from dataclasses import dataclass, replace
 
 from bench.gradcam.explain import GradcamResult
 from bench.measure.contention import (
-    MAX_TIMING_FACTOR,
     Contention,
     CpuCounters,
     CpuWindows,
     ReferenceKernel,
     TimedRound,
-    counted_rounds,
     load_average,
 )
 from bench.measure.measurement import Measurement
 from bench.measure.profile import ProfileResult
 from bench.measure.quality import QualityResult
 from bench.results.row import Row
+from bench.results.speedup import Speedup
 from bench.run import stages
 from bench.run.artifacts import PreparedArtifact
 from bench.run.isolation import Budget, Worker, WorkerFailed, WorkerTimeout
@@ -56,7 +55,7 @@ class CellOutcome:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    def row(self, speedup_vs_fp32: float | None = None) -> Row:
+    def row(self, speedup: Speedup | None = None) -> Row:
         spec = self.spec
         bare = Row(
             suite=spec.suite,
@@ -81,7 +80,7 @@ class CellOutcome:
         return replace(
             bare,
             parts=parts,
-            speedup_vs_fp32=speedup_vs_fp32,
+            speedup=speedup,
             notes="; ".join(n for n in (self.prepared.notes, session_notes) if n),
             options=options,
             details=details,
@@ -119,11 +118,8 @@ class MeasuringCell:
     """A cell whose session is loaded and warm in a worker of its own, ready to be timed round by round;
     the parent reads the machine's speed before, and its CPU accounting around, every round.
 
-    Only quiet rounds count (`bench.measure.contention.TimedRound.quiet`): a round timed while the
-    machine ran slow or other processes took the CPU is left out, and the cell is timed on (up to
-    `MAX_TIMING_FACTOR` x its minimum time, and past the minimum only while quiet rounds do come) until
-    its quiet rounds hold the minimum time and count. When they never do, every round counts and the
-    row says the timing was noisy."""
+    Which rounds count is decided for the whole group (`bench.run.rounds.time_cells`): only cycles in
+    which every cell's round was quiet, so that all the group's rows describe the same moments."""
 
     def __init__(self, spec: CellSpec, prepared: PreparedArtifact, budget: Budget, worker: Worker) -> None:
         self.spec, self.prepared, self.budget, self.worker = spec, prepared, budget, worker
@@ -153,25 +149,11 @@ class MeasuringCell:
         """Kill the worker (a group that stops early must not leave loaded sessions running)."""
         self.worker.close(kill=True)
 
-    def _counted(self) -> list[int] | None:
-        timing, quietest = self.spec.timing, self.kernel.quietest_ms if self.kernel else None
-        return counted_rounds(self.rounds, quietest, timing.min_iters, timing.min_time_s)
-
-    @property
-    def needs_more(self) -> bool:
-        if self.failure is not None:
-            return False
-        if not self.rounds:
-            return True
-        if self._counted() is not None:
-            return False
-        timed, minimum = sum(r.seconds for r in self.rounds), self.spec.timing.min_time_s
-        quietest = self.kernel.quietest_ms if self.kernel else None
-        if timed < minimum:
-            return True
-        # beyond the minimum time only while quiet rounds do come: a machine that stays slow all along is
-        # not waited for (the row says it was noisy)
-        return timed < MAX_TIMING_FACTOR * minimum and any(r.quiet(quietest) for r in self.rounds)
+    def has_minimum(self, rounds: list[int] | None = None) -> bool:
+        """Do these rounds (all so far when None) hold the cell's minimum time and count?"""
+        timing = self.spec.timing
+        chosen = self.rounds if rounds is None else [self.rounds[i] for i in rounds]
+        return sum(r.calls for r in chosen) >= timing.min_iters and sum(r.seconds for r in chosen) >= timing.min_time_s
 
     def time_round(self, kernel: ReferenceKernel | None = None) -> None:
         """One round: the reference kernel (how fast is the machine right now?), a pause so that what ran
@@ -189,12 +171,12 @@ class MeasuringCell:
         cpu = CpuWindows.between(before, CpuCounters.read(self.worker.pid))
         self.rounds.append(TimedRound(calls, seconds, kernel_ms, cpu, load_average()))
 
-    def finish(self) -> CellOutcome:
-        """Evaluate, read the memory, close the worker: the measured cell (not yet explained)."""
+    def finish(self, counted: list[int] | None) -> CellOutcome:
+        """Evaluate, read the memory, close the worker: the measured cell (not yet explained). `counted`:
+        the group's quiet cycles (`bench.run.rounds`), None when too few came and every round counts."""
         if self.failure is not None:
             return self.failure
         spec, budget = self.spec, self.budget
-        counted = self._counted()
         used = counted if counted is not None else list(range(len(self.rounds)))
         try:
             with self.worker as worker:  # the timing's memory first: it is reset for the evaluation

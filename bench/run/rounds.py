@@ -1,30 +1,110 @@
 """Timing the cells of one group (suite, model, device, batch size) in rounds.
 
-Interleaved (the default): every cell's session is loaded in its own worker first; then, round after
-round, each cell in turn (in a shuffled order per round, seeded, so no backend always follows the same
-one) times a short round, until every cell has its minimum time and count. A burst of load or a drift
-of the machine's speed then lands on every backend of the group alike, and the ratios between them,
-which is what a user compares, survive it. Sequential: one cell at a time, one long round each.
+Interleaved (the default): every cell's session is loaded in its own worker first; then, cycle after
+cycle, each cell in turn (in a shuffled order per cycle, seeded, so no backend always follows the same
+one) times a short round, until every cell has its minimum time and count in the cycles that count.
+A burst of load or a drift of the machine's speed then lands on every backend of the group alike, and
+the ratios between them, which is what a user compares, survive it. Sequential: one cell at a time, one long round each.
 
 Before every round the run's reference kernel is timed, and each round's CPU accounting goes to its
-cell, so every row says how quiet (and how fast) the machine was while it was measured.
+cell, so every row says how quiet (and how fast) the machine was while it was measured. Which cycles
+count is decided for the group, not per cell: every row of a group is measured over the same cycles,
+and `speedup_vs_fp32` pairs them (`bench.results.speedup`).
+
+A group may also wait, before a cycle, for the machine to leave a slow state (`--wait-for-quiet`): the
+hosts here switch between a fast and a slow state (reference kernel x1.2, every backend 10-50% slower,
+each by its own factor) for spans of 15 s to over 2 minutes, and the ratios of a cycle timed in the slow
+state differ from those of a fast one (ort-qdq-int8's speedup 2.55x against 3.06-3.10x). Pausing
+through a slow span costs seconds; timing through it costs the run's comparability with the others.
 """
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from bench.measure.contention import ReferenceKernel
+from bench.measure.contention import MAX_TIMING_FACTOR, QUIET_KERNEL_FACTOR, ReferenceKernel, counted_cycles
 from bench.run.cell import CellOutcome, MeasuringCell
 
 SHUFFLE_SEED = 0
+QUIET_POLL_S = 1.0  # while waiting for a slow state to pass: one reading of the kernel per second
 
 
-def time_cells(cells: list[MeasuringCell], kernel: ReferenceKernel) -> list[CellOutcome]:
-    """Time the cells in rounds until each has its minimum, then evaluate each: one outcome per cell."""
+@dataclass
+class QuietWait:
+    """A group's allowance of seconds to wait for the machine's fast state, and what it spent."""
+
+    budget_s: float
+    waited_s: float = 0.0
+    slowest: float = 1.0  # the slowest reading that made the group wait, against the quietest
+    gave_up: bool = False
+
+    def before_cycle(self, kernel: ReferenceKernel) -> None:
+        """Read the kernel until it is within QUIET_KERNEL_FACTOR of the machine's quietest time, or the
+        allowance is spent (then the cycle is timed anyway, and judged by the rules that count cycles)."""
+        while self.budget_s > self.waited_s:
+            quietest = kernel.quietest_ms
+            reading = kernel.measure()
+            if not quietest or reading <= QUIET_KERNEL_FACTOR * quietest:
+                return
+            self.slowest = max(self.slowest, reading / quietest)
+            pause = min(QUIET_POLL_S, self.budget_s - self.waited_s)
+            time.sleep(pause)
+            self.waited_s += pause
+        self.gave_up = self.budget_s > 0 and self.waited_s > 0
+
+    def summary(self) -> str | None:
+        if not self.waited_s:
+            return None
+        state = f"the machine was slow (reference kernel up to x{self.slowest:.2f} its quietest)"
+        if self.gave_up:
+            return f"{state}: waited {self.waited_s:.1f} s, the whole allowance, then timed on"
+        return f"{state}: waited {self.waited_s:.1f} s for it to pass"
+
+
+def time_cells(
+    cells: list[MeasuringCell], kernel: ReferenceKernel, log: Callable[[str], None] | None = None
+) -> list[CellOutcome]:
+    """Time the cells in cycles (one round of every live cell, in a shuffled order) until the group's
+    quiet cycles hold every cell's minimum, then evaluate each: one outcome per cell, in cell order.
+
+    Past the cycles the minimum took, the group goes on (up to `MAX_TIMING_FACTOR` times as many) only
+    while quiet cycles do come: a machine that stays slow all along is not waited for, and its rows say
+    their timing was noisy. A cell whose worker fails leaves the group; the others go on. Before each
+    cycle the group may wait for a slow state to pass (`TimingConfig.quiet_wait_s`, for all its cycles)."""
     order = random.Random(SHUFFLE_SEED)
-    while active := [cell for cell in cells if cell.needs_more]:
-        order.shuffle(active)
-        for cell in active:
+    wait = QuietWait(cells[0].spec.timing.quiet_wait_s if cells else 0.0)
+    cycles_to_minimum: int | None = None
+    while live := [cell for cell in cells if cell.failure is None]:
+        cycles = len(live[0].rounds)
+        if cycles_to_minimum is None and cycles and all(cell.has_minimum() for cell in live):
+            cycles_to_minimum = cycles
+        if _enough(live, kernel, cycles, cycles_to_minimum):
+            break
+        wait.before_cycle(kernel)
+        order.shuffle(live)
+        for cell in live:
             cell.time_round(kernel)
-    return [cell.finish() for cell in cells]
+    if log is not None and (said := wait.summary()):
+        log(said)
+    live = [cell for cell in cells if cell.failure is None]
+    counted = _counted(live, kernel)
+    return [cell.finish(counted) for cell in cells]
+
+
+def _counted(live: list[MeasuringCell], kernel: ReferenceKernel) -> list[int] | None:
+    if not live:
+        return None
+    timing = live[0].spec.timing
+    return counted_cycles([cell.rounds for cell in live], kernel.quietest_ms, timing.min_iters, timing.min_time_s)
+
+
+def _enough(live: list[MeasuringCell], kernel: ReferenceKernel, cycles: int, cycles_to_minimum: int | None) -> bool:
+    if cycles_to_minimum is None:  # some cell has not had its minimum yet
+        return False
+    if _counted(live, kernel) is not None:
+        return True
+    quiet_came = any(all(cell.rounds[i].quiet(kernel.quietest_ms) for cell in live) for i in range(cycles))
+    return not quiet_came or cycles >= MAX_TIMING_FACTOR * cycles_to_minimum

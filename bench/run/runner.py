@@ -21,7 +21,7 @@ from bench.data.suite import Suite
 from bench.environment import collect_environment
 from bench.measure.contention import ReferenceKernel
 from bench.results.row import Row, cell_id
-from bench.results.speedup import SameRunReference
+from bench.results.speedup import SameRunReference, TimedRounds
 from bench.results.store import RunStore, update_latest
 from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cell
 from bench.run.config import RunConfig, save_run_config
@@ -180,13 +180,13 @@ def run_benchmark(
     kernel.measure()  # the run's first reading of the reference kernel, before any cell
     same_run = SameRunReference(store.rows())
     verdicts = CutVerdicts(store.rows())
-    for group in _groups(todo, config.timing.mode):
+    for timing_group, group in enumerate(_groups(todo, config.timing.mode)):
         outcomes = _measure_group(group, config.cell_timeout_s, kernel, labels, log)
         for outcome in outcomes:
             label = labels[outcome.spec.key]
             outcome = verdicts.apply(explain_cell(outcome, _stage_logger(log, label)))
             verdicts.observe(outcome)
-            _record(store, run_dir, outcome, same_run, suites[outcome.spec.suite], label, log)
+            _record(store, run_dir, outcome, same_run, timing_group, suites[outcome.spec.suite], label, log)
     if not cells:  # a shard no group fell to (--shard): its empty table, so that reports and merge read it
         store.write_table()
     write_reports(run_dir)
@@ -262,7 +262,7 @@ def _measure_group(
             first = measuring[0].spec
             name = f"{first.suite} / {first.model}" if len(group) > 1 else labels[first.key]
             log(f"{name}: timing {len(measuring)} backend(s), {first.timing.mode}")
-            for outcome in time_cells(measuring, kernel):
+            for outcome in time_cells(measuring, kernel, lambda line: log(f"{name}: {line}")):
                 done[outcome.spec.key] = outcome
     finally:  # an interrupt or a fault in the parent leaves no loaded session running
         for cell in measuring:
@@ -275,16 +275,24 @@ def _record(
     run_dir: Path,
     outcome: CellOutcome,
     same_run: SameRunReference,
+    timing_group: int,
     suite: Suite,
     label: str,
     log: Callable[[str], None],
 ) -> None:
-    """The cell's row, its samples and maps on disk at once, and its montage."""
+    """The cell's row, its samples and maps on disk at once, and its montage. `timing_group` numbers the
+    group the cell was timed in: only rows of one group have cycles a speedup can pair."""
     spec, measured = outcome.spec, outcome.measurement
     speedup = (
         None
         if measured is None
-        else same_run.speedup(spec.group(), spec.backend, spec.precision, measured.stats.p50_ms)
+        else same_run.speedup(
+            spec.group(),
+            spec.backend,
+            spec.precision,
+            measured.stats.p50_ms,
+            TimedRounds(timing_group, measured.round_p50_ms()),
+        )
     )
     row = outcome.row(speedup)
     gradcam = outcome.gradcam

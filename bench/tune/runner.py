@@ -24,6 +24,7 @@ from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
 from bench.errors import UsageError
 from bench.measure.contention import ReferenceKernel
+from bench.results.speedup import Speedup, TimedRounds, speedup_of
 from bench.run.cell import CellOutcome, evaluate_cell, explain_cell
 from bench.run.isolation import Worker, WorkerFailed
 from bench.run.matrix import BackendPlan, CellSpec
@@ -175,7 +176,7 @@ def _label(log: Log, prefix: str) -> Callable[[str], None]:
     return lambda stage: log(f"{prefix}: {stage}")
 
 
-def _record(outcome: CellOutcome, speedup: float | None = None) -> dict[str, Any]:
+def _record(outcome: CellOutcome, speedup: Speedup | None = None) -> dict[str, Any]:
     return outcome.row(speedup).record()
 
 
@@ -374,7 +375,13 @@ def _timed_variant(
     )
     speedup = None
     if reference.measurement is not None and tuned.measurement is not None:
-        speedup = reference.measurement.stats.p50_ms / tuned.measurement.stats.p50_ms
+        fp32, int8 = reference.measurement, tuned.measurement  # one group: their cycles pair
+        speedup = speedup_of(
+            fp32.stats.p50_ms,
+            int8.stats.p50_ms,
+            TimedRounds(0, fp32.round_p50_ms()),
+            TimedRounds(0, int8.round_p50_ms()),
+        )
     return {
         "fp32_latency_p50_ms": reference.measurement.stats.p50_ms if reference.measurement else None,
         **_record(tuned, speedup),

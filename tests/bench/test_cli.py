@@ -192,3 +192,26 @@ def test_resume_refuses_a_split_option(capsys, tmp_path):
     assert capsys.readouterr().err.strip().endswith("drop --split")
     assert main(["tune", "--resume", str(run_dir), "--split", "evaluation=8"]) == 2
     assert capsys.readouterr().err.strip().endswith("drop --split")
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf"])
+def test_a_bad_wait_for_quiet_is_one_line_exit_2(value, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--wait-for-quiet", value, "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "--wait-for-quiet" in err and f"'{value}'" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_wait_for_quiet_default_comes_from_the_environment(capsys, tmp_path, monkeypatch):
+    from bench.cli import DEFAULT_QUIET_WAIT_S, QUIET_WAIT_ENV, _quiet_wait_s
+
+    monkeypatch.setenv(QUIET_WAIT_ENV, "7.5")
+    assert _quiet_wait_s(None) == 7.5 and _quiet_wait_s(0.0) == 0.0  # the option wins over the environment
+    monkeypatch.delenv(QUIET_WAIT_ENV)
+    assert _quiet_wait_s(None) == DEFAULT_QUIET_WAIT_S
+    monkeypatch.setenv(QUIET_WAIT_ENV, "later")
+    assert main(["run", "--backends", "torch-eager", "--out", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"environment variable {QUIET_WAIT_ENV}: 'later' is not a number" in err
+    assert not (tmp_path / "results").exists()

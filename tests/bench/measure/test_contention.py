@@ -12,7 +12,7 @@ from bench.measure.contention import (
     CpuWindows,
     ReferenceKernel,
     TimedRound,
-    counted_rounds,
+    counted_cycles,
 )
 
 
@@ -48,18 +48,36 @@ def test_the_verdict_names_every_reason_and_admits_when_nothing_was_measured():
     assert slow == ("noisy: too few quiet rounds, 8% CPU steal, reference kernel x1.23 slower")
 
 
-def test_only_quiet_rounds_count_and_only_when_they_hold_the_minimum():
-    quiet, slow, busy = _window(100, 1), _window(100, 1), _window(100, 40)
-    rounds = [
+def test_only_cycles_quiet_for_every_cell_count_and_only_when_they_hold_each_minimum():
+    quiet, busy = _window(100, 1), _window(100, 40)
+    a = [
         TimedRound(10, 0.3, 8.6, quiet),
-        TimedRound(10, 0.3, 10.6, slow),
-        TimedRound(10, 0.3, 8.7, busy),
+        TimedRound(10, 0.3, 10.6, quiet),  # the machine ran slow before this round
+        TimedRound(10, 0.3, 8.7, busy),  # other processes took 40% of the CPU
         TimedRound(10, 0.3, 8.8, quiet),
+        TimedRound(10, 0.3, 8.6, quiet),
     ]
-    assert counted_rounds(rounds, 8.6, min_calls=20, min_seconds=0.6) == [0, 3]
-    assert counted_rounds(rounds, 8.6, min_calls=30, min_seconds=0.6) is None  # only 20 quiet calls
-    assert counted_rounds(rounds, None, min_calls=30, min_seconds=0.85) == [0, 1, 3]  # no kernel: CPU decides
+    b = [
+        TimedRound(5, 0.3, 8.6, quiet),
+        TimedRound(5, 0.3, 8.6, quiet),
+        TimedRound(5, 0.3, 8.6, quiet),
+        TimedRound(5, 0.3, 9.9, quiet),  # slow before b's round: the whole cycle is left out, a's round too
+        TimedRound(5, 0.3, 8.6, quiet),
+    ]
+    assert counted_cycles([a, b], 8.6, min_calls=10, min_seconds=0.6) == [0, 4]
+    assert counted_cycles([a], 8.6, min_calls=10, min_seconds=0.6) == [0, 3, 4]
+    assert counted_cycles([a, b], 8.6, min_calls=15, min_seconds=0.6) is None  # b has only 10 quiet calls
+    assert counted_cycles([a, b], None, min_calls=10, min_seconds=0.6) == [0, 1, 3, 4]  # no kernel: CPU decides
+    assert counted_cycles([], 8.6, min_calls=1, min_seconds=0.0) is None
     assert MAX_TIMING_FACTOR >= 2
+
+
+def test_the_kernel_slowdown_is_the_median_of_the_counted_rounds_not_one_spike():
+    kernel = ReferenceKernel.__new__(ReferenceKernel)
+    kernel.quietest_ms = 8.0
+    contention = Contention.from_windows(_window(100, 1, 95), 0.1, [8.0, 8.4, 16.0], kernel)
+    assert contention.reference_kernel_ms == 8.4
+    assert contention.reference_slowdown == pytest.approx(1.05) and contention.timing_quality == "ok"
 
 
 def test_reference_kernel_keeps_the_machines_quietest_time(tmp_path):

@@ -1,16 +1,42 @@
 import pytest
 
-from bench.results.speedup import SameRunReference
+from bench.results.speedup import MIN_PAIRED_CYCLES, SameRunReference, Speedup, TimedRounds, paired_speedup
 
 GROUP = ("s", "m", "cpu", 1)
+
+
+def _value(speedup: Speedup | None) -> float | None:
+    return None if speedup is None else speedup.value
 
 
 def test_speedup_is_a_ratio_to_fp32_eager_in_the_same_run():
     reference = SameRunReference()
     assert reference.speedup(GROUP, "ort-qdq-int8", "int8", 4.0) is None  # no reference measured yet
-    assert reference.speedup(GROUP, "torch-eager", "fp32", 10.0) == pytest.approx(1.0)
-    assert reference.speedup(GROUP, "ort-qdq-int8", "int8", 4.0) == pytest.approx(2.5)
+    assert _value(reference.speedup(GROUP, "torch-eager", "fp32", 10.0)) == pytest.approx(1.0)
+    assert reference.speedup(GROUP, "ort-qdq-int8", "int8", 4.0) == Speedup(2.5, "p50 ratio")
     assert reference.speedup(("s", "other", "cpu", 1), "ort-qdq-int8", "int8", 4.0) is None  # another model
+
+
+def test_cycles_of_one_group_pair_and_a_drift_between_cycles_cancels():
+    # the machine ran 40% slower in cycles 2 and 3, for both backends alike; the rows' p50s straddle it
+    reference = TimedRounds(7, {0: 10.0, 1: 10.0, 2: 14.0, 3: 14.0, 4: 10.0})
+    row = TimedRounds(7, {0: 4.0, 1: 4.0, 2: 5.6, 3: 5.6, 4: 4.0})
+    same_run = SameRunReference()
+    same_run.speedup(GROUP, "torch-eager", "fp32", 10.0, reference)
+    speedup = same_run.speedup(GROUP, "ort-qdq-int8", "int8", 5.6, row)
+    assert speedup == Speedup(2.5, "paired: median of 5 per-cycle p50 ratios")  # the p50 ratio would say 1.79
+
+
+def test_cycles_of_different_groups_or_too_few_never_pair():
+    reference = TimedRounds(0, {0: 10.0, 1: 10.0, 2: 10.0})
+    assert paired_speedup(reference, TimedRounds(1, {0: 5.0, 1: 5.0, 2: 5.0})) is None  # sequential: timed apart
+    few = {i: 5.0 for i in range(MIN_PAIRED_CYCLES - 1)}
+    assert paired_speedup(reference, TimedRounds(0, few)) is None
+    same_run = SameRunReference()
+    same_run.speedup(GROUP, "torch-eager", "fp32", 10.0, reference)
+    assert same_run.speedup(GROUP, "ort", "fp32", 4.0, TimedRounds(1, {0: 5.0, 1: 5.0, 2: 5.0})) == Speedup(
+        2.5, "p50 ratio"
+    )
 
 
 def test_a_resumed_run_finds_its_reference_among_the_finished_rows():
@@ -26,6 +52,7 @@ def test_a_resumed_run_finds_its_reference_among_the_finished_rows():
             "latency_p50_ms": 10.0,
         }
     ]
-    assert SameRunReference(rows).speedup(GROUP, "ort", "fp32", 5.0) == pytest.approx(2.0)
+    resumed = SameRunReference(rows).speedup(GROUP, "ort", "fp32", 5.0, TimedRounds(3, {0: 5.0, 1: 5.0, 2: 5.0}))
+    assert resumed == Speedup(2.0, "p50 ratio")  # its cycles went with the earlier session
     failed = [{**rows[0], "status": "error: boom"}]
     assert SameRunReference(failed).speedup(GROUP, "ort", "fp32", 5.0) is None

@@ -1,36 +1,128 @@
-"""Interleaved timing: every cell gets rounds in turn, in a shuffled order, until it has its minimum."""
+"""Interleaved timing: every cell times one round per cycle, in a shuffled order, and the group decides
+which cycles count."""
 
+import pytest
+
+from bench.measure.contention import CpuWindows, TimedRound
+from bench.run import rounds
 from bench.run.rounds import time_cells
+
+QUIET_MS, SLOW_MS = 1.0, 1.5
 
 
 class FakeKernel:
-    quietest_ms = 1.0
+    quietest_ms = QUIET_MS
+
+    def __init__(self, readings: list[float] | None = None) -> None:
+        self.readings = list(readings or [])
 
     def measure(self) -> float:
-        return 1.0
+        return self.readings.pop(0) if self.readings else QUIET_MS
+
+
+class FakeTiming:
+    min_iters, min_time_s = 30, 0.3
+    quiet_wait_s = 0.0
+
+
+class FakeSpec:
+    timing = FakeTiming()
 
 
 class FakeCell:
-    def __init__(self, name: str, rounds_needed: int, log: list[str]) -> None:
-        self.name, self.rounds_needed, self.log, self.rounds = name, rounds_needed, log, 0
+    """A cell whose rounds each time 10 calls in 0.1 s; it can fail in a given cycle."""
 
-    @property
-    def needs_more(self) -> bool:
-        return self.rounds < self.rounds_needed
+    spec = FakeSpec()
 
-    def time_round(self, kernel) -> None:
-        assert isinstance(kernel, FakeKernel)
-        self.rounds += 1
+    def __init__(self, name: str, log: list[str], fail_in_cycle: int | None = None) -> None:
+        self.name, self.log, self.fail_in_cycle = name, log, fail_in_cycle
+        self.rounds: list[TimedRound] = []
+        self.failure: str | None = None
+
+    def has_minimum(self) -> bool:
+        return sum(r.calls for r in self.rounds) >= 30 and sum(r.seconds for r in self.rounds) >= 0.3
+
+    def time_round(self, kernel: FakeKernel) -> None:
+        if self.fail_in_cycle == len(self.rounds):
+            self.failure = f"{self.name} failed"
+            return
+        window = CpuWindows(total=100, other=1, process=95, wall_s=0.1, windows=1)
+        self.rounds.append(TimedRound(10, 0.1, kernel.measure(), window))
         self.log.append(self.name)
 
-    def finish(self) -> str:
-        return f"{self.name} done after {self.rounds}"
+    def finish(self, counted: list[int] | None) -> str:
+        return self.failure or f"{self.name}: {len(self.rounds)} rounds, counted {counted}"
 
 
-def test_cells_take_turns_in_shuffled_rounds_until_each_has_its_minimum():
+def test_cells_take_turns_in_shuffled_cycles_until_each_has_its_minimum():
     log: list[str] = []
-    cells = [FakeCell("a", 3, log), FakeCell("b", 3, log), FakeCell("c", 1, log)]
+    cells = [FakeCell("a", log), FakeCell("b", log), FakeCell("c", log)]
     outcomes = time_cells(cells, FakeKernel())  # type: ignore[arg-type]
-    assert outcomes == ["a done after 3", "b done after 3", "c done after 1"]  # in the cells' order
-    # one turn each per round, in a seeded shuffle: no backend always runs right after the same one
-    assert log == ["a", "c", "b", "b", "a", "a", "b"]
+    assert outcomes == [f"{n}: 3 rounds, counted [0, 1, 2]" for n in "abc"]  # in the cells' order
+    # one turn each per cycle, in a seeded shuffle: no backend always runs right after the same one
+    assert log == ["a", "c", "b", "c", "b", "a", "a", "b", "c"]
+
+
+def test_a_slow_reading_before_one_cells_round_leaves_the_cycle_out_for_every_cell():
+    # cycle 1's first round follows a slow kernel reading: the group times on until 3 quiet cycles
+    cells = [FakeCell("a", []), FakeCell("b", [])]
+    outcomes = time_cells(cells, FakeKernel([QUIET_MS, QUIET_MS, SLOW_MS]))  # type: ignore[arg-type]
+    assert outcomes == ["a: 4 rounds, counted [0, 2, 3]", "b: 4 rounds, counted [0, 2, 3]"]
+
+
+def test_a_machine_slow_all_along_is_not_waited_for_and_every_round_counts():
+    cells = [FakeCell("a", []), FakeCell("b", [])]
+    outcomes = time_cells(cells, FakeKernel([SLOW_MS] * 100))  # type: ignore[arg-type]
+    assert outcomes == ["a: 3 rounds, counted None", "b: 3 rounds, counted None"]
+
+
+def test_quiet_cycles_that_come_late_are_waited_for_up_to_three_times_the_minimum():
+    cells = [FakeCell("a", [])]
+    outcomes = time_cells(cells, FakeKernel([QUIET_MS] + [SLOW_MS] * 100))  # type: ignore[arg-type]
+    assert outcomes == ["a: 9 rounds, counted None"]  # 3 cycles to the minimum, 9 at most
+
+
+def test_a_cell_that_fails_leaves_the_group_and_the_others_go_on():
+    log: list[str] = []
+    cells = [FakeCell("a", log), FakeCell("b", log, fail_in_cycle=1)]
+    outcomes = time_cells(cells, FakeKernel())  # type: ignore[arg-type]
+    assert outcomes == ["a: 3 rounds, counted [0, 1, 2]", "b failed"]
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The group's waits, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(rounds.time, "sleep", slept.append)
+    return slept
+
+
+def test_a_slow_state_is_waited_out_before_a_cycle(monkeypatch: pytest.MonkeyPatch, pauses: list[float]):
+    monkeypatch.setattr(FakeTiming, "quiet_wait_s", 5.0)
+    said: list[str] = []
+    cells = [FakeCell("a", []), FakeCell("b", [])]
+    outcomes = time_cells(cells, FakeKernel([SLOW_MS, SLOW_MS]), said.append)  # type: ignore[arg-type]
+    # two slow readings, a second's pause after each, then every round quiet
+    assert pauses == [1.0, 1.0]
+    assert outcomes == ["a: 3 rounds, counted [0, 1, 2]", "b: 3 rounds, counted [0, 1, 2]"]
+    assert said == ["the machine was slow (reference kernel up to x1.50 its quietest): waited 2.0 s for it to pass"]
+
+
+def test_the_wait_stops_at_its_allowance_and_the_group_times_on(monkeypatch: pytest.MonkeyPatch, pauses: list[float]):
+    monkeypatch.setattr(FakeTiming, "quiet_wait_s", 2.5)
+    said: list[str] = []
+    cells = [FakeCell("a", [])]
+    outcomes = time_cells(cells, FakeKernel([SLOW_MS] * 100), said.append)  # type: ignore[arg-type]
+    assert pauses == [1.0, 1.0, 0.5]  # the allowance is for the whole group, not per cycle
+    assert outcomes == ["a: 3 rounds, counted None"]  # slow all along: noisy, as without waiting
+    assert said == [
+        "the machine was slow (reference kernel up to x1.50 its quietest): waited 2.5 s, the whole allowance, "
+        "then timed on"
+    ]
+
+
+def test_no_allowance_never_reads_the_kernel_to_wait(pauses: list[float]):
+    kernel = FakeKernel([SLOW_MS] * 6)
+    said: list[str] = []
+    time_cells([FakeCell("a", []), FakeCell("b", [])], kernel, said.append)  # type: ignore[arg-type]
+    assert pauses == [] and said == [] and kernel.readings == []  # the 6 readings went to the 6 rounds
