@@ -37,6 +37,9 @@ REFERENCE_NOISY_SLOWDOWN = 1.10
 # minimum took, to collect its minimum in quiet cycles, and its rows are marked noisy when it could not.
 QUIET_KERNEL_FACTOR = 1.05
 MAX_TIMING_FACTOR = 3.0
+# Where the quiet cycles fall short of the minimum but hold at least this share of it, they alone count
+# (the row still says `too few quiet rounds`); under it, every round counts.
+SHORT_QUIET_SHARE = 0.5
 
 _PROC_STAT = Path("/proc/stat")
 _KERNEL_CALLS = 20  # about 9 ms on two threads here
@@ -129,9 +132,13 @@ class TimedRound:
 
 
 def counted_cycles(
-    rounds: list[list[TimedRound]], quietest_kernel_ms: float | None, min_calls: int, min_seconds: float
+    rounds: list[list[TimedRound]],
+    quietest_kernel_ms: float | None,
+    min_calls: int,
+    min_seconds: float,
+    share: float = 1.0,
 ) -> list[int] | None:
-    """The quiet cycles of a group, when they hold every cell's minimum count and time; else None.
+    """The quiet cycles of a group, when they hold `share` of every cell's minimum count and time; else None.
 
     `rounds[c][i]` is cell c's round in cycle i (every cell of a group times one round per cycle). A
     cycle is quiet when every cell's round in it was: all the group's rows are then measured over the
@@ -141,7 +148,8 @@ def counted_cycles(
     cycles = min((len(cell) for cell in rounds), default=0)
     quiet = [i for i in range(cycles) if all(cell[i].quiet(quietest_kernel_ms) for cell in rounds)]
     for cell in rounds:
-        if sum(cell[i].calls for i in quiet) < min_calls or sum(cell[i].seconds for i in quiet) < min_seconds:
+        calls, seconds = sum(cell[i].calls for i in quiet), sum(cell[i].seconds for i in quiet)
+        if calls < share * min_calls or seconds < share * min_seconds:
             return None
     return quiet if rounds else None
 
@@ -195,7 +203,7 @@ class Contention:
     load_avg_1m: float | None
     reference_kernel_ms: float | None = None  # median of the kernel before the cell's rounds (absolute)
     reference_slowdown: float | None = None  # that median / the machine's quietest kernel time
-    too_few_quiet_rounds: bool = False  # the minimum could not be collected in quiet rounds: every round counts
+    too_few_quiet_rounds: bool = False  # the quiet rounds did not hold the minimum (bench.run.rounds)
 
     @classmethod
     def from_windows(

@@ -171,9 +171,10 @@ class MeasuringCell:
         cpu = CpuWindows.between(before, CpuCounters.read(self.worker.pid))
         self.rounds.append(TimedRound(calls, seconds, kernel_ms, cpu, load_average()))
 
-    def finish(self, counted: list[int] | None) -> CellOutcome:
+    def finish(self, counted: list[int] | None, too_few_quiet: bool) -> CellOutcome:
         """Evaluate, read the memory, close the worker: the measured cell (not yet explained). `counted`:
-        the group's quiet cycles (`bench.run.rounds`), None when too few came and every round counts."""
+        the group's cycles that count (`bench.run.rounds`), None for every round; `too_few_quiet`: they do
+        not hold the minimum in quiet cycles (the row says so)."""
         if self.failure is not None:
             return self.failure
         spec, budget = self.spec, self.budget
@@ -193,7 +194,7 @@ class MeasuringCell:
             max(loads) if loads else None,
             [r.kernel_ms for r in rounds if r.kernel_ms is not None],
             self.kernel,
-            too_few_quiet_rounds=counted is None,
+            too_few_quiet_rounds=too_few_quiet,
         )
         measurement = replace(
             measured,

@@ -67,6 +67,7 @@ def test_only_cycles_quiet_for_every_cell_count_and_only_when_they_hold_each_min
     assert counted_cycles([a, b], 8.6, min_calls=10, min_seconds=0.6) == [0, 4]
     assert counted_cycles([a], 8.6, min_calls=10, min_seconds=0.6) == [0, 3, 4]
     assert counted_cycles([a, b], 8.6, min_calls=15, min_seconds=0.6) is None  # b has only 10 quiet calls
+    assert counted_cycles([a, b], 8.6, min_calls=15, min_seconds=0.6, share=0.5) == [0, 4]  # half the minimum
     assert counted_cycles([a, b], None, min_calls=10, min_seconds=0.6) == [0, 1, 3, 4]  # no kernel: CPU decides
     assert counted_cycles([], 8.6, min_calls=1, min_seconds=0.0) is None
     assert MAX_TIMING_FACTOR >= 2
