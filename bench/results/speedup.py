@@ -8,7 +8,8 @@ over those cycles of the reference's round p50 over the row's round p50 (`paired
 machine's speed between cycles then cancels instead of landing on whichever backend it met. Measured
 here, five default runs in a row on a quiet 2-vCPU VM whose speed moved ±20% between runs: the ratio
 of whole-run p50s varied by 3.5-14.9% (coefficient of variation per backend), the paired ratio of the
-same runs' samples by 3.1-9.0%. Where the reference was timed apart (sequential timing, or a resumed
+same runs' samples by 3.1-9.0%. With the cycles chosen for the whole group and paired, eight runs
+whose rows read `ok` varied by 1.1-2.5%. Where the reference was timed apart (sequential timing, or a resumed
 run that finds it on disk) no cycle can be paired, and the speedup is the ratio of the p50s.
 """
 
