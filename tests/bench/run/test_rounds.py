@@ -27,6 +27,7 @@ class FakeKernel:
 class FakeTiming:
     min_iters, min_time_s = 30, 0.3
     quiet_wait_s = 0.0
+    mode = "interleaved"
 
 
 class FakeSpec:
@@ -140,3 +141,13 @@ def test_no_allowance_never_reads_the_kernel_to_wait():
     said: list[str] = []
     time_cells([FakeCell("a", []), FakeCell("b", [])], kernel, said.append)  # type: ignore[arg-type]
     assert said == [] and kernel.readings == []  # the 6 readings went to the 6 rounds
+
+
+@pytest.mark.usefixtures("fake_clock")
+def test_sequential_timing_never_waits(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(FakeTiming, "quiet_wait_s", 5.0)
+    monkeypatch.setattr(FakeTiming, "mode", "sequential")
+    kernel = FakeKernel([SLOW_MS] * 3)
+    said: list[str] = []
+    time_cells([FakeCell("a", [])], kernel, said.append)  # type: ignore[arg-type]
+    assert said == [] and kernel.readings == []  # the 3 slow readings went to the rounds
