@@ -131,6 +131,12 @@ class TimedRound:
         return self.kernel_ms <= QUIET_KERNEL_FACTOR * quietest_kernel_ms
 
 
+def quiet_cycles(rounds: list[list[TimedRound]], quietest_kernel_ms: float | None) -> list[int]:
+    """The cycles in which every cell's round was quiet (`rounds[c][i]`: cell c's round in cycle i)."""
+    cycles = min((len(cell) for cell in rounds), default=0)
+    return [i for i in range(cycles) if all(cell[i].quiet(quietest_kernel_ms) for cell in rounds)]
+
+
 def counted_cycles(
     rounds: list[list[TimedRound]],
     quietest_kernel_ms: float | None,
@@ -145,8 +151,7 @@ def counted_cycles(
     same cycles, so a cell timed only while the machine was fast is never divided by one timed only
     while it was slow. Measured here before this was so: one run counted torch-eager's 10 fast rounds
     and ort-qdq-int8's 10 slow ones, and its speedup read 2.25x against 3.0-3.4x in four other runs."""
-    cycles = min((len(cell) for cell in rounds), default=0)
-    quiet = [i for i in range(cycles) if all(cell[i].quiet(quietest_kernel_ms) for cell in rounds)]
+    quiet = quiet_cycles(rounds, quietest_kernel_ms)
     for cell in rounds:
         calls, seconds = sum(cell[i].calls for i in quiet), sum(cell[i].seconds for i in quiet)
         if calls < share * min_calls or seconds < share * min_seconds:

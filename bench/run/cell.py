@@ -149,11 +149,11 @@ class MeasuringCell:
         """Kill the worker (a group that stops early must not leave loaded sessions running)."""
         self.worker.close(kill=True)
 
-    def has_minimum(self, rounds: list[int] | None = None) -> bool:
-        """Do these rounds (all so far when None) hold the cell's minimum time and count?"""
+    def has_minimum(self) -> bool:
+        """Do its rounds so far hold the cell's minimum time and count?"""
         timing = self.spec.timing
-        chosen = self.rounds if rounds is None else [self.rounds[i] for i in rounds]
-        return sum(r.calls for r in chosen) >= timing.min_iters and sum(r.seconds for r in chosen) >= timing.min_time_s
+        calls, seconds = sum(r.calls for r in self.rounds), sum(r.seconds for r in self.rounds)
+        return calls >= timing.min_iters and seconds >= timing.min_time_s
 
     def time_round(self, kernel: ReferenceKernel | None = None) -> None:
         """One round: the reference kernel (how fast is the machine right now?), a pause so that what ran

@@ -31,6 +31,7 @@ from bench.measure.contention import (
     SHORT_QUIET_SHARE,
     ReferenceKernel,
     counted_cycles,
+    quiet_cycles,
 )
 from bench.run.cell import CellOutcome, MeasuringCell
 
@@ -129,5 +130,5 @@ def _enough(live: list[MeasuringCell], kernel: ReferenceKernel, cycles: int, cyc
         return False
     if _counted(live, kernel) is not None:
         return True
-    quiet_came = any(all(cell.rounds[i].quiet(kernel.quietest_ms) for cell in live) for i in range(cycles))
+    quiet_came = bool(quiet_cycles([cell.rounds for cell in live], kernel.quietest_ms))
     return not quiet_came or cycles >= MAX_TIMING_FACTOR * cycles_to_minimum
