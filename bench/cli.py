@@ -90,6 +90,28 @@ def _quiet_wait_s(given: float | None) -> float:
         raise UsageError(f"environment variable {QUIET_WAIT_ENV}: {exc}") from None
 
 
+PRIORITY_ENV = "SEGBENCH_PRIORITY"  # the default of --priority
+_PRIORITY_HELP = (
+    "what every timed round runs at: realtime (SCHED_RR, the default: a busy core then bends no ratio), "
+    "high (nice -10) or normal; where the system refuses a level, the next one down, and the row's "
+    f"timing_priority says what it got (default ${PRIORITY_ENV} or realtime)"
+)
+
+
+def _priority(given: str | None) -> str:
+    """--priority, else the environment's default, else bench.measure.priority.DEFAULT_PRIORITY."""
+    import os
+
+    from bench.measure.priority import DEFAULT_PRIORITY, PRIORITIES
+
+    if given is not None:
+        return given
+    value = os.environ.get(PRIORITY_ENV, DEFAULT_PRIORITY)
+    if value not in PRIORITIES:
+        raise UsageError(f"environment variable {PRIORITY_ENV}: '{value}', expected one of {', '.join(PRIORITIES)}")
+    return value
+
+
 def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     """The command line; `with_defaults=False` leaves the run options that were not given out of the
     namespace (how a resume finds the options it must refuse)."""
@@ -202,6 +224,7 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         "load on the machine hits them alike; sequential: one backend after the other",
     )
     run.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
+    run.add_argument("--priority", choices=("realtime", "high", "normal"), help=_PRIORITY_HELP)
     run.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-cell timeout in seconds")
     run.add_argument(
         "--option",
@@ -419,6 +442,7 @@ def _add_tune(sub: Any, threads: int) -> None:
     tune.add_argument("--min-iters", type=int, default=30, help="minimum timed iterations per step")
     tune.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
     tune.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
+    tune.add_argument("--priority", choices=("realtime", "high", "normal"), help=_PRIORITY_HELP)
     tune.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-variant timeout in seconds")
     tune.add_argument("--quiet", action="store_true", help="no progress output")
     tune.add_argument(
@@ -479,6 +503,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 min_time_s=args.min_time,
                 min_iters=args.min_iters,
                 quiet_wait_s=_quiet_wait_s(args.wait_for_quiet),
+                priority=_priority(args.priority),
             ),
             results_root=args.out,
             cell_timeout_s=args.timeout,
@@ -564,6 +589,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             min_iters=args.min_iters,
             mode=args.timing,
             quiet_wait_s=_quiet_wait_s(args.wait_for_quiet),
+            priority=_priority(args.priority),
         ),
         cell_timeout_s=args.timeout,
         progress=not args.quiet,

@@ -31,6 +31,7 @@ class Measurement:
     timing_rounds_left_out: int = 0  # rounds timed while the machine ran slow or was busy, not counted
     sample_rounds: np.ndarray | None = None  # the round of every sample
     contention: Contention | None = None  # filled by the parent, which watched the timed windows
+    timing_priority: str | None = None  # what the timed calls ran at (bench.measure.priority), last round's
 
     @property
     def backend_rss_mib(self) -> float | None:
@@ -60,6 +61,7 @@ class Measurement:
             "timing_mode": self.timing_mode,
             "timing_rounds": self.timing_rounds,
             "timing_rounds_left_out": self.timing_rounds_left_out,
+            "timing_priority": self.timing_priority,
             **contention.columns(),
             "backend_rss_mib": self.backend_rss_mib,
             "peak_rss_mib": self.peak_rss_mib,

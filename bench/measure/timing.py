@@ -39,6 +39,9 @@ class TimingConfig:
     # Interleaved: seconds a group may spend, in all, waiting for the machine to leave a slow state
     # (the reference kernel over QUIET_KERNEL_FACTOR times its quietest) before a cycle; 0 never waits.
     quiet_wait_s: float = 0.0
+    # What every timed round (and the reference kernel) runs at: one of bench.measure.priority.PRIORITIES,
+    # falling back to the next level where the operating system refuses; the row says what it got.
+    priority: str = "realtime"
 
     def round_budget(self) -> tuple[float, int]:
         """(seconds, calls) one round times at least: the whole minimum when sequential."""

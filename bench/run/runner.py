@@ -176,7 +176,7 @@ def run_benchmark(
         if spec.key in finished:
             log(f"{labels[spec.key]}: finished earlier, kept")
     todo = [(spec, plan) for spec, plan in cells if spec.key not in finished]
-    kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads))
+    kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads), config.timing.priority)
     kernel.measure()  # the run's first reading of the reference kernel, before any cell
     same_run = SameRunReference(store.rows())
     verdicts = CutVerdicts(store.rows())

@@ -103,13 +103,16 @@ def warm_up(context: WorkerContext, spec: CellSpec) -> None:
 def time_round(context: WorkerContext, spec: CellSpec) -> tuple[int, float]:
     """One round of timed calls (the whole timing when sequential): how many, and their summed time in
     seconds (the round's warm-up calls and the round trip excluded). The samples stay in the worker."""
+    from bench.measure.priority import timed_at
     from bench.measure.timing import time_round as run_round
 
     session, inputs = context.state["session"], context.state["inputs"]
     seconds, calls = spec.timing.round_budget()
-    samples = run_round(
-        lambda: session.time_call(inputs), seconds, calls, spec.timing.round_warmup_calls, spec.timing.max_iters
-    )
+    with timed_at(spec.timing.priority) as grant:  # only the timed calls: loading and evaluating stay ordinary
+        samples = run_round(
+            lambda: session.time_call(inputs), seconds, calls, spec.timing.round_warmup_calls, spec.timing.max_iters
+        )
+    context.state["timing_priority"] = grant.describe()
     context.state["samples"].append(samples)
     return len(samples), float(samples.sum()) / 1e9
 
@@ -158,6 +161,7 @@ def measurement(context: WorkerContext, spec: CellSpec, rounds: list[int]) -> Me
         session_notes=session.notes(),
         peak_device_mib=device_peak[0] if device_peak else None,
         device_memory_method=device_peak[1] if device_peak else None,
+        timing_priority=context.state.get("timing_priority"),
     )
 
 

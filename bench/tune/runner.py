@@ -319,7 +319,7 @@ def fallback(
         r["layer"] for r in ranked if _number(r.get(primary), 0.0) > 0
     ]  # a layer that did not help alone is not tried
     limit = min(len(candidates), config.max_steps) if config.max_steps else len(candidates)
-    kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads))
+    kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads), config.timing.priority)
     kernel.measure()
     best: tuple[float, dict[str, Any]] | None = None
     chosen: dict[str, Any] | None = None
@@ -494,7 +494,7 @@ def accuracy_control_peer(config: TuneConfig, variants: Variants, store: TuneSto
             log(f"{prefix}: {result if status != 'ok' else 'no result'}")
             store.append("peer", {"split": "tuning", "budget": str(budget), "status": f"error: {result}"})
             return
-        kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads))
+        kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads), config.timing.priority)
         kernel.measure()
         spec = variants.with_options(result.options, "peer")
         measured = _timed_variant(config, variants, kernel, spec, prefix, log)

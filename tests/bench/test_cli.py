@@ -215,3 +215,19 @@ def test_the_wait_for_quiet_default_comes_from_the_environment(capsys, tmp_path,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"environment variable {QUIET_WAIT_ENV}: 'later' is not a number" in err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_bad_priority_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    from bench.cli import PRIORITY_ENV, _priority
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--priority", "urgent", "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "--priority" in err and "'urgent'" in err
+    monkeypatch.setenv(PRIORITY_ENV, "high")
+    assert _priority(None) == "high" and _priority("normal") == "normal"  # the option wins over the environment
+    monkeypatch.setenv(PRIORITY_ENV, "urgent")
+    assert main(["run", "--backends", "torch-eager", "--out", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"environment variable {PRIORITY_ENV}: 'urgent', expected one of" in err
+    assert not (tmp_path / "results").exists()
