@@ -5,8 +5,9 @@ different share of its speed, so interleaving alone cannot keep the ratios: meas
 priority, torch-eager went from 11.1 to 31.7 ms while OpenVINO's speedup over it grew from 1.60x to
 2.32x (+45%) and ORT QDQ's by 10%. Each runtime's threads wait for each other differently (OpenMP spins
 at barriers, OpenVINO's TBB workers sleep and are woken), and a woken thread waits for the busy one's
-time slice. At nice -10 torch and ONNX Runtime held within 4% of quiet, OpenVINO did not (-36%); under
-`SCHED_RR` every backend held within 3%, and the busy process got 0.3-0.8% of the CPU while rounds ran.
+time slice. At nice -10 torch and ONNX Runtime held within 4% of quiet, OpenVINO did not (-36%); with
+rounds on `SCHED_RR` every backend's speedup held within 3.5% of a quiet run's, and the busy process got
+0.6-2.0% of the CPU while rounds ran (35-47% at normal priority).
 
 So a timed round runs, by default, at real-time priority where the process may ask for it, and only
 while it runs: every thread of the process is raised at the start of a round and put back after, so

@@ -190,9 +190,9 @@ def run_benchmark(
     if not cells:  # a shard no group fell to (--shard): its empty table, so that reports and merge read it
         store.write_table()
     write_reports(run_dir)
-    noisy = _noisy_summary(store.rows())
-    if noisy:
-        log(noisy)
+    for line in (_noisy_summary(store.rows()), priority_summary(store.rows(), config.timing.priority)):
+        if line:
+            log(line)
     return run_dir
 
 
@@ -321,6 +321,22 @@ def _noisy_summary(rows: list[dict[str, Any]]) -> str:
         f"{len(noisy)} of {len(rows)} rows were timed while the machine was busy (timing_quality noisy: "
         f"{reasons}); their latencies and speedups are not to be trusted"
     )
+
+
+def priority_summary(rows: list[dict[str, Any]], asked: str) -> str:
+    """One line at the end of a run whose timed rounds did not get the priority asked for, and why: a
+    busy core then bends their ratios (README, "Timing you can trust")."""
+    got = sorted({str(row["timing_priority"]) for row in rows if _got_less(row.get("timing_priority"), asked)})
+    if not got:
+        return ""
+    return (
+        f"timed rounds ran below --priority {asked}: {' / '.join(got)}; another busy process would change "
+        "their ratios (run as root, or grant CAP_SYS_NICE or an RLIMIT_RTPRIO, for realtime)"
+    )
+
+
+def _got_less(described: Any, asked: str) -> bool:
+    return isinstance(described, str) and not described.startswith(f"{asked} (")
 
 
 def _stage_logger(log: Callable[[str], None], label: str) -> Callable[[str], None]:
