@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.errors import UsageError
+from bench.measure.priority import DEFAULT_PRIORITY, PRIORITIES
 
 EXIT_USAGE = 2
 
@@ -101,8 +102,6 @@ _PRIORITY_HELP = (
 def _priority(given: str | None) -> str:
     """--priority, else the environment's default, else bench.measure.priority.DEFAULT_PRIORITY."""
     import os
-
-    from bench.measure.priority import DEFAULT_PRIORITY, PRIORITIES
 
     if given is not None:
         return given
@@ -224,7 +223,7 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         "load on the machine hits them alike; sequential: one backend after the other",
     )
     run.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
-    run.add_argument("--priority", choices=("realtime", "high", "normal"), help=_PRIORITY_HELP)
+    run.add_argument("--priority", choices=PRIORITIES, help=_PRIORITY_HELP)
     run.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-cell timeout in seconds")
     run.add_argument(
         "--option",
@@ -442,7 +441,7 @@ def _add_tune(sub: Any, threads: int) -> None:
     tune.add_argument("--min-iters", type=int, default=30, help="minimum timed iterations per step")
     tune.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
     tune.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
-    tune.add_argument("--priority", choices=("realtime", "high", "normal"), help=_PRIORITY_HELP)
+    tune.add_argument("--priority", choices=PRIORITIES, help=_PRIORITY_HELP)
     tune.add_argument("--timeout", type=_positive_float, default=1800.0, help="per-variant timeout in seconds")
     tune.add_argument("--quiet", action="store_true", help="no progress output")
     tune.add_argument(
