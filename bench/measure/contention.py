@@ -5,7 +5,7 @@
    `/proc/<pid>/stat`, in % of all cores), how much the hypervisor stole (`steal`), how much of the
    machine the timed process got, and the 1-minute load average.
 2. A reference kernel: a fixed convolution loop on `threads` threads (`_ConvKernel`), timed at the
-   start of the run and before every timed round; its slowdown against the machine's quietest time
+   start of the run and before every timed round; its slowdown against the machine's fast level
    says whether the cores were really available, and its absolute time (`reference_kernel_ms`) lets
    two runs on one machine be compared.
 
@@ -25,17 +25,28 @@ from typing import Any
 
 import numpy as np
 
-# A row is noisy when, over its timed windows, another process used more than this share of all cores,
+# A round is quiet when, during it, other processes used at most this share of all cores
 OTHER_CPU_NOISY_PCT = 10.0
-# the hypervisor stole more than this share,
+# and the hypervisor stole at most this share.
 STEAL_NOISY_PCT = 5.0
-# or the reference kernel, before its counted rounds, ran this much slower (median) than the machine's quietest.
-REFERENCE_NOISY_SLOWDOWN = 1.10
-# A round is quiet when the kernel before it ran within this factor of the machine's quietest time and
-# other processes stayed under OTHER_CPU_NOISY_PCT during it; a cycle (one round of every cell of a group)
-# counts when all its rounds were quiet. A group is timed for up to MAX_TIMING_FACTOR times the cycles its
-# minimum took, to collect its minimum in quiet cycles, and its rows are marked noisy when it could not.
-QUIET_KERNEL_FACTOR = 1.05
+# The host switches between a fast state and slow phases of 15 s to minutes in which barrier-heavy work
+# runs x1.2-1.6 slower (the reference kernel with it). In the fast state single kernel readings scatter
+# over 0.96-1.06x of its level (measured here: 70 readings of one default run), so a state is told by
+# a factor half-way between the two: a cycle is in the slow state when the median of its readings is
+# over this factor of the fast level, and so is a row whose counted rounds' readings are.
+SLOW_STATE_FACTOR = 1.10
+# The fast level: this quantile of the machine's recent readings (this run's and earlier runs', kept in
+# the cache), robust both to a run that is wholly slow and to the one freak reading that a minimum
+# would keep for ever (a minimum over history sat 4-6% under every later reading here, and with a 5%
+# margin left 55 of 62 rows of quiet runs "noisy").
+FAST_LEVEL_QUANTILE = 0.2
+HISTORY_READINGS = 400
+# A row's counted rounds disagree when the robust spread of their medians (1.4826 x MAD / median) is
+# over this share: the machine changed under the row in a way the other signals did not see. Measured
+# on quiet runs here: 1-5%.
+ROUND_SPREAD_NOISY = 0.10
+# A group is timed for up to MAX_TIMING_FACTOR times the cycles its minimum took, to collect its
+# minimum in quiet cycles, and its rows are marked noisy when it could not.
 MAX_TIMING_FACTOR = 3.0
 # Where the quiet cycles fall short of the minimum but hold at least this share of it, they alone count
 # (the row still says `too few quiet rounds`); under it, every round counts.
@@ -121,37 +132,122 @@ class TimedRound:
     kernel_ms: float | None
     cpu: CpuWindows
     load_avg_1m: float | None = None
+    p50_ms: float | None = None  # the round's own median call (rounds.parquet)
+    position: int | None = None  # its place in the cycle's shuffled order (0: first)
 
-    def quiet(self, quietest_kernel_ms: float | None) -> bool:
-        other = self.cpu.other_pct
+    @property
+    def steal_pct(self) -> float | None:
+        return 100.0 * self.cpu.steal / self.cpu.total if self.cpu.total > 0 else None
+
+    def busy_reason(self) -> NotQuiet | None:
+        """What took the cores from this round while it ran (other processes, the hypervisor), or None.
+        The machine's speed is judged per cycle (`cycle_verdicts`), not here."""
+        other, steal = self.cpu.other_pct, self.steal_pct
         if other is not None and other > OTHER_CPU_NOISY_PCT:
-            return False
-        if self.kernel_ms is None or not quietest_kernel_ms:
-            return True
-        return self.kernel_ms <= QUIET_KERNEL_FACTOR * quietest_kernel_ms
+            return NotQuiet(OTHER_PROCESSES, other)
+        if steal is not None and steal > STEAL_NOISY_PCT:
+            return NotQuiet(STEAL, steal)
+        return None
+
+    def record(self, cycle: int, reference_ms: float | None, verdict: NotQuiet | None, counted: bool) -> dict[str, Any]:
+        """The round as a row of the run's rounds.parquet: what was seen around it, its cycle's verdict
+        (empty: quiet) and whether it counted."""
+        return {
+            "cycle": cycle,
+            "position": self.position,
+            "calls": self.calls,
+            "timed_s": self.seconds,
+            "round_p50_ms": self.p50_ms,
+            "kernel_ms": self.kernel_ms,
+            "kernel_factor": self.kernel_ms / reference_ms if self.kernel_ms and reference_ms else None,
+            "cpu_other_pct": self.cpu.other_pct,
+            "cpu_steal_pct": self.steal_pct,
+            "load_avg_1m": self.load_avg_1m,
+            "cycle_quiet": verdict is None,
+            "cycle_not_quiet_because": "" if verdict is None else str(verdict),
+            "counted": counted,
+        }
 
 
-def quiet_cycles(rounds: list[list[TimedRound]], quietest_kernel_ms: float | None) -> list[int]:
-    """The cycles in which every cell's round was quiet (`rounds[c][i]`: cell c's round in cycle i)."""
+SLOW_PHASE, OTHER_PROCESSES, STEAL = "slow host phase", "other processes", "CPU steal"
+
+
+@dataclass(frozen=True)
+class NotQuiet:
+    """Why a cycle was not quiet: what was seen (`kind`) and how much (a kernel factor, or % of all cores)."""
+
+    kind: str  # SLOW_PHASE, OTHER_PROCESSES or STEAL
+    value: float
+
+    def __str__(self) -> str:
+        if self.kind == SLOW_PHASE:
+            return f"slow host phase (reference kernel x{self.value:.2f})"
+        if self.kind == OTHER_PROCESSES:
+            return f"other processes used {self.value:.0f}% of the CPU"
+        return f"{self.value:.0f}% CPU steal"
+
+
+def cycle_verdicts(rounds: list[list[TimedRound]], reference_ms: float | None) -> list[NotQuiet | None]:
+    """Per cycle of a group (`rounds[c][i]`: cell c's round in cycle i), None when it was quiet, else what
+    was seen: a slow host phase (the median of the cycle's kernel readings over SLOW_STATE_FACTOR of the
+    fast level) or a round that other processes or the hypervisor took cores from.
+
+    The speed is judged on the cycle's median, not on every reading: a cycle lasts seconds, inside one
+    host state, and its readings are as many samples of that state; requiring each reading to pass made
+    the rule stricter with every backend added (7 readings per cycle: 0 of 10 cycles passed on a quiet
+    machine). Other processes' CPU is measured during each round itself, so every round must pass it."""
     cycles = min((len(cell) for cell in rounds), default=0)
-    return [i for i in range(cycles) if all(cell[i].quiet(quietest_kernel_ms) for cell in rounds)]
+    verdicts: list[NotQuiet | None] = []
+    for i in range(cycles):
+        busy = [reason for cell in rounds if (reason := cell[i].busy_reason()) is not None]
+        readings = [ms for cell in rounds if (ms := cell[i].kernel_ms) is not None]
+        factor = float(np.median(readings)) / reference_ms if readings and reference_ms else None
+        if factor is not None and factor > SLOW_STATE_FACTOR:
+            verdicts.append(NotQuiet(SLOW_PHASE, factor))
+        elif busy:
+            verdicts.append(max(busy, key=lambda reason: reason.value))
+        else:
+            verdicts.append(None)
+    return verdicts
+
+
+def quiet_cycles(rounds: list[list[TimedRound]], reference_ms: float | None) -> list[int]:
+    """The cycles of a group that were quiet (`cycle_verdicts`)."""
+    return [i for i, verdict in enumerate(cycle_verdicts(rounds, reference_ms)) if verdict is None]
+
+
+def left_out_summary(verdicts: list[NotQuiet | None]) -> str:
+    """What kept cycles out, in a few words: how many, and the worst of each kind seen."""
+    left = [v for v in verdicts if v is not None]
+    if not left:
+        return ""
+    parts = []
+    for kind, unit in (
+        (SLOW_PHASE, "reference kernel up to x{:.2f}"),
+        (OTHER_PROCESSES, "up to {:.0f}% of the CPU"),
+        (STEAL, "up to {:.0f}%"),
+    ):
+        seen = [v.value for v in left if v.kind == kind]
+        if seen:
+            parts.append(f"{kind} in {len(seen)} ({unit.format(max(seen))})")
+    return f"{len(left)} of {len(verdicts)} cycles left out: " + "; ".join(parts)
 
 
 def counted_cycles(
     rounds: list[list[TimedRound]],
-    quietest_kernel_ms: float | None,
+    reference_ms: float | None,
     min_calls: int,
     min_seconds: float,
     share: float = 1.0,
 ) -> list[int] | None:
     """The quiet cycles of a group, when they hold `share` of every cell's minimum count and time; else None.
 
-    `rounds[c][i]` is cell c's round in cycle i (every cell of a group times one round per cycle). A
-    cycle is quiet when every cell's round in it was: all the group's rows are then measured over the
+    `rounds[c][i]` is cell c's round in cycle i (every cell of a group times one round per cycle). The
+    cycle, not the round, is judged (`cycle_verdicts`): all the group's rows are then measured over the
     same cycles, so a cell timed only while the machine was fast is never divided by one timed only
     while it was slow. Measured here before this was so: one run counted torch-eager's 10 fast rounds
     and ort-qdq-int8's 10 slow ones, and its speedup read 2.25x against 3.0-3.4x in four other runs."""
-    quiet = quiet_cycles(rounds, quietest_kernel_ms)
+    quiet = quiet_cycles(rounds, reference_ms)
     for cell in rounds:
         calls, seconds = sum(cell[i].calls for i in quiet), sum(cell[i].seconds for i in quiet)
         if calls < share * min_calls or seconds < share * min_seconds:
@@ -207,8 +303,10 @@ class Contention:
     cpu_timed_pct: float | None  # the timed process's own CPU, % of all cores
     load_avg_1m: float | None
     reference_kernel_ms: float | None = None  # median of the kernel before the cell's rounds (absolute)
-    reference_slowdown: float | None = None  # that median / the machine's quietest kernel time
-    too_few_quiet_rounds: bool = False  # the quiet rounds did not hold the minimum (bench.run.rounds)
+    reference_slowdown: float | None = None  # that median / the machine's fast level
+    too_few_quiet_rounds: bool = False  # the quiet cycles did not hold the minimum (bench.run.rounds)
+    left_out: str = ""  # what kept the group's cycles out (`left_out_summary`), said with too_few_quiet_rounds
+    round_spread: float | None = None  # robust spread of the counted rounds' medians (1.4826 MAD / median)
 
     @classmethod
     def from_windows(
@@ -218,11 +316,14 @@ class Contention:
         kernel_ms: list[float],
         kernel: ReferenceKernel | None,
         too_few_quiet_rounds: bool = False,
+        left_out: str = "",
+        round_p50_ms: list[float] | None = None,
     ) -> Contention:
         reference = float(np.median(kernel_ms)) if kernel_ms else None
         slowdown = kernel.slowdown(reference) if kernel is not None and reference is not None else None
+        spread = robust_spread(round_p50_ms or [])
         if windows.windows == 0 or windows.total <= 0:
-            return cls(None, None, None, load, reference, slowdown, too_few_quiet_rounds)
+            return cls(None, None, None, load, reference, slowdown, too_few_quiet_rounds, left_out, spread)
         pct = 100.0 / windows.total
         return cls(
             cpu_other_pct=windows.other * pct,
@@ -232,20 +333,24 @@ class Contention:
             reference_kernel_ms=reference,
             reference_slowdown=slowdown,
             too_few_quiet_rounds=too_few_quiet_rounds,
+            left_out=left_out,
+            round_spread=spread,
         )
 
     @property
     def timing_quality(self) -> str:
-        """`ok`, `noisy: <reasons>`, or `unmeasured: <why>` where no signal could be read."""
+        """`ok`, `noisy: <what was seen>`, or `unmeasured: <why>` where no signal could be read."""
         reasons = []
         if self.too_few_quiet_rounds:
-            reasons.append("too few quiet rounds")
+            reasons.append(f"too few quiet rounds ({self.left_out})" if self.left_out else "too few quiet rounds")
         if self.cpu_other_pct is not None and self.cpu_other_pct > OTHER_CPU_NOISY_PCT:
             reasons.append(f"other processes used {self.cpu_other_pct:.0f}% of the CPU")
         if self.cpu_steal_pct is not None and self.cpu_steal_pct > STEAL_NOISY_PCT:
             reasons.append(f"{self.cpu_steal_pct:.0f}% CPU steal")
-        if self.reference_slowdown is not None and self.reference_slowdown > REFERENCE_NOISY_SLOWDOWN:
-            reasons.append(f"reference kernel x{self.reference_slowdown:.2f} slower")
+        if self.reference_slowdown is not None and self.reference_slowdown > SLOW_STATE_FACTOR:
+            reasons.append(f"slow host phase (reference kernel x{self.reference_slowdown:.2f} its fast level)")
+        if self.round_spread is not None and self.round_spread > ROUND_SPREAD_NOISY:
+            reasons.append(f"rounds disagreed (their medians spread {100 * self.round_spread:.0f}%)")
         if reasons:
             return "noisy: " + ", ".join(reasons)
         if self.cpu_other_pct is None and self.reference_slowdown is None:
@@ -260,50 +365,74 @@ class Contention:
             "load_avg_1m": self.load_avg_1m,
             "reference_kernel_ms": self.reference_kernel_ms,
             "reference_slowdown": self.reference_slowdown,
+            "timing_round_spread": self.round_spread,
             "timing_quality": self.timing_quality,
         }
 
 
+def robust_spread(values: list[float]) -> float | None:
+    """1.4826 x the median absolute deviation over the median (a CV that one outlying round cannot move);
+    None under three values."""
+    if len(values) < 3:
+        return None
+    array = np.asarray(values, np.float64)
+    median = float(np.median(array))
+    return 1.4826 * float(np.median(np.abs(array - median))) / median if median > 0 else None
+
+
 class ReferenceKernel:
-    """The reference kernel of one run: timed at its start and before every timed round, each time
-    compared with the quietest time this machine has shown at this thread count.
+    """The reference kernel of one run: timed at its start and before every timed round, each reading
+    compared with the machine's fast level at this thread count (`reference_ms`).
 
-    The quietest time is kept in the cache between runs (`record`), because a host can stay in its slow
-    state for minutes: a run that starts slow would otherwise take its slow state for the norm. Measured
-    here: five runs in a row, two of them wholly in a slow state (kernel 10.6 ms against 8.6 ms)."""
+    The readings are kept in the cache between runs (`record`, the last HISTORY_READINGS), because a host
+    can stay in its slow state for minutes: a run that starts slow would otherwise take its slow state for
+    the norm (measured here: five runs in a row, two of them wholly in a slow state, kernel 10.6 ms against
+    8.6 ms). The level is a low quantile of them, not their minimum: one freak fast reading would
+    otherwise be the norm for ever after."""
 
-    VERSION = 1  # bump when the kernel changes: old quietest times do not apply
+    VERSION = 2  # bump when the kernel or the record changes: old readings do not apply
 
     def __init__(self, threads: int, record: Path | None = None, priority: str = "normal") -> None:
         self._kernel = _ConvKernel(threads)
         self._record = record
         self.priority = priority  # the timed rounds': the kernel must see the machine as they do
-        self.quietest_ms: float | None = self._read_record()
+        self._readings: list[float] = self._read_record()
+        self.reference_ms: float | None = self._level()
 
-    def _read_record(self) -> float | None:
+    def _read_record(self) -> list[float]:
         try:
             data = json.loads(self._record.read_text()) if self._record else {}
         except (OSError, ValueError):
-            return None
-        value = data.get("quietest_ms") if data.get("version") == self.VERSION else None
-        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+            return []
+        readings = data.get("readings") if isinstance(data, dict) and data.get("version") == self.VERSION else None
+        if not isinstance(readings, list):
+            return []
+        return [float(r) for r in readings if isinstance(r, (int, float)) and r > 0][-HISTORY_READINGS:]
 
-    def measure(self) -> float:
+    def _level(self) -> float | None:
+        return float(np.quantile(self._readings, FAST_LEVEL_QUANTILE)) if self._readings else None
+
+    def measure(self, keep: bool = True) -> float:
+        """One reading (the fastest of three passes), added to the machine's history and its level unless
+        `keep` is False: a wait for the fast state reads back to back, hundreds of slow readings that
+        would soon be the history, and the level with it."""
         from bench.measure.priority import timed_at
 
         with timed_at(self.priority):
             ms = min(self._kernel() for _ in range(3))
-        if self.quietest_ms is None or ms < self.quietest_ms:
-            self.quietest_ms = ms
-            if self._record is not None:
-                try:
-                    self._record.parent.mkdir(parents=True, exist_ok=True)
-                    self._record.write_text(json.dumps({"version": self.VERSION, "quietest_ms": ms}))
-                except OSError:
-                    pass  # a read-only cache only loses the machine's history
+        if not keep:
+            return ms
+        self._readings = [*self._readings, ms][-HISTORY_READINGS:]
+        self.reference_ms = self._level()
+        if self._record is not None:
+            try:
+                self._record.parent.mkdir(parents=True, exist_ok=True)
+                self._record.write_text(json.dumps({"version": self.VERSION, "readings": self._readings}))
+            except OSError:
+                pass  # a read-only cache only loses the machine's history
         return ms
 
     def slowdown(self, measured_ms: float) -> float | None:
-        """`measured_ms` against the machine's quietest time (a cell passes its rounds' median: one slow
-        reading, whose round is left out anyway, must not stand for the whole cell)."""
-        return measured_ms / self.quietest_ms if self.quietest_ms else None
+        """`measured_ms` against the machine's fast level (a cell passes its rounds' median: one slow
+        reading must not stand for the whole cell)."""
+        return measured_ms / self.reference_ms if self.reference_ms else None

@@ -37,7 +37,7 @@ class TimingConfig:
     # pool kept its threads busy ~40 ms after a run here, torch's OpenMP ~10 ms.
     settle_s: float = 0.05
     # Interleaved: seconds a group may spend, in all, waiting for the machine to leave a slow state
-    # (the reference kernel over QUIET_KERNEL_FACTOR times its quietest) before a cycle; 0 never waits.
+    # (the reference kernel over SLOW_STATE_FACTOR times its fast level) before a cycle; 0 never waits.
     quiet_wait_s: float = 0.0
     # What every timed round (and the reference kernel) runs at: one of bench.measure.priority.PRIORITIES,
     # falling back to the next level where the operating system refuses; the row says what it got.

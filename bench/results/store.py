@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ class RunStore:
         self._per_image: list[pd.DataFrame] = []
         self._gradcam: list[pd.DataFrame] = []
         self._profile: list[pd.DataFrame] = []
+        self._rounds: list[pd.DataFrame] = []
         self._load_existing()
 
     def _load_existing(self) -> None:
@@ -55,6 +57,8 @@ class RunStore:
             self._gradcam = [pd.read_parquet(self.run_dir / "gradcam.parquet")]
         if (self.run_dir / "profile.parquet").exists():
             self._profile = [pd.read_parquet(self.run_dir / "profile.parquet")]
+        if (self.run_dir / "rounds.parquet").exists():
+            self._rounds = [pd.read_parquet(self.run_dir / "rounds.parquet")]
         if (self.run_dir / "per_backend.json").exists():
             self._details = json.loads((self.run_dir / "per_backend.json").read_text())
 
@@ -72,11 +76,15 @@ class RunStore:
         gradcam_records: list[dict[str, Any]] | None = None,
         sample_rounds: np.ndarray | None = None,
         profile_records: list[dict[str, Any]] | None = None,
+        round_records: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         """Add one finished cell and rewrite every table atomically: a kill loses at most the next cell."""
         record = row.record()
         identity = {c: record[c] for c in IDENTITY_COLUMNS}
         self._rows.append(record)
+        if round_records:
+            self._rounds.append(pd.DataFrame([{**identity, **r} for r in round_records]))
+            _atomic_frame(pd.concat(self._rounds, ignore_index=True), self.run_dir, "rounds", csv=False)
         if profile_records:
             self._profile.append(pd.DataFrame([{**identity, "threads": row.threads, **r} for r in profile_records]))
             _atomic_frame(pd.concat(self._profile, ignore_index=True), self.run_dir, "profile", csv=False)
@@ -147,6 +155,7 @@ class RunStore:
             ("per_image", self._per_image),
             ("gradcam", self._gradcam),
             ("profile", self._profile),
+            ("rounds", self._rounds),
         )
 
     def _rewrite(self) -> None:

@@ -14,14 +14,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from bench.gradcam.explain import GradcamResult
 from bench.measure.contention import (
     Contention,
     CpuCounters,
     CpuWindows,
+    NotQuiet,
     ReferenceKernel,
     TimedRound,
+    left_out_summary,
     load_average,
 )
 from bench.measure.measurement import Measurement
@@ -48,6 +51,7 @@ class CellOutcome:
     quality: QualityResult | None = None
     gradcam: GradcamResult | None = None
     profile: ProfileResult | None = None  # --profile: the profiled pass after the timing
+    rounds: tuple[dict[str, Any], ...] = ()  # every timed round, counted or not (rounds.parquet)
     duration_s: float | None = None  # the cell's own work (`Budget.spent`), not its group's
     budget: Budget | None = None
 
@@ -114,6 +118,18 @@ def prepare_cell(
     return prepared, budget
 
 
+@dataclass(frozen=True)
+class GroupTiming:
+    """What the group's timing decided for all its cells (`bench.run.rounds.time_cells`): the cycles that
+    count (None: every round), whether they fall short of the minimum in quiet cycles, each cycle's
+    verdict (None: quiet) and the machine's fast level they were judged against."""
+
+    counted: list[int] | None
+    too_few_quiet: bool
+    verdicts: tuple[NotQuiet | None, ...] = ()
+    reference_ms: float | None = None
+
+
 class MeasuringCell:
     """A cell whose session is loaded and warm in a worker of its own, ready to be timed round by round;
     the parent reads the machine's speed before, and its CPU accounting around, every round.
@@ -155,30 +171,31 @@ class MeasuringCell:
         calls, seconds = sum(r.calls for r in self.rounds), sum(r.seconds for r in self.rounds)
         return calls >= timing.min_iters and seconds >= timing.min_time_s
 
-    def time_round(self, kernel: ReferenceKernel | None = None) -> None:
-        """One round: the reference kernel (how fast is the machine right now?), a pause so that what ran
-        before stops spinning, then the worker's timed calls, with the machine's CPU read around them."""
+    def time_round(self, kernel: ReferenceKernel | None = None, position: int | None = None) -> None:
+        """One round: a pause so that what ran before stops spinning (measured here: a kernel read straight
+        after another runtime's round ran 2-5% slower than one read after a pause), the reference kernel
+        (how fast is the machine right now?), then the worker's timed calls (their first two untimed), with
+        the machine's CPU read around them."""
         self.kernel = kernel
+        time.sleep(self.spec.timing.settle_s)  # before the kernel too: the last round's runtime may still spin
         kernel_ms = kernel.measure() if kernel is not None else None
-        time.sleep(self.spec.timing.settle_s)
         before = CpuCounters.read(self.worker.pid)
         try:
-            calls, seconds = self.budget.call(self.worker, stages.time_round, self.spec)
+            calls, seconds, p50_ms = self.budget.call(self.worker, stages.time_round, self.spec)
         except WorkerFailed as exc:
             self.worker.close(kill=True)
             self.failure = _failed(self.spec, self.budget, str(exc))
             return
         cpu = CpuWindows.between(before, CpuCounters.read(self.worker.pid))
-        self.rounds.append(TimedRound(calls, seconds, kernel_ms, cpu, load_average()))
+        self.rounds.append(TimedRound(calls, seconds, kernel_ms, cpu, load_average(), p50_ms, position))
 
-    def finish(self, counted: list[int] | None, too_few_quiet: bool) -> CellOutcome:
-        """Evaluate, read the memory, close the worker: the measured cell (not yet explained). `counted`:
-        the group's cycles that count (`bench.run.rounds`), None for every round; `too_few_quiet`: they do
-        not hold the minimum in quiet cycles (the row says so)."""
+    def finish(self, timing: GroupTiming) -> CellOutcome:
+        """Evaluate, read the memory, close the worker: the measured cell (not yet explained), over the
+        cycles the group counted (the row says when they fall short of the minimum in quiet cycles)."""
         if self.failure is not None:
             return self.failure
         spec, budget = self.spec, self.budget
-        used = counted if counted is not None else list(range(len(self.rounds)))
+        used = timing.counted if timing.counted is not None else list(range(len(self.rounds)))
         try:
             with self.worker as worker:  # the timing's memory first: it is reset for the evaluation
                 measured: Measurement = budget.call(worker, stages.measurement, spec, used)
@@ -194,7 +211,9 @@ class MeasuringCell:
             max(loads) if loads else None,
             [r.kernel_ms for r in rounds if r.kernel_ms is not None],
             self.kernel,
-            too_few_quiet_rounds=too_few_quiet,
+            too_few_quiet_rounds=timing.too_few_quiet,
+            left_out=left_out_summary(list(timing.verdicts)) if timing.too_few_quiet else "",
+            round_p50_ms=[r.p50_ms for r in rounds if r.p50_ms is not None],
         )
         measurement = replace(
             measured,
@@ -204,8 +223,21 @@ class MeasuringCell:
             evaluation_peak_rss_mib=evaluation_peak,
             contention=contention,
         )
+        verdicts = timing.verdicts
+        records = tuple(
+            r.record(i, timing.reference_ms, verdicts[i] if i < len(verdicts) else None, i in used)
+            for i, r in enumerate(self.rounds)
+        )
         return CellOutcome(
-            spec, "ok", self.prepared, measurement, quality, profile=profiled, duration_s=budget.spent, budget=budget
+            spec,
+            "ok",
+            self.prepared,
+            measurement,
+            quality,
+            profile=profiled,
+            duration_s=budget.spent,
+            budget=budget,
+            rounds=records,
         )
 
     def _profile(self, worker: Worker, p50_ms: float) -> ProfileResult | None:

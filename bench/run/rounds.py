@@ -27,13 +27,14 @@ from dataclasses import dataclass
 
 from bench.measure.contention import (
     MAX_TIMING_FACTOR,
-    QUIET_KERNEL_FACTOR,
     SHORT_QUIET_SHARE,
+    SLOW_STATE_FACTOR,
     ReferenceKernel,
     counted_cycles,
+    cycle_verdicts,
     quiet_cycles,
 )
-from bench.run.cell import CellOutcome, MeasuringCell
+from bench.run.cell import CellOutcome, GroupTiming, MeasuringCell
 
 SHUFFLE_SEED = 0
 
@@ -49,21 +50,22 @@ class QuietWait:
 
     budget_s: float
     waited_s: float = 0.0
-    slowest: float = 1.0  # the slowest reading that made the group wait, against the quietest
+    slowest: float = 1.0  # the slowest reading that made the group wait, against the fast level
     gave_up: bool = False
 
     def before_cycle(self, kernel: ReferenceKernel) -> None:
-        """Read the kernel until it is within QUIET_KERNEL_FACTOR of the machine's quietest time, or the
-        allowance is spent (then the cycle is timed anyway, and judged by the rules that count cycles)."""
+        """Read the kernel until it is within SLOW_STATE_FACTOR of the machine's fast level, or the
+        allowance is spent (then the cycle is timed anyway, and judged by the rules that count cycles).
+        These readings are not kept in the machine's history (`ReferenceKernel.measure`)."""
         if self.waited_s >= self.budget_s:
             return
         start, slow = time.monotonic(), False
         while True:
-            quietest = kernel.quietest_ms
-            reading = kernel.measure()
-            if not quietest or reading <= QUIET_KERNEL_FACTOR * quietest:
+            level = kernel.reference_ms
+            reading = kernel.measure(keep=False)
+            if not level or reading <= SLOW_STATE_FACTOR * level:
                 break
-            slow, self.slowest = True, max(self.slowest, reading / quietest)
+            slow, self.slowest = True, max(self.slowest, reading / level)
             if self.waited_s + time.monotonic() - start >= self.budget_s:
                 self.gave_up = True
                 break
@@ -73,7 +75,7 @@ class QuietWait:
     def summary(self) -> str | None:
         if not self.waited_s:
             return None
-        state = f"the machine was slow (reference kernel up to x{self.slowest:.2f} its quietest)"
+        state = f"the machine was in a slow phase (reference kernel up to x{self.slowest:.2f} its fast level)"
         if self.gave_up:
             return f"{state}: waited {self.waited_s:.1f} s, the whole allowance, then timed on"
         return f"{state}: waited {self.waited_s:.1f} s for it to pass"
@@ -103,18 +105,20 @@ def time_cells(
             break
         wait.before_cycle(kernel)
         order.shuffle(live)
-        for cell in live:
-            cell.time_round(kernel)
+        for position, cell in enumerate(live):
+            cell.time_round(kernel, position)
     if log is not None and (said := wait.summary()):
         log(said)
     live = [cell for cell in cells if cell.failure is None]
+    reference = kernel.reference_ms
+    verdicts = tuple(cycle_verdicts([cell.rounds for cell in live], reference))
     counted = _counted(live, kernel)
     if counted is not None:
-        return [cell.finish(counted, too_few_quiet=False) for cell in cells]
+        return [cell.finish(GroupTiming(counted, False, verdicts, reference)) for cell in cells]
     # Short of quiet cycles: those that came still count, if they hold SHORT_QUIET_SHARE of the minimum,
     # rather than mixing the machine's fast and slow states in one number; the rows say it was noisy.
     short = _counted(live, kernel, SHORT_QUIET_SHARE)
-    return [cell.finish(short, too_few_quiet=True) for cell in cells]
+    return [cell.finish(GroupTiming(short, True, verdicts, reference)) for cell in cells]
 
 
 def _counted(live: list[MeasuringCell], kernel: ReferenceKernel, share: float = 1.0) -> list[int] | None:
@@ -122,7 +126,7 @@ def _counted(live: list[MeasuringCell], kernel: ReferenceKernel, share: float = 
         return None
     timing = live[0].spec.timing
     rounds = [cell.rounds for cell in live]
-    return counted_cycles(rounds, kernel.quietest_ms, timing.min_iters, timing.min_time_s, share)
+    return counted_cycles(rounds, kernel.reference_ms, timing.min_iters, timing.min_time_s, share)
 
 
 def _enough(live: list[MeasuringCell], kernel: ReferenceKernel, cycles: int, cycles_to_minimum: int | None) -> bool:
@@ -130,5 +134,5 @@ def _enough(live: list[MeasuringCell], kernel: ReferenceKernel, cycles: int, cyc
         return False
     if _counted(live, kernel) is not None:
         return True
-    quiet_came = bool(quiet_cycles([cell.rounds for cell in live], kernel.quietest_ms))
+    quiet_came = bool(quiet_cycles([cell.rounds for cell in live], kernel.reference_ms))
     return not quiet_came or cycles >= MAX_TIMING_FACTOR * cycles_to_minimum

@@ -303,6 +303,7 @@ def _record(
         gradcam.records if gradcam is not None else None,
         measured.sample_rounds if measured else None,
         outcome.profile.records() if outcome.profile is not None else None,
+        outcome.rounds,
     )
     try:
         write_montage(run_dir, outcome, row, suite)
@@ -312,14 +313,15 @@ def _record(
 
 
 def _noisy_summary(rows: list[dict[str, Any]]) -> str:
-    """One line at the end of a run: how many rows were timed on a busy machine, and why."""
+    """One line at the end of a run: how many rows have noisy timing, and what was seen (each row's own
+    reasons: other processes, steal, a slow host phase, rounds that disagreed; "busy" only where it was)."""
     noisy = [row for row in rows if str(row.get("timing_quality", "")).startswith("noisy")]
     if not noisy:
         return ""
     reasons = "; ".join(f"{row['backend']}: {str(row['timing_quality']).removeprefix('noisy: ')}" for row in noisy)
     return (
-        f"{len(noisy)} of {len(rows)} rows were timed while the machine was busy (timing_quality noisy: "
-        f"{reasons}); their latencies and speedups are not to be trusted"
+        f"{len(noisy)} of {len(rows)} rows have noisy timing ({reasons}); their latencies and speedups are not "
+        "to be trusted"
     )
 
 

@@ -100,9 +100,10 @@ def warm_up(context: WorkerContext, spec: CellSpec) -> None:
     context.state["samples"] = []
 
 
-def time_round(context: WorkerContext, spec: CellSpec) -> tuple[int, float]:
-    """One round of timed calls (the whole timing when sequential): how many, and their summed time in
-    seconds (the round's warm-up calls and the round trip excluded). The samples stay in the worker."""
+def time_round(context: WorkerContext, spec: CellSpec) -> tuple[int, float, float]:
+    """One round of timed calls (the whole timing when sequential): how many, their summed time in
+    seconds (the round's warm-up calls and the round trip excluded) and their median in ms (the run's
+    rounds.parquet). The samples stay in the worker."""
     from bench.measure.priority import timed_at
     from bench.measure.timing import time_round as run_round
 
@@ -114,7 +115,7 @@ def time_round(context: WorkerContext, spec: CellSpec) -> tuple[int, float]:
         )
     context.state["timing_priority"] = grant.describe()
     context.state["samples"].append(samples)
-    return len(samples), float(samples.sum()) / 1e9
+    return len(samples), float(samples.sum()) / 1e9, float(np.median(samples)) / 1e6
 
 
 def evaluate(context: WorkerContext, spec: CellSpec) -> QualityResult:

@@ -1,5 +1,6 @@
 """The contention signals and the verdict built from them."""
 
+import json
 import os
 import time
 
@@ -13,6 +14,9 @@ from bench.measure.contention import (
     ReferenceKernel,
     TimedRound,
     counted_cycles,
+    cycle_verdicts,
+    left_out_summary,
+    robust_spread,
 )
 
 
@@ -45,49 +49,83 @@ def test_windows_add_up_and_give_percentages():
 def test_the_verdict_names_every_reason_and_admits_when_nothing_was_measured():
     assert Contention(None, None, None, None).timing_quality.startswith("unmeasured")
     slow = Contention(1.0, 8.0, 90.0, 1.0, 10.6, 1.23, too_few_quiet_rounds=True).timing_quality
-    assert slow == ("noisy: too few quiet rounds, 8% CPU steal, reference kernel x1.23 slower")
+    assert slow == "noisy: too few quiet rounds, 8% CPU steal, slow host phase (reference kernel x1.23 its fast level)"
+    left_out = "3 of 12 cycles left out: slow host phase in 3 (reference kernel up to x1.31)"
+    said = Contention(1.0, 0.0, 90.0, 1.0, 8.0, 1.0, True, left_out, round_spread=0.14).timing_quality
+    assert said == f"noisy: too few quiet rounds ({left_out}), rounds disagreed (their medians spread 14%)"
+    assert "busy" not in said  # nothing else ran: the reasons say what was seen
 
 
-def test_only_cycles_quiet_for_every_cell_count_and_only_when_they_hold_each_minimum():
-    quiet, busy = _window(100, 1), _window(100, 40)
+def test_rounds_that_disagree_make_a_row_noisy_and_one_outlying_round_does_not():
+    steady = Contention.from_windows(_window(100, 1, 95), 0.1, [8.0], None, round_p50_ms=[5.0, 5.1, 4.9, 5.0, 9.0])
+    assert steady.round_spread == pytest.approx(1.4826 * 0.1 / 5.0) and steady.timing_quality == "ok"
+    drifting = Contention.from_windows(_window(100, 1, 95), 0.1, [8.0], None, round_p50_ms=[5.0, 5.0, 6.0, 6.2, 6.5])
+    assert drifting.timing_quality.startswith("noisy: rounds disagreed (their medians spread ")
+    assert robust_spread([1.0, 2.0]) is None  # too few rounds to say
+
+
+def test_a_cycle_is_judged_by_its_readings_median_and_every_rounds_cpu():
+    quiet, busy, stolen = _window(100, 1), _window(100, 40), _window(100, 1, steal=9)
     a = [
         TimedRound(10, 0.3, 8.6, quiet),
-        TimedRound(10, 0.3, 10.6, quiet),  # the machine ran slow before this round
+        TimedRound(10, 0.3, 10.6, quiet),  # the machine ran slow before this round...
         TimedRound(10, 0.3, 8.7, busy),  # other processes took 40% of the CPU
         TimedRound(10, 0.3, 8.8, quiet),
         TimedRound(10, 0.3, 8.6, quiet),
     ]
     b = [
         TimedRound(5, 0.3, 8.6, quiet),
+        TimedRound(5, 0.3, 10.2, quiet),  # ...and before b's: the cycle's median is x1.21
         TimedRound(5, 0.3, 8.6, quiet),
-        TimedRound(5, 0.3, 8.6, quiet),
-        TimedRound(5, 0.3, 9.9, quiet),  # slow before b's round: the whole cycle is left out, a's round too
-        TimedRound(5, 0.3, 8.6, quiet),
+        TimedRound(5, 0.3, 9.9, quiet),  # one slow reading of two: the median x1.08 is the fast state
+        TimedRound(5, 0.3, 8.6, stolen),  # the hypervisor took 9%
     ]
-    assert counted_cycles([a, b], 8.6, min_calls=10, min_seconds=0.6) == [0, 4]
-    assert counted_cycles([a], 8.6, min_calls=10, min_seconds=0.6) == [0, 3, 4]
+    verdicts = cycle_verdicts([a, b], 8.6)
+    assert [str(v) if v else None for v in verdicts] == [
+        None,
+        "slow host phase (reference kernel x1.21)",
+        "other processes used 40% of the CPU",
+        None,
+        "9% CPU steal",
+    ]
+    assert left_out_summary(verdicts) == (
+        "3 of 5 cycles left out: slow host phase in 1 (reference kernel up to x1.21); "
+        "other processes in 1 (up to 40% of the CPU); CPU steal in 1 (up to 9%)"
+    )
+    assert counted_cycles([a, b], 8.6, min_calls=10, min_seconds=0.6) == [0, 3]
+    assert counted_cycles([a], 8.6, min_calls=10, min_seconds=0.6) == [0, 3, 4]  # b was the stolen one
     assert counted_cycles([a, b], 8.6, min_calls=15, min_seconds=0.6) is None  # b has only 10 quiet calls
-    assert counted_cycles([a, b], 8.6, min_calls=15, min_seconds=0.6, share=0.5) == [0, 4]  # half the minimum
-    assert counted_cycles([a, b], None, min_calls=10, min_seconds=0.6) == [0, 1, 3, 4]  # no kernel: CPU decides
+    assert counted_cycles([a, b], 8.6, min_calls=15, min_seconds=0.6, share=0.5) == [0, 3]  # half the minimum
+    assert counted_cycles([a, b], None, min_calls=10, min_seconds=0.6) == [0, 1, 3]  # no kernel: CPU decides
     assert counted_cycles([], 8.6, min_calls=1, min_seconds=0.0) is None
     assert MAX_TIMING_FACTOR >= 2
 
 
 def test_the_kernel_slowdown_is_the_median_of_the_counted_rounds_not_one_spike():
     kernel = ReferenceKernel.__new__(ReferenceKernel)
-    kernel.quietest_ms = 8.0
+    kernel.reference_ms = 8.0
     contention = Contention.from_windows(_window(100, 1, 95), 0.1, [8.0, 8.4, 16.0], kernel)
     assert contention.reference_kernel_ms == 8.4
     assert contention.reference_slowdown == pytest.approx(1.05) and contention.timing_quality == "ok"
 
 
-def test_reference_kernel_keeps_the_machines_quietest_time(tmp_path):
+def test_reference_kernel_keeps_the_machines_readings_and_its_fast_level_is_a_low_quantile(tmp_path):
     record = tmp_path / "machine" / "kernel.json"
     kernel = ReferenceKernel(1, record)
     first = kernel.measure()
-    assert first > 0 and kernel.quietest_ms == first and record.is_file()
+    assert first > 0 and kernel.reference_ms == first and record.is_file()
     again = ReferenceKernel(1, record)  # the next run starts from this machine's history
-    assert again.quietest_ms == first
+    assert again.reference_ms == first
     assert again.slowdown(first * 1.3) == pytest.approx(1.3)
-    record.write_text('{"version": 0, "quietest_ms": 1.0}')  # another kernel's history does not apply
-    assert ReferenceKernel(1, record).quietest_ms is None
+    # one freak fast reading among many does not become the level (a minimum would keep it for ever)
+    record.write_text(
+        json.dumps({"version": ReferenceKernel.VERSION, "readings": [5.0] + [8.0 + i / 100 for i in range(19)]})
+    )
+    assert ReferenceKernel(1, record).reference_ms == pytest.approx(8.028, abs=1e-3)
+    waited = ReferenceKernel(1, record)
+    waited.measure(keep=False)  # a wait's reading judges, but joins neither the level nor the history
+    assert (
+        waited.reference_ms == pytest.approx(8.028, abs=1e-3) and len(json.loads(record.read_text())["readings"]) == 20
+    )
+    record.write_text('{"version": 1, "quietest_ms": 1.0}')  # another kernel's history does not apply
+    assert ReferenceKernel(1, record).reference_ms is None
