@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.errors import UsageError
 from bench.measure.priority import DEFAULT_PRIORITY, PRIORITIES
+from bench.output.capture import COMMAND_LOG, OutputCapture, captured_command
+from bench.output.terminal import terminal
 
 EXIT_USAGE = 2
 
@@ -458,7 +461,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from bench.tune.config import TuneConfig, load_tune_config
     from bench.tune.runner import TuneFailed, run_tune
 
-    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    log = _progress_log(args.quiet)
     if args.resume is not None:
         given = [
             flag
@@ -519,7 +522,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             splits=splits,
         )
     try:
-        outcome = run_tune(config, log=log, resume=args.resume)
+        with captured_command() as capture:
+            outcome = run_tune(config, log=log, resume=args.resume, on_folder=_into_logs(capture))
     except TuneFailed as exc:
         print(f"segbench tune: {exc}", file=sys.stderr)
         return 1
@@ -530,6 +534,19 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if outcome.option_line:
         print(outcome.option_line)
     return 0
+
+
+def _progress_log(quiet: bool) -> Callable[[str], None]:
+    """segbench's own progress and end-of-run lines: on the terminal, also while a run's library output is
+    captured (`bench.output`); none with --quiet."""
+    if quiet:
+        return lambda message: None
+    return lambda message: print(message, file=terminal(), flush=True)
+
+
+def _into_logs(capture: OutputCapture) -> Callable[[Path], None]:
+    """What a run does once its folder exists: the command's captured output goes on in its logs/."""
+    return lambda folder: capture.move_to(folder / "logs" / COMMAND_LOG)
 
 
 def _backend_options(items: list[str]) -> dict[str, dict[str, str]]:
@@ -610,12 +627,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         profile=args.profile,
         profile_calls=args.profile_calls,
     )
-    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    log = _progress_log(args.quiet)
     if args.resume is not None:
         from bench.run.config import load_run_config
 
         config = replace(load_run_config(args.resume), progress=not args.quiet)
-    run_dir = run_benchmark(config, log=log, resume=args.resume)
+    with captured_command() as capture:
+        run_dir = run_benchmark(config, log=log, resume=args.resume, on_folder=_into_logs(capture))
     import pandas as pd
 
     for folder in [run_dir] if (run_dir / "results.parquet").is_file() else sorted(run_dir.glob("nodes/*")):

@@ -28,6 +28,7 @@ LAYERS = [
     "bench.backend",
     "bench.environment",
     "bench.cache",
+    "bench.output",
     "bench.errors",
 ]
 

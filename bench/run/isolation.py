@@ -3,13 +3,14 @@
 A worker that raises, crashes natively (abort, out-of-memory kill) or outlives the cell's time budget
 yields a one-line message instead of taking the run down. A worker serves several calls in turn and
 keeps state between them (`WorkerContext.state`), so a loaded session stays in the process that
-times and evaluates it, and the parent can drive its timing one round at a time.
+times and evaluates it, and the parent can drive its timing one round at a time. A worker with a log
+file writes everything third-party code says there (its descriptors 1 and 2, warnings, log records:
+`bench.output.capture`) from its first instruction on; it talks to the parent through a pipe only.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import signal
 import time
 import traceback
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.output.capture import OutputCapture, traceback_entry
 
 
 class WorkerFailed(RuntimeError):
@@ -66,8 +69,12 @@ def _one_line(exc: BaseException) -> str:
 
 def _serve(conn: Any, log_file: str | None = None) -> None:
     """The worker's loop: one request at a time, ("stage", name) messages while it runs, then
-    ("ok", value) or ("error", message). A failure's traceback goes to `log_file` (the terminal gets the
-    one-line message), or to stderr when there is no log file."""
+    ("ok", value) or ("error", message). With a log file, this process's descriptors 1 and 2, its
+    warnings and log records go there before anything is imported (a C++ warning or a library's
+    progress bar never reaches the terminal), and so does a failure's traceback (the terminal gets the
+    one-line message); without one, stderr."""
+    if log_file is not None:
+        OutputCapture(Path(log_file)).start()  # for the process's whole life
     context = WorkerContext(state={}, stage=lambda name: conn.send(("stage", name)))
     while True:
         try:
@@ -93,7 +100,7 @@ def _log_traceback(log_file: str | None) -> None:
     path = Path(log_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as log:
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n{traceback.format_exc()}\n")
+        log.write(traceback_entry(traceback.format_exc()))
 
 
 def describe_exit(code: int | None) -> str:

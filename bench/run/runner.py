@@ -141,11 +141,18 @@ def prepare_references(
 
 
 def run_benchmark(
-    config: RunConfig, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), resume: Path | None = None
+    config: RunConfig,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    resume: Path | None = None,
+    on_folder: Callable[[Path], None] = lambda folder: None,
 ) -> Path:
-    """Run the whole matrix (or what `resume`'s folder has not finished); returns the run folder."""
+    """Run the whole matrix (or what `resume`'s folder has not finished); returns the run folder.
+    `on_folder` is told the run folder as soon as it exists (the command moves its captured output into
+    logs/ then); the end of the run counts what the capture put there in one line."""
+    from bench.output.library_lines import library_summary, log_sizes
     from bench.report.files import write_reports
 
+    logged_before = log_sizes(resume / "logs") if resume is not None else {}
     plans = config.validate()
     # Inductor's compiled kernels (the PT2E backend compiles at load) are kept with segbench's own cache
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
@@ -166,6 +173,7 @@ def run_benchmark(
         store.write_env({**collect_environment(config.threads), "checkpoints": checkpoints, **shard.record()})
         save_run_config(config, run_dir)
         update_latest(config.results_root, run_dir)
+    on_folder(run_dir)
     cells = plan_cells(config, plans, references, onnx_files, run_dir)
     if executor is not None:
         entries = {name: entry for name, (entry, _) in config.named_suites().items()}
@@ -193,6 +201,8 @@ def run_benchmark(
     for line in (_noisy_summary(store.rows()), priority_summary(store.rows(), config.timing.priority)):
         if line:
             log(line)
+    if library := library_summary(run_dir / "logs", logged_before):
+        log(library)
     return run_dir
 
 
@@ -390,8 +400,10 @@ def write_montage(run_dir: Path, outcome: CellOutcome, row: Row, suite: Suite) -
 
 
 def _outcome_line(outcome: CellOutcome) -> str:
+    from bench.output.capture import wrote_traceback
+
     log_file = outcome.spec.log_file
-    if outcome.status.startswith("error") and log_file is not None and log_file.is_file():
+    if outcome.status.startswith("error") and log_file is not None and wrote_traceback(log_file):
         return f"{outcome.status} (traceback in {log_file})"
     if not outcome.ok or outcome.measurement is None or outcome.quality is None:
         return outcome.status

@@ -4,8 +4,8 @@ training code)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from bench.cache import atomic_write_bytes, cache_root, code_digest, file_digest
 from bench.data.suite import Suite
 from bench.errors import UsageError
 from bench.models import create_model, get_model_entry
+from bench.output.terminal import terminal
 from bench.training.recipes import DEFAULT_RECIPE, Recipe, describe
 from bench.training.trainer import evaluate_model, train_model
 
@@ -64,8 +65,11 @@ def ensure_checkpoint(
     suite.load("train")  # the data first: a missing data folder stays the one line a failing command prints
     if progress:
         named = f" with recipe {recipe_name}" if recipe_name else ""
-        print(f"training {model_name} on {suite.name}{named}: {describe(recipe)}", file=sys.stderr, flush=True)
-    model, meta = train_model(model_name, suite, recipe, progress)
+        print(f"training {model_name} on {suite.name}{named}: {describe(recipe)}", file=terminal(), flush=True)
+    # the training bar is segbench's own: on the terminal also while a run captures the libraries' output
+    # (trainer.py's tqdm writes to sys.stderr; left untouched, since it is in every checkpoint's key)
+    with contextlib.redirect_stderr(terminal()):
+        model, meta = train_model(model_name, suite, recipe, progress)
     if recipe_name:
         meta["recipe_name"] = recipe_name
     buffer = io.BytesIO()

@@ -43,9 +43,12 @@ class TuneFailed(RuntimeError):
     """A tune that cannot go on (the all-int8 model or the layer list could not be made): one line, exit 1."""
 
 
-def _in_worker(function: Callable[..., Any], args: tuple[Any, ...], timeout: float, on_stage: Log) -> tuple[str, Any]:
-    """One call with the worker's context in a fresh worker: ("ok", value) or ("error", message)."""
-    with Worker(on_stage) as worker:
+def _in_worker(
+    function: Callable[..., Any], args: tuple[Any, ...], timeout: float, on_stage: Log, log_file: Path
+) -> tuple[str, Any]:
+    """One call with the worker's context in a fresh worker that writes what libraries say (and a
+    traceback) to `log_file`: ("ok", value) or ("error", message)."""
+    with Worker(on_stage, log_file) as worker:
         try:
             return "ok", worker.call_with_context(timeout, function, *args)
         except WorkerFailed as exc:
@@ -103,8 +106,16 @@ class Variants:
 
 
 def run_tune(
-    config: TuneConfig, log: Log = lambda m: print(m, file=sys.stderr), resume: Path | None = None
+    config: TuneConfig,
+    log: Log = lambda m: print(m, file=sys.stderr),
+    resume: Path | None = None,
+    on_folder: Callable[[Path], None] = lambda folder: None,
 ) -> TuneOutcome:
+    """The whole tune (or what `resume`'s folder lacks). `on_folder` is told the tune folder as soon as it
+    exists; the end counts what the capture of library output put into its logs/ in one line."""
+    from bench.output.library_lines import library_summary, log_sizes
+
+    logged_before = log_sizes(resume / "logs") if resume is not None else {}
     plans, suite = config.plans()
     plan = plans[-1]
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
@@ -121,6 +132,7 @@ def run_tune(
         folder.mkdir(parents=True, exist_ok=True)
         store.write_json("env.json", {**collect_environment(config.threads), "checkpoint": file_digest(checkpoint)})
         save_tune_config(config, folder)
+    on_folder(folder)
     cells = plan_cells(run_config, plans, references, onnx_files, folder)
     (reference_spec, reference_plan), (evaluation_spec, _) = cells[0], cells[-1]
     variants = Variants(
@@ -144,6 +156,8 @@ def run_tune(
     if config.studies_calibration:
         calibration_study(config, suite, variants, store, log)
     write_reports(folder, config, store)
+    if library := library_summary(folder / "logs", logged_before):
+        log(library)
     return outcome
 
 
@@ -185,10 +199,13 @@ def sensitivity(config: TuneConfig, variants: Variants, store: TuneStore, log: L
     Returns the measured rows ranked by the first budget's gain (then by SQNR, lowest first)."""
     spec, timeout = variants.tuned, config.cell_timeout_s
     budgets = config.parsed_budgets
-    status, layers = _in_worker(work.quantizable_layers, (spec,), timeout, _label(log, "layers"))
+    logs = variants.folder / "logs"
+    status, layers = _in_worker(work.quantizable_layers, (spec,), timeout, _label(log, "layers"), logs / "layers.log")
     if status != "ok" or not layers:
         raise TuneFailed(f"backend '{spec.backend}' listed no quantizable layer of '{spec.model}' ({layers})")
-    status, sqnr = _in_worker(work.layer_sqnr, (spec, config.sqnr_images), timeout, _label(log, "layer SQNR"))
+    status, sqnr = _in_worker(
+        work.layer_sqnr, (spec, config.sqnr_images), timeout, _label(log, "layer SQNR"), logs / "layer-sqnr.log"
+    )
     sqnr_note = (
         ""
         if status == "ok" and sqnr
@@ -489,7 +506,13 @@ def accuracy_control_peer(config: TuneConfig, variants: Variants, store: TuneSto
     if tuned is None:
         prefix = f"[accuracy control] {variants.plan.name}, {metric} drop <= {max_drop:g}"
         args = (variants.tuned, metric, max_drop, variants.folder / "peer")
-        status, result = _in_worker(work.accuracy_control, args, config.cell_timeout_s, _label(log, prefix))
+        status, result = _in_worker(
+            work.accuracy_control,
+            args,
+            config.cell_timeout_s,
+            _label(log, prefix),
+            variants.folder / "logs" / "accuracy-control.log",
+        )
         if status != "ok" or result is None:
             log(f"{prefix}: {result if status != 'ok' else 'no result'}")
             store.append("peer", {"split": "tuning", "budget": str(budget), "status": f"error: {result}"})

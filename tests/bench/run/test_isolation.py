@@ -75,3 +75,51 @@ def test_the_budget_is_charged_for_the_cells_own_calls_not_for_waiting():
         with pytest.raises(WorkerTimeout):
             budget.call(worker, _sleep_with_context, 60)
     assert budget.remaining() == 0.0 and budget.spent < 10
+
+
+def _library_noise(context) -> str:
+    """What libraries do inside a stage: a Python warning, a log record, a C-level write to fd 2."""
+    import logging
+    import warnings
+
+    warnings.warn("the old observer is deprecated", FutureWarning, stacklevel=1)
+    logging.getLogger("somelib.quantization").warning("Axis %d is out-of-range", 1)
+    os.write(2, b"[W1206 04:05:34.334668848 Quantizer.cpp:111] Warning: quantize_per_tensor is deprecated\n")
+    context.stage("calibrate")
+    return "done"
+
+
+def test_library_output_of_a_stage_goes_to_the_log_file_and_is_counted(tmp_path, capfd):
+    from bench.output.library_lines import library_summary
+    from bench.run.isolation import Worker
+
+    log = tmp_path / "logs" / "cell.log"
+    stages = []
+    with Worker(stages.append, log_file=log) as worker:
+        assert worker.call_with_context(60, _library_noise) == "done"
+    assert stages == ["calibrate"]  # the protocol is the pipe: unaffected
+    assert capfd.readouterr() == ("", "")  # nothing on the terminal
+    text = log.read_text()
+    assert "[warning] tests.bench.run.test_isolation: FutureWarning: the old observer is deprecated\n" in text
+    assert "[log WARNING] somelib.quantization: Axis 1 is out-of-range\n" in text
+    assert "Quantizer.cpp:111] Warning: quantize_per_tensor is deprecated\n" in text
+    assert library_summary(log.parent) == (
+        f"3 library lines (warnings, log records, progress bars) in {log.parent}/ (most: "
+        "1 tests.bench 'FutureWarning: the old observer is deprecated'; 1 somelib.quantization 'Axis N is "
+        "out-of-range'; 1 Quantizer.cpp 'Warning: quantize_per_tensor is deprecated')"
+    )
+
+
+def _say_then_abort() -> None:
+    os.write(2, b"terminate called after throwing an instance of 'c10::Error'\n")
+    os.abort()
+
+
+def test_a_worker_that_dies_natively_is_reported_as_before_and_its_last_words_are_in_its_log(tmp_path, capfd):
+    from bench.run.isolation import Worker, WorkerFailed
+
+    log = tmp_path / "logs" / "cell.log"
+    with Worker(log_file=log) as worker, pytest.raises(WorkerFailed, match=r"^worker died \(killed by SIGABRT\)$"):
+        worker.call(60, _say_then_abort)
+    assert "terminate called after throwing" in log.read_text()
+    assert capfd.readouterr().err == ""

@@ -113,3 +113,36 @@ def test_segbench_train_says_which_recipe_trains_and_keys_the_checkpoint_by_it(t
     suite_file.write_text(text.replace('recipe = "dsb2018"', 'recipe = "default"'))
     assert main(args) == 0  # another recipe is another checkpoint
     assert "with recipe default: 200 steps, batch 8, lr 0.003" in capsys.readouterr().err and len(trained) == 2
+
+
+def test_the_training_line_and_bar_stay_on_the_terminal_while_library_output_is_captured(tmp_path, monkeypatch, capfd):
+    """Inside a run the command's process is captured (bench.output.capture); training is segbench's own
+    work, so its line and tqdm bar still reach the terminal, while a library's warning goes to the log."""
+    import sys
+    import warnings
+
+    from bench.models import create_model
+    from bench.output.capture import OutputCapture
+    from bench.training import checkpoints
+    from bench.training.recipes import DEFAULT_RECIPE
+    from bench.training.trainer import _progress
+
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sys, "stderr", sys.__stderr__)  # fd 2, as in the command (capfd's sys.stderr is not)
+
+    def train(model_name, suite, recipe, progress):
+        warnings.warn("a library's deprecation", FutureWarning, stacklevel=1)
+        with _progress(3, f"train {model_name} on {suite.name}", progress) as bar:
+            bar.update(3)
+        meta = {"evaluation_dice": 0.5, "evaluation_miou": 0.4, "train_seconds": 0.0}
+        return create_model(model_name, suite.in_channels, suite.num_classes), meta
+
+    monkeypatch.setattr(checkpoints, "train_model", train)
+    log = tmp_path / "logs" / "segbench.log"
+    with OutputCapture(log, keep_terminal=True):
+        checkpoints.ensure_checkpoint("unet", get_suite("synthetic-nuclei"), DEFAULT_RECIPE, progress=True)
+    err = capfd.readouterr().err
+    assert "training unet on synthetic-nuclei" in err and "train unet on synthetic-nuclei" in err
+    assert "deprecation" not in err
+    text = log.read_text()
+    assert "FutureWarning: a library's deprecation" in text and "train unet" not in text
