@@ -24,13 +24,13 @@ from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
 from bench.errors import UsageError
 from bench.measure.contention import ReferenceKernel
+from bench.results.bounds import Bound, shortfall
 from bench.results.speedup import Speedup, TimedRounds, speedup_of
 from bench.run.cell import CellOutcome, evaluate_cell, explain_cell
 from bench.run.isolation import Worker, WorkerFailed
 from bench.run.matrix import BackendPlan, CellSpec
 from bench.run.runner import measure_cells, new_run_dir, plan_cells, reference_kernel_record
 from bench.tune import work
-from bench.tune.budget import Budget, shortfall
 from bench.tune.config import TuneConfig, save_tune_config
 from bench.tune.store import TuneStore
 
@@ -58,6 +58,7 @@ class TuneOutcome:
     met: bool  # a configuration met every budget (always True for a calibration-only tune)
     option_line: str | None  # `--option B.float_layers=...` of the chosen configuration
     message: str  # what was chosen, or which budget failed and by how much
+    errors: tuple[str, ...] = ()  # variants (layers, steps, draws) that ended in error: the tune exits 1
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def run_tune(
     if config.studies_calibration:
         calibration_study(config, suite, variants, store, log)
     write_reports(folder, config, store)
-    return outcome
+    return replace(outcome, errors=tuple(store.errors()))
 
 
 def write_reports(folder: Path, config: TuneConfig, store: TuneStore | None = None) -> list[Path]:
@@ -460,7 +461,7 @@ def _confirm(config: TuneConfig, variants: Variants, store: TuneStore, log: Log,
         )
 
 
-def peer_budget(config: TuneConfig) -> Budget | None:
+def peer_budget(config: TuneConfig) -> Bound | None:
     """The first budget a runtime's accuracy control can take: an absolute drop of one metric
     (`<metric>_drift>=-X`; NNCF's `max_drop` is one number on one metric)."""
     return next(
