@@ -258,7 +258,7 @@ def build_series(runs: list[HistoryRun]) -> list[Series]:
                         key[1],
                         metric,
                         tuple(i for i, _ in kept),
-                        tuple(float(row[metric]) for _, row in kept),
+                        tuple(_compared(metric, float(row[metric])) for _, row in kept),
                         left_out=present - len(kept),
                         noisy=tuple(
                             metric == LATENCY and str(row.get("timing_quality", "")).startswith("noisy")
@@ -267,6 +267,12 @@ def build_series(runs: list[HistoryRun]) -> list[Series]:
                     )
                 )
     return series
+
+
+def _compared(metric: str, value: float) -> float:
+    """A value as runs are compared on it (bench/results/columns.py: SQNR above its ceiling counts as it)."""
+    declared = column(metric)
+    return declared.level(value) if declared is not None else value
 
 
 def latency_spread(series: list[Series]) -> dict[str, float]:

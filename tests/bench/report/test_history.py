@@ -210,3 +210,11 @@ def test_each_metric_changes_at_its_own_declared_threshold(tmp_path: Path) -> No
     assert change.series.metric == "sqnr_db" and change.worse and change.threshold == 1.0
     changed = {c.series.metric for c in build_history(tmp_path, quality_threshold=0.001).changes}
     assert changed == {"sqnr_db", "iou_nucleus"}
+
+
+def test_sqnr_of_a_float_row_moving_above_its_ceiling_is_no_change(tmp_path: Path) -> None:
+    for night, sqnr in enumerate([148.5, 141.0, 149.0, 139.5, 146.0, 140.0]):
+        write_run(tmp_path, night, {"ort": 12.0}, extra={"ort": {"sqnr_db": sqnr}})
+    history = build_history(tmp_path)
+    assert history.changes == ()
+    assert next(s for s in history.series if s.metric == "sqnr_db").values == (60.0,) * 6

@@ -97,3 +97,10 @@ def test_every_declaration_is_complete() -> None:
         assert (declared.kind == "informational") == (declared.better is None), declared.name
         if declared.threshold is not None:
             assert declared.judged and declared.threshold > 0 and math.isfinite(declared.threshold), declared.name
+
+
+def test_sqnr_above_its_ceiling_is_float_rounding_and_never_worse() -> None:
+    sqnr = column("sqnr_db")
+    assert sqnr.ceiling == 60.0
+    assert sqnr.worse_by(148.5, 141.0) == 0  # an fp32 row: float rounding moved, nothing was lost
+    assert sqnr.worse_by(70.0, 44.0) == pytest.approx(16.0)  # from the ceiling down to int8 levels: a loss
