@@ -7,12 +7,22 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bench.errors import UsageError
 from bench.measure.priority import DEFAULT_PRIORITY, PRIORITIES
 from bench.output.capture import COMMAND_LOG, OutputCapture, captured_command
 from bench.output.terminal import terminal
+from bench.results.columns import (
+    GRADCAM_CORRELATION_THRESHOLD,
+    LATENCY_THRESHOLD,
+    PER_CLASS_THRESHOLD,
+    SCORE_THRESHOLD,
+)
+
+if TYPE_CHECKING:
+    from bench.results.bounds import Bound
+    from bench.results.verdict import RunVerdict
 
 EXIT_USAGE = 2
 
@@ -93,6 +103,13 @@ def _quiet_wait_s(given: float | None) -> float:
     except argparse.ArgumentTypeError as exc:
         raise UsageError(f"environment variable {QUIET_WAIT_ENV}: {exc}") from None
 
+
+_QUALITY_THRESHOLD_HELP = (
+    "smallest change (absolute) that counts in every score column: quality, drift, agreement, boundary, per-class "
+    "and Grad-CAM; default: each column's own declared threshold (bench/results/columns.py: "
+    f"{SCORE_THRESHOLD:g} for aggregate scores, {PER_CLASS_THRESHOLD:g} per class and for the top-10%% IoU, "
+    f"{GRADCAM_CORRELATION_THRESHOLD:g} for Grad-CAM correlations); sqnr_db keeps its 1 dB"
+)
 
 PRIORITY_ENV = "SEGBENCH_PRIORITY"  # the default of --priority
 _PRIORITY_HELP = (
@@ -263,13 +280,24 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         "identity), for one job of a CI job matrix; segbench merge joins the parts' folders",
     )
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument(
+        "--fail-on",
+        dest="fail_on",
+        action="append",
+        default=[],
+        metavar="COLUMN>=X",
+        help="after the run, exit 1 when a row misses this bound (COLUMN>=X or COLUMN<=X, repeatable, the grammar "
+        "of tune --budget; any declared row metric, e.g. dice_drift>=-0.01, speedup_vs_fp32>=2, "
+        "latency_p50_ms<=12, model_size_bytes<=3e6); rows with noisy timing are not judged on latency or speed, "
+        "unavailable rows not at all; may be given beside --resume (it is not saved in run.json)",
+    )
 
     run.add_argument(
         "--resume",
         type=Path,
         metavar="DIR",
         help="finish an interrupted run in DIR without recomputing its finished cells, with the settings it "
-        "was started with (only --quiet may be added)",
+        "was started with (only --quiet and --fail-on may be added)",
     )
     if not with_defaults:  # only what the command line gives appears in the namespace
         for action in run._actions:
@@ -301,16 +329,11 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     compare.add_argument(
         "--latency-threshold",
         type=_fraction,
-        default=0.10,
+        default=LATENCY_THRESHOLD,
         metavar="PCT",
-        help="median slowdown that counts, e.g. 10%% (default) or 0.1",
+        help=f"median slowdown that counts, e.g. {LATENCY_THRESHOLD * 100:.0f}%% (default) or {LATENCY_THRESHOLD:g}",
     )
-    compare.add_argument(
-        "--quality-threshold",
-        type=float,
-        default=0.005,
-        help="absolute loss in a quality, drift or Grad-CAM column that counts (default 0.005)",
-    )
+    compare.add_argument("--quality-threshold", type=_positive_float, help=_QUALITY_THRESHOLD_HELP)
     compare.add_argument("--by", choices=("machine",), help="group side by side per machine (hardware report)")
     compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
 
@@ -335,12 +358,7 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
         metavar="N",
         help="exit 1 when a change starts in the newest N runs (default 3)",
     )
-    history.add_argument(
-        "--quality-threshold",
-        type=float,
-        default=0.002,
-        help="smallest change in a quality, drift or Grad-CAM column that counts (absolute, default 0.002)",
-    )
+    history.add_argument("--quality-threshold", type=_positive_float, help=_QUALITY_THRESHOLD_HELP)
 
     lister = sub.add_parser("list", help="list suites, models or backends")
     lister.add_argument("what", choices=("suites", "models", "backends"))
@@ -399,8 +417,9 @@ def _add_tune(sub: Any, threads: int) -> None:
         action="append",
         default=[],
         metavar="COLUMN>=X",
-        help="quality budget on the tuning split, repeatable: any quality, per-class, boundary or Grad-CAM column "
-        "(e.g. miou_drift>=-0.005, min_class_iou_drift>=-0.02, gradcam_pearson>=0.95); the first ranks the layers",
+        help="quality budget on the tuning split, repeatable: any quality, drift, agreement, per-class, boundary, "
+        "SQNR or Grad-CAM column (e.g. miou_drift>=-0.005, min_class_iou_drift>=-0.02, gradcam_pearson>=0.95); "
+        "the first ranks the layers",
     )
     tune.add_argument(
         "--option",
@@ -529,11 +548,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         return 1
     print(f"tune: {outcome.folder}/ (sensitivity.parquet, tuning.parquet, calibration.parquet, report.html)")
     print(outcome.message)
-    if not outcome.met:
-        return 1
-    if outcome.option_line:
+    if outcome.met and outcome.option_line:
         print(outcome.option_line)
-    return 0
+    if outcome.errors:  # a variant that failed is a failed night, even when another one met the budget
+        print(f"segbench tune: {len(outcome.errors)} cell(s) ended in error (exit 1):", file=sys.stderr)
+        for line in outcome.errors:
+            print(f"segbench tune:   {line}", file=sys.stderr)
+    return 0 if outcome.met and not outcome.errors else 1
 
 
 def _progress_log(quiet: bool) -> Callable[[str], None]:
@@ -563,10 +584,11 @@ def _backend_options(items: list[str]) -> dict[str, dict[str, str]]:
 def _check_nothing_but_resume(argv: list[str] | None) -> None:
     """A resumed run finishes with the settings it was started with: rows timed two ways must not share a
     results file. An option given beside --resume (even one equal to its default) would be silently
-    ignored, so it is refused instead."""
+    ignored, so it is refused instead; --quiet and --fail-on change no measurement (--fail-on judges the
+    rows after the run), so they are taken."""
     given = vars(build_parser(with_defaults=False).parse_args(argv))
     names: dict[str, str] = given.pop("option_names")
-    extra = [names[dest] for dest in given if dest in names and dest not in ("resume", "quiet")]
+    extra = [names[dest] for dest in given if dest in names and dest not in ("resume", "quiet", "fail_on")]
     if extra:
         raise UsageError(
             f"--resume finishes {given['resume']} with the settings it was started with; drop {', '.join(extra)}"
@@ -588,7 +610,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.data.suite import split_overrides
     from bench.measure.timing import TimingConfig
     from bench.report.tables import summary_table
+    from bench.results.verdict import judge_rows
     from bench.run.config import RunConfig
+    from bench.run.fail_on import check_fail_on
     from bench.run.runner import run_benchmark
 
     config = RunConfig(
@@ -632,12 +656,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from bench.run.config import load_run_config
 
         config = replace(load_run_config(args.resume), progress=not args.quiet)
+    bounds = check_fail_on(args.fail_on, config)  # before any work: a bad bound costs nothing
     with captured_command() as capture:
         run_dir = run_benchmark(config, log=log, resume=args.resume, on_folder=_into_logs(capture))
     import pandas as pd
 
+    rows = []
     for folder in [run_dir] if (run_dir / "results.parquet").is_file() else sorted(run_dir.glob("nodes/*")):
-        print(summary_table(pd.read_parquet(folder / "results.parquet")))
+        table = pd.read_parquet(folder / "results.parquet")
+        rows += table.to_dict("records")
+        print(summary_table(table))
         print(f"\nresults: {folder}/ (results.parquet, results.csv, samples.parquet, report.md, env.json)")
     if config.shard is not None:  # on stdout, --quiet or not: an empty shard says why it measured nothing
         import json
@@ -645,7 +673,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from bench.run.shard import describe_shard
 
         print(describe_shard(json.loads((run_dir / "env.json").read_text())["shard"]))
-    return 0
+    return _verdict(judge_rows(rows, bounds), bounds)
+
+
+def _verdict(verdict: RunVerdict, bounds: tuple[Bound, ...]) -> int:
+    """The end of a run on stderr, --quiet or not (it is the result, not progress): the cells that ended in
+    error and every --fail-on bound a row missed or could not be judged on; exit 1 on either."""
+    for line in verdict.lines(bounds):
+        print(f"segbench run: {line}", file=sys.stderr)
+    return verdict.exit_code
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:

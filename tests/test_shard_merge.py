@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.report.compare import HIGHER_IS_BETTER
+from bench.results.columns import between_runs
 from bench.results.row import cell_id
 from tests.bench.models.byo_fixture import TinyNet
 from tests.bench.test_backend import PLUGIN
@@ -35,8 +35,7 @@ def _suites(folder: Path) -> str:
 
 
 def _quality_columns(table: pd.DataFrame) -> list[str]:
-    per_class = ("iou_", "dice_", "accuracy_", "bf_")
-    return [c for c in table.columns if c in HIGHER_IS_BETTER or c.startswith(per_class) or c == "checkpoint_digest"]
+    return [*between_runs(table.columns), "checkpoint_digest"]
 
 
 def test_shards_merged_back_equal_the_whole_run(session_cache: Path, tmp_path: Path) -> None:

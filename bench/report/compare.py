@@ -2,8 +2,10 @@
 
 Rows are matched by (suite, model, backend, precision, device, batch size). A latency regression
 needs both a median ratio above the threshold *and* a Mann-Whitney U test on the raw samples saying
-the two sample sets differ (p < 0.01), so shared-machine noise does not page anyone. Quality, drift
-and Grad-CAM columns regress by an absolute threshold in their worse direction.
+the two sample sets differ (p < 0.01), so shared-machine noise does not page anyone. Every column
+declared with a between-runs threshold (bench/results/columns.py: quality, drift, agreement, boundary,
+per-class, SQNR, Grad-CAM) regresses when it moves by more than that threshold in its worse direction;
+`--quality-threshold` replaces the threshold of every score column.
 """
 
 from __future__ import annotations
@@ -21,29 +23,10 @@ from tabulate import tabulate
 
 from bench.environment import machine_fingerprint
 from bench.errors import UsageError
+from bench.results.columns import LATENCY_THRESHOLD, between_runs, column
 from bench.results.row import IDENTITY_COLUMNS
 
 P_VALUE = 0.01
-HIGHER_IS_BETTER = (
-    "dice",
-    "miou",
-    "global_accuracy",
-    "mean_accuracy",
-    "weighted_iou",
-    "mean_bf_score",
-    "pixel_agreement",
-    "miou_vs_reference",
-    "dice_drift",
-    "miou_drift",
-    "global_accuracy_drift",
-    "mean_accuracy_drift",
-    "weighted_iou_drift",
-    "mean_bf_score_drift",
-    "gradcam_pearson",
-    "gradcam_spearman",
-    "gradcam_top10_iou",
-)
-LOWER_IS_BETTER = ("gradcam_jsd",)
 
 
 @dataclass(frozen=True)
@@ -93,8 +76,8 @@ def _samples(run: Run, key: tuple) -> np.ndarray:
     if run.samples is None:
         return np.array([])
     mask = np.ones(len(run.samples), bool)
-    for column, value in zip(IDENTITY_COLUMNS, key):
-        mask &= run.samples[column].astype(str).to_numpy() == value
+    for name, value in zip(IDENTITY_COLUMNS, key):
+        mask &= run.samples[name].astype(str).to_numpy() == value
     return run.samples.loc[mask, "latency_ns"].to_numpy()
 
 
@@ -115,21 +98,28 @@ def _gradcam_comparable(base: pd.Series, cur: pd.Series) -> bool:
     return same and not invalid
 
 
-def _quality_regressions(label: str, base: pd.Series, cur: pd.Series, threshold: float) -> list[str]:
+def _quality_regressions(label: str, base: pd.Series, cur: pd.Series, threshold: float | None) -> list[str]:
+    """Every declared between-runs column that got worse by more than its threshold (`threshold`, when
+    given, for score columns); Grad-CAM's main columns only between maps of one method, both valid."""
     found = []
-    columns = [c for c in base.index if c in HIGHER_IS_BETTER or c.startswith(("iou_", "dice_"))]
-    columns += [c for c in LOWER_IS_BETTER if c in base.index]
+    columns = between_runs(base.index)
     if not _gradcam_comparable(base, cur):
-        columns = [c for c in columns if not c.startswith("gradcam_")]
-    for column in dict.fromkeys(columns):
-        if column not in cur.index or pd.isna(base[column]) or pd.isna(cur[column]):
+        columns = [c for c in columns if not c.startswith("gradcam_") or c.endswith("@fakequant")]
+    for name in columns:
+        declared = column(name)
+        if declared is None or name not in cur.index or not _number(base[name]) or not _number(cur[name]):
             continue
-        worse = cur[column] - base[column] if column in LOWER_IS_BETTER else base[column] - cur[column]
-        if worse > threshold:
-            found.append(
-                f"{label}: {column} {base[column]:.4f} -> {cur[column]:.4f} (worse by {worse:.4f} > {threshold:g})"
-            )
+        noise = declared.noise(threshold)
+        worse = declared.worse_by(float(base[name]), float(cur[name]))
+        if noise is not None and worse > noise:
+            found.append(f"{label}: {name} {base[name]:.4f} -> {cur[name]:.4f} (worse by {worse:.4f} > {noise:g})")
     return found
+
+
+def _number(value: Any) -> bool:
+    """A finite number (not NaN, not a flag, not text)."""
+    plain = isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+    return plain and math.isfinite(value)
 
 
 def noisy_sides(base: pd.Series, cur: pd.Series) -> str | None:
@@ -156,11 +146,12 @@ def _different_checkpoints(base: pd.Series, cur: pd.Series) -> str | None:
 def compare_runs(
     baseline: Run,
     current: Run,
-    latency_threshold: float = 0.10,
-    quality_threshold: float = 0.005,
+    latency_threshold: float = LATENCY_THRESHOLD,
+    quality_threshold: float | None = None,
     judge_latency: bool = True,
 ) -> Comparison:
-    """`judge_latency=False` for hardware reports: ratios are shown, but another machine is not a regression."""
+    """`judge_latency=False` for hardware reports: ratios are shown, but another machine is not a regression.
+    `quality_threshold` None: each column's declared threshold; a number replaces every score column's."""
     base_rows = {_key(r): r for _, r in baseline.results.iterrows()}
     cur_rows = {_key(r): r for _, r in current.results.iterrows()}
     matched = [k for k in base_rows if k in cur_rows]

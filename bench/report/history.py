@@ -16,8 +16,10 @@ change worth reporting come from the history itself:
   runner most rows may be noisy), but a latency change is *confirmed* only when at least one quietly
   timed point is at the new level; an unconfirmed change is listed and never makes the exit code 1 (as
   TorchBench files a regression only after it is confirmed);
-- quality, drift and Grad-CAM columns are deterministic for a given model and code, so a change counts
-  when it moves the value by at least `quality_threshold` (absolute); Grad-CAM points count only for the
+- every column declared with a between-runs threshold (bench/results/columns.py: quality, drift,
+  agreement, boundary, per-class, SQNR, Grad-CAM) is deterministic for a given model and code, so a
+  change counts when it moves the value by at least that threshold (the one `segbench compare` uses;
+  `quality_threshold`, when given, replaces every score column's); Grad-CAM points count only for the
   newest run's method and valid maps (a change of method is not a change of the model).
 
 Series are keyed by the machine fingerprint (CPU, cores, GPU, threads: `env.json`) and the cell's
@@ -40,14 +42,13 @@ import pandas as pd
 
 from bench.environment import machine_fingerprint
 from bench.errors import UsageError
-from bench.report.compare import HIGHER_IS_BETTER, LOWER_IS_BETTER
+from bench.results.columns import between_runs, column
 from bench.results.row import IDENTITY_COLUMNS
 
 LATENCY = "latency_p50_ms"
 LATENCY_SPREAD_FACTOR = 3.0  # a latency change must exceed 3x the history's run-to-run spread (log scale)
 DRIFT_GAP = 2  # same-direction changes this close (in runs) are one drift, not separate steps
 MIN_LATENCY_SPREAD = 0.01  # floor of that spread (1%): a history of identical numbers is not infinitely precise
-DEFAULT_QUALITY_THRESHOLD = 0.002
 CELL_COLUMNS = (*IDENTITY_COLUMNS, "threads")
 CHANGE_POINT_METHOD = "PELT (ruptures, least-squares cost)"
 
@@ -109,7 +110,8 @@ class Change:
 
     @property
     def worse(self) -> bool:
-        if self.series.metric == LATENCY or self.series.metric in LOWER_IS_BETTER:
+        declared = column(self.series.metric)
+        if declared is not None and declared.better == "lower":
             return self.after > self.before
         return self.after < self.before
 
@@ -126,7 +128,7 @@ class History:
     series: tuple[Series, ...]
     changes: tuple[Change, ...]  # newest first
     latency_spread: dict[str, float]  # machine label -> run-to-run spread (log scale, 1 sigma)
-    quality_threshold: float
+    quality_threshold: float | None  # --quality-threshold: every score column's; None: each column's declared one
 
     def newest_runs(self, machine_label: str, n: int) -> set[int]:
         """Indices of the newest `n` runs made on one machine."""
@@ -213,12 +215,11 @@ def _without_copies(runs: list[HistoryRun]) -> list[HistoryRun]:
 
 
 def metric_columns(results: Iterable[pd.DataFrame]) -> list[str]:
-    """Latency p50, every quality and drift column, per-class IoU and Dice, and the Grad-CAM divergences."""
+    """Latency p50 and every column declared with a between-runs threshold: quality, drift, agreement,
+    boundary, per-class, SQNR and the Grad-CAM divergences."""
     columns: dict[str, None] = {LATENCY: None}
     for table in results:
-        for column in table.columns:
-            if column in HIGHER_IS_BETTER or column in LOWER_IS_BETTER or column.startswith(("iou_", "dice_")):
-                columns[column] = None
+        columns.update(dict.fromkeys(between_runs(table.columns)))
     return list(columns)
 
 
@@ -257,7 +258,7 @@ def build_series(runs: list[HistoryRun]) -> list[Series]:
                         key[1],
                         metric,
                         tuple(i for i, _ in kept),
-                        tuple(float(row[metric]) for _, row in kept),
+                        tuple(_compared(metric, float(row[metric])) for _, row in kept),
                         left_out=present - len(kept),
                         noisy=tuple(
                             metric == LATENCY and str(row.get("timing_quality", "")).startswith("noisy")
@@ -266,6 +267,12 @@ def build_series(runs: list[HistoryRun]) -> list[Series]:
                     )
                 )
     return series
+
+
+def _compared(metric: str, value: float) -> float:
+    """A value as runs are compared on it (bench/results/columns.py: SQNR above its ceiling counts as it)."""
+    declared = column(metric)
+    return declared.level(value) if declared is not None else value
 
 
 def latency_spread(series: list[Series]) -> dict[str, float]:
@@ -291,11 +298,21 @@ def change_points(values: np.ndarray, sigma: float) -> list[int]:
     return [int(e) for e in ends[:-1]]  # the last "end" is the series' length
 
 
-def _changes_in(series: Series, spread: float, quality_threshold: float) -> list[Change]:
+def metric_threshold(metric: str, quality_threshold: float | None) -> float:
+    """The smallest change of a (non-latency) metric that counts: its declared threshold, or
+    `quality_threshold` for a score column when given."""
+    declared = column(metric)
+    threshold = declared.noise(quality_threshold) if declared is not None else quality_threshold
+    if threshold is None:
+        raise ValueError(f"{metric} has no between-runs threshold")  # metric_columns picks only those that have
+    return threshold
+
+
+def _changes_in(series: Series, spread: float, quality_threshold: float | None) -> list[Change]:
     latency = series.metric == LATENCY
     values = np.log(np.asarray(series.values)) if latency else np.asarray(series.values)
-    threshold = LATENCY_SPREAD_FACTOR * spread if latency else quality_threshold
-    sigma = spread if latency else quality_threshold / 3
+    threshold = LATENCY_SPREAD_FACTOR * spread if latency else metric_threshold(series.metric, quality_threshold)
+    sigma = spread if latency else threshold / 3
     bounds = [0, *change_points(values, sigma), len(values)]
     while len(bounds) > 2:  # merge the segments of the smallest sub-threshold change, then look again
         steps = [abs(_mean(values, bounds, k) - _mean(values, bounds, k - 1)) for k in range(1, len(bounds) - 1)]
@@ -337,10 +354,9 @@ def _mean(values: np.ndarray, bounds: list[int], k: int) -> float:
     return float(values[bounds[k] : bounds[k + 1]].mean())
 
 
-def build_history(
-    root: Path, since: dt.datetime | None = None, quality_threshold: float = DEFAULT_QUALITY_THRESHOLD
-) -> History:
-    if not quality_threshold > 0:
+def build_history(root: Path, since: dt.datetime | None = None, quality_threshold: float | None = None) -> History:
+    """`quality_threshold` None: each column's declared threshold; a number replaces every score column's."""
+    if quality_threshold is not None and not quality_threshold > 0:
         raise UsageError(f"--quality-threshold {quality_threshold} is not valid; expected a positive number")
     runs = find_runs(root, since)
     series = build_series(runs)

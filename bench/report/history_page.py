@@ -20,6 +20,7 @@ from bench.report.history import (
     History,
     Series,
 )
+from bench.results.columns import thresholds_text
 
 CSS = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; }
@@ -38,8 +39,10 @@ def method_lines(history: History) -> list[str]:
         f"(one sigma per machine: {spreads or 'n/a'}); "
         "a latency change is confirmed only by a quietly timed point at the new level (timing_quality ok); "
         "an unconfirmed one is listed but never makes the exit code 1",
-        f"- quality, drift and Grad-CAM columns: changes of at least {history.quality_threshold:g} (absolute); "
-        "Grad-CAM only for the newest run's method and valid maps",
+        "- quality, drift, agreement, boundary, per-class, SQNR and Grad-CAM columns: changes of at least "
+        f"their threshold ({thresholds_text(history.quality_threshold)}; absolute"
+        + (", --quality-threshold for every score column" if history.quality_threshold is not None else "")
+        + "); Grad-CAM only for the newest run's method and valid maps",
     ]
 
 

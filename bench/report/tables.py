@@ -10,6 +10,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.environment import machine_label
+from bench.results.columns import judged_threshold
 
 SUMMARY_COLUMNS = {
     "suite": "suite",
@@ -146,19 +147,33 @@ GRADCAM_COLUMNS = {
     "gradcam_within_noise": "verdict",
     "gradcam_status": "status",
 }
+# A divergence from fp32 (1 - Pearson) below the smallest Pearson change that counts is no finding, whatever
+# the method's own floor: the maps agree to three places (a floor of 0.99999 would otherwise make 0.9999 "beyond")
+NEGLIGIBLE_DIVERGENCE = judged_threshold("gradcam_pearson")
 GRADCAM_LEGEND = (
     "Pearson / top-10% IoU: the backend's Grad-CAM maps against the fp32 model's (primary method); "
     "fd vs fake-quant and step 2 vs 8: the same artifact's maps by the two methods, and by finite differences "
     "at 2 and 8 quantization steps, against each other; floor: the lower of the two, the method's own noise. "
-    "'within method noise': the divergence from fp32 (1 - Pearson) is at most twice the method's (1 - floor)."
+    f"'negligible': the divergence from fp32 (1 - Pearson) is below {NEGLIGIBLE_DIVERGENCE:g}, the smallest "
+    "Pearson change that counts; else 'within method noise' when it is at most twice the method's (1 - floor)."
 )
+
+
+def gradcam_verdict(row: pd.Series | dict[str, Any]) -> str:
+    """negligible, within method noise, beyond method noise, or "" (no valid maps, or no floor measured)."""
+    pearson, within = row.get("gradcam_pearson"), row.get("gradcam_within_noise")
+    if not isinstance(pearson, (int, float)) or not math.isfinite(pearson):
+        return ""
+    if 1.0 - float(pearson) < NEGLIGIBLE_DIVERGENCE:
+        return "negligible"
+    if within is None or (isinstance(within, float) and math.isnan(within)):
+        return ""
+    return "within method noise" if bool(within) else "beyond method noise"
 
 
 def _gradcam_fmt(column: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if column == "gradcam_within_noise":
-        return "within method noise" if bool(value) else "beyond method noise"
     if column in ("gradcam_status", "gradcam_status@fakequant"):
         return str(value).split(":")[0]
     if isinstance(value, float):  # four places: the floors of a well-quantized model sit at 0.999x
@@ -173,8 +188,11 @@ def gradcam_table(df: pd.DataFrame, fmt: str = "github") -> str:
     rows = df[df["gradcam_layer"].notna()]
     if not len(rows):
         return ""
-    columns = [c for c in GRADCAM_COLUMNS if c in rows.columns]
-    body = [[_gradcam_fmt(c, row[c]) for c in columns] for _, row in rows.iterrows()]
+    columns = [c for c in GRADCAM_COLUMNS if c in rows.columns or c == "gradcam_within_noise"]
+    body = [
+        [gradcam_verdict(row) if c == "gradcam_within_noise" else _gradcam_fmt(c, row[c]) for c in columns]
+        for _, row in rows.iterrows()
+    ]
     return tabulate(body, headers=[GRADCAM_COLUMNS[c] for c in columns], tablefmt=fmt, disable_numparse=True)
 
 

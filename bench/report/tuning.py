@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.report.charts import _figure, png_uri
 from bench.report.html import CSS, IMAGE_CHECK
+from bench.results.columns import judged
 
 SENSITIVITY_SHOWN = 20
 
@@ -36,7 +37,9 @@ def sensitivity_table(sensitivity: pd.DataFrame, config: dict[str, Any]) -> pd.D
     if sensitivity.empty:
         return sensitivity
     metric = _budget_columns(config)[0]
-    ok = sensitivity[sensitivity["status"] == "ok"].sort_values(f"{metric}_gain", ascending=False)
+    declared = judged(metric)  # lower is better (gradcam_jsd): the most negative gain helped most
+    lower = declared is not None and declared.better == "lower"
+    ok = sensitivity[sensitivity["status"] == "ok"].sort_values(f"{metric}_gain", ascending=lower)
     columns = ["layer", "op_type", f"{metric}_gain", metric, "miou_gain", "sqnr_db_gain", "layer_sqnr_db"]
     return ok[[c for c in dict.fromkeys(columns) if c in ok]].head(SENSITIVITY_SHOWN)
 

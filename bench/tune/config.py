@@ -13,9 +13,10 @@ from bench.cache import atomic_write_bytes
 from bench.data.suite import Suite, get_suite
 from bench.errors import UsageError
 from bench.measure.timing import TimingConfig
+from bench.results.bounds import Bound
 from bench.run.config import RunConfig
 from bench.run.matrix import BackendPlan
-from bench.tune.budget import Budget, check_columns
+from bench.tune.budget import check_columns, parse_budgets
 
 TUNE_FILE = "tune.json"
 
@@ -45,8 +46,8 @@ class TuneConfig:
     splits: dict[str, int | float | str] = field(default_factory=dict)  # --split: counts replacing the suite's
 
     @property
-    def parsed_budgets(self) -> tuple[Budget, ...]:
-        return tuple(Budget.parse(text) for text in self.budgets)
+    def parsed_budgets(self) -> tuple[Bound, ...]:
+        return tuple(Bound.parse(text) for text in self.budgets)
 
     @property
     def needs_gradcam(self) -> bool:
@@ -88,7 +89,7 @@ class TuneConfig:
     def plans(self) -> tuple[list[BackendPlan], Suite]:
         """Every value checked before any work (the run's own checks, then what only tuning asks); the
         fp32 reference's plan first, the tuned backend's last, each backend loaded and asked once."""
-        budgets = self.parsed_budgets
+        budgets = parse_budgets(self.budgets)  # declared metrics that tune scores, before any work
         if not budgets and not self.studies_calibration:
             raise UsageError(
                 "segbench tune needs --budget (which layers to keep in float) or --calibration-sizes / "

@@ -24,13 +24,14 @@ from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
 from bench.errors import UsageError
 from bench.measure.contention import ReferenceKernel
+from bench.results.bounds import Bound, shortfall
+from bench.results.columns import judged
 from bench.results.speedup import Speedup, TimedRounds, speedup_of
 from bench.run.cell import CellOutcome, evaluate_cell, explain_cell
 from bench.run.isolation import Worker, WorkerFailed
 from bench.run.matrix import BackendPlan, CellSpec
 from bench.run.runner import measure_cells, new_run_dir, plan_cells, reference_kernel_record
 from bench.tune import work
-from bench.tune.budget import Budget, shortfall
 from bench.tune.config import TuneConfig, save_tune_config
 from bench.tune.store import TuneStore
 
@@ -61,6 +62,7 @@ class TuneOutcome:
     met: bool  # a configuration met every budget (always True for a calibration-only tune)
     option_line: str | None  # `--option B.float_layers=...` of the chosen configuration
     message: str  # what was chosen, or which budget failed and by how much
+    errors: tuple[str, ...] = ()  # variants (layers, steps, draws) that ended in error: the tune exits 1
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def run_tune(
     write_reports(folder, config, store)
     if library := library_summary(folder / "logs", logged_before):
         log(library)
-    return outcome
+    return replace(outcome, errors=tuple(store.errors()))
 
 
 def write_reports(folder: Path, config: TuneConfig, store: TuneStore | None = None) -> list[Path]:
@@ -245,8 +247,23 @@ def sensitivity(config: TuneConfig, variants: Variants, store: TuneStore, log: L
         f"sensitivity: {len(rows)} of {len(layers)} layers measured; Spearman (SQNR rank vs {budgets[0].column} "
         f"gain rank) {'n/a' if rho is None else f'{rho:+.2f}'}"
     )
-    primary = f"{budgets[0].column}_gain"
-    return sorted(rows, key=lambda r: (-_number(r.get(primary), -math.inf), _number(r.get("layer_sqnr_db"), math.inf)))
+    return rank_layers(rows, budgets[0].column)
+
+
+def improvement(row: dict[str, Any], metric: str, default: float) -> float:
+    """What keeping the layer in float did for `metric`, positive when it helped: the stored gain (value with
+    the layer in float minus the all-int8 value), negated where lower is better (bench/results/columns.py:
+    gradcam_jsd), `default` where there is none."""
+    gain = _number(row.get(f"{metric}_gain"), math.nan)
+    if math.isnan(gain):
+        return default
+    declared = judged(metric)
+    return -gain if declared is not None and declared.better == "lower" else gain
+
+
+def rank_layers(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """The layers that helped `metric` most first (then the lowest SQNR first, the proxy's suspects)."""
+    return sorted(rows, key=lambda r: (-improvement(r, metric, -math.inf), _number(r.get("layer_sqnr_db"), math.inf)))
 
 
 def _scored(spec: CellSpec, plan: BackendPlan, timeout: float, on_stage: Callable[[str], None]) -> CellOutcome:
@@ -331,10 +348,10 @@ def fallback(
     tuning split, until every budget holds; then the choice (and the all-int8 start) scored on the
     evaluation split."""
     budgets = config.parsed_budgets
-    primary = f"{budgets[0].column}_gain"
+    primary = budgets[0].column
     candidates = [
-        r["layer"] for r in ranked if _number(r.get(primary), 0.0) > 0
-    ]  # a layer that did not help alone is not tried
+        r["layer"] for r in ranked if improvement(r, primary, 0.0) > 0
+    ]  # one that did not help alone: not tried
     limit = min(len(candidates), config.max_steps) if config.max_steps else len(candidates)
     kernel = ReferenceKernel(config.threads, reference_kernel_record(config.threads), config.timing.priority)
     kernel.measure()
@@ -477,7 +494,7 @@ def _confirm(config: TuneConfig, variants: Variants, store: TuneStore, log: Log,
         )
 
 
-def peer_budget(config: TuneConfig) -> Budget | None:
+def peer_budget(config: TuneConfig) -> Bound | None:
     """The first budget a runtime's accuracy control can take: an absolute drop of one metric
     (`<metric>_drift>=-X`; NNCF's `max_drop` is one number on one metric)."""
     return next(

@@ -38,8 +38,29 @@ class TuneStore:
         pd.DataFrame(self._rows[table]).to_parquet(buffer, index=False)
         atomic_write_bytes(self.folder / f"{table}.parquet", buffer.getvalue())
 
+    def errors(self) -> list[str]:
+        """One line per stored variant that ended in `error:` (which table, which variant, the status)."""
+        found = []
+        for table in TABLES:
+            for row in self._rows[table]:
+                status = str(row.get("status", ""))
+                if status.startswith("error"):
+                    found.append(f"{table} {_variant(table, row)}: {status}")
+        return found
+
     def frame(self, table: str) -> pd.DataFrame:
         return pd.DataFrame(self._rows[table])
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         atomic_write_bytes(self.folder / name, json.dumps(data, indent=2, default=str).encode())
+
+
+def _variant(table: str, row: dict[str, Any]) -> str:
+    """Which variant a row of `table` is, as the progress lines name it."""
+    if table == "sensitivity":
+        return f"layer {row.get('layer')}"
+    if table == "calibration":
+        return f"{row.get('method')}, {row.get('size')} images, seed {row.get('seed')}"
+    if table == "tuning":
+        return f"{row.get('split')} step {row.get('step')} ({row.get('n_float_layers')} layer(s) in float)"
+    return f"{row.get('split')} ({row.get('method') or 'accuracy control'})"

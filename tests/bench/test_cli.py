@@ -231,3 +231,61 @@ def test_a_bad_priority_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"environment variable {PRIORITY_ENV}: 'urgent', expected one of" in err
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("dice_drift>0", "--fail-on 'dice_drift>0' is not valid; expected COLUMN>=NUMBER or COLUMN<=NUMBER"),
+        ("dise_drift>=0", "--fail-on 'dise_drift>=0': no column 'dise_drift' is declared"),
+        ("latency_iterations>=30", "'latency_iterations' is informational"),
+        ("iou_nucleos>=0.5", "no suite of this run has a column 'iou_nucleos'"),
+    ],
+)
+def test_a_bad_fail_on_is_one_line_exit_2_before_anything_runs(value, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+    assert (
+        main(["run", "--backends", "torch-eager", "--out", str(results), "--fail-on", "dice>=0", "--fail-on", value])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("segbench: error: ") and expected in err
+    assert not results.exists() and not (tmp_path / "cache").exists()  # nothing trained, nothing written
+
+
+def test_fail_on_is_taken_beside_resume_and_checked_against_the_resumed_run(capsys, tmp_path):
+    """--fail-on changes no measurement, so a resume takes it (it is not saved in run.json)."""
+    from bench.run.config import RunConfig, save_run_config
+
+    run_dir = tmp_path / "results" / "run1"
+    run_dir.mkdir(parents=True)
+    save_run_config(RunConfig(gradcam=False), run_dir)
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert main(["run", "--resume", str(run_dir), "--fail-on", "gradcam_pearson>=0.9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "segbench: error: --fail-on 'gradcam_pearson>=0.9': a Grad-CAM column, but the run has --no-gradcam"
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    assert "fail_on" not in (run_dir / "run.json").read_text()
+
+
+def test_tune_exits_1_when_a_variant_ended_in_error_even_when_the_budget_is_met(capsys, tmp_path, monkeypatch):
+    from bench.tune import runner
+
+    outcome = runner.TuneOutcome(
+        tmp_path,
+        True,
+        "--option ort-qdq-int8.float_layers=head",
+        "every budget holds with 1 layer(s) in float",
+        errors=("sensitivity layer features.0: error: worker died (killed by SIGABRT)",),
+    )
+    monkeypatch.setattr(runner, "run_tune", lambda config, log, resume: outcome)
+    assert main([*TUNE, "--out", str(tmp_path), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "--option ort-qdq-int8.float_layers=head" in captured.out  # the choice still stands, and is printed
+    assert captured.err.splitlines() == [
+        "segbench tune: 1 cell(s) ended in error (exit 1):",
+        "segbench tune:   sensitivity layer features.0: error: worker died (killed by SIGABRT)",
+    ]
+    monkeypatch.setattr(runner, "run_tune", lambda config, log, resume: runner.TuneOutcome(tmp_path, True, None, "ok"))
+    assert main([*TUNE, "--out", str(tmp_path), "--quiet"]) == 0

@@ -161,3 +161,46 @@ def test_gradcam_divergences_are_judged_only_between_maps_of_the_same_method() -
     other = pd.Series({"gradcam_pearson": 0.90, "gradcam_method": "finite-difference", "gradcam_status": "ok"})
     assert any("gradcam_pearson" in line for line in _quality_regressions("cell", base, same, 0.005))
     assert not _quality_regressions("cell", base, other, 0.005)  # a change of method is not a regression
+
+
+def _set_columns(path, **columns) -> None:
+    """Every row of a run folder given these columns' values."""
+    table = pd.read_parquet(path / "results.parquet")
+    for name, value in columns.items():
+        table[name] = value
+    table.to_parquet(path / "results.parquet")
+
+
+BEFORE = {
+    "min_class_iou_drift": -0.01,
+    "bf_vs_reference": 0.95,
+    "sqnr_db": 30.0,
+    "gradcam_pearson@fakequant": 0.999,
+    "gradcam_jsd": 0.010,
+    "accuracy_nucleus_drift": -0.002,
+}
+AFTER = {  # each worse; the per-class one by less than its own threshold (0.01)
+    "min_class_iou_drift": -0.03,
+    "bf_vs_reference": 0.94,
+    "sqnr_db": 28.0,
+    "gradcam_pearson@fakequant": 0.99,
+    "gradcam_jsd": 0.015,
+    "accuracy_nucleus_drift": -0.007,
+}
+
+
+def test_every_declared_metric_is_judged_at_its_own_threshold(tmp_path, capsys) -> None:
+    """Columns compare's hand-written lists never judged: the worst class, agreement, SQNR, fake-quant maps."""
+    base, worse = make_run(tmp_path / "base"), make_run(tmp_path / "worse")
+    _set_columns(base, **BEFORE)
+    _set_columns(worse, **AFTER)
+    regressions = compare_runs(load_run(base), load_run(worse)).regressions
+    judged = {line.split(": ")[1].split(" ")[0] for line in regressions}
+    assert judged == set(AFTER) - {"accuracy_nucleus_drift"}, regressions
+    assert "sqnr_db 30.0000 -> 28.0000 (worse by 2.0000 > 1)" in "\n".join(regressions)
+    # --quality-threshold replaces every score column's threshold; sqnr_db keeps its 1 dB
+    assert main(["compare", str(base), str(worse), "--quality-threshold", "0.05"]) == 1
+    found = [line for line in capsys.readouterr().out.splitlines() if "worse by" in line]
+    assert len(found) == 2 and all("sqnr_db" in line for line in found), found  # one line per backend
+    assert main(["compare", str(base), str(worse), "--quality-threshold", "0.001"]) == 1
+    assert "accuracy_nucleus_drift" in capsys.readouterr().out

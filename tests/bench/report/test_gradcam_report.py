@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench.report.figures import ZERO_MAP, gradcam_montage, montage_title
-from bench.report.tables import gradcam_status_lines, gradcam_table
+from bench.report.tables import NEGLIGIBLE_DIVERGENCE, gradcam_status_lines, gradcam_table, gradcam_verdict
+from bench.results.columns import column
 
 
 def _rows() -> pd.DataFrame:
@@ -56,6 +60,31 @@ def test_the_table_puts_each_divergence_beside_its_floor() -> None:
     flagged = _rows().assign(**{"gradcam_status@fakequant": [None, "simulation: 2.1% off", None, None]})
     assert "camvid / m / ort-qdq-int8 int8 (fake-quant): simulation: 2.1% off" in gradcam_status_lines(flagged)
     assert "simulation" in gradcam_table(flagged).splitlines()[3]
+
+
+EDGE = 1.0 - NEGLIGIBLE_DIVERGENCE  # Pearson 0.999
+
+
+@pytest.mark.parametrize(
+    ("pearson", "within_noise", "verdict"),
+    [
+        (EDGE + 1e-5, False, "negligible"),  # just inside: the maps agree to three places, whatever the floor
+        (EDGE - 1e-5, False, "beyond method noise"),  # just outside: the floor decides again
+        (EDGE - 1e-5, True, "within method noise"),
+        (0.5, None, ""),  # no floor measured: no verdict
+        (math.nan, True, ""),  # no valid maps
+    ],
+)
+def test_a_divergence_below_the_smallest_pearson_change_that_counts_is_negligible(pearson, within_noise, verdict):
+    assert NEGLIGIBLE_DIVERGENCE == column("gradcam_pearson").threshold == 0.001  # the rule, stated once
+    assert gradcam_verdict({"gradcam_pearson": pearson, "gradcam_within_noise": within_noise}) == verdict
+
+
+def test_the_default_runs_pearson_1_against_a_floor_of_1_reads_negligible() -> None:
+    """The table printed 1.0000 beside a floor of 1.0000 and said "beyond method noise" (1e-5 vs 1e-6)."""
+    rows = _rows().iloc[[1]].assign(gradcam_pearson=0.99999, gradcam_floor_pearson=0.999999, gradcam_within_noise=False)
+    row = gradcam_table(rows).splitlines()[2]
+    assert "1.0000" in row and "negligible" in row and "method noise" not in row
 
 
 def test_no_explained_row_means_no_table() -> None:

@@ -193,3 +193,28 @@ def test_usage_errors_are_one_line_exit_2_and_write_nothing(
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (root / "history.html").exists() and not list(empty.iterdir())
+
+
+def test_each_metric_changes_at_its_own_declared_threshold(tmp_path: Path) -> None:
+    """A 2 dB SQNR drop is a change (1 dB threshold); a 0.005 drop of one class's IoU is not (0.01), unless
+    --quality-threshold asks for less."""
+    for night in range(6):
+        late = night >= 3
+        write_run(
+            tmp_path,
+            night,
+            {"ort-qdq-int8": 6.0},
+            extra={"ort-qdq-int8": {"sqnr_db": 28.0 if late else 30.0, "iou_nucleus": 0.795 if late else 0.8}},
+        )
+    [change] = build_history(tmp_path).changes
+    assert change.series.metric == "sqnr_db" and change.worse and change.threshold == 1.0
+    changed = {c.series.metric for c in build_history(tmp_path, quality_threshold=0.001).changes}
+    assert changed == {"sqnr_db", "iou_nucleus"}
+
+
+def test_sqnr_of_a_float_row_moving_above_its_ceiling_is_no_change(tmp_path: Path) -> None:
+    for night, sqnr in enumerate([148.5, 141.0, 149.0, 139.5, 146.0, 140.0]):
+        write_run(tmp_path, night, {"ort": 12.0}, extra={"ort": {"sqnr_db": sqnr}})
+    history = build_history(tmp_path)
+    assert history.changes == ()
+    assert next(s for s in history.series if s.metric == "sqnr_db").values == (60.0,) * 6

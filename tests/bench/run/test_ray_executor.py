@@ -131,9 +131,9 @@ def _matrix(folder: Path, groups: int = 2) -> list[str]:
     ]
 
 
-def _finish(process: subprocess.Popen[str]) -> None:
+def _finish(process: subprocess.Popen[str], code: int = 0) -> None:
     _, err = process.communicate(timeout=400)
-    assert process.returncode == 0, err
+    assert process.returncode == code, err
 
 
 @pytest.mark.slow
@@ -163,7 +163,7 @@ def test_a_small_matrix_on_a_two_node_cluster(cluster, tmp_path: Path) -> None:
             break
     time.sleep(3)  # the group is loading and timing on the worker
     cluster.remove_node(cluster.worker, allow_graceful=False)
-    _finish(killed)
+    _finish(killed, 1)  # its lost group's cells ended in error
     run_dir = next((tmp_path / "kill").glob("2*"))
     rows = pd.read_parquet(run_dir / "results.parquet")
     lost = rows[rows.status.str.startswith("error: node lost")]

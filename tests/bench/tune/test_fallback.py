@@ -101,3 +101,17 @@ def test_the_peer_takes_the_first_budget_that_is_one_metric_drop() -> None:
     assert str(runner.peer_budget(config("gradcam_pearson>=0.9", "miou_drift>=-0.005"))) == "miou_drift>=-0.005"
     assert runner.peer_budget(config("min_class_iou_drift>=-0.01")) is None  # a minimum over classes, not one metric
     assert runner.peer_budget(config("miou_drift>=0.01")) is None  # a gain, not a drop
+
+
+def test_a_lower_is_better_budget_ranks_and_tries_the_layers_that_lowered_it(tmp_path: Path, steps: list) -> None:
+    """gradcam_jsd: a layer helped when keeping it in float made the divergence smaller (a negative gain)."""
+    rows = [
+        {"layer": "worse", "gradcam_jsd_gain": 0.002, "layer_sqnr_db": 10.0},
+        {"layer": "little", "gradcam_jsd_gain": -0.001, "layer_sqnr_db": 30.0},
+        {"layer": "most", "gradcam_jsd_gain": -0.004, "layer_sqnr_db": 30.0},
+    ]
+    ranked = runner.rank_layers(rows, "gradcam_jsd")
+    assert [r["layer"] for r in ranked] == ["most", "little", "worse"]
+    runner.fallback(_config("gradcam_jsd<=0.0", max_steps=2), _Variants(), ranked, TuneStore(tmp_path), lambda m: None)
+    assert steps == [(), ("most",), ("most", "little")]  # the layer that made it worse is never tried
+    assert [r["layer"] for r in runner.rank_layers(rows[:1] + rows[2:], "miou_drift")] == ["worse", "most"]  # SQNR
