@@ -279,7 +279,7 @@ def test_tune_exits_1_when_a_variant_ended_in_error_even_when_the_budget_is_met(
         "every budget holds with 1 layer(s) in float",
         errors=("sensitivity layer features.0: error: worker died (killed by SIGABRT)",),
     )
-    monkeypatch.setattr(runner, "run_tune", lambda config, log, resume: outcome)
+    monkeypatch.setattr(runner, "run_tune", lambda config, log, resume, on_folder: outcome)
     assert main([*TUNE, "--out", str(tmp_path), "--quiet"]) == 1
     captured = capsys.readouterr()
     assert "--option ort-qdq-int8.float_layers=head" in captured.out  # the choice still stands, and is printed
