@@ -287,5 +287,7 @@ def test_tune_exits_1_when_a_variant_ended_in_error_even_when_the_budget_is_met(
         "segbench tune: 1 cell(s) ended in error (exit 1):",
         "segbench tune:   sensitivity layer features.0: error: worker died (killed by SIGABRT)",
     ]
-    monkeypatch.setattr(runner, "run_tune", lambda config, log, resume: runner.TuneOutcome(tmp_path, True, None, "ok"))
+    monkeypatch.setattr(
+        runner, "run_tune", lambda config, log, resume, on_folder: runner.TuneOutcome(tmp_path, True, None, "ok")
+    )
     assert main([*TUNE, "--out", str(tmp_path), "--quiet"]) == 0
