@@ -8,7 +8,6 @@ and Grad-CAM columns regress by an absolute threshold in their worse direction.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from tabulate import tabulate
 
 from bench.environment import machine_fingerprint
 from bench.errors import UsageError
+from bench.results.files import read_json, read_results, read_table
 from bench.results.row import IDENTITY_COLUMNS
 
 P_VALUE = 0.01
@@ -79,9 +79,9 @@ def load_run(path: Path) -> Run:
     env = path / "env.json"
     return Run(
         path,
-        pd.read_parquet(results),
-        pd.read_parquet(samples) if samples.is_file() else None,
-        json.loads(env.read_text()) if env.is_file() else {},
+        read_results(path),
+        read_table(samples, ("latency_ns",)) if samples.is_file() else None,
+        read_json(env) if env.is_file() else {},
     )
 
 

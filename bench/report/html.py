@@ -4,7 +4,6 @@ can be attached to a CI job or mailed, and opens without the run folder or any n
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from bench.report.tables import (
     status_kind,
     summary_cells,
 )
+from bench.results.files import read_json, read_results, read_table
 
 CSS = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; }
@@ -74,7 +74,7 @@ def _figures(run_dir: Path, df: pd.DataFrame) -> list[str]:
         ),
         (
             "Per-image Dice",
-            dice_box_figure(pd.read_parquet(per_image), ok) if per_image.exists() else None,
+            dice_box_figure(read_table(per_image), ok) if per_image.exists() else None,
             "Box chart of per-image foreground Dice per backend",
         ),
     ]
@@ -178,9 +178,9 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
 
 def write_html(run_dir: Path) -> Path:
     """Write run_dir/report.html from the run folder's own files, so `segbench report DIR` can redo it."""
-    df = pd.read_parquet(run_dir / "results.parquet")
+    df = read_results(run_dir)
     env_path = run_dir / "env.json"
-    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    env = read_json(env_path) if env_path.exists() else {}
     path = run_dir / "report.html"
     path.write_text(render_html(run_dir, df, env), encoding="utf-8")
     return path

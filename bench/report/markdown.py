@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from bench.report.tables import (
     noisy_lines,
     summary_table,
 )
+from bench.results.files import read_json
 
 
 def _noisy_section(df: pd.DataFrame) -> list[str]:
@@ -52,7 +52,7 @@ def _gradcam_section(df: pd.DataFrame) -> list[str]:
 
 def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
     env_path = run_dir / "env.json"
-    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    env = read_json(env_path) if env_path.exists() else {}
     lines = [
         f"# segbench run `{run_dir.name}`",
         "",

@@ -20,6 +20,7 @@ from bench.cache import cache_root, file_digest
 from bench.data.suite import Suite
 from bench.environment import collect_environment
 from bench.measure.contention import ReferenceKernel
+from bench.results.files import check_run_folder
 from bench.results.row import Row, cell_id
 from bench.results.speedup import SameRunReference, TimedRounds
 from bench.results.store import RunStore, update_latest
@@ -147,6 +148,8 @@ def run_benchmark(
     from bench.report.files import write_reports
 
     plans = config.validate()
+    if resume is not None:  # a damaged file of the folder is a usage error before any training or writing
+        check_run_folder(resume)
     # Inductor's compiled kernels (the PT2E backend compiles at load) are kept with segbench's own cache
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
     executor = None
