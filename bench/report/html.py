@@ -21,11 +21,13 @@ from bench.report.profiles import html_sections as profile_sections
 from bench.report.tables import (
     GRADCAM_LEGEND,
     LEGEND,
+    STAGE_FAILURES_NOTE,
     SUMMARY_COLUMNS,
     environment_lines,
     gradcam_status_lines,
     gradcam_table,
     noisy_lines,
+    stage_failure_lines,
     status_kind,
     summary_cells,
 )
@@ -140,6 +142,15 @@ def _noisy(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def _stage_failures(df: pd.DataFrame) -> list[str]:
+    """The stages that failed in rows whose other numbers stand, each with its cause."""
+    lines = stage_failure_lines(df)
+    if not lines:
+        return []
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return [_section("Stages that failed", f'<p class="note">{html.escape(STAGE_FAILURES_NOTE)}</p><ul>{items}</ul>')]
+
+
 def _gradcam(df: pd.DataFrame) -> list[str]:
     """Each backend's Grad-CAM divergence beside its method's own floor, and the maps not to be trusted."""
     table = gradcam_table(df, fmt="html")
@@ -164,6 +175,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
             f"<style>{CSS}</style></head><body>",
             f"<h1>{title}</h1>",
             _section("Summary", f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(LEGEND)}</p>'),
+            *_stage_failures(df),
             *_noisy(df),
             *_gradcam(df),
             *_figures(run_dir, df),

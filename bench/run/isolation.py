@@ -8,6 +8,7 @@ times and evaluates it, and the parent can drive its timing one round at a time.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.errors import one_line
 
 
 class WorkerFailed(RuntimeError):
@@ -60,14 +63,12 @@ class WorkerContext:
     stage: Callable[[str], None]
 
 
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-
-
 def _serve(conn: Any, log_file: str | None = None) -> None:
     """The worker's loop: one request at a time, ("stage", name) messages while it runs, then
     ("ok", value) or ("error", message). A failure's traceback goes to `log_file` (the terminal gets the
-    one-line message), or to stderr when there is no log file."""
+    one-line message), or to stderr when there is no log file; so do failures the work catches and goes on
+    from (a Grad-CAM method that raised while the others stand), logged to the `segbench` logger."""
+    _log_caught_failures(log_file)
     context = WorkerContext(state={}, stage=lambda name: conn.send(("stage", name)))
     while True:
         try:
@@ -81,9 +82,30 @@ def _serve(conn: Any, log_file: str | None = None) -> None:
             reply: tuple[str, Any] = ("ok", function(context, *args) if with_context else function(*args))
         except Exception as exc:  # noqa: BLE001 - any failure becomes this call's error message
             _log_traceback(log_file)
-            reply = ("error", _one_line(exc))
+            reply = ("error", one_line(exc))
         conn.send(reply)
     conn.close()
+
+
+class _CellLog(logging.Handler):
+    """Appends records to the cell's log file, its folder made on the first one (a cell that fails
+    nothing leaves no log)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.ERROR)
+        self.path = path
+        self.setFormatter(logging.Formatter("--- %(asctime)s pid %(process)d: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as log:
+            log.write(self.format(record) + "\n")
+
+
+def _log_caught_failures(log_file: str | None) -> None:
+    """Errors logged to the `segbench` logger (with their traceback) go to the cell's log file."""
+    if log_file is not None:
+        logging.getLogger("segbench").addHandler(_CellLog(Path(log_file)))
 
 
 def _log_traceback(log_file: str | None) -> None:
