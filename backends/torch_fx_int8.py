@@ -441,6 +441,7 @@ class TorchFxInt8Backend(Backend):
         from bench.gradcam.fakequant import add_taps, gradcam_simulation
         from bench.gradcam.fx_cut import fx_feature_split, output_mark, quiet_cat_warning
         from bench.gradcam.fx_fakequant import fx_fake_quant_module, tap_locator
+        from bench.gradcam.method import GradcamUnsupported
         from bench.gradcam.split import split_gradcam
 
         torch.set_num_threads(request.threads)
@@ -495,8 +496,10 @@ class TorchFxInt8Backend(Backend):
                 simulated = add_taps(fx_fake_quant_module(observed, converted), tapped, tap_locator(marks)).eval()
                 with quiet_cat_warning():
                     maps, info = gradcam_simulation(converted, simulated, request.images, tapped, request.classes)
-            except Exception as exc:  # the second method never takes the finite-difference maps down
+            except GradcamUnsupported as exc:  # a graph the simulation does not cover: the row says so
                 return [*found, GradcamMaps.without_maps("fake-quant", f"fake-quant not possible: {exc}")]
+            except Exception as exc:  # the second method never takes the finite-difference maps down
+                return [*found, GradcamMaps.failed("fake-quant", exc)]
             found.append(
                 GradcamMaps(
                     maps=maps,

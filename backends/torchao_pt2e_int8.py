@@ -445,6 +445,7 @@ class TorchaoPt2eInt8Backend(Backend):
         Both run the uncompiled program: Inductor's fused int8 kernels cannot be cut or differentiated.
         How far the compiled program's logits are from it was measured when the artifact was made."""
         from bench.gradcam.fakequant import gradcam_fakequant
+        from bench.gradcam.method import GradcamUnsupported
         from bench.gradcam.pt2e_cut import pt2e_feature_split
         from bench.gradcam.split import split_gradcam
 
@@ -486,8 +487,10 @@ class TorchaoPt2eInt8Backend(Backend):
                 maps, info = gradcam_fakequant(
                     program, request.images, _located(program, request.layers), request.classes
                 )
-            except Exception as exc:  # the second method never takes the finite-difference maps down
+            except GradcamUnsupported as exc:  # a program the simulation does not cover: the row says so
                 return [*found, GradcamMaps.without_maps("fake-quant", f"fake-quant not possible: {exc}")]
+            except Exception as exc:  # the second method never takes the finite-difference maps down
+                return [*found, GradcamMaps.failed("fake-quant", exc)]
             found.append(
                 GradcamMaps(
                     maps=maps,

@@ -704,6 +704,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from bench.report.files import write_reports
+    from bench.results.files import check_run_folder
 
     if (args.run_dir / "tune.json").is_file():
         from bench.tune.config import load_tune_config
@@ -714,6 +715,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 0
     if not (args.run_dir / "results.parquet").is_file():
         raise UsageError(f"'{args.run_dir}' has no results.parquet; expected a segbench run or tune folder")
+    check_run_folder(args.run_dir)  # a damaged file stops it before any report is rewritten
     for path in write_reports(args.run_dir):
         print(path)
     return 0

@@ -4,6 +4,7 @@ which of its operators run in int8, and the Grad-CAM request it answers with map
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.backend.options import BackendOptions, NoOptions
+from bench.errors import one_line
 
 if TYPE_CHECKING:  # torch stays out of processes that only run an ONNX artifact
     from torch import nn
@@ -135,11 +137,20 @@ class GradcamMaps:
     cut: str = ""
     vs_deployed_max_abs: float | None = None
     vs_deployed_scale: float | None = None
+    error: str = ""  # a method that raised: its one-line cause (the row's status says `error: ...`)
 
     @classmethod
     def without_maps(cls, method: str, notes: str) -> GradcamMaps:
-        """A method that could not run here: no maps, and the note says why (the other methods' stand)."""
+        """A method that cannot run here: no maps, and the note says why (the other methods' stand)."""
         return cls(maps={}, method=method, seconds_per_image=0.0, notes=notes)
+
+    @classmethod
+    def failed(cls, method: str, exc: BaseException) -> GradcamMaps:
+        """A method that raised, while the other methods' maps stand: no maps, the cause on one line for
+        the row's status, and the traceback logged (a worker writes it to the cell's log file)."""
+        logging.getLogger("segbench").error("Grad-CAM by %s failed", method, exc_info=exc)
+        cause = one_line(exc)
+        return cls(maps={}, method=method, seconds_per_image=0.0, notes=f"{method} failed: {cause}", error=cause)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,9 @@ class GradcamResult:
     classes: tuple[int, ...] = ()
     reference_maps: np.ndarray | None = None  # (n, len(classes), H, W) of the primary layer
     backend_maps: np.ndarray | None = None
-    status: str = "ok"  # ok | invalid: <why> | simulation: <why>
+    # ok | invalid: <why> | simulation: <why> | error: <cause> (the stage or the method raised; traceback in
+    # the cell's log) | not available: <why> (this backend or layer cannot be explained)
+    status: str = "ok"
     cut: str = ""  # which graph cut made the primary maps ("onnx", "fx", "pt2e"; "" for autograd)
     second_method: str | None = None
     second: dict[str, GradcamSummary] = field(default_factory=dict)
@@ -59,7 +61,8 @@ class GradcamResult:
     step_pearson: float | None = None
     step_pair: tuple[int, int] | None = None
     vs_deployed_max_abs: float | None = None
-    second_status: str | None = None  # the second method's own `ok` or `simulation: ...`
+    # the second method's own `ok` or `simulation: ...`; `error: ...` or `not available: ...` without its maps
+    second_status: str | None = None
     second_vs_deployed_max_abs: float | None = None
 
     @property
@@ -88,7 +91,12 @@ class GradcamResult:
 
     def columns(self) -> dict[str, Any]:
         columns: dict[str, Any] = {"gradcam_method": self.method, "gradcam_note": self.note}
-        if self.layer is None:
+        if self.layer is None:  # nothing explained: the statuses say why the numbers are missing
+            columns["gradcam_status"] = self.status
+            if self.second_method is not None:
+                columns[f"gradcam_status@{METHOD_SUFFIX.get(self.second_method, self.second_method)}"] = (
+                    self.second_status or self.status
+                )
             return columns
         layers = list(self.summaries)
         valid = not self.status.startswith("invalid")
@@ -108,11 +116,12 @@ class GradcamResult:
         if valid:
             for layer in layers[1:]:  # further layers get their own columns, named by layer path
                 columns |= {f"{k}@{layer}": v for k, v in asdict(self.summaries[layer]).items()}
-        if self.second_method is not None and layers[0] in self.second:
+        if self.second_method is not None:
             suffix = METHOD_SUFFIX.get(self.second_method, self.second_method)
-            columns |= {f"{k}@{suffix}": v for k, v in asdict(self.second[layers[0]]).items()}
+            if layers[0] in self.second:
+                columns |= {f"{k}@{suffix}": v for k, v in asdict(self.second[layers[0]]).items()}
+                columns[f"gradcam_vs_deployed_max_abs@{suffix}"] = self.second_vs_deployed_max_abs
             columns[f"gradcam_status@{suffix}"] = self.second_status
-            columns[f"gradcam_vs_deployed_max_abs@{suffix}"] = self.second_vs_deployed_max_abs
         return columns
 
     def invalidated(self, why: str) -> GradcamResult:
@@ -121,9 +130,13 @@ class GradcamResult:
         return replace(self, status=f"invalid: {why}", records=kept, backend_maps=None)
 
     @classmethod
-    def failed(cls, note: str, method: str | None = None) -> GradcamResult:
-        """No maps: the row's measured numbers stand, and the note says why Grad-CAM is empty."""
-        return cls(method=method, note=note)
+    def failed(
+        cls, status: str, note: str = "", method: str | None = None, methods: tuple[str, ...] = ()
+    ) -> GradcamResult:
+        """No maps: the row's measured numbers stand, and `status` (`error: ...` or `not available: ...`)
+        says why Grad-CAM is empty. `methods`: those asked for; the second one's status says the same."""
+        second = _other_method(methods, method or methods[0]) if methods else None
+        return cls(method=method, note=note or status, status=status, second_method=second, second_status=status)
 
 
 def layers_to_explain(model: nn.Module, model_name: str, requested: tuple[str, ...]) -> tuple[str, ...]:
@@ -208,6 +221,28 @@ def mean_pearson(a: np.ndarray, b: np.ndarray) -> float:
     return summarize(divergence_records(a, b)).gradcam_pearson
 
 
+def _other_method(methods: tuple[str, ...], primary: str) -> str | None:
+    """The method asked for beside the primary one, whose status the row carries too; beside autograd (the
+    float reference's own method, asked for by no one) only the fake-quant simulation."""
+    others = [m for m in methods if m != primary and (primary in methods or m == "fake-quant")]
+    return others[0] if others else None
+
+
+def _missing_status(found: list[GradcamMaps], method: str | None, backend: str, precision: str) -> str | None:
+    """Why the method asked for beside the primary gave no maps: `error: <cause>` when it raised,
+    `not available: <why>` when it cannot run here; None when no other method was asked for."""
+    if method is None:
+        return None
+    without = [m for m in found if m.method == method and not m.maps]
+    if raised := next((m.error for m in without if m.error), ""):
+        return f"error: {raised}"
+    if without and without[0].notes:
+        return f"not available: {without[0].notes}"
+    if precision != "int8":
+        return f"not available: nothing quantized to simulate in {precision}"
+    return f"not available: {backend} gives no {method} maps"
+
+
 def _status(primary: GradcamMaps, summary: GradcamSummary, reference: np.ndarray, precision: str) -> str:
     """`invalid: ...` when finite differences on an fp32 graph disagree with autograd (the cut is wrong),
     `simulation: ...` when the explained program's logits are too far from the deployed program's."""
@@ -275,13 +310,16 @@ def explain_artifact(
         )
         found = _as_list(backend.gradcam(artifact, request))
     except GradcamUnsupported as exc:
-        return GradcamResult.failed(f"Grad-CAM not possible: {exc}")
+        return GradcamResult.failed(f"not available: {exc}", f"Grad-CAM not possible: {exc}", methods=methods)
     if not found:
-        return GradcamResult.failed(f"{backend.name} cannot compute Grad-CAM on its own arithmetic")
+        why = f"{backend.name} cannot compute Grad-CAM on its own arithmetic"
+        return GradcamResult.failed(f"not available: {why}", methods=methods)
     primary, second = _pick(found, methods, request.steps)
     notes = "; ".join(dict.fromkeys(m.notes for m in found if m.notes))
     if primary is None:
-        return GradcamResult.failed(f"Grad-CAM: no layer could be explained; {notes}", found[0].method)
+        raised = next((m.error for m in found if m.error), "")
+        status = f"error: {raised}" if raised else f"not available: no layer could be explained ({notes})"
+        return GradcamResult.failed(status, f"Grad-CAM: no layer could be explained; {notes}", found[0].method, methods)
     explained = [layer for layer in layers if layer in primary.maps]
     records: list[dict[str, Any]] = []
     summaries: dict[str, dict[str, GradcamSummary]] = {}
@@ -328,7 +366,7 @@ def explain_artifact(
         reference_maps=reference[layer],
         backend_maps=primary.maps[layer],
         cut=primary.cut,
-        second_method=None if second is None else second.method,
+        second_method=second.method if second is not None else _other_method(methods, primary.method),
         second=summaries.get(second.method, {}) if second is not None else {},
         method_pearson=method_pearson,
         step_pearson=step_pearson,
@@ -337,7 +375,7 @@ def explain_artifact(
         second_status=(
             _status(second, summaries[second.method][layer], reference[layer], "")
             if second is not None and layer in summaries.get(second.method, {})
-            else None
+            else _missing_status(found, _other_method(methods, primary.method), backend.name, precision)
         ),
         second_vs_deployed_max_abs=None if second is None else second.vs_deployed_max_abs,
     )

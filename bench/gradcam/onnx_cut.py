@@ -250,8 +250,7 @@ def _fakequant_maps(model_path: Path, request: GradcamRequest, layer_tensors: di
     except GradcamUnsupported as exc:
         return GradcamMaps.without_maps("fake-quant", f"fake-quant not possible: {exc}")
     except Exception as exc:  # the second method must never take the primary's maps down with it
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        return GradcamMaps.without_maps("fake-quant", f"fake-quant simulation failed: {type(exc).__name__}: {first}")
+        return GradcamMaps.failed("fake-quant", exc)
     return GradcamMaps(
         maps=maps,
         method="fake-quant",

@@ -1,13 +1,20 @@
 """Finite-difference Grad-CAM on OpenVINO's own compiled arithmetic: the IR cut at the feature tensor
 with OpenVINO's model API, shifted there, and the head compiled and run past the cut.
 
-The IR is read twice. The *body* is a model from the input to the feature tensor A and to every
-*side* tensor (a tensor computed before the cut that a node after the cut reads: a U-Net's skip
-connections). The *head* is the same graph with A and each side tensor replaced by a new
-`Parameter`, so OpenVINO compiles and runs the layers after the cut exactly as they are in the IR.
-Side inputs are computed once per image and repeated along the head's batch; if identical rows then
-disagree (a side input that encodes the batch position), they are computed from the image repeated
-to the batch instead.
+The IR is read twice. The *head* is every node whose value depends on the feature tensor A; the
+*body* is a model from the input to A and to every *side* tensor (a tensor that does not depend on A
+but that a head node reads: a U-Net's skip connections, an ENet decoder's max-pool indices and the
+shape arithmetic of its max-unpool). In the head, A and each side tensor are replaced by new
+`Parameter`s, so OpenVINO compiles and runs the layers after the cut exactly as they are in the IR;
+everything that does not depend on A runs once per image, in the body.
+
+The head runs the shifted copies of A as one batch when it can: when every side tensor is
+batch-first (its shape at batch 2, by OpenVINO's shape inference of the body, is its batch-1 shape
+with 2 in front) it is repeated along the batch, and the head is reshaped to the batch. A side that
+is not (a max-unpool's flat indices, or the batch size itself as a scalar: reshaping that to a batch
+made OpenVINO's shape inference fail at the unpool's `Range`), a head that cannot be reshaped, or
+identical rows that disagree (a side whose values encode the batch position) make the head run one
+row at a time instead, compiled at the IR's own batch-1 shapes: the very arithmetic of the model.
 
 Where A is quantized (an NNCF IR: A's reader is a FakeQuantize with `levels` levels), the cut is in
 front of that FakeQuantize and A is fed on its grid: channel k's code moves by `steps` whole
@@ -33,6 +40,8 @@ from bench.gradcam.split import FLOAT_STEP, SplitUnavailable, check_head, float_
 # the layers at the cut differently from the full model (a FakeQuantize folded into the convolution
 # before it there, run standalone here); float rounding, not other arithmetic.
 HEAD_RTOL = 1e-4
+# why a head runs one row at a time (the split's note says so)
+ROW_BY_ROW = "its side inputs are not batch-first, or encode the batch"
 # bf16 keeps 8 bits of mantissa: a head pass differs from the full model by ~1e-3 of the logits' range
 # (measured: 0.0625 on logits of 40) just from how the plugin fuses the layers at the cut, the size of
 # the differences finite differences take. The fp32 row's maps are OpenVINO's float arithmetic.
@@ -55,17 +64,62 @@ def _key(port: Any) -> str:
     return f"{port.get_node().get_friendly_name()}:{port.get_index()}"
 
 
-def _ancestors(port: Any) -> set[Any]:
-    """Every non-constant node that `port`'s value depends on (its producer included)."""
+def _descendants(ports: list[Any]) -> set[Any]:
+    """Every node whose value depends on one of `ports` (their own nodes excluded)."""
     seen: set[Any] = set()
-    stack = [port.get_node()]
+    stack = [target.get_node() for port in ports for target in port.get_target_inputs()]
     while stack:
         node = stack.pop()
-        if node in seen or node.get_type_name() == "Constant":
+        if node in seen:
             continue
         seen.add(node)
-        stack.extend(source.get_node() for source in (i.get_source_output() for i in node.inputs()))
+        stack.extend(target.get_node() for out in node.outputs() for target in out.get_target_inputs())
     return seen
+
+
+def _sides(model: Any, cut: Any, head: set[Any]) -> list[Any]:
+    """The outputs, in graph order, that a head node reads and that do not depend on the cut. Whatever
+    depends on no input at all (an int8 weight and its FakeQuantize) stays in the head, where the plugin
+    folds it into the layer as in the full model."""
+    variable = _descendants([p.output(0) for p in model.get_parameters()]) | set(model.get_parameters())
+    cut_key = _key(cut)
+    found: dict[str, Any] = {}
+    for node in model.get_ordered_ops():
+        if node not in head:
+            continue
+        for target in node.inputs():
+            source = target.get_source_output()
+            producer = source.get_node()
+            if producer in head or producer not in variable or _key(source) == cut_key:
+                continue
+            found.setdefault(_key(source), source)
+    return list(found.values())
+
+
+def _dims(shape: Any) -> list[int] | None:
+    """A static partial shape as a list of ints; None when any dimension is dynamic."""
+    if shape.rank.is_dynamic or not shape.is_static:
+        return None
+    return [int(d.get_length()) for d in shape]
+
+
+def _batch_first(body: Any) -> bool:
+    """Are the body's side outputs (all but the first) batch-first, so that repeating a batch-1 value along
+    the head's batch is what the model itself would compute at that batch? Asked of OpenVINO's shape
+    inference of the body reshaped to batch 2: each side's shape must be its batch-1 shape with 2 in front."""
+    from bench.openvino.runtime import with_batch
+
+    if len(body.outputs) == 1:
+        return True
+    try:
+        twice = with_batch(body, 2)
+    except RuntimeError:  # the body cannot be reshaped: nor, then, can a head that reads it
+        return False
+    for one, two in zip(body.outputs[1:], twice.outputs[1:]):
+        single, double = _dims(one.get_partial_shape()), _dims(two.get_partial_shape())
+        if not single or single[0] != 1 or double != [2, *single[1:]]:
+            return False
+    return True
 
 
 def _quantizer(port: Any) -> dict[str, Any] | None:
@@ -115,16 +169,8 @@ class OpenVinoFeatureSplitter:
         self.full = compile_model(full, threads, precision)
         cut = _find_output(full, tensor_name)
         self.quant = _quantizer(cut)
-        body_nodes = _ancestors(cut)
         cut_key = _key(cut)
-        sides: list[Any] = []  # outputs computed before the cut that nodes after it read
-        for node in full.get_ordered_ops():
-            if node in body_nodes or node.get_type_name() == "Constant":
-                continue
-            for target in node.inputs():
-                source = target.get_source_output()
-                if source.get_node() in body_nodes and _key(source) != cut_key and _key(source) not in map(_key, sides):
-                    sides.append(source)
+        sides = _sides(full, cut, _descendants([cut]))
         self.side_names = [_key(s) for s in sides]
         # An int8 body returns A after its FakeQuantize: the plugin fuses that into the layer before it, as in
         # the full model, so the codes are the deployed ones (rounding A in numpy differed by one code here
@@ -134,8 +180,7 @@ class OpenVinoFeatureSplitter:
         self.body = compile_model(self.body_model.clone(), threads, precision)
 
         head_src = core.read_model(str(xml_path))  # a second copy: the head rewires its nodes
-        cut_h = _find_output(head_src, tensor_name)
-        before_cut = _ancestors(cut_h)
+        head_nodes = _descendants([_find_output(head_src, tensor_name)])
         ports = {_key(port): port for node in head_src.get_ordered_ops() for port in node.outputs()}
         params: list[Any] = []
         for key in [cut_key, *self.side_names]:
@@ -143,13 +188,16 @@ class OpenVinoFeatureSplitter:
             name = f"segbench_cut_{len(params)}"
             param = ov.opset13.parameter(port.get_partial_shape(), port.get_element_type(), name=name)
             for target in list(port.get_target_inputs()):
-                if key != cut_key and target.get_node() in before_cut:
-                    continue  # a side tensor's readers before the cut are not part of the head
-                target.replace_source_output(param.output(0))
+                if target.get_node() in head_nodes:  # a side tensor's other readers stay in the body
+                    target.replace_source_output(param.output(0))
             params.append(param)
-        self.head_model = ov.Model(head_src.get_results(), params, "segbench_head")
+        results = head_src.get_results()
+        if not results or results[0] not in head_nodes:
+            raise SplitUnavailable(f"the model's output does not depend on '{tensor_name}'")
+        self.head_model = ov.Model([r for r in results if r in head_nodes], params, "segbench_head")
         self._heads: dict[int, Any] = {}
-        self.sides_per_row = False
+        # None until decided: run the head on a batch of rows, or one row at a time (see the module's docstring)
+        self.batched: bool | None = None
         self.rows_checked = False
 
     @property
@@ -157,20 +205,37 @@ class OpenVinoFeatureSplitter:
         return self.side_names
 
     def _head(self, rows: int) -> Any:
+        """The head compiled for `rows` rows; at 1, at the IR's own shapes (nothing reshaped)."""
         if rows not in self._heads:
             from bench.openvino.runtime import compile_model, with_batch
 
-            self._heads[rows] = compile_model(with_batch(self.head_model, rows), self.threads, self.precision)
+            model = self.head_model.clone() if rows == 1 else with_batch(self.head_model, rows)
+            self._heads[rows] = compile_model(model, self.threads, self.precision)
         return self._heads[rows]
 
-    def _body(self, image: np.ndarray) -> list[np.ndarray]:
-        if image.shape[0] == 1:
-            out = self.body(image)
-            return [np.asarray(out[i]) for i in range(len(out))]
-        from bench.openvino.runtime import compile_model, with_batch
+    def _batched(self) -> bool:
+        if self.batched is None:
+            self.batched = _batch_first(self.body_model)
+        return self.batched
 
-        body = compile_model(with_batch(self.body_model, image.shape[0]), self.threads, self.precision)
-        out = body(image)
+    def _run_rows(self, batch: np.ndarray, sides: list[np.ndarray]) -> np.ndarray:
+        """The head on each row alone, with the image's own side values: nothing is reshaped."""
+        head = self._head(1)
+        return np.concatenate([np.array(head([batch[r : r + 1], *sides])[0], copy=True) for r in range(len(batch))])
+
+    def _run_batch(self, batch: np.ndarray, sides: list[np.ndarray]) -> np.ndarray:
+        rows = len(batch)
+        if rows == 1 or not self._batched():
+            return self._run_rows(batch, sides)
+        try:
+            head = self._head(rows)
+        except RuntimeError:  # OpenVINO's shape inference refused the batch: the head runs row by row
+            self.batched = False
+            return self._run_rows(batch, sides)
+        return np.asarray(head([batch, *[np.repeat(s, rows, axis=0) for s in sides]])[0])
+
+    def _body(self, image: np.ndarray) -> list[np.ndarray]:
+        out = self.body(image)
         return [np.asarray(out[i]) for i in range(len(out))]
 
     def full_logits(self, image: np.ndarray) -> np.ndarray:
@@ -187,36 +252,30 @@ class OpenVinoFeatureSplitter:
         cut, sides = values[0], values[1:]
         if cut.ndim != 4:
             raise SplitUnavailable(f"'{self.tensor}' is not a (1, K, h, w) feature map (shape {cut.shape})")
-        per_row_cache: dict[int, list[np.ndarray]] = {}
 
         def run_head(batch: np.ndarray) -> np.ndarray:
-            rows = len(batch)
-            if self.sides_per_row:
-                if rows not in per_row_cache:
-                    per_row_cache[rows] = self._body(np.repeat(image, rows, axis=0))[1:]
-                side_rows = per_row_cache[rows]
-            else:
-                side_rows = [np.repeat(s, rows, axis=0) for s in sides]
-            head = self._head(rows)
-            return np.asarray(head([np.ascontiguousarray(batch, np.float32), *side_rows])[0])
+            return self._run_batch(np.ascontiguousarray(batch, np.float32), sides)
 
         split = self._grid_split(cut[0], run_head, steps) if self.quant else self._float_split(cut[0], run_head, steps)
         self._check(image, split)
         if not self.rows_checked:
             self._check_rows(split)
+        if self.batched is False:
+            split.meta["kind"] = f"{split.meta.get('kind', '')}, head run one row at a time ({ROW_BY_ROW})"
         return split
 
     def _check_rows(self, split: FeatureSplit) -> None:
+        """Identical rows of one batched head call must agree; where they do not (a side input whose values
+        encode the batch position), the head runs one row at a time, which is the model's own arithmetic."""
         from bench.gradcam.split import check_rows_independent
 
         try:
             check_rows_independent(split, self.tensor)
         except SplitUnavailable:
-            if self.sides_per_row or not self.sides:
+            if self.batched is False:
                 raise
-            self.sides_per_row = True
+            self.batched = False
             check_rows_independent(split, self.tensor)
-            split.meta["kind"] = f"{split.meta.get('kind', '')}, side inputs computed per row (they encode the batch)"
         self.rows_checked = True
 
     def _grid_split(self, quantized: np.ndarray, run_head: Any, steps: int) -> FeatureSplit:

@@ -10,7 +10,6 @@ per-class, SQNR, Grad-CAM) regresses when it moves by more than that threshold i
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from tabulate import tabulate
 from bench.environment import machine_fingerprint
 from bench.errors import UsageError
 from bench.results.columns import LATENCY_THRESHOLD, between_runs, column
+from bench.results.files import read_json, read_results, read_table
 from bench.results.row import IDENTITY_COLUMNS
 
 P_VALUE = 0.01
@@ -62,9 +62,9 @@ def load_run(path: Path) -> Run:
     env = path / "env.json"
     return Run(
         path,
-        pd.read_parquet(results),
-        pd.read_parquet(samples) if samples.is_file() else None,
-        json.loads(env.read_text()) if env.is_file() else {},
+        read_results(path),
+        read_table(samples, ("latency_ns",)) if samples.is_file() else None,
+        read_json(env) if env.is_file() else {},
     )
 
 

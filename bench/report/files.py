@@ -13,12 +13,13 @@ from bench.report.figures import save_figure
 from bench.report.html import write_html
 from bench.report.markdown import write_markdown
 from bench.report.profiles import profile_figure_paths
+from bench.results.files import read_results, read_table
 
 
 def write_reports(run_dir: Path) -> list[Path]:
     """report.md, report.html and figures/dice_box.png from the run folder's results; with a
     profile.parquet, report.html also draws figures/profile_*.png (one per profiled cell)."""
-    df = pd.read_parquet(run_dir / "results.parquet")
+    df = read_results(run_dir)
     return [
         write_markdown(run_dir, df),
         write_html(run_dir),
@@ -32,5 +33,5 @@ def write_dice_box(run_dir: Path, df: pd.DataFrame) -> list[Path]:
     per_image = run_dir / "per_image.parquet"
     if not per_image.exists() or "status" not in df:
         return []
-    fig = dice_box_chart(pd.read_parquet(per_image), df[df["status"] == "ok"])
+    fig = dice_box_chart(read_table(per_image), df[df["status"] == "ok"])
     return [save_figure(fig, run_dir / "figures" / "dice_box.png")] if fig is not None else []

@@ -29,7 +29,6 @@ identity with its thread count, so two machines' nights never mix.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -43,6 +42,7 @@ import pandas as pd
 from bench.environment import machine_fingerprint
 from bench.errors import UsageError
 from bench.results.columns import between_runs, column
+from bench.results.files import read_json, read_table
 from bench.results.row import IDENTITY_COLUMNS
 
 LATENCY = "latency_p50_ms"
@@ -183,11 +183,8 @@ def find_runs(root: Path, since: dt.datetime | None = None) -> list[HistoryRun]:
     runs = []
     for folder in _run_folders(root):
         env_path = folder / "env.json"
-        try:
-            env = json.loads(env_path.read_text()) if env_path.is_file() else {}
-            results = pd.read_parquet(folder / "results.parquet")
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{folder}: cannot read the run ({type(exc).__name__}: {exc})") from exc
+        env = read_json(env_path) if env_path.is_file() else {}
+        results = read_table(folder / "results.parquet")
         if not set(CELL_COLUMNS) <= set(results.columns) or "status" not in results:
             continue  # not a benchmark run's table
         date = _parse_date(env.get("date")) or dt.datetime.fromtimestamp(

@@ -4,7 +4,6 @@ can be attached to a CI job or mailed, and opens without the run folder or any n
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,17 @@ from bench.report.profiles import html_sections as profile_sections
 from bench.report.tables import (
     GRADCAM_LEGEND,
     LEGEND,
+    STAGE_FAILURES_NOTE,
     SUMMARY_COLUMNS,
     environment_lines,
     gradcam_status_lines,
     gradcam_table,
     noisy_lines,
+    stage_failure_lines,
     status_kind,
     summary_cells,
 )
+from bench.results.files import read_json, read_results, read_table
 
 CSS = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; font-size: 0.8em; font-variant-numeric: tabular-nums; }
@@ -74,7 +76,7 @@ def _figures(run_dir: Path, df: pd.DataFrame) -> list[str]:
         ),
         (
             "Per-image Dice",
-            dice_box_figure(pd.read_parquet(per_image), ok) if per_image.exists() else None,
+            dice_box_figure(read_table(per_image), ok) if per_image.exists() else None,
             "Box chart of per-image foreground Dice per backend",
         ),
     ]
@@ -140,6 +142,15 @@ def _noisy(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def _stage_failures(df: pd.DataFrame) -> list[str]:
+    """The stages that failed in rows whose other numbers stand, each with its cause."""
+    lines = stage_failure_lines(df)
+    if not lines:
+        return []
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return [_section("Stages that failed", f'<p class="note">{html.escape(STAGE_FAILURES_NOTE)}</p><ul>{items}</ul>')]
+
+
 def _gradcam(df: pd.DataFrame) -> list[str]:
     """Each backend's Grad-CAM divergence beside its method's own floor, and the maps not to be trusted."""
     table = gradcam_table(df, fmt="html")
@@ -164,6 +175,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
             f"<style>{CSS}</style></head><body>",
             f"<h1>{title}</h1>",
             _section("Summary", f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(LEGEND)}</p>'),
+            *_stage_failures(df),
             *_noisy(df),
             *_gradcam(df),
             *_figures(run_dir, df),
@@ -178,9 +190,9 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
 
 def write_html(run_dir: Path) -> Path:
     """Write run_dir/report.html from the run folder's own files, so `segbench report DIR` can redo it."""
-    df = pd.read_parquet(run_dir / "results.parquet")
+    df = read_results(run_dir)
     env_path = run_dir / "env.json"
-    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    env = read_json(env_path) if env_path.exists() else {}
     path = run_dir / "report.html"
     path.write_text(render_html(run_dir, df, env), encoding="utf-8")
     return path

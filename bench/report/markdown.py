@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -12,12 +11,29 @@ from bench.report.profiles import markdown_section as profile_section
 from bench.report.tables import (
     GRADCAM_LEGEND,
     LEGEND,
+    STAGE_FAILURES_NOTE,
     environment_lines,
     gradcam_status_lines,
     gradcam_table,
     noisy_lines,
+    stage_failure_lines,
     summary_table,
 )
+from bench.results.files import read_json
+
+
+def _stage_failures_section(df: pd.DataFrame) -> list[str]:
+    lines = stage_failure_lines(df)
+    if not lines:
+        return []
+    return [
+        "## Stages that failed",
+        "",
+        *textwrap.wrap(STAGE_FAILURES_NOTE, 100),
+        "",
+        *(f"- {line}" for line in lines),
+        "",
+    ]
 
 
 def _noisy_section(df: pd.DataFrame) -> list[str]:
@@ -52,7 +68,7 @@ def _gradcam_section(df: pd.DataFrame) -> list[str]:
 
 def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
     env_path = run_dir / "env.json"
-    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    env = read_json(env_path) if env_path.exists() else {}
     lines = [
         f"# segbench run `{run_dir.name}`",
         "",
@@ -60,6 +76,7 @@ def write_markdown(run_dir: Path, df: pd.DataFrame) -> Path:
         "",
         *textwrap.wrap(LEGEND, 100),
         "",
+        *_stage_failures_section(df),
         *_noisy_section(df),
         *_gradcam_section(df),
         *profile_section(run_dir, df),  # only with profile.parquet

@@ -34,6 +34,7 @@ from bench.backend.profiling import OVERHEAD_CATEGORIES
 from bench.measure.profile import PROFILE_COLUMNS
 from bench.report.charts import png_file_uri
 from bench.report.figures import figure_name, save_figure
+from bench.results.files import read_table
 from bench.results.row import IDENTITY_COLUMNS
 from bench.results.speedup import GROUP_COLUMNS, REFERENCE
 
@@ -93,7 +94,7 @@ def read_profile(run_dir: Path) -> pd.DataFrame | None:
     path = run_dir / PROFILE_FILE
     if not path.is_file():
         return None
-    profile = pd.read_parquet(path)
+    profile = read_table(path)
     if profile.empty:  # written from no records: perhaps not even the columns
         profile = pd.DataFrame({c: pd.Series(dtype=object) for c in (*IDENTITY_COLUMNS, *PROFILE_COLUMNS)})
     profile = profile.assign(

@@ -11,7 +11,6 @@ which were left out and why.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.results.files import read_json, read_results, read_table
 
 FORMATS = ("pytest-benchmark",)
 CELL_KEYS = ("suite", "model", "backend", "precision", "device", "batch_size")
@@ -87,9 +87,9 @@ def export_pytest_benchmark(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
     for name in ("results.parquet", "samples.parquet", "env.json"):
         if not (run_dir / name).is_file():
             raise UsageError(f"'{run_dir}' has no {name}; expected a segbench run folder")
-    results = pd.read_parquet(run_dir / "results.parquet")
-    samples = pd.read_parquet(run_dir / "samples.parquet")
-    env = json.loads((run_dir / "env.json").read_text())
+    results = read_results(run_dir)
+    samples = read_table(run_dir / "samples.parquet", ("latency_ns",))
+    env = read_json(run_dir / "env.json")
     groups = {key: rows["latency_ns"].to_numpy() for key, rows in samples.groupby(list(CELL_KEYS), sort=False)}
     benchmarks, left_out = [], []
     for _, row in results.iterrows():

@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from bench.environment import machine_label
 from bench.results.columns import judged_threshold
+from bench.results.row import stage_failures
 
 SUMMARY_COLUMNS = {
     "suite": "suite",
@@ -130,6 +131,24 @@ def noisy_lines(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def stage_failure_lines(df: pd.DataFrame) -> list[str]:
+    """One line per stage that failed in a row whose other numbers stand (`<stage>_status` = error: ...):
+    a failed evaluation, Grad-CAM method or profile must not vanish from the report with its columns."""
+    if "status" not in df:
+        return []
+    return [
+        f"{row['suite']} / {row['model']} / {row['backend']} {row['precision']}: {stage}: {status}"
+        for row in df[df["status"] == "ok"].to_dict("records")
+        for stage, status in stage_failures(row)
+    ]
+
+
+STAGE_FAILURES_NOTE = (
+    "The cell's latency and its other stages' numbers stand; the failed stage's columns are empty and the "
+    "traceback is in the run's logs/ folder."
+)
+
+
 GRADCAM_COLUMNS = {
     "suite": "suite",
     "model": "model",
@@ -182,10 +201,12 @@ def _gradcam_fmt(column: str, value: Any) -> str:
 
 
 def gradcam_table(df: pd.DataFrame, fmt: str = "github") -> str:
-    """Each explained row's divergence beside its method's own floor; empty when nothing was explained."""
-    if "gradcam_layer" not in df.columns:
-        return ""
-    rows = df[df["gradcam_layer"].notna()]
+    """Each explained row's divergence beside its method's own floor, and each row whose Grad-CAM failed or
+    is not available here (its status says so); empty when no row went through the Grad-CAM stage."""
+    explained = df["gradcam_layer"].notna() if "gradcam_layer" in df.columns else pd.Series(False, index=df.index)
+    if "gradcam_status" in df.columns:
+        explained |= df["gradcam_status"].notna()
+    rows = df[explained]
     if not len(rows):
         return ""
     columns = [c for c in GRADCAM_COLUMNS if c in rows.columns or c == "gradcam_within_noise"]
@@ -197,12 +218,13 @@ def gradcam_table(df: pd.DataFrame, fmt: str = "github") -> str:
 
 
 def gradcam_status_lines(df: pd.DataFrame) -> list[str]:
-    """One line per row whose maps (either method's) are invalid or describe a simulation, with the reason."""
+    """One line per row whose maps (either method's) are invalid or describe a simulation, with the reason
+    (a method that failed is listed with the stages that failed, one not available here in the table)."""
     lines = []
     for column, what in (("gradcam_status", ""), ("gradcam_status@fakequant", " (fake-quant)")):
         if column not in df:
             continue
-        marked = df[df[column].notna() & (df[column].astype(str) != "ok")]
+        marked = df[df[column].astype(str).str.startswith(("invalid", "simulation"))]
         lines += [
             f"{r['suite']} / {r['model']} / {r['backend']} {r['precision']}{what}: {r[column]}"
             for _, r in marked.iterrows()

@@ -9,6 +9,7 @@ status and no numbers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +23,37 @@ class RowPart(Protocol):
     """A stage's record: the row columns it fills."""
 
     def columns(self) -> dict[str, Any]: ...
+
+
+# A stage's status column: `evaluation_status`, `gradcam_status`, `gradcam_status@fakequant`, `profile_status`.
+STAGE_STATUS = re.compile(r"^(?P<stage>[a-z]+)_status(?P<method>@[\w-]+)?$")
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """A stage's status column on its own: the record of a stage that returned none (it failed), so the
+    row says why that stage's columns are empty while the cell's other numbers stand."""
+
+    column: str
+    status: str
+
+    def columns(self) -> dict[str, Any]:
+        return {self.column: self.status}
+
+
+def stage_failures(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(stage, status) for every stage of a row that failed (`<stage>_status` reads `error: ...`):
+    evaluation, gradcam, gradcam@fakequant, profile. A method's status that only repeats its stage's (the
+    whole Grad-CAM stage failed) is not a failure of its own."""
+    failed = []
+    for column, value in row.items():
+        found = STAGE_STATUS.match(column)
+        if not found or not isinstance(value, str) or not value.startswith("error"):
+            continue
+        if found["method"] and row.get(f"{found['stage']}_status") == value:
+            continue
+        failed.append((f"{found['stage']}{found['method'] or ''}", value))
+    return failed
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.cache import atomic_write_bytes
+from bench.results.files import read_json, read_results, read_table
 from bench.results.row import IDENTITY_COLUMNS, Row, cell_id
 
 
@@ -42,25 +43,19 @@ class RunStore:
         self._load_existing()
 
     def _load_existing(self) -> None:
-        """Pick up what an interrupted run already wrote, so `--resume` appends to it."""
+        """Pick up what an interrupted run already wrote, so `--resume` appends to it (a damaged file is a
+        usage error naming it)."""
         if (self.run_dir / "results.parquet").exists():
-            table = pd.read_parquet(self.run_dir / "results.parquet")
+            table = read_results(self.run_dir)
             self._rows = [
                 {k: v for k, v in r.items() if not (isinstance(v, float) and pd.isna(v))}
                 for r in table.to_dict("records")
             ]
-        if (self.run_dir / "samples.parquet").exists():
-            self._samples = [pd.read_parquet(self.run_dir / "samples.parquet")]
-        if (self.run_dir / "per_image.parquet").exists():
-            self._per_image = [pd.read_parquet(self.run_dir / "per_image.parquet")]
-        if (self.run_dir / "gradcam.parquet").exists():
-            self._gradcam = [pd.read_parquet(self.run_dir / "gradcam.parquet")]
-        if (self.run_dir / "profile.parquet").exists():
-            self._profile = [pd.read_parquet(self.run_dir / "profile.parquet")]
-        if (self.run_dir / "rounds.parquet").exists():
-            self._rounds = [pd.read_parquet(self.run_dir / "rounds.parquet")]
+        for stem, frames in self._tables():
+            if (self.run_dir / f"{stem}.parquet").exists():
+                frames[:] = [read_table(self.run_dir / f"{stem}.parquet")]
         if (self.run_dir / "per_backend.json").exists():
-            self._details = json.loads((self.run_dir / "per_backend.json").read_text())
+            self._details = read_json(self.run_dir / "per_backend.json")
 
     def finished_cells(self) -> set[str]:
         return {cell_id(r) for r in self._rows}
@@ -128,14 +123,14 @@ class RunStore:
         Returns the rows added."""
         added = [
             {**{k: v for k, v in r.items() if not (isinstance(v, float) and pd.isna(v))}, **columns}
-            for r in pd.read_parquet(folder / "results.parquet").to_dict("records")
+            for r in read_results(folder).to_dict("records")
         ]
         self._rows += added
         for stem, frames in self._tables():
             if (folder / f"{stem}.parquet").is_file():
-                frames.append(pd.read_parquet(folder / f"{stem}.parquet"))
+                frames.append(read_table(folder / f"{stem}.parquet"))
         if (folder / "per_backend.json").is_file():
-            self._details.update(json.loads((folder / "per_backend.json").read_text()))
+            self._details.update(read_json(folder / "per_backend.json"))
         self._rewrite()
         return added
 

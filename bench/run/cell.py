@@ -5,8 +5,9 @@ prepare (worker 1) -> PreparedArtifact -> [int8 coverage checked here] -> load, 
 fresh process) -> timed rounds (`bench.run.rounds`: alone, or in turns with the other backends of the
 same suite and model) -> measurement (the timing's memory read first), evaluate (worker 2)
 -> Measurement + QualityResult -> explain (worker 3) -> GradcamResult -> `CellOutcome.row()`. A stage
-that fails ends the cell with an error row (a failed Grad-CAM keeps the measured numbers and says why
-its columns are empty).
+that fails before the latency is measured ends the cell with an error row; one after it (evaluation,
+--profile, Grad-CAM) keeps the measured numbers, and its status column (`evaluation_status`,
+`profile_status`, `gradcam_status`) says `error: <cause>`, the traceback in the cell's log file.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bench.measure.contention import (
 from bench.measure.measurement import Measurement
 from bench.measure.profile import ProfileResult
 from bench.measure.quality import QualityResult
-from bench.results.row import Row
+from bench.results.row import Row, StageStatus
 from bench.results.speedup import Speedup
 from bench.run import stages
 from bench.run.artifacts import PreparedArtifact
@@ -54,6 +55,7 @@ class CellOutcome:
     rounds: tuple[dict[str, Any], ...] = ()  # every timed round, counted or not (rounds.parquet)
     duration_s: float | None = None  # the cell's own work (`Budget.spent`), not its group's
     budget: Budget | None = None
+    evaluation_status: str = "ok"  # or error: <cause> (no quality record; the latency stands)
 
     @property
     def ok(self) -> bool:
@@ -75,8 +77,11 @@ class CellOutcome:
         )
         if not self.ok or self.prepared is None:
             return bare
+        evaluated = StageStatus("evaluation_status", self.evaluation_status)
         parts = tuple(
-            p for p in (self.measurement, self.prepared, self.quality, self.gradcam, self.profile) if p is not None
+            p
+            for p in (self.measurement, self.prepared, evaluated, self.quality, self.gradcam, self.profile)
+            if p is not None
         )
         options = ",".join(f"{k}={v}" for k, v in sorted(spec.options.as_strings().items()))
         details = {"options": spec.options.as_strings(), **self.prepared.details()}
@@ -92,9 +97,12 @@ class CellOutcome:
 
 
 def _failed(spec: CellSpec, budget: Budget, message: str) -> CellOutcome:
-    if message.startswith("timeout after"):
-        message = f"timeout after {budget.seconds:g} s"
-    return CellOutcome(spec, f"error: {message}", duration_s=budget.spent)
+    return CellOutcome(spec, f"error: {_cause(message, budget)}", duration_s=budget.spent)
+
+
+def _cause(message: str, budget: Budget) -> str:
+    """A worker's one-line failure; a timeout names the cell's whole budget, not what was left of it."""
+    return f"timeout after {budget.seconds:g} s" if message.startswith("timeout after") else message
 
 
 def prepare_cell(
@@ -199,8 +207,7 @@ class MeasuringCell:
         try:
             with self.worker as worker:  # the timing's memory first: it is reset for the evaluation
                 measured: Measurement = budget.call(worker, stages.measurement, spec, used)
-                quality: QualityResult = budget.call(worker, stages.evaluate, spec)
-                evaluation_peak: float = budget.call(worker, stages.evaluation_peak)
+                quality, evaluation_peak, evaluation_status = self._evaluate(worker)
                 profiled = self._profile(worker, measured.stats.p50_ms)
         except WorkerFailed as exc:
             return _failed(spec, budget, str(exc))
@@ -238,7 +245,17 @@ class MeasuringCell:
             duration_s=budget.spent,
             budget=budget,
             rounds=records,
+            evaluation_status=evaluation_status,
         )
+
+    def _evaluate(self, worker: Worker) -> tuple[QualityResult | None, float | None, str]:
+        """The quality record, the evaluation's memory peak and the stage's status; a failed evaluation
+        costs the quality columns (`evaluation_status` says why), never the latency measured before it."""
+        try:
+            quality: QualityResult = self.budget.call(worker, stages.evaluate, self.spec)
+            return quality, self.budget.call(worker, stages.evaluation_peak), "ok"
+        except WorkerFailed as exc:
+            return None, None, f"error: {_cause(str(exc), self.budget)}"
 
     def _profile(self, worker: Worker, p50_ms: float) -> ProfileResult | None:
         """The profiled pass (`--profile`), last in the measuring worker; a profiler that fails costs the
@@ -248,7 +265,7 @@ class MeasuringCell:
         try:
             found = self.budget.call(worker, stages.profile, self.spec)
         except WorkerFailed as exc:  # its timeout too: the worker is gone, the measured numbers are kept
-            return ProfileResult(f"error: {exc}", p50_ms=p50_ms)
+            return ProfileResult(f"error: {_cause(str(exc), self.budget)}", p50_ms=p50_ms)
         return replace(ProfileResult.of(found, self.spec.backend), p50_ms=p50_ms)
 
 
@@ -263,8 +280,8 @@ def explain_cell(outcome: CellOutcome, on_stage: Progress) -> CellOutcome:
             with Worker(on_stage, spec.log_file) as worker:
                 gradcam = budget.call(worker, stages.explain, spec, outcome.prepared)
         except WorkerFailed as exc:
-            message = f"timeout after {budget.seconds:g} s" if isinstance(exc, WorkerTimeout) else str(exc)
-            gradcam = GradcamResult.failed(f"Grad-CAM error: {message}")
+            message = _cause(str(exc), budget)
+            gradcam = GradcamResult.failed(f"error: {message}", methods=spec.gradcam_methods)
     return replace(outcome, gradcam=gradcam, duration_s=budget.spent)
 
 

@@ -14,6 +14,7 @@ from bench.data.suite import Suite, get_suite
 from bench.errors import UsageError, unknown_name
 from bench.measure.timing import TimingConfig
 from bench.models import list_models
+from bench.results.files import read_json
 from bench.run.matrix import REFERENCE_BACKEND, REFERENCE_PRECISION, BackendPlan, parse_backend_spec, plan_backends
 from bench.run.shard import Shard
 
@@ -216,8 +217,8 @@ def load_run_config(run_dir: Path) -> RunConfig:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise UsageError(f"--resume {run_dir}: no {RUN_FILE} there; expected a segbench run folder")
+    data = read_json(path)
     try:
-        data = json.loads(path.read_text())
         return RunConfig(
             suites=tuple(data["suites"]),
             models=tuple(data["models"]),

@@ -10,6 +10,7 @@ file writes everything third-party code says there (its descriptors 1 and 2, war
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import signal
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.errors import one_line
 from bench.output.capture import OutputCapture, traceback_entry
 
 
@@ -63,18 +65,16 @@ class WorkerContext:
     stage: Callable[[str], None]
 
 
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-
-
 def _serve(conn: Any, log_file: str | None = None) -> None:
     """The worker's loop: one request at a time, ("stage", name) messages while it runs, then
     ("ok", value) or ("error", message). With a log file, this process's descriptors 1 and 2, its
     warnings and log records go there before anything is imported (a C++ warning or a library's
     progress bar never reaches the terminal), and so does a failure's traceback (the terminal gets the
-    one-line message); without one, stderr."""
+    one-line message), also of failures the work catches and goes on from (a Grad-CAM method that raised
+    while the others stand, logged to the `segbench` logger); without one, stderr."""
     if log_file is not None:
         OutputCapture(Path(log_file)).start()  # for the process's whole life
+    _log_caught_failures(log_file)
     context = WorkerContext(state={}, stage=lambda name: conn.send(("stage", name)))
     while True:
         try:
@@ -88,9 +88,32 @@ def _serve(conn: Any, log_file: str | None = None) -> None:
             reply: tuple[str, Any] = ("ok", function(context, *args) if with_context else function(*args))
         except Exception as exc:  # noqa: BLE001 - any failure becomes this call's error message
             _log_traceback(log_file)
-            reply = ("error", _one_line(exc))
+            reply = ("error", one_line(exc))
         conn.send(reply)
     conn.close()
+
+
+class _CellLog(logging.Handler):
+    """Appends records to the cell's log file, its folder made on the first one (a cell that fails
+    nothing leaves no log)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.ERROR)
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Framed as segbench's own traceback entry, so the count of library lines leaves it out."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as log:
+            log.write(traceback_entry(self.format(record)))
+
+
+def _log_caught_failures(log_file: str | None) -> None:
+    """Errors logged to the `segbench` logger (with their traceback) go to the cell's log file."""
+    if log_file is not None:
+        logger = logging.getLogger("segbench")
+        logger.addHandler(_CellLog(Path(log_file)))
+        logger.propagate = False  # not a library's record: the capture must not log and count it again
 
 
 def _log_traceback(log_file: str | None) -> None:

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from bench.cache import atomic_write_bytes
 from bench.environment import combined_fingerprint, machine_fingerprint, machine_label
 from bench.errors import UsageError
+from bench.results.files import check_run_folder, read_json, read_results
 from bench.results.row import cell_id
 from bench.results.store import RunStore
 from bench.run.config import RUN_FILE
@@ -161,15 +160,13 @@ def _check_paths(inputs: Sequence[Path], out: Path) -> list[Path]:
 
 
 def _read_input(path: Path) -> _Input:
-    try:
-        config = json.loads((path / RUN_FILE).read_text())
-        env = json.loads((path / ENV_FILE).read_text()) if (path / ENV_FILE).is_file() else {}
-    except ValueError as exc:
-        raise UsageError(f"'{path}': a run file is unreadable ({exc})") from None
+    check_run_folder(path)  # every file it holds, before anything is written
+    config = read_json(path / RUN_FILE)
+    env = read_json(path / ENV_FILE) if (path / ENV_FILE).is_file() else {}
     groups: dict[str, str] = {}
     columns: frozenset[str] = frozenset()
     if (path / "results.parquet").is_file():
-        table = pd.read_parquet(path / "results.parquet")
+        table = read_results(path)
         columns = frozenset(table.columns)
         for row in table.to_dict("records"):
             groups[cell_id(row)] = group_key(row[c] for c in ("suite", "model", "device", "batch_size"))

@@ -20,7 +20,8 @@ from bench.cache import cache_root, file_digest
 from bench.data.suite import Suite
 from bench.environment import collect_environment
 from bench.measure.contention import ReferenceKernel
-from bench.results.row import Row, cell_id
+from bench.results.files import check_run_folder
+from bench.results.row import Row, cell_id, stage_failures
 from bench.results.speedup import SameRunReference, TimedRounds
 from bench.results.store import RunStore, update_latest
 from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cell
@@ -154,6 +155,8 @@ def run_benchmark(
 
     logged_before = log_sizes(resume / "logs") if resume is not None else {}
     plans = config.validate()
+    if resume is not None:  # a damaged file of the folder is a usage error before any training or writing
+        check_run_folder(resume)
     # Inductor's compiled kernels (the PT2E backend compiles at load) are kept with segbench's own cache
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
     executor = None
@@ -198,7 +201,8 @@ def run_benchmark(
     if not cells:  # a shard no group fell to (--shard): its empty table, so that reports and merge read it
         store.write_table()
     write_reports(run_dir)
-    for line in (_noisy_summary(store.rows()), priority_summary(store.rows(), config.timing.priority)):
+    rows = store.rows()
+    for line in (stage_summary(rows), _noisy_summary(rows), priority_summary(rows, config.timing.priority)):
         if line:
             log(line)
     if library := library_summary(run_dir / "logs", logged_before):
@@ -319,7 +323,7 @@ def _record(
         write_montage(run_dir, outcome, row, suite)
     except Exception as exc:  # a figure must never cost the finished numbers
         log(f"{label}: Grad-CAM montage not drawn: {type(exc).__name__}: {exc}")
-    log(f"{label}: {_outcome_line(outcome)}")
+    log(f"{label}: {_outcome_line(outcome, row.record())}")
 
 
 def _noisy_summary(rows: list[dict[str, Any]]) -> str:
@@ -399,15 +403,37 @@ def write_montage(run_dir: Path, outcome: CellOutcome, row: Row, suite: Suite) -
     return save_figure(fig, run_dir / "figures" / f"{name}.png")
 
 
-def _outcome_line(outcome: CellOutcome) -> str:
+def _outcome_line(outcome: CellOutcome, record: dict[str, Any]) -> str:
+    """The cell's line: its status, p50, Dice and time, and each stage that failed after the timing with
+    its cause (the row's `<stage>_status`), so that `ok` never hides a failed stage."""
     from bench.output.capture import wrote_traceback
 
     log_file = outcome.spec.log_file
-    if outcome.status.startswith("error") and log_file is not None and wrote_traceback(log_file):
-        return f"{outcome.status} (traceback in {log_file})"
-    if not outcome.ok or outcome.measurement is None or outcome.quality is None:
+    traceback = f"traceback in {log_file}" if log_file is not None and wrote_traceback(log_file) else ""
+    if outcome.status.startswith("error") and traceback:
+        return f"{outcome.status} ({traceback})"
+    if not outcome.ok or outcome.measurement is None:
         return outcome.status
+    dice = f", dice {outcome.quality.scores.dice:.4f}" if outcome.quality is not None else ""
+    line = f"ok, p50 {outcome.measurement.stats.p50_ms:.2f} ms{dice}, {outcome.duration_s:.1f} s"
+    failed = stage_failures(record)
+    if not failed:
+        return line
+    stages = "; ".join(f"{stage} {status}" for stage, status in failed)
+    return f"{line}; FAILED: {stages}" + (f" ({traceback})" if traceback else "")
+
+
+def stage_summary(rows: list[dict[str, Any]]) -> str:
+    """One line at the end of a run: how many stages failed in rows whose measured numbers stand, and which."""
+    failed = [(row, stage, status) for row in rows for stage, status in stage_failures(row)]
+    if not failed:
+        return ""
+    named = "; ".join(
+        f"{row['suite']} / {row['model']} / {row['backend']} {row['precision']} {stage}: {status}"
+        for row, stage, status in failed
+    )
+    count = len({cell_id(row) for row, _, _ in failed})
     return (
-        f"ok, p50 {outcome.measurement.stats.p50_ms:.2f} ms, dice {outcome.quality.scores.dice:.4f}, "
-        f"{outcome.duration_s:.1f} s"
+        f"{len(failed)} stage failure(s) in {count} of {len(rows)} rows (their other numbers stand; "
+        f"tracebacks in logs/): {named}"
     )

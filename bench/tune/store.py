@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from bench.cache import atomic_write_bytes
+from bench.results.files import read_table
 
 TABLES = ("sensitivity", "tuning", "calibration", "peer")
 
@@ -23,7 +24,7 @@ class TuneStore:
         for name in TABLES:
             path = folder / f"{name}.parquet"
             if path.exists():
-                self._rows[name] = pd.read_parquet(path).to_dict("records")
+                self._rows[name] = read_table(path).to_dict("records")
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         return list(self._rows[table])

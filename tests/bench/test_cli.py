@@ -291,3 +291,74 @@ def test_tune_exits_1_when_a_variant_ended_in_error_even_when_the_budget_is_met(
         runner, "run_tune", lambda config, log, resume, on_folder: runner.TuneOutcome(tmp_path, True, None, "ok")
     )
     assert main([*TUNE, "--out", str(tmp_path), "--quiet"]) == 0
+
+
+class _Part:
+    """A stage record standing in for the real ones: it fills the columns it is given."""
+
+    def __init__(self, **columns):
+        self._columns = columns
+
+    def columns(self):
+        return dict(self._columns)
+
+
+def _run_folder(path):
+    """A small run folder as `segbench run` leaves it: results, samples, env.json, run.json."""
+    import numpy as np
+
+    from bench.results.row import Row
+    from bench.results.store import RunStore
+    from bench.run.config import RunConfig, save_run_config
+
+    store = RunStore(path)
+    store.write_env({"cpu_model": "x", "logical_cores": 2, "threads": 1, "date": "2026-12-01T00:00:00+00:00"})
+    row = Row("synthetic-nuclei", "unet", "torch-eager", "fp32", "cpu", "ok", parts=(_Part(latency_p50_ms=1.0),))
+    store.append(row, np.array([1_000_000, 1_100_000, 1_200_000]))
+    save_run_config(RunConfig(results_root=path.parent, backends=("torch-eager",)), path)
+    return path
+
+
+def _damage(path):
+    if path.suffix == ".parquet":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])  # a copy cut short
+    else:
+        path.write_text(path.read_text()[:-5])  # JSON that ends mid-object
+
+
+# command (RUN: the damaged folder, OTHER: an intact one, OUT: where the command would write), damaged file
+DAMAGED_FILE_COMMANDS = (
+    [(["compare", "OTHER", "RUN"], name) for name in ("results.parquet", "samples.parquet", "env.json")]
+    + [(["report", "RUN"], name) for name in ("results.parquet", "samples.parquet", "env.json")]
+    + [(["history", "ROOT", "--out", "OUT/history.html"], name) for name in ("results.parquet", "env.json")]
+    + [
+        (["export", "RUN", "--format", "pytest-benchmark", "--out", "OUT/bench.json"], name)
+        for name in ("samples.parquet", "env.json")
+    ]
+    + [
+        (["merge", "RUN", "OTHER", "--out", "OUT/merged"], name)
+        for name in ("samples.parquet", "run.json", "per_backend.json")
+    ]
+    + [(["run", "--resume", "RUN", "--quiet"], name) for name in ("results.parquet", "run.json")]
+)
+
+
+@pytest.mark.parametrize("command,damaged", DAMAGED_FILE_COMMANDS)
+def test_a_damaged_run_file_is_one_line_naming_it_exit_2_and_nothing_written(command, damaged, tmp_path, capsys):
+    root, out = tmp_path / "results", tmp_path / "out"
+    out.mkdir()
+    run, other = _run_folder(root / "run1"), _run_folder(root / "run2")
+    if damaged == "per_backend.json":
+        (run / damaged).write_text('{"cell": {"options": ')
+    else:
+        _damage(run / damaged)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    names = {"RUN": str(run), "OTHER": str(other), "ROOT": str(root), "OUT": str(out)}
+    args = [names.get(a, a.replace("OUT", str(out))) for a in command]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"segbench: error: {run / damaged}: ") and "Traceback" not in err
+    assert "damaged or unreadable" in err or "is unreadable" in err  # run.json says which key, or that it is broken
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

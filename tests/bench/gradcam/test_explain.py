@@ -10,10 +10,14 @@ from bench.gradcam.explain import (
     FP32_FD_MIN_PEARSON,
     SIMULATION_TOLERANCE,
     GradcamResult,
+    _missing_status,
+    _other_method,
     _pick,
     _status,
     mean_pearson,
 )
+
+METHODS = ("finite-difference", "fake-quant")
 
 
 def _maps(method: str, step: int | None = None, **kw) -> GradcamMaps:
@@ -113,3 +117,49 @@ def test_mean_pearson_leaves_out_all_zero_pairs() -> None:
     b = a.copy()
     b[1] = 0.0
     assert mean_pearson(a, b) == 1.0
+
+
+def test_a_failed_stage_says_so_in_both_status_columns_and_publishes_no_numbers() -> None:
+    failed = GradcamResult.failed("error: RuntimeError: 'stop' input is not a scalar", methods=METHODS)
+    columns = failed.columns()
+    assert columns["gradcam_status"] == "error: RuntimeError: 'stop' input is not a scalar"
+    assert columns["gradcam_status@fakequant"] == columns["gradcam_status"]
+    assert columns["gradcam_note"] == columns["gradcam_status"] and "gradcam_pearson" not in columns
+    only_fd = GradcamResult.failed("not available: tensorrt engines cannot be cut", methods=("finite-difference",))
+    assert only_fd.columns() == {
+        "gradcam_method": None,
+        "gradcam_note": "not available: tensorrt engines cannot be cut",
+        "gradcam_status": "not available: tensorrt engines cannot be cut",
+    }
+
+
+def test_the_second_method_without_maps_says_whether_it_raised_or_cannot_run() -> None:
+    try:
+        raise RuntimeError("the simulation diverged\nat node 12")
+    except RuntimeError as exc:
+        raised = GradcamMaps.failed("fake-quant", exc)
+    assert raised.error == "RuntimeError: the simulation diverged at node 12" and not raised.maps
+    fd = _maps("finite-difference", 4)
+    assert _missing_status([fd, raised], "fake-quant", "ort-qdq-int8", "int8") == f"error: {raised.error}"
+    unsupported = GradcamMaps.without_maps("fake-quant", "fake-quant not possible: MaxPool with indices")
+    assert _missing_status([fd, unsupported], "fake-quant", "ort-qdq-int8", "int8") == (
+        "not available: fake-quant not possible: MaxPool with indices"
+    )
+    assert _missing_status([fd], "fake-quant", "openvino-int8", "int8") == (
+        "not available: openvino-int8 gives no fake-quant maps"
+    )
+    assert _missing_status([fd], "fake-quant", "ort", "fp32") == "not available: nothing quantized to simulate in fp32"
+    assert _missing_status([fd], None, "ort", "fp32") is None  # only one method asked for
+    assert _other_method(METHODS, "finite-difference") == "fake-quant"
+    assert _other_method(METHODS, "autograd") == "fake-quant"  # the float reference: nothing to simulate
+    assert _other_method(("finite-difference",), "autograd") is None
+
+
+def test_a_second_method_that_failed_has_its_status_without_numbers() -> None:
+    from dataclasses import replace
+
+    result = replace(_result(0.9, None, 0.95), second={}, second_status="error: RuntimeError: diverged")
+    columns = result.columns()
+    assert columns["gradcam_status"] == "ok" and columns["gradcam_pearson"] == 0.9
+    assert columns["gradcam_status@fakequant"] == "error: RuntimeError: diverged"
+    assert "gradcam_pearson@fakequant" not in columns

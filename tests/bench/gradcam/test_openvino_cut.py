@@ -92,3 +92,51 @@ def test_a_bad_step_is_refused(unet) -> None:
     _, _, _, fp32, _ = unet
     with pytest.raises(SplitUnavailable, match="positive whole number"):
         OpenVinoFeatureSplitter(fp32.directory / XML_FILE, fp32.meta["layer_tensors"][LAYER], steps=0)
+
+
+@pytest.fixture(scope="module")
+def enet(tmp_path_factory):
+    """ENet's layout (max-pool indices unpooled twice in the decoder, PReLU, asymmetric and dilated convs):
+    a cut in the decoder reads the unpool's flat indices and its shape arithmetic, which no batch can take."""
+    from tests.bench.models.slow_int8_fixture import enet_mini
+
+    torch.manual_seed(0)
+    model = enet_mini(3, 11).eval()
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((4, 3, 64, 64)).astype(np.float32)
+    images = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+    kw = {"model_name": "enet_mini", "num_classes": 11}
+    fp32 = prepare(OpenVinoFp32Backend(), tmp_path_factory.mktemp("enet"), model, calibration, **kw)
+    int8 = prepare(OpenVinoInt8Backend(), tmp_path_factory.mktemp("enet-int8"), model, calibration, **kw)
+    return model, images, fp32, int8
+
+
+@pytest.mark.slow  # exports and quantizes ENet's layout: 30 s and more on 2 shared cores
+@pytest.mark.parametrize("layer", ["stage3", "stage2"])  # between the two unpools, and before both
+def test_a_cut_before_max_unpools_runs_its_head_row_by_row_and_matches_autograd(enet, layer) -> None:
+    model, images, fp32, _ = enet
+    splitter = OpenVinoFeatureSplitter(fp32.directory / XML_FILE, fp32.meta["layer_tensors"][layer])
+    split = splitter.split(images)
+    assert splitter.batched is False and "head run one row at a time" in split.meta["kind"]
+    assert split.meta["max_abs_vs_model"] <= 1e-4 * split.meta["logits_scale"]
+    classes = (8, 9)
+    features, alphas = autograd_alphas(model, torch.from_numpy(images), [layer], classes)
+    np.testing.assert_allclose(split.features, features[layer][0].numpy(), atol=1e-4)
+    reference = alphas[layer][0].numpy()
+    fd = finite_difference_alphas(split, classes)
+    np.testing.assert_allclose(fd, reference, rtol=2e-2, atol=2e-2 * np.abs(reference).max())
+
+
+@pytest.mark.slow
+def test_the_int8_enet_head_reproduces_the_model_and_moves_on_its_grid(enet) -> None:
+    from bench.gradcam.openvino_cut import _batch_first
+
+    _, images, _, int8 = enet
+    splitter = OpenVinoFeatureSplitter(int8.directory / XML_FILE, int8.meta["layer_tensors"]["stage3"])
+    assert not _batch_first(splitter.body_model)  # the unpool's flat indices: (N*C*h*w, 1), not (N, ...)
+    split = splitter.split(images)
+    assert "256-level FakeQuantize grid" in split.meta["kind"] and splitter.batched is False
+    assert split.meta["max_abs_vs_model"] <= 1e-4 * split.meta["logits_scale"]
+    shifted = split.head_shifted(np.array([-1, 0, -1]))
+    np.testing.assert_array_equal(shifted[0], shifted[2])
+    assert not np.array_equal(shifted[0], shifted[1])  # four steps of channel 0 move the logits

@@ -165,6 +165,25 @@ def test_rows_timed_on_a_busy_machine_are_marked_with_their_reasons(tmp_path):
     assert "## Rows timed on a busy or slow machine" in markdown and "NOISY" in markdown
 
 
+def test_stages_that_failed_in_rows_that_stand_are_listed_with_their_cause(tmp_path):
+    from bench.report.markdown import write_markdown
+
+    rows = [_row("torch-eager", "fp32", 10.0, 0.0, 7.4), _row("openvino", "fp32", 4.0, 0.0, 7.4)]
+    rows[0] |= {"evaluation_status": "ok", "gradcam_status": "ok", "gradcam_layer": "decoder.3"}
+    rows[1] |= {"gradcam_status": "error: RuntimeError: 'stop' input is not a scalar", "evaluation_status": "ok"}
+    rows[1] |= {"profile_status": "error: RuntimeError: no counters"}
+    run = make_run(tmp_path, rows=rows)
+    page = write_html(run).read_text()
+    cause = "synthetic-nuclei / unet / openvino fp32: gradcam: error: RuntimeError: &#x27;stop&#x27; input is not"
+    assert "<h2>Stages that failed</h2>" in page and cause in page
+    markdown = write_markdown(run, pd.read_parquet(run / "results.parquet")).read_text()
+    failures = markdown.split("## Stages that failed")[1].split("##")[0]
+    assert "- synthetic-nuclei / unet / openvino fp32: profile: error: RuntimeError: no counters" in failures
+    assert "torch-eager" not in failures
+    table = markdown.split("## Grad-CAM")[1].split("##")[0]  # the failed row stays in the Grad-CAM table
+    assert "| openvino " in table and "| error " in table
+
+
 def test_a_run_where_no_cell_ran_still_gets_its_report(tmp_path):
     rows = [
         {

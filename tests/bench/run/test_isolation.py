@@ -33,8 +33,9 @@ def test_native_abort_becomes_an_error_message():
     assert status == "error" and message == "worker died (killed by SIGABRT)"
 
 
-def test_exception_becomes_a_one_line_error():
-    assert call_in_worker(_raise, (), timeout_s=60) == ("error", "RuntimeError: boom")
+def test_exception_becomes_a_one_line_error_with_every_line_of_its_message():
+    # OpenVINO's errors put the failed check first and the cause last: the row needs both
+    assert call_in_worker(_raise, (), timeout_s=60) == ("error", "RuntimeError: boom second line")
 
 
 def test_timeout_kills_the_worker():
@@ -52,7 +53,7 @@ def test_a_failure_traceback_goes_to_the_log_file_not_the_terminal(tmp_path, cap
         try:
             worker.call(60, _raise)
         except WorkerFailed as exc:
-            assert str(exc) == "RuntimeError: boom"
+            assert str(exc) == "RuntimeError: boom second line"
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "RuntimeError: boom" in text and "second line" in text
     assert "Traceback" not in capfd.readouterr().err
@@ -123,3 +124,25 @@ def test_a_worker_that_dies_natively_is_reported_as_before_and_its_last_words_ar
         worker.call(60, _say_then_abort)
     assert "terminate called after throwing" in log.read_text()
     assert capfd.readouterr().err == ""
+
+
+def _caught() -> str:
+    import logging
+
+    try:
+        raise ValueError("a method failed")
+    except ValueError:
+        logging.getLogger("segbench").exception("Grad-CAM by fake-quant failed")
+    return "the other methods stand"
+
+
+def test_a_failure_the_work_catches_and_logs_goes_to_the_cell_log_too(tmp_path):
+    from bench.run.isolation import Worker
+
+    log = tmp_path / "logs" / "cell.log"
+    with Worker(log_file=log) as worker:
+        assert worker.call(60, _double, 2) == 4
+        assert worker.call(60, _caught) == "the other methods stand"
+    text = log.read_text()
+    assert "Grad-CAM by fake-quant failed" in text and "Traceback (most recent call last)" in text
+    assert "ValueError: a method failed" in text

@@ -4,6 +4,10 @@
   sleeps $DUMMY_THRESHOLD_DELAY_MS per call (default 0), the latency step a nightly-history test injects.
 - dummy-abort: dies with os.abort() when loaded, like a native crash in a runtime.
 - dummy-fake-int8: claims int8 but its artifact has no int8 operator, which must be an error.
+- dummy-failing-stages: times like dummy-threshold, then every stage after the timing fails: its
+  evaluation and its profiler raise, and of its two Grad-CAM methods fake-quant raises (finite
+  differences give maps).
+- dummy-gradcam-error: the whole Grad-CAM stage raises, with a message of several lines, as OpenVINO's do.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.backend import Artifact, Backend, OpCoverage, PrepareContext, Session
+from bench.backend import Artifact, Backend, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext, Session
 
 
 class ThresholdSession(Session):
@@ -61,3 +65,49 @@ class DummyFakeInt8Backend(DummyThresholdBackend):
 
     def coverage(self, artifact: Artifact) -> OpCoverage | None:
         return OpCoverage(int8={}, float={"Conv": 3})
+
+
+class FailingStagesSession(ThresholdSession):
+    def to_numpy(self, outputs: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the logits could not be read back")
+
+    def profile(self, inputs: Any, calls: int, work_dir: Path) -> Any:
+        raise RuntimeError("the profiler lost its counters")
+
+
+class DummyFailingStagesBackend(DummyThresholdBackend):
+    name = "dummy-failing-stages"
+    precisions = ("int8",)
+
+    def coverage(self, artifact: Artifact) -> OpCoverage | None:
+        return OpCoverage(int8={"Conv": 1}, float={})
+
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
+        return FailingStagesSession()
+
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:
+        height, width = request.images.shape[2:]
+        maps = np.broadcast_to(
+            np.clip(request.images[:, :1], 0, None), (len(request.images), len(request.classes), height, width)
+        )
+        found = GradcamMaps(
+            maps={layer: np.ascontiguousarray(maps, np.float32) for layer in request.layers},
+            method="finite-difference",
+            seconds_per_image=0.0,
+            step=request.steps,
+            vs_deployed_max_abs=0.0,
+        )
+        try:
+            raise RuntimeError("the fake-quant simulation diverged")
+        except RuntimeError as exc:
+            return [found, GradcamMaps.failed("fake-quant", exc)]
+
+
+class DummyGradcamErrorBackend(DummyThresholdBackend):
+    name = "dummy-gradcam-error"
+
+    def gradcam(self, artifact: Artifact, request: GradcamRequest) -> list[GradcamMaps]:
+        raise RuntimeError(
+            "Check 'input_shapes[1].rank().compatible(0)' failed at range_shape_inference.hpp:47:\n"
+            "While validating node 'Range node_arange_1':\n'stop' input is not a scalar"
+        )
