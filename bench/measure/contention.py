@@ -202,10 +202,10 @@ def cycle_verdicts(rounds: list[list[TimedRound]], reference_ms: float | None) -
         busy = [reason for cell in rounds if (reason := cell[i].busy_reason()) is not None]
         readings = [ms for cell in rounds if (ms := cell[i].kernel_ms) is not None]
         factor = float(np.median(readings)) / reference_ms if readings and reference_ms else None
-        if factor is not None and factor > SLOW_STATE_FACTOR:
-            verdicts.append(NotQuiet(SLOW_PHASE, factor))
-        elif busy:
+        if busy:  # named first: other processes slow the kernel too, and they are its cause, not the host
             verdicts.append(max(busy, key=lambda reason: reason.value))
+        elif factor is not None and factor > SLOW_STATE_FACTOR:
+            verdicts.append(NotQuiet(SLOW_PHASE, factor))
         else:
             verdicts.append(None)
     return verdicts
@@ -348,7 +348,10 @@ class Contention:
         if self.cpu_steal_pct is not None and self.cpu_steal_pct > STEAL_NOISY_PCT:
             reasons.append(f"{self.cpu_steal_pct:.0f}% CPU steal")
         if self.reference_slowdown is not None and self.reference_slowdown > SLOW_STATE_FACTOR:
-            reasons.append(f"slow host phase (reference kernel x{self.reference_slowdown:.2f} its fast level)")
+            kernel = f"reference kernel x{self.reference_slowdown:.2f} its fast level"
+            # with other processes on the cores the kernel's slowdown is theirs: no host phase is claimed
+            others = self.cpu_other_pct is not None and self.cpu_other_pct > OTHER_CPU_NOISY_PCT
+            reasons.append(kernel if others else f"slow host phase ({kernel})")
         if self.round_spread is not None and self.round_spread > ROUND_SPREAD_NOISY:
             reasons.append(f"rounds disagreed (their medians spread {100 * self.round_spread:.0f}%)")
         if reasons:

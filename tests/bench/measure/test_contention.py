@@ -93,6 +93,10 @@ def test_a_cycle_is_judged_by_its_readings_median_and_every_rounds_cpu():
         "other processes in 1 (up to 40% of the CPU); CPU steal in 1 (up to 9%)"
     )
     assert counted_cycles([a, b], 8.6, min_calls=10, min_seconds=0.6) == [0, 3]
+    both = [[TimedRound(10, 0.3, 15.0, busy)], [TimedRound(10, 0.3, 15.0, quiet)]]
+    assert str(cycle_verdicts(both, 8.6)[0]) == "other processes used 40% of the CPU"  # the kernel's cause
+    busy_row = Contention(40.0, 0.0, 55.0, 1.0, 15.0, 1.74).timing_quality
+    assert busy_row == "noisy: other processes used 40% of the CPU, reference kernel x1.74 its fast level"
     assert counted_cycles([a], 8.6, min_calls=10, min_seconds=0.6) == [0, 3, 4]  # b was the stolen one
     assert counted_cycles([a, b], 8.6, min_calls=15, min_seconds=0.6) is None  # b has only 10 quiet calls
     assert counted_cycles([a, b], 8.6, min_calls=15, min_seconds=0.6, share=0.5) == [0, 3]  # half the minimum
