@@ -39,8 +39,9 @@ def test_a_run_prints_only_its_own_lines_and_counts_the_libraries_in_logs(traine
     files = "(results.parquet, results.csv, samples.parquet, report.md, env.json)"
     assert stdout == f"{summary_table(df)}\n\nresults: {run_dir}/ {files}\n"  # the tables and nothing else
     assert "quantize_per_tensor" in (logs / "synthetic-nuclei_unet_torch-fx-int8-int8.log").read_text()
-    if not df.set_index("backend").loc["openvino-int8", "artifact_cached"]:  # NNCF calibrated in this run
+    calibrated = not df.set_index("backend").loc["openvino-int8", "artifact_cached"]  # NNCF ran in this run
+    if calibrated:
         assert "Statistics collection" in (logs / "synthetic-nuclei_unet_openvino-int8-int8.log").read_text()
     assert (logs / "segbench.log").is_file()  # the command's own process, captured too
     (end,) = [line for line in stderr.splitlines() if " library line" in line]
-    assert end == library_summary(logs) and int(end.split()[0]) >= 2
+    assert end == library_summary(logs) and int(end.split()[0]) >= (2 if calibrated else 1)
