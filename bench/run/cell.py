@@ -23,7 +23,6 @@ from bench.measure.contention import (
     CpuCounters,
     CpuWindows,
     NotQuiet,
-    ReferenceKernel,
     TimedRound,
     left_out_summary,
     load_average,
@@ -31,6 +30,7 @@ from bench.measure.contention import (
 from bench.measure.measurement import Measurement
 from bench.measure.profile import ProfileResult
 from bench.measure.quality import QualityResult
+from bench.measure.reference_kernel import ReferenceKernel
 from bench.results.row import Row, StageStatus
 from bench.results.speedup import Speedup
 from bench.run import stages

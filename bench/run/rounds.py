@@ -29,11 +29,11 @@ from bench.measure.contention import (
     MAX_TIMING_FACTOR,
     SHORT_QUIET_SHARE,
     SLOW_STATE_FACTOR,
-    ReferenceKernel,
     counted_cycles,
     cycle_verdicts,
     quiet_cycles,
 )
+from bench.measure.reference_kernel import ReferenceKernel
 from bench.run.cell import CellOutcome, GroupTiming, MeasuringCell
 
 SHUFFLE_SEED = 0

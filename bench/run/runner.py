@@ -19,7 +19,7 @@ from bench.backend import GRADCAM_CHOICES
 from bench.cache import cache_root, file_digest
 from bench.data.suite import Suite
 from bench.environment import collect_environment
-from bench.measure.contention import ReferenceKernel
+from bench.measure.reference_kernel import ReferenceKernel
 from bench.results.files import check_run_folder
 from bench.results.row import Row, cell_id, stage_failures
 from bench.results.speedup import SameRunReference, TimedRounds

@@ -23,7 +23,7 @@ from bench.cache import cache_root, file_digest, stable_hash
 from bench.data.suite import Suite, get_suite
 from bench.environment import collect_environment
 from bench.errors import UsageError
-from bench.measure.contention import ReferenceKernel
+from bench.measure.reference_kernel import ReferenceKernel
 from bench.results.bounds import Bound, shortfall
 from bench.results.columns import judged
 from bench.results.speedup import Speedup, TimedRounds, speedup_of

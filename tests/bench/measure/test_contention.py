@@ -11,13 +11,13 @@ from bench.measure.contention import (
     Contention,
     CpuCounters,
     CpuWindows,
-    ReferenceKernel,
     TimedRound,
     counted_cycles,
     cycle_verdicts,
     left_out_summary,
     robust_spread,
 )
+from bench.measure.reference_kernel import ReferenceKernel
 
 
 def _window(total: int, other: int, process: int = 0, steal: int = 0) -> CpuWindows:
