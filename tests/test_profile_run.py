@@ -46,7 +46,9 @@ def test_onnx_based_int8_backends_are_profiled_with_their_layers(session_cache: 
         assert rows.loc[backend, "profile_calls"] == 5
         assert rows.loc[backend, "profile_ms_per_run"] > 0 and rows.loc[backend, "profile_ops_vs_p50_pct"] > 0
         mine = ops[ops.backend == backend]
-        assert len(mine) and (mine.us_per_run > 0).all()
+        # OpenVINO's counters are whole µs per call: a node under 1 µs reads 0, a reading, not a gap
+        assert len(mine) and (mine.us_per_run >= 0).all() and mine.us_per_run.notna().all()
+        assert (mine[mine.op_type.str.contains("Conv")].us_per_run > 0).all(), backend
         assert set(mine[mine.op_type.str.contains("Conv")].layer) == {"features.0", "features.2", "head"}, backend
         if rows.loc[backend, "precision"] == "int8":
             assert (mine.op_precision == "int8").any(), (backend, mine[["op_type", "op_precision"]])
