@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError
 from bench.measure.priority import DEFAULT_PRIORITY, PRIORITIES
 from bench.output.capture import COMMAND_LOG, OutputCapture, captured_command
@@ -297,11 +298,30 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     )
 
     run.add_argument(
+        "--budget",
+        dest="budgets",
+        action="append",
+        default=[],
+        metavar="COLUMN>=X",
+        help="the decision at the end of the run recommends the best cell that meets every budget (repeatable; the "
+        "grammar of --fail-on, e.g. miou_drift>=-0.01, backend_rss_mib<=300, model_size_bytes<=4e6); judged "
+        "with each number's 95%% interval where it has one (met, uncertain, failed). Default: keep >= 99%% of "
+        "the fp32 reference's mIoU (Dice for two classes), MLPerf's rule",
+    )
+    run.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=None,
+        help="what the decision ranks the cells meeting every budget on (default latency: the same-run "
+        "speedup, ties within noise broken by quality, then size, then memory)",
+    )
+    run.add_argument(
         "--resume",
         type=Path,
         metavar="DIR",
         help="finish an interrupted run in DIR without recomputing its finished cells, with the settings it "
-        "was started with (only --quiet and --fail-on may be added)",
+        "was started with (only --quiet, --fail-on, --budget and --objective may be added: they judge, they "
+        "do not measure)",
     )
     if not with_defaults:  # only what the command line gives appears in the namespace
         for action in run._actions:
@@ -592,7 +612,8 @@ def _check_nothing_but_resume(argv: list[str] | None) -> None:
     rows after the run), so they are taken."""
     given = vars(build_parser(with_defaults=False).parse_args(argv))
     names: dict[str, str] = given.pop("option_names")
-    extra = [names[dest] for dest in given if dest in names and dest not in ("resume", "quiet", "fail_on")]
+    judging = ("resume", "quiet", "fail_on", "budgets", "objective")  # they judge the rows, never measure them
+    extra = [names[dest] for dest in given if dest in names and dest not in judging]
     if extra:
         raise UsageError(
             f"--resume finishes {given['resume']} with the settings it was started with; drop {', '.join(extra)}"
@@ -616,7 +637,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.report.tables import summary_table
     from bench.results.verdict import judge_rows
     from bench.run.config import RunConfig
-    from bench.run.fail_on import check_fail_on
+    from bench.run.fail_on import check_budgets, check_fail_on
     from bench.run.runner import run_benchmark
 
     config = RunConfig(
@@ -654,13 +675,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shard=args.shard,
         profile=args.profile,
         profile_calls=args.profile_calls,
+        budgets=tuple(args.budgets),
+        objective=args.objective or "latency",
     )
     log = _progress_log(args.quiet)
     if args.resume is not None:
         from bench.run.config import load_run_config
 
         config = replace(load_run_config(args.resume), progress=not args.quiet)
+        if args.budgets:
+            config = replace(config, budgets=tuple(args.budgets))
+        if args.objective:
+            config = replace(config, objective=args.objective)
     bounds = check_fail_on(args.fail_on, config)  # before any work: a bad bound costs nothing
+    check_budgets(config)
     with captured_command() as capture:
         run_dir = run_benchmark(config, log=log, resume=args.resume, on_folder=_into_logs(capture))
     import pandas as pd
@@ -671,6 +699,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rows += table.to_dict("records")
         print(summary_table(table))
         print(f"\nresults: {folder}/ (results.parquet, results.csv, samples.parquet, report.md, env.json)")
+        print("\n".join(["", *decision_lines(folder, table)]))
     if config.shard is not None:  # on stdout, --quiet or not: an empty shard says why it measured nothing
         import json
 
@@ -678,6 +707,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         print(describe_shard(json.loads((run_dir / "env.json").read_text())["shard"]))
     return _verdict(judge_rows(rows, bounds), bounds)
+
+
+def decision_lines(folder: Path, table: Any) -> list[str]:
+    """The decision of a finished run folder, as the end of `segbench run` prints it (stdout: the answer)."""
+    from bench.decide.render import terminal_lines
+    from bench.report.decision import run_decision
+
+    return terminal_lines(run_decision(folder, table))
 
 
 def _verdict(verdict: RunVerdict, bounds: tuple[Bound, ...]) -> int:

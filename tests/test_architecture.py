@@ -22,6 +22,7 @@ LAYERS = [
     "bench.measure",
     "bench.onnx",
     "bench.openvino",
+    "bench.decide",
     "bench.results",
     "bench.models",
     "bench.data",

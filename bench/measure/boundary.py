@@ -54,11 +54,11 @@ class BoundaryF1:
 
     def per_image(self) -> np.ndarray:
         """(N,) mean BF over the classes present in each image (MATLAB ImageMetrics.MeanBFScore)."""
-        return _nanmean_rows(self.score)
+        return nanmean_rows(self.score)
 
     def per_class(self) -> np.ndarray:
         """(C,) mean BF of each class over the images where it is present (ClassMetrics.MeanBFScore)."""
-        return _nanmean_rows(self.score.T)
+        return nanmean_rows(self.score.T)
 
     def mean(self) -> float:
         """Dataset MeanBFScore: mean over images of the per-image mean (images with no class left out)."""
@@ -67,7 +67,7 @@ class BoundaryF1:
 
 def mean_bf_score(scores: np.ndarray) -> float:
     """Dataset MeanBFScore from stacked (N, C) per-image, per-class BF scores (see module docstring)."""
-    per_image = _nanmean_rows(np.asarray(scores, dtype=np.float64).reshape(-1, np.shape(scores)[-1]))
+    per_image = nanmean_rows(np.asarray(scores, dtype=np.float64).reshape(-1, np.shape(scores)[-1]))
     return float(np.nanmean(per_image)) if np.isfinite(per_image).any() else float("nan")
 
 
@@ -199,7 +199,7 @@ def _match_counts(
     )
 
 
-def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+def nanmean_rows(values: np.ndarray) -> np.ndarray:
     """Row means ignoring NaN, NaN (without a warning) for an all-NaN row."""
     values = np.asarray(values, dtype=np.float64)
     counts = np.isfinite(values).sum(axis=-1)

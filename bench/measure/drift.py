@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.errors import UsageError
-from bench.measure.metrics import SegmentationAccumulator, SegmentationScores
+from bench.measure.metrics import ImageCounts, SegmentationAccumulator, SegmentationScores
 
 
 def metric_drift(
@@ -51,6 +51,9 @@ class Drift:
     current: SegmentationScores
     reference: SegmentationScores
     agreement: SegmentationScores
+    # per image, what the drift's bootstrap resamples (arrays: not compared, the scores above are)
+    current_images: ImageCounts | None = field(default=None, compare=False)
+    reference_images: ImageCounts | None = field(default=None, compare=False)
 
     @property
     def pixel_agreement(self) -> float:
@@ -96,7 +99,13 @@ class DriftAccumulator:
         self._agreement.add(pred, reference_as_truth(reference, target, self.num_classes, self.ignore_label))
 
     def result(self) -> Drift:
-        return Drift(self._current.scores(), self._reference.scores(), self._agreement.scores())
+        return Drift(
+            self._current.scores(),
+            self._reference.scores(),
+            self._agreement.scores(),
+            self._current.image_counts(),
+            self._reference.image_counts(),
+        )
 
 
 def prediction_drift(

@@ -31,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.errors import UsageError
-from bench.measure.boundary import boundary_f1, mean_bf_score
+from bench.measure.boundary import boundary_f1, mean_bf_score, nanmean_rows
 
 
 def confusion_matrix(
@@ -166,9 +166,52 @@ def score_predictions(
     return SegmentationScores.from_confusion(cm, foreground, bf)
 
 
+@dataclass(frozen=True)
+class ImageCounts:
+    """Per image and class: true positives, false positives, false negatives (N, C) and the BF score
+    (N, C, NaN where a class is on neither side; None when boundaries were not scored). Every
+    dataset-level metric is a function of these summed over images (`dataset_metrics`), so a bootstrap
+    over images recomputes the metric itself, never an average of per-image scores."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    bf: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.tp)
+
+
+def image_counts(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tp, fp, fn) of each class from one (C, C) confusion matrix (rows truth, columns prediction)."""
+    tp = np.diag(cm).astype(np.int64)
+    return tp, cm.sum(axis=0).astype(np.int64) - tp, cm.sum(axis=1).astype(np.int64) - tp
+
+
+def dataset_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, foreground: list[int]) -> dict[str, np.ndarray]:
+    """The confusion-based scalars of `SegmentationScores.from_confusion` (same NaN rules) for summed
+    counts of shape (..., C): one value per leading index (a bootstrap's resamples at once)."""
+    tp, fp, fn = (np.asarray(a, np.float64) for a in (tp, fp, fn))
+    truth = tp + fn
+    total = truth.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (tp + fp + fn)
+        dice = 2 * tp / (2 * tp + fp + fn)
+        accuracy = tp / truth
+        return {
+            "global_accuracy": tp.sum(axis=-1) / total,
+            "mean_accuracy": nanmean_rows(accuracy),
+            "miou": nanmean_rows(iou),
+            "weighted_iou": np.nansum(truth * iou, axis=-1) / total,
+            "dice": nanmean_rows(dice[..., foreground]),
+            "iou": iou,
+        }
+
+
 @dataclass
 class SegmentationAccumulator:
-    """Streaming evaluation: add batches as they come; one confusion matrix and one BF row per image."""
+    """Streaming evaluation: add batches as they come; one confusion matrix, and per image its counts
+    and BF row (`ImageCounts`, what a bootstrap over images needs)."""
 
     num_classes: int
     foreground: list[int]
@@ -177,6 +220,7 @@ class SegmentationAccumulator:
     tolerance: float | None = None  # BF distance tolerance in pixels; None: 0.75% of each image's diagonal
     confusion: np.ndarray = field(init=False)
     _bf: list[np.ndarray] = field(init=False, default_factory=list)
+    _counts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
@@ -187,13 +231,24 @@ class SegmentationAccumulator:
             raise UsageError(
                 f"SegmentationAccumulator.add: prediction shape {pred.shape} differs from truth shape {target.shape}"
             )
-        self.confusion += confusion_matrix(pred, target, self.num_classes, self.ignore_label)
+        for image_pred, image_target in zip(pred.reshape(-1, *pred.shape[-2:]), target.reshape(-1, *target.shape[-2:])):
+            cm = confusion_matrix(image_pred, image_target, self.num_classes, self.ignore_label)
+            self.confusion += cm
+            self._counts.append(image_counts(cm))
         if self.boundary:
             self._bf.append(boundary_f1(pred, target, self.num_classes, self.ignore_label, self.tolerance).score)
 
     def bf_scores(self) -> np.ndarray:
         """(N, C) BF of every image seen so far and class (NaN: class absent from both sides)."""
         return np.concatenate(self._bf) if self._bf else np.zeros((0, self.num_classes))
+
+    def image_counts(self) -> ImageCounts:
+        """Every image's counts seen so far, in the order added."""
+        if self._counts:
+            tp, fp, fn = (np.stack(parts) for parts in zip(*self._counts))
+        else:
+            tp = fp = fn = np.zeros((0, self.num_classes), np.int64)
+        return ImageCounts(tp, fp, fn, self.bf_scores() if self.boundary else None)
 
     def scores(self) -> SegmentationScores:
         return SegmentationScores.from_confusion(

@@ -7,14 +7,19 @@ of the split is never held (it would inflate the process's peak memory).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bench.backend import Session
+from bench.measure.bootstrap import drift_intervals
 from bench.measure.drift import Drift, SqnrAccumulator, prediction_drift
 from bench.measure.metrics import SegmentationScores, labels_from_logits, per_image_dice
+from bench.results.intervals import Interval
+
+NO_INTERVAL = "none: fewer than 2 evaluation images"
 
 
 @dataclass(frozen=True)
@@ -25,11 +30,28 @@ class QualityResult:
     class_names: tuple[str, ...]
     per_image_dice: np.ndarray  # foreground Dice of every evaluation image
     predictions_head: np.ndarray  # labels of the first evaluation images, for the Grad-CAM montage
+    intervals: Mapping[str, Interval] = field(default_factory=dict)  # `<metric>_drift` -> its 95% interval
 
     def columns(self) -> dict[str, Any]:
-        """Every quality metric, its drift from the reference, and agreement with the reference (per class too)."""
+        """Every quality metric, its drift from the reference, and agreement with the reference (per class
+        too); each scalar drift's 95% interval (`<metric>_drift_ci_low/_ci_high`) and how it was found."""
         names = list(self.class_names)
-        return {**self.scores.as_dict(names), **self.drift.metrics(names), "sqnr_db": self.sqnr_db}
+        bounds: dict[str, float] = {}
+        for name, interval in self.intervals.items():
+            bounds |= {f"{name}_ci_low": interval.low, f"{name}_ci_high": interval.high}
+        method = next(iter(self.intervals.values())).method if self.intervals else NO_INTERVAL
+        return {
+            **self.scores.as_dict(names),
+            **self.drift.metrics(names),
+            "sqnr_db": self.sqnr_db,
+            **bounds,
+            "drift_ci_method": method,
+        }
+
+    def image_count_columns(self) -> dict[str, np.ndarray]:
+        """Each evaluation image's per-class counts, for per_image.parquet (`class_tp`, `class_fp`, `class_fn`)."""
+        counts = self.drift.current_images
+        return {} if counts is None else {"class_tp": counts.tp, "class_fp": counts.fp, "class_fn": counts.fn}
 
 
 def predict(
@@ -62,6 +84,7 @@ def evaluate(
     n = len(class_names)
     reference = labels_from_logits(reference_logits, threshold)
     drift = prediction_drift(preds, reference, masks, n, foreground, ignore_label)
+    assert drift.current_images is not None and drift.reference_images is not None
     return QualityResult(
         scores=drift.current,
         drift=drift,
@@ -69,6 +92,7 @@ def evaluate(
         class_names=class_names,
         per_image_dice=per_image_dice(preds, masks, n, foreground, ignore_label),
         predictions_head=preds[:keep],
+        intervals=drift_intervals(drift.current_images, drift.reference_images, foreground),
     )
 
 

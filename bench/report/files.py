@@ -1,5 +1,5 @@
 """Every report file of a run folder, written from the folder's own tables, so `segbench report DIR`
-can redo them: report.md, report.html (figures embedded), figures/dice_box.png and, for a profiled run,
+can redo them: decision.json, report.md, report.html (figures embedded), figures/dice_box.png and, for a profiled run,
 figures/profile_*.png."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.charts import dice_box_chart
+from bench.report.decision import run_decision, write_decision
 from bench.report.figures import save_figure
 from bench.report.html import write_html
 from bench.report.markdown import write_markdown
@@ -17,12 +18,14 @@ from bench.results.files import read_results, read_table
 
 
 def write_reports(run_dir: Path) -> list[Path]:
-    """report.md, report.html and figures/dice_box.png from the run folder's results; with a
-    profile.parquet, report.html also draws figures/profile_*.png (one per profiled cell)."""
+    """decision.json, report.md, report.html and figures/dice_box.png from the run folder's results; with
+    a profile.parquet, report.html also draws figures/profile_*.png (one per profiled cell)."""
     df = read_results(run_dir)
+    decision = run_decision(run_dir, df)
     return [
-        write_markdown(run_dir, df),
-        write_html(run_dir),
+        write_decision(run_dir, decision),
+        write_markdown(run_dir, df, decision),
+        write_html(run_dir, decision),
         *profile_figure_paths(run_dir),
         *write_dice_box(run_dir, df),
     ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.decide.decision import Decision
 from bench.report.charts import (
     cell_labels,
     dice_box_figure,
@@ -17,6 +18,8 @@ from bench.report.charts import (
     png_file_uri,
     size_figure,
 )
+from bench.report.decision import html_section as decision_html
+from bench.report.decision import run_decision, time_sinks
 from bench.report.profiles import html_sections as profile_sections
 from bench.report.tables import (
     GRADCAM_LEGEND,
@@ -40,7 +43,9 @@ th, #summary td.text { white-space: normal; } td.num { text-align: right; }
 tr.status-details td { white-space: normal; border-top: none; color: #555; }
 .reason { margin: 0.2em 0 0.4em; white-space: pre-wrap; overflow-wrap: anywhere; }
 .table-wrap { overflow-x: auto; } .note { color: #555; font-size: 0.9em; }
-img.figure { display: block; max-width: 100%; height: auto; margin: 0.5em 0 1.5em; }"""
+img.figure { display: block; max-width: 100%; height: auto; margin: 0.5em 0 1.5em; }
+table.decision td.text { white-space: normal; min-width: 28em; } tr.recommended td { background: #e8f5e9; }
+p.headline { font-size: 1.1em; margin: 0.8em 0 0.3em; }"""
 NUMERIC = set(SUMMARY_COLUMNS) - {"suite", "model", "backend", "precision", "device", "status", "timing_quality"}
 # Counts the images the browser really decoded; the browser test reads the attribute back from the DOM.
 IMAGE_CHECK = (
@@ -163,8 +168,9 @@ def _gradcam(df: pd.DataFrame) -> list[str]:
     return [_section("Grad-CAM: divergence from fp32 beside the method's own noise", body)]
 
 
-def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
-    """The whole page as one string."""
+def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decision: Decision | None = None) -> str:
+    """The whole page as one string; the decision first (made here from the folder when not given)."""
+    decision = decision if decision is not None else run_decision(run_dir, df)
     table = summary_html(df)
     env_items = "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in environment_lines(env))
     title = f"segbench run {html.escape(run_dir.name)}"
@@ -174,6 +180,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
             f"<title>{title}</title>",
             f"<style>{CSS}</style></head><body>",
             f"<h1>{title}</h1>",
+            _section("Decision: which backend to ship", decision_html(decision, time_sinks(run_dir, decision))),
             _section("Summary", f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(LEGEND)}</p>'),
             *_stage_failures(df),
             *_noisy(df),
@@ -188,11 +195,11 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any]) -> str:
     )
 
 
-def write_html(run_dir: Path) -> Path:
+def write_html(run_dir: Path, decision: Decision | None = None) -> Path:
     """Write run_dir/report.html from the run folder's own files, so `segbench report DIR` can redo it."""
     df = read_results(run_dir)
     env_path = run_dir / "env.json"
     env = read_json(env_path) if env_path.exists() else {}
     path = run_dir / "report.html"
-    path.write_text(render_html(run_dir, df, env), encoding="utf-8")
+    path.write_text(render_html(run_dir, df, env, decision), encoding="utf-8")
     return path

@@ -16,7 +16,7 @@ The items a cell's time is split into, which sum to its profiled operators' time
   cost of entering, leaving and shuffling the int8 domain is counted once and apart from the layers;
 - unattributed: compute ops whose layer the runtime could not tell ("").
 
-An int8 cell is compared with its **float counterpart** (`FLOAT_COUNTERPARTS`, `float_counterpart`).
+An int8 cell is compared with its **float counterpart** (bench.results.counterparts).
 """
 
 from __future__ import annotations
@@ -34,22 +34,12 @@ from bench.backend.profiling import OVERHEAD_CATEGORIES
 from bench.measure.profile import PROFILE_COLUMNS
 from bench.report.charts import png_file_uri
 from bench.report.figures import figure_name, save_figure
+from bench.results.counterparts import float_counterpart
 from bench.results.files import read_table
 from bench.results.row import IDENTITY_COLUMNS
-from bench.results.speedup import GROUP_COLUMNS, REFERENCE
+from bench.results.speedup import GROUP_COLUMNS
 
 PROFILE_FILE = "profile.parquet"
-
-# The one place that says which float cell an int8 cell is judged against. An int8 backend's float
-# counterpart is the first of its candidates, (backend, precision), that ran (status ok) in the same
-# (suite, model, device, batch size); when none did, or the backend has no entry (torch-fx-int8 and
-# torchao-pt2e-int8 have no float runtime of their own), the run's reference, torch-eager fp32
-# (`bench.results.speedup.REFERENCE`). TensorRT has no fp32 backend: its float side is tensorrt-fp16.
-FLOAT_COUNTERPARTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "ort-qdq-int8": (("ort", "fp32"),),
-    "openvino-int8": (("openvino", "fp32"),),
-    "tensorrt-int8": (("tensorrt-fp16", "fp16"),),
-}
 
 TOP_OP_TYPES = 8  # segments of a cell's op-type bar; the rest is "other"
 TOP_LAYERS = 10  # rows of a cell's layer table
@@ -125,15 +115,6 @@ def _value(row: Mapping[str, Any] | None, column: str) -> float | None:
 
 # ---------------------------------------------------------------------------------------------------
 # float counterparts
-
-
-def float_counterpart(backend: str, precision: str, available: Collection[tuple[str, str]]) -> tuple[str, str] | None:
-    """The (backend, precision) an int8 cell is compared with, among the `available` cells of its group
-    (those that ran): its runtime's float cell (`FLOAT_COUNTERPARTS`), else the run's reference,
-    torch-eager fp32. None for a cell that is not int8, or when neither ran."""
-    if precision != "int8":
-        return None
-    return next((c for c in (*FLOAT_COUNTERPARTS.get(backend, ()), REFERENCE) if c in available), None)
 
 
 def counterparts(results: pd.DataFrame) -> dict[Cell, Cell | None]:
@@ -345,12 +326,12 @@ def not_faster_layers(profile: pd.DataFrame, results: pd.DataFrame) -> pd.DataFr
 # report.md
 
 
-def _ms(value: float) -> str:
+def ms_text(value: float) -> str:
     """Short milliseconds: one decimal from 1 ms, two significant digits below."""
     return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2g}"
 
 
-def _describe(item: Mapping[str, Any]) -> str:
+def describe_item(item: Mapping[str, Any]) -> str:
     """What a contributor is, in words."""
     kind, name = item["kind"], item["item"]
     if kind == "layer":
@@ -392,8 +373,8 @@ def not_faster_lines(profile: pd.DataFrame | None, results: pd.DataFrame) -> lis
         if p50 is None or float_p50 is None or p50 < float_p50:
             continue
         head = (
-            f"{cell_name(cell, setting)} {_ms(p50)} ms is not faster than "
-            f"{counterpart.backend} {counterpart.precision} {_ms(float_p50)} ms"
+            f"{cell_name(cell, setting)} {ms_text(p50)} ms is not faster than "
+            f"{counterpart.backend} {counterpart.precision} {ms_text(float_p50)} ms"
         )
         if cell not in profiles:
             lines.append(f"{head}: no profile ({row.get('profile_status') or 'not profiled'})")
@@ -404,10 +385,10 @@ def not_faster_lines(profile: pd.DataFrame | None, results: pd.DataFrame) -> lis
             theirs = {(k, i): ms for k, i, ms in zip(items["kind"], items["item"], items["ms_per_run"])}
         named = []
         for item in contributors(profiles[cell]).to_dict("records"):
-            text = f"{_describe(item)} {_ms(item['ms_per_run'])} ms/run"
+            text = f"{describe_item(item)} {ms_text(item['ms_per_run'])} ms/run"
             if theirs is not None:
                 other = theirs.get((item["kind"], item["item"]))
-                text += f" ({counterpart.precision}: {'—' if other is None else _ms(other)})"
+                text += f" ({counterpart.precision}: {'—' if other is None else ms_text(other)})"
             named.append(text)
         tail = "" if theirs is not None else f" ({counterpart.backend} {counterpart.precision} has no profile)"
         lines.append(f"{head}: largest contributors {', '.join(named)}{tail}")
@@ -467,13 +448,15 @@ def op_type_chart(ops: pd.DataFrame, title: str, p50_ms: float | None = None, to
             color=color,
             hatch="//" if overhead else None,
             edgecolor="white",
-            label=f"{name} {_ms(ms)} ms ({share:.0f}%)",
+            label=f"{name} {ms_text(ms)} ms ({share:.0f}%)",
         )
         handles.append(bar)
         left += ms
     if p50_ms is not None:
         handles.append(
-            ax.axvline(p50_ms, color="#222", linestyle="--", linewidth=1.2, label=f"p50 unprofiled {_ms(p50_ms)} ms")
+            ax.axvline(
+                p50_ms, color="#222", linestyle="--", linewidth=1.2, label=f"p50 unprofiled {ms_text(p50_ms)} ms"
+            )
         )
     ax.set_yticks([])
     ax.set_xlim(0, max(total, p50_ms or 0.0) * 1.02 or 1.0)

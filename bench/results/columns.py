@@ -145,6 +145,18 @@ COLUMNS: tuple[Column, ...] = (
     _drift("miou_vs_reference", "agreement"),
     _drift("bf_vs_reference", "boundary"),
     _declare("sqnr_db", "sqnr", "higher", "dB", 1.0, against_reference=True, ceiling=SQNR_CEILING_DB),
+    # 95% intervals (bench/measure/intervals.py): how far the number above could be from the truth, not a
+    # metric of their own; the decision reads them (bench/decide/)
+    *_informational(
+        *(
+            f"{name}_drift_ci_{end}"
+            for name in (*_SCALARS, "mean_bf_score", "min_class_iou")
+            for end in ("low", "high")
+        ),
+        unit=SCORE,
+    ),
+    *_informational("drift_ci_method", "speedup_ci_method"),
+    *_informational("speedup_vs_fp32_ci_low", "speedup_vs_fp32_ci_high", unit="x"),
     # per class: the agreement family first (`iou_<class>` would take it), drifts before values
     _drift("iou_vs_reference_<class>", "per-class", PER_CLASS_THRESHOLD, regex=r"iou_vs_reference_.+"),
     _drift(

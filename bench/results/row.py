@@ -93,9 +93,11 @@ class Row:
         }
         for part in self.parts:
             out.update(part.columns())
+        if self.speedup is not None:
+            out.update(self.speedup.columns())
+        else:
+            out.update(speedup_vs_fp32=None, speedup_method=None)
         out.update(
-            speedup_vs_fp32=self.speedup.value if self.speedup else None,
-            speedup_method=self.speedup.method if self.speedup else None,
             duration_s=self.duration_s,
             notes=self.notes,
             options=self.options,

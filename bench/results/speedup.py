@@ -20,18 +20,31 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bench.results.intervals import Interval, median_interval
+
 REFERENCE = ("torch-eager", "fp32")  # (backend, precision) every speedup is measured against
 GROUP_COLUMNS = ("suite", "model", "device", "batch_size")
 MIN_PAIRED_CYCLES = 3  # fewer common cycles than this: the p50 ratio instead
+
+
+NO_INTERVAL = "none: the reference was timed apart (p50 ratio, no cycles to pair)"
 
 
 @dataclass(frozen=True)
 class Speedup:
     value: float
     method: str  # "paired: median of N per-cycle p50 ratios" or "p50 ratio"
+    interval: Interval | None = None  # 95% interval of the median per-cycle ratio (paired only)
 
     def columns(self) -> dict[str, Any]:
-        return {"speedup_vs_fp32": self.value, "speedup_method": self.method}
+        interval = self.interval
+        return {
+            "speedup_vs_fp32": self.value,
+            "speedup_method": self.method,
+            "speedup_vs_fp32_ci_low": interval.low if interval else None,
+            "speedup_vs_fp32_ci_high": interval.high if interval else None,
+            "speedup_ci_method": interval.method if interval else NO_INTERVAL,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,8 +64,10 @@ def paired_speedup(reference: TimedRounds, row: TimedRounds) -> Speedup | None:
     common = sorted(set(reference.p50_ms) & {c for c, p50 in row.p50_ms.items() if p50 > 0})
     if len(common) < MIN_PAIRED_CYCLES:
         return None
-    ratio = statistics.median(reference.p50_ms[c] / row.p50_ms[c] for c in common)
-    return Speedup(ratio, f"paired: median of {len(common)} per-cycle p50 ratios")
+    ratios = [reference.p50_ms[c] / row.p50_ms[c] for c in common]
+    return Speedup(
+        statistics.median(ratios), f"paired: median of {len(common)} per-cycle p50 ratios", median_interval(ratios)
+    )
 
 
 def speedup_of(

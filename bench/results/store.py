@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,11 @@ class RunStore:
         sample_rounds: np.ndarray | None = None,
         profile_records: list[dict[str, Any]] | None = None,
         round_records: Sequence[dict[str, Any]] | None = None,
+        per_image_counts: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """Add one finished cell and rewrite every table atomically: a kill loses at most the next cell."""
+        """Add one finished cell and rewrite every table atomically: a kill loses at most the next cell.
+        `per_image_counts` ("class_tp", "class_fp", "class_fn": (images, classes) arrays) go beside each
+        image's Dice, one list per image: what a later bootstrap of a dataset metric needs."""
         record = row.record()
         identity = {c: record[c] for c in IDENTITY_COLUMNS}
         self._rows.append(record)
@@ -93,6 +96,10 @@ class RunStore:
                         **identity,
                         "image_index": np.arange(len(per_image_dice), dtype=np.int64),
                         "dice": np.asarray(per_image_dice, np.float64),
+                        **{
+                            name: list(np.asarray(counts, np.int64))
+                            for name, counts in (per_image_counts or {}).items()
+                        },
                     }
                 )
             )

@@ -12,6 +12,7 @@ that fails before the latency is measured ends the cell with an error row; one a
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -130,12 +131,14 @@ def prepare_cell(
 class GroupTiming:
     """What the group's timing decided for all its cells (`bench.run.rounds.time_cells`): the cycles that
     count (None: every round), whether they fall short of the minimum in quiet cycles, each cycle's
-    verdict (None: quiet) and the machine's fast level they were judged against."""
+    verdict (None: quiet), the machine's fast level they were judged against, and the fp32 eager cell's
+    median round p50 over those cycles (None: not in the group): an int8 cell slower than it is profiled."""
 
     counted: list[int] | None
     too_few_quiet: bool
     verdicts: tuple[NotQuiet | None, ...] = ()
     reference_ms: float | None = None
+    reference_p50_ms: float | None = None
 
 
 class MeasuringCell:
@@ -208,7 +211,7 @@ class MeasuringCell:
             with self.worker as worker:  # the timing's memory first: it is reset for the evaluation
                 measured: Measurement = budget.call(worker, stages.measurement, spec, used)
                 quality, evaluation_peak, evaluation_status = self._evaluate(worker)
-                profiled = self._profile(worker, measured.stats.p50_ms)
+                profiled = self._profile(worker, measured.stats.p50_ms, self._profile_calls(used, timing))
         except WorkerFailed as exc:
             return _failed(spec, budget, str(exc))
         rounds = [self.rounds[i] for i in used]
@@ -257,13 +260,28 @@ class MeasuringCell:
         except WorkerFailed as exc:
             return None, None, f"error: {_cause(str(exc), self.budget)}"
 
-    def _profile(self, worker: Worker, p50_ms: float) -> ProfileResult | None:
-        """The profiled pass (`--profile`), last in the measuring worker; a profiler that fails costs the
-        profile columns, never the measured row."""
-        if not self.spec.profile_calls:
+    def median_p50_ms(self, cycles: list[int] | None) -> float | None:
+        """The median of this cell's round p50s over `cycles` (None: every round)."""
+        chosen = self.rounds if cycles is None else [self.rounds[i] for i in cycles if i < len(self.rounds)]
+        values = [r.p50_ms for r in chosen if r.p50_ms is not None]
+        return statistics.median(values) if values else None
+
+    def _profile_calls(self, used: list[int], timing: GroupTiming) -> int:
+        """`--profile`'s calls; without it, an int8 cell slower than the group's fp32 eager over the same
+        cycles is still profiled (after everything measured), so the decision can say where its time goes."""
+        spec = self.spec
+        if spec.profile_calls or not spec.slow_int8_profile_calls or timing.reference_p50_ms is None:
+            return spec.profile_calls
+        p50 = self.median_p50_ms(used)
+        return spec.slow_int8_profile_calls if p50 is not None and p50 > timing.reference_p50_ms else 0
+
+    def _profile(self, worker: Worker, p50_ms: float, calls: int) -> ProfileResult | None:
+        """The profiled pass (`--profile`, or an int8 cell slower than fp32), last in the measuring worker;
+        a profiler that fails costs the profile columns, never the measured row."""
+        if not calls:
             return None
         try:
-            found = self.budget.call(worker, stages.profile, self.spec)
+            found = self.budget.call(worker, stages.profile, replace(self.spec, profile_calls=calls))
         except WorkerFailed as exc:  # its timeout too: the worker is gone, the measured numbers are kept
             return ProfileResult(f"error: {_cause(str(exc), self.budget)}", p50_ms=p50_ms)
         return replace(ProfileResult.of(found, self.spec.backend), p50_ms=p50_ms)

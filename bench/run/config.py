@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.backend import list_backends
 from bench.cache import atomic_write_bytes
 from bench.data.suite import Suite, get_suite
+from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError, unknown_name
 from bench.measure.timing import TimingConfig
 from bench.models import list_models
@@ -53,6 +54,8 @@ class RunConfig:
     per_node: bool = False  # --per-node: the whole matrix once on every matching node
     profile: bool = False  # --profile: a profiled pass of every cell after its timing (profile.parquet)
     profile_calls: int = 20  # --profile-calls: calls in that pass
+    budgets: tuple[str, ...] = ()  # --budget COLUMN>=X: what the decision holds every cell to (none: defaults)
+    objective: str = "latency"  # --objective: what the decision ranks cells on (bench.decide.decision)
 
     def backend_specs(self) -> tuple[str, ...]:
         """The fp32 reference first (not merely the reference backend: `torch-eager:bf16` is not the
@@ -82,6 +85,8 @@ class RunConfig:
             raise UsageError(f"--profile-calls {self.profile_calls} is not valid; expected at least 1")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size {self.batch_size} is not valid; expected at least 1")
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"--objective '{self.objective}' is not valid; expected one of {', '.join(OBJECTIVES)}")
         if self.executor not in ("local", "ray"):
             raise UsageError(f"--executor '{self.executor}' is not valid; expected local or ray")
         if self.executor == "ray" and importlib.util.find_spec("ray") is None:
@@ -244,6 +249,8 @@ def load_run_config(run_dir: Path) -> RunConfig:
             per_node=data.get("per_node", False),
             profile=data.get("profile", False),
             profile_calls=data.get("profile_calls", 20),
+            budgets=tuple(data.get("budgets", ())),
+            objective=data.get("objective", "latency"),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--resume {run_dir}: {path.name} is unreadable ({type(exc).__name__}: {exc})") from None

@@ -1,4 +1,5 @@
-"""`segbench run --fail-on "COLUMN>=X"`: the bounds a finished run is held to, checked before any work.
+"""`segbench run --fail-on "COLUMN>=X"` (and `--budget`): the bounds a finished run is held to (and the
+decision judges cells by), checked before any work.
 
 The grammar and the declaration checks are the budgets' (bench/results/bounds.py); this adds what only
 the run's configuration can tell: a per-class column names a class of one of the run's suites, a
@@ -24,6 +25,17 @@ SCORED_KINDS = ("quality", "boundary", "drift", "agreement", "per-class", "sqnr"
 def check_fail_on(texts: Iterable[str], config: RunConfig) -> tuple[Bound, ...]:
     """The parsed bounds; a one-line usage error for bad grammar, an undeclared or informational column,
     or one this run's configuration can never fill."""
+    return check_bounds(texts, config, OPTION)
+
+
+def check_budgets(config: RunConfig) -> tuple[Bound, ...]:
+    """The run's `--budget`s (the decision's), checked as `--fail-on` bounds are."""
+    return check_bounds(config.budgets, config, "--budget")
+
+
+def check_bounds(texts: Iterable[str], config: RunConfig, option: str) -> tuple[Bound, ...]:
+    """Bounds for `option` (--fail-on, --budget), each one this run's configuration can fill."""
+    OPTION = option  # noqa: N806 - the messages below name the option they were given as
     bounds = parse_bounds(texts, OPTION)
     if not bounds:
         return bounds

@@ -89,6 +89,9 @@ class CellSpec:
     suite_file: str = ""  # the --suite entry the worker loads the suite from (a name or a TOML path); "": suite
     splits: tuple[tuple[str, int | float | str], ...] = ()  # --split: (split, count) replacing the file's
     profile_calls: int = 0  # calls of the profiled pass after the timing (--profile); 0: no profile
+    # an int8 cell slower than the group's fp32 eager is profiled with these calls even without --profile
+    # (the decision names where its time goes); 0: never
+    slow_int8_profile_calls: int = 0
     profile_dir: Path | None = None  # where the runtime's own profiler files of this cell are kept
 
     def calibration_images(self, suite: Any) -> np.ndarray:

@@ -34,6 +34,7 @@ from bench.measure.contention import (
     quiet_cycles,
 )
 from bench.measure.reference_kernel import ReferenceKernel
+from bench.results.speedup import REFERENCE
 from bench.run.cell import CellOutcome, GroupTiming, MeasuringCell
 
 SHUFFLE_SEED = 0
@@ -113,12 +114,14 @@ def time_cells(
     reference = kernel.reference_ms
     verdicts = tuple(cycle_verdicts([cell.rounds for cell in live], reference))
     counted = _counted(live, kernel)
-    if counted is not None:
-        return [cell.finish(GroupTiming(counted, False, verdicts, reference)) for cell in cells]
-    # Short of quiet cycles: those that came still count, if they hold SHORT_QUIET_SHARE of the minimum,
-    # rather than mixing the machine's fast and slow states in one number; the rows say it was noisy.
-    short = _counted(live, kernel, SHORT_QUIET_SHARE)
-    return [cell.finish(GroupTiming(short, True, verdicts, reference)) for cell in cells]
+    too_few_quiet = counted is None
+    if too_few_quiet:
+        # Short of quiet cycles: those that came still count, if they hold SHORT_QUIET_SHARE of the minimum,
+        # rather than mixing the machine's fast and slow states in one number; the rows say it was noisy.
+        counted = _counted(live, kernel, SHORT_QUIET_SHARE)
+    fp32 = next((cell for cell in live if (cell.spec.backend, cell.spec.precision) == REFERENCE), None)
+    fp32_p50 = fp32.median_p50_ms(counted) if fp32 is not None else None
+    return [cell.finish(GroupTiming(counted, too_few_quiet, verdicts, reference, fp32_p50)) for cell in cells]
 
 
 def _counted(live: list[MeasuringCell], kernel: ReferenceKernel, share: float = 1.0) -> list[int] | None:

@@ -87,6 +87,7 @@ def plan_cells(
                     checkpoint_digest=file_digest(checkpoint),
                     log_file=None if run_dir is None else run_dir / "logs" / f"{_file_label(suite, model, plan)}.log",
                     profile_calls=config.profile_calls if config.profile else 0,
+                    slow_int8_profile_calls=config.profile_calls if plan.precision == "int8" else 0,
                     profile_dir=None if run_dir is None else run_dir / "profiles" / _file_label(suite, model, plan),
                 )
                 cells.append((spec, plan))
@@ -318,6 +319,7 @@ def _record(
         measured.sample_rounds if measured else None,
         outcome.profile.records() if outcome.profile is not None else None,
         outcome.rounds,
+        outcome.quality.image_count_columns() if outcome.quality else None,
     )
     try:
         write_montage(run_dir, outcome, row, suite)

@@ -22,7 +22,6 @@ from bench.report.profiles import (
     contributors,
     counterparts,
     figure_path,
-    float_counterpart,
     html_sections,
     markdown_section,
     not_faster_layers,
@@ -32,6 +31,7 @@ from bench.report.profiles import (
     read_profile,
     top_layers,
 )
+from bench.results.counterparts import float_counterpart
 from tests.bench.report.test_html import CHROMIUM, _chromium
 
 CALLS = 10  # profiled calls per cell: us_per_run = total_us / CALLS
@@ -412,7 +412,9 @@ def test_the_reports_of_a_profiled_run_only_add_the_profile_section(tmp_path: Pa
         read_profile(plain) is None and html_sections(plain, results) == [] and markdown_section(plain, results) == []
     )
     written = write_reports(plain)
-    assert [p.name for p in written] == ["report.md", "report.html"] and not (plain / "figures").exists()
+    assert [p.name for p in written] == ["decision.json", "report.md", "report.html"] and not (
+        plain / "figures"
+    ).exists()
     md, page = (plain / "report.md").read_text(), (plain / "report.html").read_text()
     assert "Profiles" not in md and "Profiles" not in page
     written = write_reports(profiled)
@@ -421,9 +423,16 @@ def test_the_reports_of_a_profiled_run_only_add_the_profile_section(tmp_path: Pa
     )
     md_p, page_p = (profiled / "report.md").read_text(), (profiled / "report.html").read_text()
     section = md_p[md_p.index("## Profiles") : md_p.index("## Environment")]
-    assert md_p.replace(section, "") == md  # everything else byte for byte as without a profile
+    # the decision names where a flagged int8 cell's time goes, from the profile; else byte for byte the same
+    decided = md_p[md_p.index("## Decision") : md_p.index("## Summary")]
+    assert "where its time goes: " in decided and "no profile to say where its time goes" not in decided
+    plain_decided = md[md.index("## Decision") : md.index("## Summary")]
+    assert "no profile to say where its time goes" in plain_decided
+    assert md_p.replace(section, "").replace(decided, "") == md.replace(plain_decided, "")
     html_section = page_p[page_p.index("<h2>Profiles") : page_p.index("<h2>Cells without results")]
-    assert page_p.replace(html_section, "") == page
+    html_decided = page_p[page_p.index("<h2>Decision") : page_p.index("<h2>Summary")]
+    plain_html_decided = page[page.index("<h2>Decision") : page.index("<h2>Summary")]
+    assert page_p.replace(html_section, "").replace(html_decided, "") == page.replace(plain_html_decided, "")
 
 
 # Read back from the DOM: the summary still fits the window, the page itself never scrolls sideways (the

@@ -24,7 +24,13 @@ def test_cycles_of_one_group_pair_and_a_drift_between_cycles_cancels():
     same_run = SameRunReference()
     same_run.speedup(GROUP, "torch-eager", "fp32", 10.0, reference)
     speedup = same_run.speedup(GROUP, "ort-qdq-int8", "int8", 5.6, row)
-    assert speedup == Speedup(2.5, "paired: median of 5 per-cycle p50 ratios")  # the p50 ratio would say 1.79
+    assert speedup is not None and speedup.value == 2.5  # the p50 ratio would say 1.79
+    assert speedup.method == "paired: median of 5 per-cycle p50 ratios"
+    # every cycle's ratio is 2.5: its interval is that point, at the coverage 5 cycles allow
+    assert speedup.interval is not None and (speedup.interval.low, speedup.interval.high) == (2.5, 2.5)
+    assert "of 5 per-cycle ratios (93.8% coverage)" in speedup.interval.method
+    columns = speedup.columns()
+    assert columns["speedup_vs_fp32_ci_low"] == 2.5 and columns["speedup_ci_method"] == speedup.interval.method
 
 
 def test_cycles_of_different_groups_or_too_few_never_pair():

@@ -1,0 +1,150 @@
+"""The decision of a run folder (bench.decide), made from its own files: the first section of report.md
+and report.html, decision.json, and the end of `segbench run`.
+
+The budgets and objective come from run.json (`segbench run --budget/--objective`; a folder from before
+they existed is decided under the defaults), the cycles from samples.parquet, and, for an int8 cell that
+does not pay, its three largest time sinks from profile.parquet (`--profile`, or the profile such a cell
+gets without it).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.cache import atomic_write_bytes
+from bench.decide.budgets import Budget
+from bench.decide.decision import (
+    RECOMMENDED,
+    Decision,
+    Entry,
+    GroupDecision,
+    decide,
+    drift_text,
+    speed_text,
+    winner_name,
+)
+from bench.decide.render import budgets_text, decision_json
+from bench.decide.speed import cycle_times
+from bench.report.profiles import Cell, cell_profiles, contributors, describe_item, ms_text, read_profile
+from bench.results.bounds import parse_bounds
+from bench.results.files import read_json, read_table
+
+DECISION_FILE = "decision.json"
+RUN_FILE = "run.json"
+
+
+def run_decision(run_dir: Path, df: pd.DataFrame) -> Decision:
+    """Decide the folder's rows under the budgets and objective its run was given."""
+    settings = read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).is_file() else {}
+    budgets = tuple(Budget(b, "given") for b in parse_bounds(settings.get("budgets", ()), "--budget"))
+    samples = run_dir / "samples.parquet"
+    cycles = cycle_times(read_table(samples) if samples.is_file() else None)
+    return decide(df.to_dict("records"), cycles, budgets, settings.get("objective", "latency"))
+
+
+def write_decision(run_dir: Path, decision: Decision) -> Path:
+    path = run_dir / DECISION_FILE
+    atomic_write_bytes(path, json.dumps(decision_json(decision), indent=2).encode())
+    return path
+
+
+def time_sinks(run_dir: Path, decision: Decision) -> dict[str, str]:
+    """Cell id -> its three largest time sinks, for each flagged int8 cell that was profiled."""
+    profile = read_profile(run_dir)
+    if profile is None:
+        return {}
+    profiles = cell_profiles(profile)
+    found = {}
+    for group in decision.groups:
+        for entry in group.entries:
+            cell = Cell(group.suite, group.model, entry.backend, entry.precision, group.device, group.batch_size)
+            if entry.flags and cell in profiles:
+                items = contributors(profiles[cell]).to_dict("records")
+                found[entry.cell] = ", ".join(f"{describe_item(i)} {ms_text(i['ms_per_run'])} ms/run" for i in items)
+    return found
+
+
+def _explained(entry: Entry, sinks: dict[str, str]) -> list[str]:
+    """The entry's flags, the profile's time sinks after the first."""
+    lines = list(entry.flags)
+    if lines and entry.cell in sinks:
+        lines[0] += f"; where its time goes: {sinks[entry.cell]}"
+    elif lines:
+        lines[0] += "; no profile to say where its time goes"
+    return lines
+
+
+# ---------------------------------------------------------------- report.md
+
+
+def markdown_section(decision: Decision, sinks: dict[str, str]) -> list[str]:
+    lines = ["## Decision: which backend to ship", ""]
+    for group in decision.groups:
+        lines += [
+            f"**{group.group}**, objective {group.objective}: **{group.headline}**",
+            "",
+            f"Budgets: {budgets_text(group)}. Intervals are 95%: speedups from the per-cycle ratios, drifts "
+            "from a paired bootstrap over the evaluation images.",
+            "",
+            f"| # | cell | verdict | reason | speed vs fp32 eager [95%] | {_metric(group)} drift [95%] |",
+            "|---|---|---|---|---|---|",
+        ]
+        for rank, entry in enumerate(group.entries, start=1):
+            speed, drift = _numbers(entry)
+            reason = entry.reason.replace("|", "\\|")
+            lines.append(f"| {rank} | {winner_name(entry)} | {entry.verdict} | {reason} | {speed} | {drift} |")
+        flagged = [(entry, _explained(entry, sinks)) for entry in group.entries if entry.flags]
+        if flagged:
+            lines += ["", "Int8 that does not pay here:", ""]
+            lines += [f"- {winner_name(entry)}: {'; '.join(texts)}" for entry, texts in flagged]
+        lines.append("")
+    return lines
+
+
+def _metric(group: GroupDecision) -> str:
+    """The primary quality metric the group's drifts are of (mIoU, or Dice for two classes)."""
+    metric = group.entries[0].quality_metric if group.entries else "miou"
+    return {"miou": "mIoU", "dice": "Dice"}.get(metric, metric)
+
+
+def _numbers(entry: Entry) -> tuple[str, str]:
+    """(speed vs fp32 eager with its interval, the quality drift with its interval); "—" where none."""
+    speed = speed_text(entry).replace(" fp32 eager", "") if entry.speedup is not None else "—"
+    return speed, drift_text(entry).removeprefix(f"{entry.quality_metric}_drift ") or "—"
+
+
+# ---------------------------------------------------------------- report.html
+
+
+def html_section(decision: Decision, sinks: dict[str, str]) -> str:
+    parts = []
+    for group in decision.groups:
+        rows = []
+        for rank, entry in enumerate(group.entries, start=1):
+            speed, drift = _numbers(entry)
+            mark = ' class="recommended"' if entry.verdict == RECOMMENDED else ""
+            rows.append(
+                f"<tr{mark}><td>{rank}</td><td>{html.escape(winner_name(entry))}</td>"
+                f'<td>{html.escape(entry.verdict)}</td><td class="text">{html.escape(entry.reason)}</td>'
+                f'<td class="num">{html.escape(speed)}</td><td class="num">{html.escape(drift)}</td></tr>'
+            )
+        flagged = "".join(
+            f"<li><b>{html.escape(winner_name(e))}</b>: {html.escape('; '.join(_explained(e, sinks)))}</li>"
+            for e in group.entries
+            if e.flags
+        )
+        parts.append(
+            f'<p class="headline"><b>{html.escape(group.group)}</b>, objective {html.escape(group.objective)}: '
+            f"<b>{html.escape(group.headline)}</b></p>"
+            f'<p class="note">Budgets: {html.escape(budgets_text(group))}. Intervals are 95%: speedups from the '
+            "per-cycle ratios, drifts from a paired bootstrap over the evaluation images.</p>"
+            '<div class="table-wrap"><table class="decision"><thead><tr><th>#</th><th>cell</th><th>verdict</th>'
+            f"<th>reason</th><th>speed vs fp32 eager [95%]</th><th>{_metric(group)} drift [95%]</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>"
+            + (f'<p class="note">Int8 that does not pay here:</p><ul>{flagged}</ul>' if flagged else "")
+        )
+    return "\n".join(parts)
