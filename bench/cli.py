@@ -434,7 +434,11 @@ def _add_tune(sub: Any, threads: int) -> None:
     )
     tune.add_argument("--suite", help="the suite (it needs a tuning split: tuning = N under [splits])")
     tune.add_argument("--model", help="the model (a zoo name or package.module:factory)")
-    tune.add_argument("--backend", help="the int8 backend to tune, e.g. torch-fx-int8")
+    tune.add_argument(
+        "--backend",
+        help="the int8 backend to tune, e.g. torch-fx-int8; several (a,b,c) or all: each tuned, then the tuned "
+        "configurations run together with fp32 eager and decided under the budgets (bench/tune/across.py)",
+    )
     tune.add_argument(
         "--budget",
         dest="budgets",
@@ -444,6 +448,12 @@ def _add_tune(sub: Any, threads: int) -> None:
         help="quality budget on the tuning split, repeatable: any quality, drift, agreement, per-class, boundary, "
         "SQNR or Grad-CAM column (e.g. miou_drift>=-0.005, min_class_iou_drift>=-0.02, gradcam_pearson>=0.95); "
         "the first ranks the layers",
+    )
+    tune.add_argument(
+        "--allow-slower",
+        action="store_true",
+        help="exit 0 when the configuration that meets the budgets is slower than fp32 eager (by default that "
+        "is exit 1: quantizing does not pay)",
     )
     tune.add_argument(
         "--option",
@@ -534,7 +544,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         options = _backend_options(args.options)
         splits = split_overrides(args.splits)
         name = args.backend.partition(":")[0]
-        if other := sorted(set(options) - {name}):
+        several = "," in args.backend or args.backend == "all"  # bench.tune.across.ALL
+        if not several and (other := sorted(set(options) - {name})):
             raise UsageError(f"--option names backend '{other[0]}'; tune takes options of --backend {name} only")
         config = TuneConfig(
             suite=args.suite,
@@ -564,6 +575,14 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             sqnr_images=args.sqnr_images,
             splits=splits,
         )
+        if several:
+            from bench.tune.across import print_outcome, tune_across, tuned_backends
+
+            with captured_command() as capture:
+                across = tune_across(
+                    config, tuned_backends(args.backend, config), options, log, on_folder=_into_logs(capture)
+                )
+            return print_outcome(across, args.allow_slower)
     try:
         with captured_command() as capture:
             outcome = run_tune(config, log=log, resume=args.resume, on_folder=_into_logs(capture))
@@ -574,11 +593,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     print(outcome.message)
     if outcome.met and outcome.option_line:
         print(outcome.option_line)
+    if outcome.slower and not args.allow_slower:
+        print(
+            f"segbench tune: no configuration both meets the budgets and beats fp32 eager (exit 1; "
+            f"--allow-slower accepts it): {outcome.slower}",
+            file=sys.stderr,
+        )
     if outcome.errors:  # a variant that failed is a failed night, even when another one met the budget
         print(f"segbench tune: {len(outcome.errors)} cell(s) ended in error (exit 1):", file=sys.stderr)
         for line in outcome.errors:
             print(f"segbench tune:   {line}", file=sys.stderr)
-    return 0 if outcome.met and not outcome.errors else 1
+    slower = bool(outcome.slower) and not args.allow_slower
+    return 0 if outcome.met and not outcome.errors and not slower else 1
 
 
 def _progress_log(quiet: bool) -> Callable[[str], None]:

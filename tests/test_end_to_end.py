@@ -163,3 +163,40 @@ def test_every_int8_backend_is_explained_by_finite_differences_with_its_floor(de
     records = pd.read_parquet(run_dir / "gradcam.parquet")
     fx = records[records["backend"] == "torch-fx-int8"]
     assert set(fx["method"]) == {"finite-difference", "fake-quant"} and set(fx["step"].dropna()) == {2, 4, 8}
+
+
+def test_the_run_decides_with_intervals_it_can_recompute(default_run):
+    """decision.json names one recommendation that meets the default budget; every ok row has a 95%
+    interval around its speedup (interleaved: paired cycles) and its drifts (bootstrap over the 64
+    images), and per_image.parquet holds the counts a bootstrap recomputes mIoU from."""
+    import numpy as np
+
+    from bench.measure.metrics import dataset_metrics
+
+    run_dir, df = default_run
+    ok = df[df.status == "ok"]
+    paired = ok[ok.speedup_method.str.startswith("paired")]
+    assert len(paired) == len(ok)
+    assert (paired.speedup_vs_fp32_ci_low <= paired.speedup_vs_fp32).all()
+    assert (paired.speedup_vs_fp32 <= paired.speedup_vs_fp32_ci_high).all()
+    assert paired.speedup_ci_method.str.contains("per-cycle ratios").all()
+    for metric in ("miou", "dice", "mean_bf_score"):
+        low, high = ok[f"{metric}_drift_ci_low"], ok[f"{metric}_drift_ci_high"]
+        assert (low <= high).all() and ok[f"{metric}_drift"].between(low - 1e-9, high + 1e-9).all(), metric
+    assert ok.drift_ci_method.str.startswith("paired bootstrap over 64 images").all()
+    per_image = pd.read_parquet(run_dir / "per_image.parquet")
+    for backend, images in per_image.groupby("backend"):
+        tp, fp, fn = (np.stack(images[c].to_list()).sum(axis=0) for c in ("class_tp", "class_fp", "class_fn"))
+        row = ok[ok.backend == backend].iloc[0]
+        assert dataset_metrics(tp, fp, fn, [1])["miou"] == pytest.approx(row.miou, abs=1e-12), backend
+    decision = json.loads((run_dir / "decision.json").read_text())
+    assert decision["schema_version"] == 1 and decision["objective"] == "latency"
+    [group] = decision["groups"]
+    assert group["budgets"][0]["bound"].startswith("dice_drift>=-0.00")  # 99% of fp32 Dice, two classes
+    assert "MLPerf" in group["budgets"][0]["source"]
+    recommended = [c for c in group["cells"] if c["verdict"] == "recommended"]
+    assert len(recommended) == 1 and group["recommended"] == recommended[0]["cell"] == group["cells"][0]["cell"]
+    assert len(group["cells"]) == len(df) and all(c["reason"] or c["verdict"] == "recommended" for c in group["cells"])
+    report = (run_dir / "report.md").read_text()
+    assert report.index("## Decision: which backend to ship") < report.index("## Summary")
+    assert group["headline"] in report

@@ -46,14 +46,26 @@ from bench.results.verdict import is_reference
 
 OBJECTIVES = ("latency", "throughput", "size")
 RECOMMENDED, TIED, SLOWER, NOT_PAYING = "recommended", "tied within noise", "slower", "quantizing does not pay"
-BUDGET_FAILED, BUDGET_UNCERTAIN, NOISY, ERROR, UNAVAILABLE = (
+BUDGET_FAILED, BUDGET_UNCERTAIN, BUDGET_UNJUDGED, NOISY, ERROR, UNAVAILABLE = (
     "fails a budget",
     "budget uncertain",
+    "budget not judged",
     "timing not judged",
     "error",
     "unavailable",
 )
-ORDER = (RECOMMENDED, TIED, SLOWER, NOT_PAYING, BUDGET_UNCERTAIN, BUDGET_FAILED, NOISY, ERROR, UNAVAILABLE)
+ORDER = (
+    RECOMMENDED,
+    TIED,
+    SLOWER,
+    NOT_PAYING,
+    BUDGET_UNCERTAIN,
+    BUDGET_FAILED,
+    BUDGET_UNJUDGED,
+    NOISY,
+    ERROR,
+    UNAVAILABLE,
+)
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,8 @@ class GroupDecision:
 
     @property
     def group(self) -> str:
-        return f"{self.suite} / {self.model} ({self.device}, batch {self.batch_size})"
+        where = f", on {self.machine}" if self.machine else ""
+        return f"{self.suite} / {self.model} ({self.device}, batch {self.batch_size}{where})"
 
 
 @dataclass(frozen=True)
@@ -116,9 +129,12 @@ def decide(
     """The decision for every group of `rows` (results.parquet records) under `budgets` (none: the
     default budget per group) and `objective`; groups in the order their first row appears."""
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row.get(c) for c in GROUP_COLUMNS), []).append(row)
-    decided = tuple(decide_group(members, cycles, budgets, objective) for members in groups.values())
+    for row in rows:  # a merged folder's rows say which machine measured them: each machine decides apart
+        groups.setdefault((*(row.get(c) for c in GROUP_COLUMNS), _machine(row)), []).append(row)
+    decided = tuple(
+        replace(decide_group(members, cycles, budgets, objective), machine=machine)
+        for (*_, machine), members in groups.items()
+    )
     return Decision(objective, tuple(str(b.bound) for b in budgets), decided)
 
 
@@ -155,7 +171,7 @@ def decide_group(
             why = f"noisy timing ({str(row.get('timing_quality'))[len('noisy') :].lstrip(': ')})"
             entries[cell_id(row)] = _entry(row, NOISY, why.replace(" ()", ""), metric, checks, flags)
         elif unjudged:
-            entries[cell_id(row)] = _entry(row, BUDGET_UNCERTAIN, unjudged[0].phrase(), metric, checks, flags)
+            entries[cell_id(row)] = _entry(row, BUDGET_UNJUDGED, unjudged[0].phrase(), metric, checks, flags)
         else:
             eligible.append(row)
             entries[cell_id(row)] = _entry(row, SLOWER, "", metric, checks, flags)
@@ -338,7 +354,10 @@ def _recommended_reason(row: Mapping[str, Any], objective: str, tie: str) -> str
 def _with_headline(decision: GroupDecision) -> GroupDecision:
     winner = decision.recommended
     if winner is None:
-        closest = next((e for e in decision.entries if e.verdict in (BUDGET_UNCERTAIN, BUDGET_FAILED, NOISY)), None)
+        closest = next(
+            (e for e in decision.entries if e.verdict in (BUDGET_UNCERTAIN, BUDGET_FAILED, BUDGET_UNJUDGED, NOISY)),
+            None,
+        )
         tail = f"; closest: {winner_name(closest)}, {closest.verdict}: {closest.reason}" if closest else ""
         return replace(decision, headline=f"no cell meets every budget with trustworthy numbers{tail}")
     parts = [f"ship {winner_name(winner)}", speed_text(winner)]
@@ -404,6 +423,15 @@ def _objective_key(entry: Entry, objective: str) -> float:
         return -entry.model_size_bytes if entry.model_size_bytes is not None else -math.inf
     value = entry.throughput_ips if objective == "throughput" else entry.speedup
     return value if value is not None else -math.inf
+
+
+def _machine(row: Mapping[str, Any]) -> str:
+    """The machine (merged folders) or Ray node that measured the row; "" for a run of one machine."""
+    for column in ("machine", "node"):
+        value = row.get(column)
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 def _num(row: Mapping[str, Any], column: str) -> float | None:

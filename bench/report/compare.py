@@ -22,6 +22,7 @@ from tabulate import tabulate
 
 from bench.environment import machine_fingerprint
 from bench.errors import UsageError
+from bench.report.decision import run_decision
 from bench.results.columns import LATENCY_THRESHOLD, between_runs, column
 from bench.results.files import read_json, read_results, read_table
 from bench.results.row import IDENTITY_COLUMNS
@@ -216,6 +217,24 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
 
 
+def decision_per_machine(*runs: Run) -> list[str]:
+    """`compare --by machine`: each folder's decision (its own budgets and objective), group by group, side
+    by side: which backend each machine should ship, and why the others are not first."""
+    decided = [(run.machine, run_decision(run.path, run.results)) for run in runs]
+    lines = ["## Decision per machine", ""]
+    keys: dict[tuple[str, str, str, int], list[str]] = {}
+    for machine, decision in decided:
+        for group in decision.groups:
+            winner = group.recommended
+            text = f"{machine}{', ' + group.machine if group.machine else ''}: {group.headline}"
+            others = [e for e in group.entries if e is not winner][:3]
+            text += "".join(f"; {e.backend} {e.precision}: {e.verdict} ({e.reason})" for e in others)
+            keys.setdefault((group.suite, group.model, group.device, group.batch_size), []).append(text)
+    for (suite, model, device, batch), texts in keys.items():
+        lines += [f"**{suite} / {model} ({device}, batch {batch})**", "", *(f"- {line}" for line in texts), ""]
+    return lines
+
+
 def to_markdown(comparison: Comparison, baseline: Run, current: Run, by_machine: bool = False) -> str:
     names = (baseline.machine, current.machine) if by_machine else ("baseline", "current")
     lines = [
@@ -278,6 +297,8 @@ def to_markdown(comparison: Comparison, baseline: Run, current: Run, by_machine:
             tabulate([[b, f"{v:.3f}"] for b, v in ratios.items()], headers=["backend", "ratio"], tablefmt="github"),
             "",
         ]
+    if by_machine:
+        lines += decision_per_machine(baseline, current)
     lines += ["## Regressions", ""] + ([f"- {r}" for r in comparison.regressions] or ["none"]) + [""]
     if comparison.only_baseline or comparison.only_current:
         lines += ["## Rows on one side only", ""]

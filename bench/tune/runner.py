@@ -63,6 +63,10 @@ class TuneOutcome:
     option_line: str | None  # `--option B.float_layers=...` of the chosen configuration
     message: str  # what was chosen, or which budget failed and by how much
     errors: tuple[str, ...] = ()  # variants (layers, steps, draws) that ended in error: the tune exits 1
+    # the chosen configuration is slower than fp32 eager (its speedup and interval): quantizing does not
+    # pay; the tune exits 1 unless --allow-slower
+    slower: str = ""
+    chosen: dict[str, Any] | None = None  # the chosen step's tuning row (a cross-backend tune decides on it)
 
 
 @dataclass(frozen=True)
@@ -383,11 +387,20 @@ def fallback(
     p50 = _number(chosen.get("latency_p50_ms"), math.nan)
     speedup = _number(chosen.get("speedup_vs_fp32"), math.nan)
     size_mib = _number(chosen.get("model_size_bytes"), math.nan) / 2**20
+    low, high = chosen.get("speedup_vs_fp32_ci_low"), chosen.get("speedup_vs_fp32_ci_high")
+    interval = f" [{low:.2f}, {high:.2f}]" if isinstance(low, float) and isinstance(high, float) else ""
     message = (
         f"every budget holds with {chosen['n_float_layers']} layer(s) in float: p50 {p50:.2f} ms, "
-        f"{speedup:.2f}x fp32 eager (same group), {size_mib:.2f} MiB"
+        f"{speedup:.2f}x{interval} fp32 eager (same group), {size_mib:.2f} MiB"
     )
-    return TuneOutcome(variants.folder, True, option, message)
+    slower = ""
+    if speedup < 1:  # more layers in float only slow it further: no configuration beats fp32
+        slower = (
+            f"but it is slower than fp32 eager ({speedup:.2f}x{interval}): quantizing {variants.plan.name} does "
+            "not pay here"
+        )
+        message += f"; {slower}"
+    return TuneOutcome(variants.folder, True, option, message, slower=slower, chosen=chosen)
 
 
 def _timed_variant(

@@ -204,3 +204,29 @@ def test_every_declared_metric_is_judged_at_its_own_threshold(tmp_path, capsys) 
     assert len(found) == 2 and all("sqnr_db" in line for line in found), found  # one line per backend
     assert main(["compare", str(base), str(worse), "--quality-threshold", "0.001"]) == 1
     assert "accuracy_nucleus_drift" in capsys.readouterr().out
+
+
+def test_by_machine_adds_each_machines_decision(tmp_path, capsys):
+    """Two machines, two answers: on one the int8 cell pays, on the other it is slower than fp32 eager."""
+    backends = ("torch-eager", "ort-qdq-int8")
+    epyc, xeon = (
+        make_run(tmp_path / "a", backends=backends),
+        make_run(tmp_path / "b", backends=backends, env={**ENV, "cpu_model": "Xeon"}),
+    )
+    for folder, speedup in ((epyc, 0.7), (xeon, 2.0)):
+        results = pd.read_parquet(folder / "results.parquet")
+        results["precision"] = ["fp32", "int8"]
+        results["speedup_vs_fp32"] = [1.0, speedup]
+        results["speedup_vs_fp32_ci_low"], results["speedup_vs_fp32_ci_high"] = (
+            [1.0, speedup * 0.97],
+            [1.0, speedup * 1.03],
+        )
+        results["latency_p50_ms"] = [10.0, 10.0 / speedup]
+        results["miou_drift"] = [0.0, -0.001]
+        results.to_parquet(folder / "results.parquet")
+    assert main(["compare", str(epyc), str(xeon), "--by", "machine"]) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("## Decision per machine") : out.index("## Regressions")]
+    assert "- Test CPU (2 threads): ship torch-eager fp32" in section
+    assert "ort-qdq-int8 int8: quantizing does not pay (slower than fp32 eager (0.70x [0.68, 0.72])" in section
+    assert "- Xeon (2 threads): ship ort-qdq-int8 int8, 2.00x fp32 eager [1.94, 2.06]" in section
