@@ -13,6 +13,7 @@ from bench.decide.budgets import FAILED, MET, UNCERTAIN, Budget, check, default_
 from bench.decide.decision import (
     BUDGET_FAILED,
     BUDGET_UNCERTAIN,
+    BUDGET_UNJUDGED,
     ERROR,
     NOISY,
     NOT_PAYING,
@@ -211,3 +212,12 @@ def test_every_ok_cell_has_one_verdict_under_each_timing_objective(objective: st
             row["throughput_ips"] = 1000 / row["latency_p50_ms"]
     [group] = decide(rows, _cycles(rows, {}), objective=objective).groups
     assert len(group.entries) == len(rows) and sum(e.verdict == RECOMMENDED for e in group.entries) == 1
+
+
+def test_a_budget_without_a_value_is_not_judged_and_says_so() -> None:
+    rows = _planted()
+    rows[3].pop("miou_drift")  # steady: its evaluation failed
+    [group] = decide(rows, _cycles(rows, {"quick": 0.06, "steady": 0.06})).groups
+    entry = next(e for e in group.entries if e.backend == "steady")
+    assert entry.verdict == BUDGET_UNJUDGED and "not judged (no value)" in entry.reason
+    assert group.recommended is not None and group.recommended.backend == "quick"

@@ -33,6 +33,11 @@ class FakeTiming:
 
 class FakeSpec:
     timing = FakeTiming()
+    backend, precision = "some-backend", "int8"
+
+
+class ReferenceSpec(FakeSpec):
+    backend, precision = "torch-eager", "fp32"
 
 
 class FakeCell:
@@ -48,6 +53,9 @@ class FakeCell:
     def has_minimum(self) -> bool:
         return sum(r.calls for r in self.rounds) >= 30 and sum(r.seconds for r in self.rounds) >= 0.3
 
+    def median_p50_ms(self, cycles: list[int] | None) -> float | None:
+        return 4.0 if isinstance(self.spec, ReferenceSpec) else None
+
     def time_round(self, kernel: FakeKernel, position: int | None = None) -> None:
         if self.fail_in_cycle == len(self.rounds):
             self.failure = f"{self.name} failed"
@@ -58,7 +66,19 @@ class FakeCell:
 
     def finish(self, timing: GroupTiming) -> str:
         short = " (too few quiet)" if timing.too_few_quiet else ""
+        self.timing = timing
         return self.failure or f"{self.name}: {len(self.rounds)} rounds, counted {timing.counted}{short}"
+
+
+def test_every_cell_is_told_the_fp32_reference_p50_over_the_counted_cycles():
+    """What an int8 cell slower than fp32 eager is profiled by (bench.run.cell.MeasuringCell._profile_calls)."""
+    reference, other = FakeCell("eager", []), FakeCell("int8", [])
+    reference.spec = ReferenceSpec()  # type: ignore[assignment]
+    time_cells([reference, other], FakeKernel())  # type: ignore[arg-type]
+    assert reference.timing.reference_p50_ms == other.timing.reference_p50_ms == 4.0
+    alone = FakeCell("int8", [])
+    time_cells([alone], FakeKernel())  # type: ignore[arg-type]
+    assert alone.timing.reference_p50_ms is None  # no fp32 eager in the group: nothing to be slower than
 
 
 def test_cells_take_turns_in_shuffled_cycles_until_each_has_its_minimum():
@@ -165,3 +185,28 @@ def test_sequential_timing_never_waits(monkeypatch: pytest.MonkeyPatch):
     said: list[str] = []
     time_cells([FakeCell("a", [])], kernel, said.append)  # type: ignore[arg-type]
     assert said == [] and kernel.readings == []  # the 3 slow readings went to the rounds
+
+
+@pytest.mark.parametrize(
+    ("profile_calls", "slow_calls", "reference_p50", "round_p50s", "expected"),
+    [
+        (0, 20, 4.0, [5.0, 5.2, 4.9], 20),  # int8 slower than fp32 eager over the counted cycles: profiled
+        (0, 20, 6.0, [5.0, 5.2, 4.9], 0),  # faster: not
+        (0, 20, None, [5.0, 5.2, 4.9], 0),  # no fp32 eager in the group
+        (0, 0, 4.0, [5.0, 5.2, 4.9], 0),  # not an int8 cell (the plan gives it no calls)
+        (30, 20, 6.0, [5.0, 5.2, 4.9], 30),  # --profile: every cell, its own calls
+    ],
+)
+def test_an_int8_cell_slower_than_fp32_is_profiled_without_profile(
+    profile_calls, slow_calls, reference_p50, round_p50s, expected
+):
+    from types import SimpleNamespace
+
+    from bench.run.cell import MeasuringCell
+
+    spec = SimpleNamespace(profile_calls=profile_calls, slow_int8_profile_calls=slow_calls)
+    cell = MeasuringCell(spec, None, None, None)  # type: ignore[arg-type]
+    window = CpuWindows(total=100, other=1, process=95, wall_s=0.1, windows=1)
+    cell.rounds = [TimedRound(10, 0.1, 1.0, window, None, p50) for p50 in round_p50s]
+    timing = GroupTiming([0, 1, 2], False, (), 1.0, reference_p50)
+    assert cell._profile_calls([0, 1, 2], timing) == expected
