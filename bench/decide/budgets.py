@@ -54,9 +54,9 @@ class BudgetCheck:
         bound = self.budget.bound
         if self.outcome == NOT_JUDGED or self.value is None:
             return f"{bound}: not judged ({self.why})"
-        known = self.low is not None and self.high is not None
-        interval = f" [{number(self.low)}, {number(self.high)}]" if known else ""  # type: ignore[arg-type]
-        text = f"{bound}: {number(self.value)}{interval}"
+        text = f"{bound}: {number(self.value)}"
+        if self.low is not None and self.high is not None:
+            text += f" [{number(self.low)}, {number(self.high)}]"
         if self.outcome == FAILED:
             return f"{text}, misses by {number(-_margin(bound, self.value))}"
         if self.outcome == UNCERTAIN:

@@ -22,7 +22,7 @@ is flagged whatever its reason; the report names where its time goes from its pr
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -285,7 +285,7 @@ def _int8_flags(
     speedup = _num(row, "speedup_vs_fp32")
     if reference is not None and speedup is not None:
         low, high = _num(row, "speedup_vs_fp32_ci_low"), _num(row, "speedup_vs_fp32_ci_high")
-        interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
+        interval = bracket(low, high)
         if (high if high is not None else speedup) < 1:
             flags.append(f"slower than fp32 eager ({speedup:.2f}x{interval}): quantizing does not pay here")
         elif speedup < 1 or (low is not None and low < 1):
@@ -374,25 +374,21 @@ def winner_name(entry: Entry) -> str:
     return f"{entry.backend} {entry.precision}"
 
 
+def bracket(low: float | None, high: float | None, fmt: Callable[[float], str] = "{:.2f}".format) -> str:
+    """` [low, high]`, or "" where the number has no interval."""
+    return f" [{fmt(low)}, {fmt(high)}]" if low is not None and high is not None else ""
+
+
 def speed_text(entry: Entry) -> str:
     if entry.speedup is None:
         return "no speedup (no fp32 eager row)"
-    interval = (
-        f" [{entry.speedup_low:.2f}, {entry.speedup_high:.2f}]"
-        if entry.speedup_low is not None and entry.speedup_high is not None
-        else ""
-    )
-    return f"{entry.speedup:.2f}x fp32 eager{interval}"
+    return f"{entry.speedup:.2f}x fp32 eager{bracket(entry.speedup_low, entry.speedup_high)}"
 
 
 def drift_text(entry: Entry) -> str:
     if entry.quality_drift is None:
         return ""
-    interval = (
-        f" [{number(entry.quality_drift_low)}, {number(entry.quality_drift_high)}]"
-        if entry.quality_drift_low is not None and entry.quality_drift_high is not None
-        else ""
-    )
+    interval = bracket(entry.quality_drift_low, entry.quality_drift_high, number)
     return f"{entry.quality_metric}_drift {number(entry.quality_drift)}{interval}"
 
 
