@@ -184,7 +184,7 @@ def decide_group(
                 entries[cell_id(row)] = _with(entry, RECOMMENDED, _recommended_reason(row, objective, tie))
             elif any(row is t for t in tied):
                 ratio = _compare(winner, row, cycles, objective)
-                text = f"tied with {_name(winner)} on {objective} within noise ({ratio})"
+                text = f"tied with {_name(winner)} on {objective} within noise ({_name(winner)} is {ratio} as fast)"
                 entries[cell_id(row)] = _with(entry, TIED, f"{text}; {tie.split('; ', 1)[-1]}" if tie else text)
             elif entry.flags and row.get("precision") == "int8" and _slower_than_fp32(row):
                 entries[cell_id(row)] = _with(entry, NOT_PAYING, entry.flags[0])

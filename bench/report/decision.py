@@ -34,6 +34,10 @@ from bench.results.bounds import parse_bounds
 from bench.results.files import read_json, read_table
 
 DECISION_FILE = "decision.json"
+LEGEND = (
+    "speed: times faster than fp32 eager in this run (below 1: slower); drift: the metric minus fp32 eager's "
+    "(negative: a loss); [low, high]: the 95% interval. Budgets are judged on the interval's worse end."
+)
 RUN_FILE = "run.json"
 
 
@@ -97,6 +101,7 @@ def markdown_section(decision: Decision, sinks: dict[str, str]) -> list[str]:
             speed, drift = _numbers(entry)
             reason = entry.reason.replace("|", "\\|")
             lines.append(f"| {rank} | {winner_name(entry)} | {entry.verdict} | {reason} | {speed} | {drift} |")
+        lines += ["", LEGEND]
         flagged = [(entry, _explained(entry, sinks)) for entry in group.entries if entry.flags]
         if flagged:
             lines += ["", "Int8 that does not pay here:", ""]
@@ -145,6 +150,7 @@ def html_section(decision: Decision, sinks: dict[str, str]) -> str:
             '<div class="table-wrap"><table class="decision"><thead><tr><th>#</th><th>cell</th><th>verdict</th>'
             f"<th>reason</th><th>speed vs fp32 eager [95%]</th><th>{_metric(group)} drift [95%]</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>"
+            f'<p class="note">{html.escape(LEGEND)}</p>'
             + (f'<p class="note">Int8 that does not pay here:</p><ul>{flagged}</ul>' if flagged else "")
         )
     return "\n".join(parts)
