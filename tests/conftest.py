@@ -19,7 +19,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def pytest_configure(config: pytest.Config) -> None:
     """Runs under test never wait for a slow machine (`--wait-for-quiet`): tests check what a run does,
     not its timing, and a CI runner in a slow state would wait up to two minutes in every group."""
-    from bench.cli import QUIET_WAIT_ENV
+    from bench.cli.options import QUIET_WAIT_ENV
 
     os.environ.setdefault(QUIET_WAIT_ENV, "0")
 

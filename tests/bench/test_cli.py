@@ -204,7 +204,7 @@ def test_a_bad_wait_for_quiet_is_one_line_exit_2(value, capsys, tmp_path):
 
 
 def test_the_wait_for_quiet_default_comes_from_the_environment(capsys, tmp_path, monkeypatch):
-    from bench.cli import DEFAULT_QUIET_WAIT_S, QUIET_WAIT_ENV, _quiet_wait_s
+    from bench.cli.options import DEFAULT_QUIET_WAIT_S, QUIET_WAIT_ENV, _quiet_wait_s
 
     monkeypatch.setenv(QUIET_WAIT_ENV, "7.5")
     assert _quiet_wait_s(None) == 7.5 and _quiet_wait_s(0.0) == 0.0  # the option wins over the environment
@@ -218,7 +218,7 @@ def test_the_wait_for_quiet_default_comes_from_the_environment(capsys, tmp_path,
 
 
 def test_a_bad_priority_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
-    from bench.cli import PRIORITY_ENV, _priority
+    from bench.cli.options import PRIORITY_ENV, _priority
 
     with pytest.raises(SystemExit) as exit_:
         main(["run", "--priority", "urgent", "--out", str(tmp_path / "results")])

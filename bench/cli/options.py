@@ -1,0 +1,235 @@
+"""What more than one command parses: value types, the shared options and option groups, and the
+defaults that come from the environment (--wait-for-quiet, --priority).
+
+Where `run` and `tune` take the same option with the same help and default it is added here, once;
+where the wording differs (a run times cells, a tune steps and variants) the helper takes the word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from bench.errors import UsageError
+from bench.measure.priority import DEFAULT_PRIORITY, PRIORITIES
+from bench.output.capture import COMMAND_LOG, OutputCapture
+from bench.output.terminal import terminal
+
+if TYPE_CHECKING:
+    from bench.measure.timing import TimingConfig
+
+EXIT_USAGE = 2
+
+
+def _names(value: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more comma-separated names")
+    return names
+
+
+def _fraction(value: str) -> float:
+    """'10%' or '0.1' -> 0.1."""
+    text = value.strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a percentage like 10% or a fraction like 0.1") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"'{value}' must not be negative")
+    return number
+
+
+def _shard(value: str) -> Any:  # -> bench.run.shard.Shard
+    from bench.run.shard import parse_shard
+
+    try:
+        return parse_shard(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None  # argparse names it
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"'{value}' must be greater than 0")
+    return number
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other usage error
+        print(f"segbench: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{value}' must be a number of seconds >= 0")
+    return number
+
+
+QUIET_WAIT_ENV = "SEGBENCH_WAIT_FOR_QUIET"  # the default of --wait-for-quiet (a test suite sets 0)
+DEFAULT_QUIET_WAIT_S = 120.0
+_QUIET_WAIT_HELP = (
+    "seconds each group of interleaved backends may wait, in all, for the machine to leave a slow state "
+    f"before a timing cycle (default ${QUIET_WAIT_ENV} or {DEFAULT_QUIET_WAIT_S:.0f}; 0 never waits)"
+)
+
+
+def _quiet_wait_s(given: float | None) -> float:
+    """--wait-for-quiet, else the environment's default, else DEFAULT_QUIET_WAIT_S."""
+    import os
+
+    if given is not None:
+        return given
+    value = os.environ.get(QUIET_WAIT_ENV)
+    if value is None:
+        return DEFAULT_QUIET_WAIT_S
+    try:
+        return _non_negative_float(value)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"environment variable {QUIET_WAIT_ENV}: {exc}") from None
+
+
+PRIORITY_ENV = "SEGBENCH_PRIORITY"  # the default of --priority
+_PRIORITY_HELP = (
+    "what every timed round runs at: realtime (SCHED_RR, the default: a busy core then bends no ratio), "
+    "high (nice -10) or normal; where the system refuses a level, the next one down, and the row's "
+    f"timing_priority says what it got (default ${PRIORITY_ENV} or realtime)"
+)
+
+
+def _priority(given: str | None) -> str:
+    """--priority, else the environment's default, else bench.measure.priority.DEFAULT_PRIORITY."""
+    import os
+
+    if given is not None:
+        return given
+    value = os.environ.get(PRIORITY_ENV, DEFAULT_PRIORITY)
+    if value not in PRIORITIES:
+        raise UsageError(f"environment variable {PRIORITY_ENV}: '{value}', expected one of {', '.join(PRIORITIES)}")
+    return value
+
+
+def _add_split(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split",
+        dest="splits",
+        action="append",
+        default=[],
+        metavar="NAME=COUNT",
+        help="a split's count instead of the suite file's, repeatable (e.g. train=0.8, evaluation=all): an integer, "
+        'a fraction of the items the split draws from, or "all" the other splits leave; for every suite',
+    )
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in _names(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a comma-separated list of integers") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"'{value}': every size must be at least 1")
+    return sizes
+
+
+# The options run and tune share. Each helper adds its options where the command's help lists them, so
+# the commands call them in their own order (run has --device, --batch-size and --timing in between).
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder (real-data suites)")
+
+
+def _add_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+
+
+def _add_threads(parser: argparse.ArgumentParser, threads: int, for_what: str = "") -> None:
+    """--threads, defaulting to the physical cores (`bench.environment.default_threads`, found once by the
+    caller); `for_what` is run's " for every backend"."""
+    parser.add_argument(
+        "--threads", type=int, default=threads, help=f"intra-op threads{for_what} (default: physical cores)"
+    )
+
+
+def _add_min_time(parser: argparse.ArgumentParser, per: str) -> None:
+    """--min-time, --min-iters and --warmup; `per` is what one timing is of (run: cell, tune: step)."""
+    parser.add_argument("--min-time", type=_positive_float, default=3.0, help=f"minimum timed seconds per {per}")
+    parser.add_argument("--min-iters", type=int, default=30, help=f"minimum timed iterations per {per}")
+    parser.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
+
+
+def _add_quiet_wait_and_priority(parser: argparse.ArgumentParser) -> None:
+    """--wait-for-quiet and --priority: no default in the namespace, so that the environment's default is
+    read when the command runs (`_quiet_wait_s`, `_priority`), not when the parser is built."""
+    parser.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
+    parser.add_argument("--priority", choices=PRIORITIES, help=_PRIORITY_HELP)
+
+
+def _add_timeout(parser: argparse.ArgumentParser, per: str) -> None:
+    """--timeout; `per` is what it bounds (run: cell, tune: variant)."""
+    parser.add_argument("--timeout", type=_positive_float, default=1800.0, help=f"per-{per} timeout in seconds")
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _timing(args: argparse.Namespace, **more: Any) -> TimingConfig:
+    """The TimingConfig of the shared timing options (`more`: run's --timing mode)."""
+    from bench.measure.timing import TimingConfig
+
+    return TimingConfig(
+        warmup_s=args.warmup,
+        min_time_s=args.min_time,
+        min_iters=args.min_iters,
+        **more,
+        quiet_wait_s=_quiet_wait_s(args.wait_for_quiet),
+        priority=_priority(args.priority),
+    )
+
+
+def _progress_log(quiet: bool) -> Callable[[str], None]:
+    """segbench's own progress and end-of-run lines: on the terminal, also while a run's library output is
+    captured (`bench.output`); none with --quiet."""
+    if quiet:
+        return lambda message: None
+    return lambda message: print(message, file=terminal(), flush=True)
+
+
+def _into_logs(capture: OutputCapture) -> Callable[[Path], None]:
+    """What a run does once its folder exists: the command's captured output goes on in its logs/."""
+    return lambda folder: capture.move_to(folder / "logs" / COMMAND_LOG)
+
+
+def _backend_options(items: list[str]) -> dict[str, dict[str, str]]:
+    options: dict[str, dict[str, str]] = {}
+    for item in items:
+        target, eq, value = item.partition("=")
+        backend, dot, key = target.rpartition(".")
+        if not (eq and dot and backend and key):
+            raise UsageError(f"--option '{item}' is not of the form BACKEND.KEY=VALUE")
+        options.setdefault(backend, {})[key] = value
+    return options
+
+
+def _where(items: list[str]) -> dict[str, str]:
+    """`--where KEY=VALUE` options as a dict; anything else is a one-line usage error."""
+    where = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--where {item!r} is not valid; expected KEY=VALUE (a node label, or resource=NAME)")
+        where[key.strip()] = value.strip()
+    return where

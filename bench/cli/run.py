@@ -1,0 +1,319 @@
+"""`segbench run`: its options, and the end of a run (the summary, the decision, the --fail-on verdict)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.cli.options import (
+    _add_data_dir,
+    _add_min_time,
+    _add_out,
+    _add_quiet,
+    _add_quiet_wait_and_priority,
+    _add_split,
+    _add_threads,
+    _add_timeout,
+    _backend_options,
+    _into_logs,
+    _names,
+    _progress_log,
+    _shard,
+    _timing,
+    _where,
+)
+from bench.decide.decision import OBJECTIVES
+from bench.errors import UsageError
+from bench.output.capture import captured_command
+
+if TYPE_CHECKING:
+    from bench.results.bounds import Bound
+    from bench.results.verdict import RunVerdict
+
+
+def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
+    """The `run` subcommand; `with_defaults=False`: see `bench.cli.app.build_parser`."""
+    from bench.run.config import DEFAULT_BACKENDS, DEFAULT_MODELS, DEFAULT_SUITE
+
+    run = sub.add_parser("run", help="run the benchmark matrix and write results/<run-id>/")
+    run.add_argument(
+        "--suite",
+        "--suites",
+        dest="suites",
+        type=_names,
+        default=(DEFAULT_SUITE,),
+        help=f"suite name(s), comma-separated (default {DEFAULT_SUITE})",
+    )
+    run.add_argument(
+        "--models",
+        "--model",
+        dest="models",
+        type=_names,
+        default=DEFAULT_MODELS,
+        help="model names, comma-separated, or your own model as package.module:factory "
+        "(a callable returning an nn.Module)",
+    )
+    run.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="state dict for the (one) model, loaded with weights_only=True; default: train the reference",
+    )
+    run.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="the reference checkpoint of the (one) model, from segbench train --export: the same float model "
+        "on every machine of a hardware comparison",
+    )
+    run.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="FILE",
+        help="your fp32 ONNX file of the (one) model, used by the ONNX-based backends instead of an export",
+    )
+    _add_data_dir(run)
+    _add_split(run)
+    run.add_argument(
+        "--gradcam-layer",
+        dest="gradcam_layers",
+        action="append",
+        type=_names,
+        default=[],
+        metavar="LAYER",
+        help="Grad-CAM feature layer(s), module paths, repeatable or comma-separated "
+        "(default: each model's documented layer)",
+    )
+    run.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM stage")
+    run.add_argument(
+        "--profile",
+        action="store_true",
+        help="after timing, a profiled pass of every cell with its runtime's own profiler: time per operator, "
+        "layer and precision in profile.parquet, attributed in the report (never in the latency columns)",
+    )
+    run.add_argument(
+        "--profile-calls",
+        type=int,
+        default=20,
+        metavar="N",
+        help="calls in each cell's profiled pass (default 20)",
+    )
+    run.add_argument(
+        "--gradcam-method",
+        choices=("fd", "fakequant", "both"),
+        default="both",
+        help="quantized backends' Grad-CAM: finite differences on the artifact's own head (fd), autograd "
+        "through its fake-quant simulation (fakequant), or both (default; fd fills the main columns)",
+    )
+    run.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="foreground probability threshold of a single-output (sigmoid) binary model",
+    )
+    run.add_argument(
+        "--backends",
+        type=_names,
+        default=DEFAULT_BACKENDS,
+        help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16); "
+        "default: every registered backend",
+    )
+    _add_out(run)
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    _add_threads(run, threads, " for every backend")
+    run.add_argument("--batch-size", type=int, default=1)
+    _add_min_time(run, "cell")
+    run.add_argument(
+        "--timing",
+        choices=("interleaved", "sequential"),
+        default="interleaved",
+        help="interleaved (default): the backends of one suite and model are timed in alternating rounds, so "
+        "load on the machine hits them alike; sequential: one backend after the other",
+    )
+    _add_quiet_wait_and_priority(run)
+    _add_timeout(run, "cell")
+    run.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="BACKEND.KEY=VALUE",
+        help="backend option, repeatable (e.g. ort-qdq-int8.calibration=entropy)",
+    )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default) or ray: every (suite, model) group a task on a Ray node with a segbench slot",
+    )
+    run.add_argument(
+        "--address", dest="ray_address", metavar="ADDR", help="the Ray cluster (default auto; local: start one here)"
+    )
+    run.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Ray nodes to use: a node label (ray start --labels KEY=VALUE) or resource=NAME (repeatable)",
+    )
+    run.add_argument(
+        "--per-node", action="store_true", help="with --executor ray: the whole matrix once on every matching node"
+    )
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="measure part K of N of the matrix (whole comparison groups, dealt by a hash of each group's "
+        "identity), for one job of a CI job matrix; segbench merge joins the parts' folders",
+    )
+    _add_quiet(run)
+    run.add_argument(
+        "--fail-on",
+        dest="fail_on",
+        action="append",
+        default=[],
+        metavar="COLUMN>=X",
+        help="after the run, exit 1 when a row misses this bound (COLUMN>=X or COLUMN<=X, repeatable, the grammar "
+        "of tune --budget; any declared row metric, e.g. dice_drift>=-0.01, speedup_vs_fp32>=2, "
+        "latency_p50_ms<=12, model_size_bytes<=3e6); rows with noisy timing are not judged on latency or speed, "
+        "unavailable rows not at all; may be given beside --resume (it is not saved in run.json)",
+    )
+
+    run.add_argument(
+        "--budget",
+        dest="budgets",
+        action="append",
+        default=[],
+        metavar="COLUMN>=X",
+        help="the decision at the end of the run recommends the best cell that meets every budget (repeatable; the "
+        "grammar of --fail-on, e.g. miou_drift>=-0.01, backend_rss_mib<=300, model_size_bytes<=4e6); judged "
+        "with each number's 95%% interval where it has one (met, uncertain, failed). Default: keep >= 99%% of "
+        "the fp32 reference's mIoU (Dice for two classes), MLPerf's rule",
+    )
+    run.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=None,
+        help="what the decision ranks the cells meeting every budget on (default latency: the same-run "
+        "speedup, ties within noise broken by quality, then size, then memory)",
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="finish an interrupted run in DIR without recomputing its finished cells, with the settings it "
+        "was started with (only --quiet, --fail-on, --budget and --objective may be added: they judge, they "
+        "do not measure)",
+    )
+    if not with_defaults:  # only what the command line gives appears in the namespace
+        for action in run._actions:
+            action.default = argparse.SUPPRESS
+    # which option sets which setting, so that a resume can name the options it will not take
+    run.set_defaults(option_names={a.dest: a.option_strings[0] for a in run._actions if a.option_strings})
+
+
+def _check_nothing_but_resume(argv: list[str] | None, parser: argparse.ArgumentParser) -> None:
+    """A resumed run finishes with the settings it was started with: rows timed two ways must not share a
+    results file. An option given beside --resume (even one equal to its default) would be silently
+    ignored, so it is refused instead; --quiet and --fail-on change no measurement (--fail-on judges the
+    rows after the run), so they are taken.
+
+    `parser` is `build_parser(with_defaults=False)`, given by bench.cli.app: this module cannot import the
+    module that imports it (tests/test_architecture.py counts lazy imports in circles too)."""
+    given = vars(parser.parse_args(argv))
+    names: dict[str, str] = given.pop("option_names")
+    judging = ("resume", "quiet", "fail_on", "budgets", "objective")  # they judge the rows, never measure them
+    extra = [names[dest] for dest in given if dest in names and dest not in judging]
+    if extra:
+        raise UsageError(
+            f"--resume finishes {given['resume']} with the settings it was started with; drop {', '.join(extra)}"
+        )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.data.suite import split_overrides
+    from bench.report.tables import summary_table
+    from bench.results.verdict import judge_rows
+    from bench.run.config import RunConfig
+    from bench.run.fail_on import check_budgets, check_fail_on
+    from bench.run.runner import run_benchmark
+
+    config = RunConfig(
+        suites=args.suites,
+        models=args.models,
+        backends=args.backends,
+        device=args.device,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        results_root=args.out,
+        timing=_timing(args, mode=args.timing),
+        cell_timeout_s=args.timeout,
+        progress=not args.quiet,
+        backend_options=_backend_options(args.options),
+        data_dir=args.data_dir,
+        weights=args.weights,
+        checkpoint=args.checkpoint,
+        onnx=args.onnx,
+        gradcam=not args.no_gradcam,
+        gradcam_layers=tuple(name for group in args.gradcam_layers for name in group),
+        gradcam_method=args.gradcam_method,
+        threshold=args.threshold,
+        splits=split_overrides(args.splits),
+        executor=args.executor,
+        ray_address=args.ray_address,
+        where=_where(args.where),
+        per_node=args.per_node,
+        shard=args.shard,
+        profile=args.profile,
+        profile_calls=args.profile_calls,
+        budgets=tuple(args.budgets),
+        objective=args.objective or "latency",
+    )
+    log = _progress_log(args.quiet)
+    if args.resume is not None:
+        from bench.run.config import load_run_config
+
+        config = replace(load_run_config(args.resume), progress=not args.quiet)
+        if args.budgets:
+            config = replace(config, budgets=tuple(args.budgets))
+        if args.objective:
+            config = replace(config, objective=args.objective)
+    bounds = check_fail_on(args.fail_on, config)  # before any work: a bad bound costs nothing
+    check_budgets(config)
+    with captured_command() as capture:
+        run_dir = run_benchmark(config, log=log, resume=args.resume, on_folder=_into_logs(capture))
+    import pandas as pd
+
+    rows = []
+    for folder in [run_dir] if (run_dir / "results.parquet").is_file() else sorted(run_dir.glob("nodes/*")):
+        table = pd.read_parquet(folder / "results.parquet")
+        rows += table.to_dict("records")
+        print(summary_table(table))
+        print(f"\nresults: {folder}/ (results.parquet, results.csv, samples.parquet, report.md, env.json)")
+        print("\n".join(["", *decision_lines(folder, table)]))
+    if config.shard is not None:  # on stdout, --quiet or not: an empty shard says why it measured nothing
+        import json
+
+        from bench.run.shard import describe_shard
+
+        print(describe_shard(json.loads((run_dir / "env.json").read_text())["shard"]))
+    return _verdict(judge_rows(rows, bounds), bounds)
+
+
+def decision_lines(folder: Path, table: Any) -> list[str]:
+    """The decision of a finished run folder, as the end of `segbench run` prints it (stdout: the answer)."""
+    from bench.decide.render import terminal_lines
+    from bench.report.decision import run_decision
+
+    return terminal_lines(run_decision(folder, table))
+
+
+def _verdict(verdict: RunVerdict, bounds: tuple[Bound, ...]) -> int:
+    """The end of a run on stderr, --quiet or not (it is the result, not progress): the cells that ended in
+    error and every --fail-on bound a row missed or could not be judged on; exit 1 on either."""
+    for line in verdict.lines(bounds):
+        print(f"segbench run: {line}", file=sys.stderr)
+    return verdict.exit_code
