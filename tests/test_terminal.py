@@ -8,6 +8,7 @@ import re
 import pandas as pd
 import pytest
 
+from bench.cli.run import decision_lines
 from bench.output.library_lines import library_summary
 from bench.report.tables import summary_table
 from tests.helpers import segbench_process
@@ -37,7 +38,9 @@ def test_a_run_prints_only_its_own_lines_and_counts_the_libraries_in_logs(traine
     df = pd.read_parquet(run_dir / "results.parquet")
     assert set(df.status) == {"ok"}
     files = "(results.parquet, results.csv, samples.parquet, report.md, env.json)"
-    assert stdout == f"{summary_table(df)}\n\nresults: {run_dir}/ {files}\n"  # the tables and nothing else
+    decided = "\n".join(decision_lines(run_dir, df))  # the answer, on stdout
+    assert stdout == f"{summary_table(df)}\n\nresults: {run_dir}/ {files}\n\n{decided}\n"  # and nothing else
+    assert decided.startswith("Decision for synthetic-nuclei / unet (cpu, batch 1), objective latency")
     assert "quantize_per_tensor" in (logs / "synthetic-nuclei_unet_torch-fx-int8-int8.log").read_text()
     calibrated = not df.set_index("backend").loc["openvino-int8", "artifact_cached"]  # NNCF ran in this run
     if calibrated:
