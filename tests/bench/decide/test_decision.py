@@ -221,3 +221,19 @@ def test_a_budget_without_a_value_is_not_judged_and_says_so() -> None:
     entry = next(e for e in group.entries if e.backend == "steady")
     assert entry.verdict == BUDGET_UNJUDGED and "not judged (no value)" in entry.reason
     assert group.recommended is not None and group.recommended.backend == "quick"
+
+
+def test_a_merged_folder_decides_each_machine_apart() -> None:
+    """`segbench merge` of two machines' folders: each row says who measured it, and each machine gets its
+    own answer (their speeds never meet in one ranking)."""
+    epyc = [dict(row, machine="AMD EPYC") for row in _planted()[:6]]
+    xeon = [dict(row, machine="Intel Xeon (AMX)") for row in _planted()[:6]]
+    xeon[5] = dict(xeon[5], speedup_vs_fp32=5.0, speedup_vs_fp32_ci_low=4.8, speedup_vs_fp32_ci_high=5.2)
+    xeon[5]["latency_p50_ms"] = 2.0
+    rows = epyc + xeon
+    groups = decide(rows, {}).groups
+    assert [g.machine for g in groups] == ["AMD EPYC", "Intel Xeon (AMX)"]
+    assert [len(g.entries) for g in groups] == [6, 6]
+    assert groups[1].recommended is not None and groups[1].recommended.backend == "slow-int8"
+    assert groups[0].recommended is not None and groups[0].recommended.backend != "slow-int8"
+    assert "on Intel Xeon (AMX)" in groups[1].group
