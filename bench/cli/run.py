@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.backend import GRADCAM_CHOICES
 from bench.cli.options import (
     _add_data_dir,
     _add_min_time,
@@ -27,6 +28,7 @@ from bench.cli.options import (
 )
 from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError
+from bench.measure.timing import TIMING_MODES
 from bench.output.capture import captured_command
 
 if TYPE_CHECKING:
@@ -103,7 +105,7 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
     )
     run.add_argument(
         "--gradcam-method",
-        choices=("fd", "fakequant", "both"),
+        choices=tuple(GRADCAM_CHOICES),
         default="both",
         help="quantized backends' Grad-CAM: finite differences on the artifact's own head (fd), autograd "
         "through its fake-quant simulation (fakequant), or both (default; fd fills the main columns)",
@@ -128,7 +130,7 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
     _add_min_time(run, "cell")
     run.add_argument(
         "--timing",
-        choices=("interleaved", "sequential"),
+        choices=TIMING_MODES,
         default="interleaved",
         help="interleaved (default): the backends of one suite and model are timed in alternating rounds, so "
         "load on the machine hits them alike; sequential: one backend after the other",
