@@ -1,5 +1,9 @@
 """PyTorch FX graph mode post-training static int8 quantization (`prepare_fx` / `convert_fx`).
 
+Over 400 lines on purpose for now: FX tracing, observers, float fallback and the session of one runtime
+kept together until issue 32 gives torch a folder of its own (backends/torch/), where tracing and the
+session become separate modules.
+
 The model is symbolically traced, observed with the engine's default QConfigMapping while every
 calibration image runs through it, and converted to quantized modules (conv + ReLU fuse into one int8
 kernel). Conv weights are per-channel on x86 and onednn; transposed convs keep per-tensor weights,

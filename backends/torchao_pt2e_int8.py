@@ -1,5 +1,9 @@
 """PyTorch 2 export (PT2E) post-training static int8 quantization with torchao, lowered by Inductor on x86.
 
+Over 400 lines on purpose for now: strict export, annotation checks, float fallback, Inductor lowering
+and the session of one runtime kept together until issue 32 gives torch a folder of its own
+(backends/torch/), where export and the session become separate modules.
+
 The flow torchao documents for x86 CPUs: the model is captured with `torch.export.export(strict=True)`,
 annotated by `X86InductorQuantizer` with its default config (per-channel int8 conv/linear weights,
 per-tensor uint8 activations), observed while every calibration image runs through it, and converted

@@ -1,5 +1,9 @@
 """Suites: fixed data, splits and classes, defined by TOML files in the `suites/` folder.
 
+Just over 400 lines: the suite record and its TOML reader are one format, read and checked in one
+place (every key's error message beside the key); splitting the reader from the record would spread one
+file format over two modules.
+
 A suite is everything that must be identical for two runs to be comparable: the data source, the
 class table, the input size and normalization, and the seeded split into train / calibration /
 evaluation. The data itself comes from the source the file names (`bench.data.sources`), which is

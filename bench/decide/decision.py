@@ -22,7 +22,7 @@ is flagged whatever its reason; the report names where its time goes from its pr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +36,7 @@ from bench.decide.budgets import (
     default_budgets,
     primary_quality,
 )
+from bench.decide.entry import Entry, bracket, drift_text, speed_text, winner_name
 from bench.decide.speed import CycleTimes, SpeedRatio, speed_ratio
 from bench.results.bounds import number
 from bench.results.columns import judged_threshold
@@ -66,31 +67,6 @@ ORDER = (
     ERROR,
     UNAVAILABLE,
 )
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One cell of the group, where it ranks and why."""
-
-    cell: str
-    backend: str
-    precision: str
-    options: str
-    verdict: str  # one of ORDER
-    reason: str
-    checks: tuple[BudgetCheck, ...] = ()
-    flags: tuple[str, ...] = ()  # int8 that does not pay, whatever the verdict
-    speedup: float | None = None
-    speedup_low: float | None = None
-    speedup_high: float | None = None
-    latency_p50_ms: float | None = None
-    throughput_ips: float | None = None
-    quality_metric: str = "miou"
-    quality_drift: float | None = None
-    quality_drift_low: float | None = None
-    quality_drift_high: float | None = None
-    model_size_bytes: float | None = None
-    backend_rss_mib: float | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +153,10 @@ def decide_group(
             entries[cell_id(row)] = _entry(row, SLOWER, "", metric, checks, flags)
     tie, winner = "", None
     if eligible:
-        winner, tied, tie = _winner(eligible, cycles, objective, metric)
+        winner, tied, why = _winner(eligible, entries, cycles, objective, metric)
+        if tied:
+            names = ", ".join(_name(row) for row in [winner, *tied] if row is not winner)
+            tie = f"tied on {objective} within noise with {names}; {why}"
         for row in eligible:
             entry = entries[cell_id(row)]
             if row is winner:
@@ -185,13 +164,13 @@ def decide_group(
             elif any(row is t for t in tied):
                 ratio = _compare(winner, row, cycles, objective)
                 text = f"tied with {_name(winner)} on {objective} within noise ({_name(winner)} is {ratio} as fast)"
-                entries[cell_id(row)] = _with(entry, TIED, f"{text}; {tie.split('; ', 1)[-1]}" if tie else text)
+                entries[cell_id(row)] = _with(entry, TIED, f"{text}; {why}")
             elif entry.flags and row.get("precision") == "int8" and _slower_than_fp32(row):
                 entries[cell_id(row)] = _with(entry, NOT_PAYING, entry.flags[0])
             else:
                 ratio = _compare(winner, row, cycles, objective)
                 entries[cell_id(row)] = _with(entry, SLOWER, f"{_name(winner)} is {ratio} {_better_word(objective)}")
-    ranked = sorted(entries.values(), key=lambda e: (ORDER.index(e.verdict), -_objective_key(e, objective)))
+    ranked = sorted(entries.values(), key=lambda e: (ORDER.index(e.verdict), -_objective_value(e, objective)))
     first = rows[0] if rows else {}
     decision = GroupDecision(
         str(first.get("suite")),
@@ -211,10 +190,14 @@ def decide_group(
 
 
 def _winner(
-    eligible: list[Mapping[str, Any]], cycles: CycleTimes, objective: str, metric: str
+    eligible: list[Mapping[str, Any]],
+    entries: Mapping[str, Entry],
+    cycles: CycleTimes,
+    objective: str,
+    metric: str,
 ) -> tuple[Mapping[str, Any], list[Mapping[str, Any]], str]:
-    """(winner, the cells tied with the best, the tie in words)."""
-    best = max(eligible, key=lambda row: _objective_value(row, objective))
+    """(winner, the other cells of its tie, on what the tie was broken); no tie: (best, [], "")."""
+    best = max(eligible, key=lambda row: _objective_value(entries[cell_id(row)], objective))
     tied = [row for row in eligible if row is not best and _tied(best, row, cycles, objective)]
     if not tied:
         return best, [], ""
@@ -227,7 +210,6 @@ def _winner(
         elif basis == "objective" and on:
             basis = on
     others = [row for row in pool if row is not winner]
-    names = ", ".join(_name(row) for row in others)
     why = {
         "quality": f"chosen on quality ({metric}_drift {_drift_text(winner, metric)} "
         f"vs {_drift_text(others[0], metric)})",
@@ -235,7 +217,7 @@ def _winner(
         "memory": "chosen on backend memory (quality and size equal)",
         "objective": "quality, size and memory equal; the faster point value kept",
     }[basis]
-    return winner, [row for row in pool if row is not winner], f"tied on {objective} within noise with {names}; {why}"
+    return winner, others, why
 
 
 def _better_tiebreak(row: Mapping[str, Any], than: Mapping[str, Any], metric: str) -> tuple[bool, str]:
@@ -369,29 +351,6 @@ def _with_headline(decision: GroupDecision) -> GroupDecision:
     return replace(decision, headline=", ".join(parts))
 
 
-def winner_name(entry: Entry) -> str:
-    """`backend precision`: the options a cell ran with are in decision.json and the report's table."""
-    return f"{entry.backend} {entry.precision}"
-
-
-def bracket(low: float | None, high: float | None, fmt: Callable[[float], str] = "{:.2f}".format) -> str:
-    """` [low, high]`, or "" where the number has no interval."""
-    return f" [{fmt(low)}, {fmt(high)}]" if low is not None and high is not None else ""
-
-
-def speed_text(entry: Entry) -> str:
-    if entry.speedup is None:
-        return "no speedup (no fp32 eager row)"
-    return f"{entry.speedup:.2f}x fp32 eager{bracket(entry.speedup_low, entry.speedup_high)}"
-
-
-def drift_text(entry: Entry) -> str:
-    if entry.quality_drift is None:
-        return ""
-    interval = bracket(entry.quality_drift_low, entry.quality_drift_high, number)
-    return f"{entry.quality_metric}_drift {number(entry.quality_drift)}{interval}"
-
-
 def _drift_text(row: Mapping[str, Any], metric: str) -> str:
     value = _num(row, f"{metric}_drift")
     return "?" if value is None else number(value)
@@ -401,23 +360,14 @@ def _name(row: Mapping[str, Any]) -> str:
     return f"{row.get('backend')} {row.get('precision')}"
 
 
-def _objective_value(row: Mapping[str, Any], objective: str) -> float:
-    """Higher is better, for sorting; -inf without a value."""
-    if objective == "size":
-        size = _num(row, "model_size_bytes")
-        return -size if size is not None else -math.inf
-    column = "throughput_ips" if objective == "throughput" else "speedup_vs_fp32"
-    value = _num(row, column)
-    if value is None and objective == "latency":
-        p50 = _num(row, "latency_p50_ms")
-        return 1 / p50 if p50 else -math.inf
-    return value if value is not None else -math.inf
-
-
-def _objective_key(entry: Entry, objective: str) -> float:
+def _objective_value(entry: Entry, objective: str) -> float:
+    """Higher is better: what picks the best cell and orders the ranking; -inf without a value. Latency
+    without a speedup (no fp32 eager row) falls back on 1 / p50."""
     if objective == "size":
         return -entry.model_size_bytes if entry.model_size_bytes is not None else -math.inf
     value = entry.throughput_ips if objective == "throughput" else entry.speedup
+    if value is None and objective == "latency" and entry.latency_p50_ms:
+        return 1 / entry.latency_p50_ms
     return value if value is not None else -math.inf
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from bench.decide.decision import RECOMMENDED, Decision, Entry, GroupDecision, drift_text, speed_text, winner_name
+from bench.decide.decision import RECOMMENDED, Decision, GroupDecision
+from bench.decide.entry import Entry, drift_text, speed_text, winner_name
 
 SCHEMA_VERSION = 1
 SHOWN = 8  # cells listed per group at the end of a run (the report lists all)

@@ -1,6 +1,10 @@
 """Fake-quant simulation of an ONNX Runtime QDQ graph, for Grad-CAM by autograd (the second method beside
 finite differences on ONNX Runtime's own head, `bench.gradcam.onnx_cut`).
 
+Over 400 lines on purpose for now: one interpreter of the QDQ op set, whose op table must stay whole to
+be checked against the graph; issue 32 moves it into ONNX Runtime's own folder, where the op table
+becomes a module of its own.
+
 The QDQ graph is interpreted node by node with torch ops, so autograd runs through it:
 
 - an activation's QuantizeLinear -> DequantizeLinear pair becomes straight-through fake quantization

@@ -1,6 +1,9 @@
 """torch.profiler for the torch sessions (`Session.profile` of torch-eager, torch-fx-int8 and
 torchao-pt2e-int8): one profiled pass, its outermost operators, and a way per runtime to find their layer.
 
+Over 400 lines on purpose for now: one profiler and the layer lookup of each of the three torch runtimes;
+issue 32 moves each runtime's lookup into that runtime's folder, leaving the profiled pass here.
+
 Why only the outermost operators: torch records every dispatcher call, and operators call operators
 (aten::conv2d -> aten::convolution -> aten::mkldnn_convolution), so summing every event would count the
 same microseconds several times. An operator with no operator among its ancestors is what the runtime

@@ -11,22 +11,15 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from bench.cache import atomic_write_bytes
 from bench.decide.budgets import Budget
-from bench.decide.decision import (
-    RECOMMENDED,
-    Decision,
-    Entry,
-    GroupDecision,
-    decide,
-    drift_text,
-    speed_text,
-    winner_name,
-)
+from bench.decide.decision import RECOMMENDED, Decision, GroupDecision, decide
+from bench.decide.entry import Entry, drift_text, speed_text, winner_name
 from bench.decide.render import budgets_text, decision_json
 from bench.decide.speed import cycle_times
 from bench.report.profiles import Cell, cell_profiles, contributors, describe_item, ms_text, read_profile
@@ -39,6 +32,20 @@ LEGEND = (
     "(negative: a loss); [low, high]: the 95% interval. Budgets are judged on the interval's worse end."
 )
 RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class ReportedDecision:
+    """A folder's decision and the time sinks of its flagged int8 cells: read once, rendered twice
+    (report.md and report.html)."""
+
+    decision: Decision
+    sinks: dict[str, str]
+
+    @classmethod
+    def of(cls, run_dir: Path, df: pd.DataFrame) -> ReportedDecision:
+        decision = run_decision(run_dir, df)
+        return cls(decision, time_sinks(run_dir, decision))
 
 
 def run_decision(run_dir: Path, df: pd.DataFrame) -> Decision:

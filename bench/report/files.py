@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.charts import dice_box_chart
-from bench.report.decision import run_decision, write_decision
+from bench.report.decision import ReportedDecision, write_decision
 from bench.report.figures import save_figure
 from bench.report.html import write_html
 from bench.report.markdown import write_markdown
@@ -21,11 +21,11 @@ def write_reports(run_dir: Path) -> list[Path]:
     """decision.json, report.md, report.html and figures/dice_box.png from the run folder's results; with
     a profile.parquet, report.html also draws figures/profile_*.png (one per profiled cell)."""
     df = read_results(run_dir)
-    decision = run_decision(run_dir, df)
+    decided = ReportedDecision.of(run_dir, df)
     return [
-        write_decision(run_dir, decision),
-        write_markdown(run_dir, df, decision),
-        write_html(run_dir, decision),
+        write_decision(run_dir, decided.decision),
+        write_markdown(run_dir, df, decided),
+        write_html(run_dir, decided),
         *profile_figure_paths(run_dir),
         *write_dice_box(run_dir, df),
     ]

@@ -9,7 +9,6 @@ from typing import Any
 
 import pandas as pd
 
-from bench.decide.decision import Decision
 from bench.report.charts import (
     cell_labels,
     dice_box_figure,
@@ -18,8 +17,8 @@ from bench.report.charts import (
     png_file_uri,
     size_figure,
 )
+from bench.report.decision import ReportedDecision
 from bench.report.decision import html_section as decision_html
-from bench.report.decision import run_decision, time_sinks
 from bench.report.profiles import html_sections as profile_sections
 from bench.report.tables import (
     GRADCAM_LEGEND,
@@ -168,9 +167,9 @@ def _gradcam(df: pd.DataFrame) -> list[str]:
     return [_section("Grad-CAM: divergence from fp32 beside the method's own noise", body)]
 
 
-def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decision: Decision | None = None) -> str:
+def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decided: ReportedDecision | None = None) -> str:
     """The whole page as one string; the decision first (made here from the folder when not given)."""
-    decision = decision if decision is not None else run_decision(run_dir, df)
+    decided = decided if decided is not None else ReportedDecision.of(run_dir, df)
     table = summary_html(df)
     env_items = "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in environment_lines(env))
     title = f"segbench run {html.escape(run_dir.name)}"
@@ -180,7 +179,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decision: 
             f"<title>{title}</title>",
             f"<style>{CSS}</style></head><body>",
             f"<h1>{title}</h1>",
-            _section("Decision: which backend to ship", decision_html(decision, time_sinks(run_dir, decision))),
+            _section("Decision: which backend to ship", decision_html(decided.decision, decided.sinks)),
             _section("Summary", f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(LEGEND)}</p>'),
             *_stage_failures(df),
             *_noisy(df),
@@ -195,11 +194,11 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decision: 
     )
 
 
-def write_html(run_dir: Path, decision: Decision | None = None) -> Path:
+def write_html(run_dir: Path, decided: ReportedDecision | None = None) -> Path:
     """Write run_dir/report.html from the run folder's own files, so `segbench report DIR` can redo it."""
     df = read_results(run_dir)
     env_path = run_dir / "env.json"
     env = read_json(env_path) if env_path.exists() else {}
     path = run_dir / "report.html"
-    path.write_text(render_html(run_dir, df, env, decision), encoding="utf-8")
+    path.write_text(render_html(run_dir, df, env, decided), encoding="utf-8")
     return path

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.decide.decision import Decision
+from bench.report.decision import ReportedDecision
 from bench.report.decision import markdown_section as decision_section
-from bench.report.decision import run_decision, time_sinks
 from bench.report.profiles import markdown_section as profile_section
 from bench.report.tables import (
     GRADCAM_LEGEND,
@@ -69,15 +68,15 @@ def _gradcam_section(df: pd.DataFrame) -> list[str]:
     ]
 
 
-def write_markdown(run_dir: Path, df: pd.DataFrame, decision: Decision | None = None) -> Path:
+def write_markdown(run_dir: Path, df: pd.DataFrame, decided: ReportedDecision | None = None) -> Path:
     """report.md; its first section is the decision (made here from the folder when not given)."""
     env_path = run_dir / "env.json"
     env = read_json(env_path) if env_path.exists() else {}
-    decision = decision if decision is not None else run_decision(run_dir, df)
+    decided = decided if decided is not None else ReportedDecision.of(run_dir, df)
     lines = [
         f"# segbench run `{run_dir.name}`",
         "",
-        *decision_section(decision, time_sinks(run_dir, decision)),
+        *decision_section(decided.decision, decided.sinks),
         "## Summary",
         "",
         summary_table(df),

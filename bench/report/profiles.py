@@ -2,6 +2,9 @@
 profile.parquet (one row per operator of a cell's profiled pass, `bench.measure.profile`) and
 results.parquet, for report.md and report.html.
 
+Over 400 lines on purpose for now: the profiles' analysis, Markdown, HTML and charts; issue 32 (item 4:
+analysis apart from its rendering, each section's wording in one place) splits it.
+
 Every time here is in **milliseconds per model call** (profile.parquet's `us_per_run` / 1000: what the
 profiled pass spent over all its calls, divided by the calls), so cells of one (suite, model, device,
 batch size) compare directly. The profiler runs after the timing, with its own cost: these times say

@@ -35,8 +35,7 @@ def check_budgets(config: RunConfig) -> tuple[Bound, ...]:
 
 def check_bounds(texts: Iterable[str], config: RunConfig, option: str) -> tuple[Bound, ...]:
     """Bounds for `option` (--fail-on, --budget), each one this run's configuration can fill."""
-    OPTION = option  # noqa: N806 - the messages below name the option they were given as
-    bounds = parse_bounds(texts, OPTION)
+    bounds = parse_bounds(texts, option)
     if not bounds:
         return bounds
     scored: set[str] = set()
@@ -48,17 +47,17 @@ def check_bounds(texts: Iterable[str], config: RunConfig, option: str) -> tuple[
         if declared.kind in SCORED_KINDS and bound.column not in scored:
             close = sorted(c for c in scored if bound.column.split("_")[0] in c)[:6]
             raise UsageError(
-                f"{OPTION} '{bound}': no suite of this run has a column '{bound.column}'"
+                f"{option} '{bound}': no suite of this run has a column '{bound.column}'"
                 + (f"; e.g. {', '.join(close)}" if close else "")
             )
         if declared.kind == "gradcam":
             if not config.gradcam:
-                raise UsageError(f"{OPTION} '{bound}': a Grad-CAM column, but the run has --no-gradcam")
+                raise UsageError(f"{option} '{bound}': a Grad-CAM column, but the run has --no-gradcam")
             if bound.column.endswith("@fakequant") and config.gradcam_method != "both":
                 raise UsageError(
-                    f"{OPTION} '{bound}': @fakequant columns come with --gradcam-method both "
+                    f"{option} '{bound}': @fakequant columns come with --gradcam-method both "
                     f"(this run: {config.gradcam_method})"
                 )
         if bound.column == "peak_device_mib" and config.device != "cuda":
-            raise UsageError(f"{OPTION} '{bound}': device memory is measured with --device cuda only")
+            raise UsageError(f"{option} '{bound}': device memory is measured with --device cuda only")
     return bounds
