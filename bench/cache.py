@@ -57,11 +57,11 @@ def file_digest(path: Path) -> str:
 
 
 PROJECT_PACKAGES = ("bench", "backends")
-# The libraries whose arithmetic ends up in a cached object: an upgrade must rebuild it.
-NUMERICAL_LIBRARIES = ("torch", "torchao", "onnx", "onnxruntime", "onnxscript", "numpy", "scipy", "pillow", "tensorrt")
-# An artifact also depends on the runtimes that build it (an OpenVINO IR and NNCF's quantization change
-# with their versions); training does not, so its key keeps to NUMERICAL_LIBRARIES.
-ARTIFACT_LIBRARIES = (*NUMERICAL_LIBRARIES, "openvino", "nncf")
+# The libraries whose arithmetic ends up in what the harness itself caches (checkpoints, reference logits,
+# fp32 Grad-CAM maps): an upgrade must rebuild it. A backend's artifact depends on these and on the
+# libraries the backend declares (`Backend.libraries`, added by `bench.run.artifacts.artifact_key`), so a
+# plugin's runtime keys its artifacts without a line here.
+NUMERICAL_LIBRARIES = ("torch", "numpy", "scipy", "pillow")
 
 
 def _module_file(name: str) -> Path | None:

@@ -9,19 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = (
-    "torch",
-    "onnxruntime",
-    "onnx",
-    "onnxscript",
-    "openvino",
-    "nncf",
-    "numpy",
-    "scipy",
-    "pandas",
-    "pyarrow",
-    "segbench",
-)
+# The harness's own libraries; every installed backend adds those it declares (`Backend.libraries`).
+LIBRARIES = ("torch", "numpy", "scipy", "pandas", "pyarrow", "segbench")
 
 
 def _cpuinfo() -> dict[str, Any]:
@@ -61,9 +50,12 @@ def _git_commit(repo: Path) -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str | None]:
+    """The harness's libraries, then each installed backend's (torchao for PT2E cells, TensorRT, a plugin's
+    runtime): what a reader needs to rebuild any cell of the run."""
+    from bench.backend import declared_libraries
     from bench.cache import library_versions
 
-    return library_versions(LIBRARIES)
+    return library_versions(tuple(dict.fromkeys((*LIBRARIES, *declared_libraries()))))
 
 
 def _gpu() -> dict[str, Any]:

@@ -21,13 +21,12 @@ LAYERS = [
     "bench.report",
     "bench.measure",
     "bench.onnx",
-    "bench.openvino",
     "bench.decide",
     "bench.results",
     "bench.models",
     "bench.data",
-    "bench.backend",
     "bench.environment",
+    "bench.backend",
     "bench.cache",
     "bench.output",
     "bench.errors",
@@ -100,6 +99,38 @@ def test_imports_point_down_the_layers():
 
 def test_no_modules_import_each_other_in_a_circle():
     assert circles(project_graph()) == []
+
+
+# What `bench/` must never import: each runtime lives in its own folder under `backends/` (issue 32), so
+# the harness measures every backend through the contract alone and a runtime is added in one place.
+RUNTIME_PACKAGES = ("onnxruntime", "openvino", "nncf", "tensorrt", "torchao", "torch.ao", "torch.quantization")
+
+
+def runtime_imports(source: str) -> set[str]:
+    """The runtime packages a file imports, anywhere in it (lazy and type-only imports count)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {p for p in RUNTIME_PACKAGES for name in names if name == p or name.startswith(p + ".")}
+
+
+def test_bench_imports_no_inference_runtime():
+    found = {
+        str(path.relative_to(ROOT)): sorted(runtime_imports(path.read_text()))
+        for path in (ROOT / "bench").rglob("*.py")
+        if runtime_imports(path.read_text())
+    }
+    assert found == {}
+
+
+def test_the_runtime_check_sees_lazy_and_from_imports():
+    source = "import numpy\ndef f():\n    from torch.ao.quantization import QConfig\n    import openvino as ov\n"
+    assert runtime_imports(source) == {"torch.ao", "openvino"}
+    assert runtime_imports("from torch import ao\nimport onnx\n") == {"torch.ao"}
 
 
 def test_the_checks_see_a_circle_and_an_upward_import():

@@ -19,7 +19,13 @@ from bench.backend.records import (
     OpCoverage,
     PrepareContext,
 )
-from bench.backend.registry import ENTRY_POINT_GROUP, get_backend, list_backends
+from bench.backend.registry import (
+    ENTRY_POINT_GROUP,
+    declared_backend,
+    declared_libraries,
+    get_backend,
+    list_backends,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -43,6 +49,8 @@ __all__ = [
     "QuantLayer",
     "Session",
     "check_float_layers",
+    "declared_backend",
+    "declared_libraries",
     "get_backend",
     "list_backends",
     "op_category",

@@ -83,6 +83,10 @@ class Backend(ABC):
 
     Class attributes: `name` (the registry name), `precisions` (the first is the default), `devices`,
     and `Options`, a frozen `BackendOptions` dataclass (default `NoOptions`), parsed once in the parent.
+    What the harness must know of a backend without running it, it reads from the backend's own
+    declarations, never from a list of names: `float_counterparts` (the float cells its int8 cells are
+    judged against), `libraries` (the distributions whose versions key its artifacts and are recorded in
+    env.json and the report) and `takes_onnx` (whether a user's `--onnx` file replaces its export).
 
     `prepare(ctx, out_dir)` writes the artifact's files into `out_dir` and returns metadata (JSON-able)
     kept beside them. It runs in a worker process of its own, with torch's threads set to the run's.
@@ -127,6 +131,15 @@ class Backend(ABC):
     precisions: ClassVar[tuple[str, ...]]
     devices: ClassVar[tuple[str, ...]]
     Options: ClassVar[type[BackendOptions]] = NoOptions
+    # (backend, precision) of the float cells an int8 cell of this backend is compared with, in the
+    # report's profiles and the decision ("quantizing does not pay here"): the first that ran in the same
+    # group; none ran, or none declared (a runtime with no float backend of its own): torch-eager fp32.
+    float_counterparts: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # Distributions (as pip names them) whose versions change this backend's artifacts: an upgrade
+    # rebuilds them, and env.json and the report's "Libraries" line name their versions.
+    libraries: ClassVar[tuple[str, ...]] = ()
+    # Whether the artifact is built from an ONNX graph that a user's own file (`--onnx`) can replace.
+    takes_onnx: ClassVar[bool] = False
 
     @property
     def default_precision(self) -> str:

@@ -30,3 +30,19 @@ def get_backend(name: str) -> Backend:
     except Exception as exc:  # a plugin that fails to import is reported, not fatal to others
         raise UsageError(f"backend '{name}' failed to load: {type(exc).__name__}: {exc}") from exc
     return cls()
+
+
+def declared_backend(name: str) -> Backend | None:
+    """The backend of that name for reading its declarations (`float_counterparts`, `libraries`); None
+    when no installed distribution registers it, or it fails to load: a results folder may name a
+    plugin that is not installed where it is read."""
+    try:
+        return get_backend(name)
+    except UsageError:
+        return None
+
+
+def declared_libraries() -> tuple[str, ...]:
+    """Every library some installed backend declares, once each, in the order of the backends' names."""
+    found = (declared_backend(name) for name in list_backends())
+    return tuple(dict.fromkeys(library for backend in found if backend is not None for library in backend.libraries))

@@ -39,6 +39,11 @@ class GradcamUnsupported(RuntimeError):
     """The backward pass cannot run in this precision or on this device; the caller writes a note."""
 
 
+class UnsupportedProgram(GradcamUnsupported):
+    """A graph a runtime's fake-quant rewrite cannot reproduce faithfully (e.g. dynamic quantization); a
+    `GradcamUnsupported`, so the caller turns it into the row's note like any other."""
+
+
 def class_scores(
     logits: torch.Tensor | np.ndarray, classes: Sequence[int], reduction: str = "softmax"
 ) -> torch.Tensor | np.ndarray:

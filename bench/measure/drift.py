@@ -165,3 +165,9 @@ class SqnrAccumulator:
         if self.signal == 0.0:
             return float("-inf")
         return 10.0 * math.log10(self.signal / self.noise)
+
+
+def finite_sqnr(values: dict[str, float]) -> dict[str, float]:
+    """Per-layer SQNR in dB made storable: inf (an exact match) kept as 200 dB, NaN dropped, since parquet
+    and the tuner's rankings need numbers; shared by every runtime's layer SQNR probe."""
+    return {k: (min(v, 200.0) if v > 0 else v) for k, v in values.items() if not math.isnan(v)}

@@ -1,2 +1,2 @@
-"""ONNX: export and a user's own file, ONNX Runtime quantization and sessions, which nodes run in int8
-(both runtimes' rules), graph indexes, and the graphs TensorRT is given."""
+"""A user's own ONNX file (`--onnx`), checked and normalized once per run, and the tensor names every
+ONNX graph segbench makes or imports carries; nothing here runs a model."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.cache import atomic_write_bytes, cache_root, file_digest, stable_hash
 from bench.errors import UsageError
-from bench.onnx.export import INPUT_NAME, OUTPUT_NAME
+from bench.onnx.names import INPUT_NAME, OUTPUT_NAME
 
 
 def _dims(value_info) -> list[int | str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.backend import Artifact, Backend, OpCoverage, PrepareContext
 from bench.cache import (
-    ARTIFACT_LIBRARIES,
+    NUMERICAL_LIBRARIES,
     array_digest,
     cache_root,
     code_digest,
@@ -69,6 +69,11 @@ class PreparedArtifact:
         }
 
 
+def artifact_libraries(backend: Backend) -> tuple[str, ...]:
+    """The harness's numerical libraries and the ones the backend declares, once each."""
+    return tuple(dict.fromkeys((*NUMERICAL_LIBRARIES, *backend.libraries)))
+
+
 def artifact_key(backend: Backend, ctx: PrepareContext, checkpoint: Path) -> str:
     """Everything the artifact is built from: the weights, the backend with its options, the calibration
     data, the input shape, a user's ONNX file, the code of the backend and of the model's class with every
@@ -85,7 +90,7 @@ def artifact_key(backend: Backend, ctx: PrepareContext, checkpoint: Path) -> str
             "options": ctx.options.as_strings(),
             "calibration": array_digest(ctx.calibration),
             "code": code_digest(type(backend).__module__, *model_code_modules(ctx.model_name, ctx.model)),
-            "libraries": library_versions(ARTIFACT_LIBRARIES),
+            "libraries": library_versions(artifact_libraries(backend)),
             "input_shape": ctx.input_shape,
             "onnx": file_digest(ctx.onnx_path) if ctx.onnx_path else None,
         }

@@ -169,7 +169,7 @@ class RunConfig:
             plan.name: names
             for plan in plans
             if (names := parse_float_layers(plan.options.as_strings().get(FLOAT_LAYERS_OPTION, "")))
-            and not (self.onnx is not None and plan.name.startswith(("ort-", "tensorrt-")))
+            and not (self.onnx is not None and plan.backend.takes_onnx)
         }
         if not wanted:
             return

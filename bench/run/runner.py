@@ -79,7 +79,7 @@ def plan_cells(
                     reference=reference,
                     options=plan.options,
                     data_dir=config.data_dir,
-                    onnx=onnx_files.get(suite),
+                    onnx=onnx_files.get(suite) if plan.backend.takes_onnx else None,
                     gradcam=config.gradcam,
                     gradcam_layers=config.gradcam_layers,
                     gradcam_methods=GRADCAM_CHOICES[config.gradcam_method],

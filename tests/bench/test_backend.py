@@ -89,3 +89,51 @@ def test_coverage_and_notes_are_stored_by_the_base_class(tmp_path):
     eager = get_backend("torch-eager")
     assert eager.coverage(artifact) == coverage and eager.notes(artifact) == "a note"
     assert eager.coverage(Artifact(tmp_path, {})) is None
+
+
+def test_a_plugin_declares_its_float_side_its_libraries_and_its_onnx(plugin_installed, tmp_path, monkeypatch):
+    """What bench/ once kept in lists of names, a plugin declares: its int8 cells are judged against its
+    own float cell, its library keys its artifacts and is recorded in env.json."""
+    from bench import cache
+    from bench.environment import collect_environment
+    from bench.results.counterparts import float_counterpart
+    from bench.run.artifacts import artifact_key, artifact_libraries
+
+    ran = {("dummy-float", "fp32"), ("torch-eager", "fp32")}
+    assert float_counterpart("dummy-int8", "int8", ran) == ("dummy-float", "fp32")
+    assert float_counterpart("dummy-int8", "int8", {("torch-eager", "fp32")}) == ("torch-eager", "fp32")
+    assert float_counterpart("dummy-fake-int8", "int8", ran) == ("torch-eager", "fp32")  # declares none
+
+    backend = get_backend("dummy-int8")
+    assert "segbench-dummy-backends" in artifact_libraries(backend)
+    assert not get_backend("dummy-int8").takes_onnx and get_backend("ort-qdq-int8").takes_onnx
+    assert collect_environment(1)["libraries"]["segbench-dummy-backends"] == "0.1"
+
+    import numpy as np
+
+    from bench.backend import PrepareContext
+    from bench.models import create_model
+
+    checkpoint = tmp_path / "ck.pt"
+    checkpoint.write_bytes(b"weights")
+    model = create_model("unet", 1, 2)
+    ctx = PrepareContext("unet", model, np.zeros((2, 1, 8, 8), np.float32), (1, 8, 8), 2, "int8", "cpu")
+    before = artifact_key(backend, ctx, checkpoint)
+    versions = cache.library_versions(artifact_libraries(backend))
+    upgraded = {**versions, "segbench-dummy-backends": "0.2"}
+    monkeypatch.setattr("bench.run.artifacts.library_versions", lambda names: upgraded)
+    assert artifact_key(backend, ctx, checkpoint) != before
+
+
+def test_every_built_in_int8_backend_declares_its_float_side():
+    """The declarations that replaced FLOAT_COUNTERPARTS, read back from the backends themselves."""
+    from bench.results.counterparts import float_counterpart
+
+    ran = {("ort", "fp32"), ("openvino", "fp32"), ("tensorrt-fp16", "fp16"), ("torch-eager", "fp32")}
+    assert float_counterpart("ort-qdq-int8", "int8", ran) == ("ort", "fp32")
+    assert float_counterpart("openvino-int8", "int8", ran) == ("openvino", "fp32")
+    assert float_counterpart("tensorrt-int8", "int8", ran) == ("tensorrt-fp16", "fp16")
+    assert float_counterpart("torch-fx-int8", "int8", ran) == ("torch-eager", "fp32")
+    assert float_counterpart("not-installed-int8", "int8", ran) == ("torch-eager", "fp32")
+    onnx_takers = {name for name in list_backends() if get_backend(name).takes_onnx}
+    assert onnx_takers == {"ort", "ort-qdq-int8", "openvino", "openvino-int8", "tensorrt-int8", "tensorrt-fp16"}

@@ -52,9 +52,9 @@ def test_a_change_anywhere_in_the_closure_changes_the_digest(package):
 
 
 def test_the_shared_quantization_helper_is_in_the_qdq_backends_key():
-    files = {str(p) for p in source_closure("backends.ort_qdq_int8")}
-    assert any(f.endswith("bench/onnx/quantize.py") for f in files)
-    assert any(f.endswith("bench/onnx/coverage.py") for f in files)
+    files = {str(p) for p in source_closure("backends.onnxruntime.qdq_int8")}
+    assert any(f.endswith("backends/onnxruntime/quantize.py") for f in files)
+    assert any(f.endswith("backends/onnxruntime/coverage.py") for f in files)
 
 
 def _context(backend) -> PrepareContext:
@@ -73,6 +73,7 @@ def _context(backend) -> PrepareContext:
 
 
 def test_an_upgraded_library_misses_the_artifact_cache(tmp_path, monkeypatch):
+    from bench.run import artifacts
     from bench.run.artifacts import artifact_key
 
     checkpoint = tmp_path / "ck.pt"
@@ -80,8 +81,8 @@ def test_an_upgraded_library_misses_the_artifact_cache(tmp_path, monkeypatch):
     backend = get_backend("ort-qdq-int8")
     before = artifact_key(backend, _context(backend), checkpoint)
     assert artifact_key(backend, _context(backend), checkpoint) == before  # stable
-    versions = cache.library_versions(cache.ARTIFACT_LIBRARIES)
-    for library in ("onnxruntime", "openvino", "nncf"):  # the runtimes that build artifacts count too
+    versions = cache.library_versions(artifacts.artifact_libraries(backend))
+    for library in ("onnxruntime", "onnx", "torch"):  # the runtime the backend declares, and the harness's
         upgraded = {**versions, library: "2099.0"}
         monkeypatch.setattr("bench.run.artifacts.library_versions", lambda names, upgraded=upgraded: upgraded)
         assert artifact_key(backend, _context(backend), checkpoint) != before
@@ -96,7 +97,7 @@ def test_the_artifact_key_covers_the_backend_and_the_model_code(tmp_path, monkey
     monkeypatch.setattr(artifacts, "code_digest", lambda *modules: seen.append(modules) or "code")
     backend = get_backend("ort-qdq-int8")
     artifacts.artifact_key(backend, _context(backend), checkpoint)
-    assert seen == [("backends.ort_qdq_int8", "bench.models.unet")]
+    assert seen == [("backends.onnxruntime.qdq_int8", "bench.models.unet")]
 
 
 def test_the_checkpoint_key_covers_the_model_code_the_trainer_and_the_libraries(monkeypatch):

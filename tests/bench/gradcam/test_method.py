@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backends.torch_eager import TorchEagerBackend
+from backends.torch.eager import TorchEagerBackend
 from bench.backend import Artifact, GradcamRequest
 from bench.errors import UsageError
 from bench.gradcam.divergence import compare_maps

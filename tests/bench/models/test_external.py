@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from backends.onnx.export import export_onnx
 from bench.errors import UsageError
 from bench.models import create_model, get_model_entry
 from bench.models.external import build_external, check_output_shape, load_weights, read_state_dict
-from bench.onnx.export import export_onnx
 from bench.onnx.user_model import check_onnx_fits, import_onnx
 from tests.bench.models.byo_fixture import TinyNet
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from backends.torch.fakequant import module_paths
 from bench.backend import get_backend
-from bench.gradcam.fakequant import module_paths
 from bench.models import create_model
 from tests.helpers import prepare
 
@@ -113,7 +113,7 @@ def _name_scopes(graph: onnx.GraphProto) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO)
 def test_onnx_export_has_a_dynamic_batch_and_ort_reproduces_the_model(name, calibration, tmp_path):
-    """The `ort` backend's graph is `bench.onnx.export.export_onnx` (exported at batch 1), run at batch 2."""
+    """The `ort` backend's graph is `backends.onnx.export.export_onnx` (exported at batch 1), run at batch 2."""
     model = _model(name)
     _, artifact, out, ref = _prepare_and_run("ort", name, calibration, tmp_path)
     graph = onnx.load(str(artifact.directory / "model.onnx")).graph

@@ -8,6 +8,9 @@
   evaluation and its profiler raise, and of its two Grad-CAM methods fake-quant raises (finite
   differences give maps).
 - dummy-gradcam-error: the whole Grad-CAM stage raises, with a message of several lines, as OpenVINO's do.
+- dummy-float, dummy-int8: a runtime of its own, declared as a built-in one is (issue 32): dummy-int8's float
+  side is dummy-float (`float_counterparts`), both are keyed on this distribution's version (`libraries`),
+  and both profile one layer, `head`, at a fixed time per call (dummy-int8 slower: "not faster in int8").
 """
 
 from __future__ import annotations
@@ -20,7 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from bench.backend import Artifact, Backend, GradcamMaps, GradcamRequest, OpCoverage, PrepareContext, Session
+from bench.backend import (
+    Artifact,
+    Backend,
+    GradcamMaps,
+    GradcamRequest,
+    OpCoverage,
+    OpTime,
+    PrepareContext,
+    Profile,
+    Session,
+)
 
 
 class ThresholdSession(Session):
@@ -111,3 +124,38 @@ class DummyGradcamErrorBackend(DummyThresholdBackend):
             "Check 'input_shapes[1].rank().compatible(0)' failed at range_shape_inference.hpp:47:\n"
             "While validating node 'Range node_arange_1':\n'stop' input is not a scalar"
         )
+
+
+class FixedProfileSession(ThresholdSession):
+    """Its profile: one layer, `head`, at `us_per_call` µs a call in `precision`."""
+
+    def __init__(self, us_per_call: float, precision: str) -> None:
+        super().__init__()
+        self.us_per_call, self.precision = us_per_call, precision
+
+    def profile(self, inputs: Any, calls: int, work_dir: Path) -> Profile:
+        for _ in range(calls):
+            self.run(inputs)
+        op = OpTime("head_conv", "Conv", "head", self.precision, calls, self.us_per_call * calls)
+        return Profile("dummy counters", calls, self.us_per_call * calls, (op,), "fixed by the plugin")
+
+
+class DummyFloatBackend(DummyThresholdBackend):
+    name = "dummy-float"
+    libraries = ("segbench-dummy-backends",)
+
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
+        return FixedProfileSession(100.0, "fp32")
+
+
+class DummyInt8Backend(DummyThresholdBackend):
+    name = "dummy-int8"
+    precisions = ("int8",)
+    float_counterparts = (("dummy-float", "fp32"),)
+    libraries = ("segbench-dummy-backends",)
+
+    def coverage(self, artifact: Artifact) -> OpCoverage | None:
+        return OpCoverage(int8={"Conv": 1}, float={})
+
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
+        return FixedProfileSession(300.0, "int8")

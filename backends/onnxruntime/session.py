@@ -1,0 +1,100 @@
+"""ONNX Runtime sessions shared by the ONNX Runtime backends and the Grad-CAM graph cut.
+
+Threads are fixed through the session options (intra-op = --threads, inter-op = 1, sequential), and
+the execution provider follows the device, so every ORT session segbench makes runs the same way.
+
+Spinning. By default ORT's intra-op worker threads keep spinning after a run, waiting for the next.
+Under a hypervisor that is costly twice over. Measured here (2 vCPUs, Firecracker, unet 128x128 QDQ
+int8, 2 threads, 20 s each): with the default, the p50 of one-second windows switched between 6.0 ms
+and 3.8 ms in phases of seconds (the spinning vCPU is descheduled by the host's pause-loop exiting, so
+the second thread often joins late); with `session.force_spinning_stop=1` (spin within a run, stop at
+its end) it held 3.7 ms throughout, and with `session.intra_op.allow_spinning=0` 3.9 ms. And a
+spinning session steals the cores from whatever runs next: about 40 ms of CPU after each run here.
+So `spinning=run` is the default; `always` is ORT's own default and `off` never spins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from bench.backend import Profile, Session
+from bench.onnx.names import INPUT_NAME
+
+
+def ort_unavailable_reason(device: str) -> str | None:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return f"onnxruntime is not importable ({exc})"
+    if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
+    return None
+
+
+Spinning = Literal["run", "always", "off"]
+SPINNING_ENTRIES: dict[str, dict[str, str]] = {
+    "run": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"},
+    "always": {},  # ONNX Runtime's default
+    "off": {"session.intra_op.allow_spinning": "0"},
+}
+
+
+# ONNX Runtime's graph transformer that gives a float Conv/Gemm/MatMul int8 weights when its input comes
+# out of DequantizeLinear and its output goes into QuantizeLinear. It would undo `nodes_to_exclude` for a
+# layer between two quantized neighbours (measured, onnxruntime 1.32: an excluded Conv ran as QLinearConv),
+# and segbench's graphs hold such a node only when a layer is kept in float on purpose, so every session
+# (timed, coverage, Grad-CAM cuts) leaves it out.
+DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
+
+
+def session_options(threads: int, optimized_path: Path | None = None, spinning: str = "run") -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("optimization.disable_specified_optimizers", ",".join(DISABLED_OPTIMIZERS))
+    for key, value in SPINNING_ENTRIES[spinning].items():
+        options.add_session_config_entry(key, value)
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
+    return options
+
+
+def providers_for(device: str) -> list[str]:
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+
+
+class OrtSession(Session):
+    def __init__(self, path: Path, device: str, threads: int, spinning: str = "run") -> None:
+        import onnxruntime as ort
+
+        self.path, self.threads, self.spinning = path, threads, spinning
+        self.providers = providers_for(device)
+        self.session = ort.InferenceSession(str(path), self._options(), providers=self.providers)
+
+    def _options(self, optimized_path: Path | None = None) -> Any:
+        """This session's options; the profiled twin adds the profiler and saves its optimized graph."""
+        return session_options(self.threads, optimized_path, spinning=self.spinning)
+
+    def to_input(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return {INPUT_NAME: np.ascontiguousarray(batch, np.float32)}
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, inputs)[0]
+
+    def to_numpy(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs
+
+    def profile(self, inputs: dict[str, np.ndarray], calls: int, work_dir: Path) -> Profile:
+        """ONNX Runtime's profiler is a session option: a second session from the same file with these
+        options and the profiler on (backends/onnxruntime/profile.py)."""
+        from backends.onnxruntime.profile import ort_profile
+
+        return ort_profile(self.path, self._options, self.providers, inputs, calls, work_dir)

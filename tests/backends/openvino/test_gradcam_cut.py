@@ -1,0 +1,142 @@
+"""Grad-CAM by finite differences on OpenVINO IRs cut with OpenVINO's model API (fp32 and NNCF int8)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+from backends.openvino.backend import OpenVinoFp32Backend, OpenVinoInt8Backend  # noqa: E402
+from backends.openvino.gradcam_cut import OpenVinoFeatureSplitter  # noqa: E402
+from backends.openvino.runtime import XML_FILE  # noqa: E402
+from bench.backend import GradcamRequest  # noqa: E402
+from bench.gradcam.method import autograd_alphas, finite_difference_alphas, gradcam_autograd  # noqa: E402
+from bench.gradcam.split import SplitUnavailable  # noqa: E402
+from bench.models import create_model  # noqa: E402
+from tests.helpers import prepare  # noqa: E402
+
+LAYER = "decoder.3"
+
+
+@pytest.fixture(scope="module")
+def unet(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("unet", 1, 2).eval()
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((8, 1, 32, 32)).astype(np.float32)
+    images = rng.standard_normal((2, 1, 32, 32)).astype(np.float32)
+    fp32 = prepare(OpenVinoFp32Backend(), tmp_path_factory.mktemp("ov"), model, calibration)
+    int8 = prepare(OpenVinoInt8Backend(), tmp_path_factory.mktemp("ov-int8"), model, calibration)
+    return model, calibration, images, fp32, int8
+
+
+def test_float_cut_reproduces_the_model_and_its_alphas_match_autograd(unet) -> None:
+    model, _, images, fp32, _ = unet
+    splitter = OpenVinoFeatureSplitter(fp32.directory / XML_FILE, fp32.meta["layer_tensors"][LAYER])
+    split = splitter.split(images[:1])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(images[:1])).numpy()
+    np.testing.assert_allclose(split.head_shifted(np.array([-1])), expected, atol=1e-5)
+    features, alphas = autograd_alphas(model, torch.from_numpy(images[:1]), [LAYER], (0, 1))
+    np.testing.assert_allclose(split.features, features[LAYER][0].numpy(), atol=1e-5)
+    reference = alphas[LAYER][0].numpy()
+    fd = finite_difference_alphas(split, (0, 1))
+    np.testing.assert_allclose(fd, reference, rtol=1e-2, atol=1e-2 * np.abs(reference).max())
+
+
+def test_deep_cut_feeds_skip_connections_as_side_inputs(unet) -> None:
+    _, _, images, fp32, int8 = unet
+    for artifact in (fp32, int8):
+        splitter = OpenVinoFeatureSplitter(artifact.directory / XML_FILE, artifact.meta["layer_tensors"]["bottleneck"])
+        split = splitter.split(images[:1])
+        assert len(splitter.sides) == 4  # the four skip connections of the encoder
+        assert split.meta["max_abs_vs_model"] <= 1e-4
+
+
+def test_int8_cut_is_in_front_of_the_fake_quantize_and_moves_whole_steps(unet) -> None:
+    _, _, images, _, int8 = unet
+    splitter = OpenVinoFeatureSplitter(int8.directory / XML_FILE, int8.meta["layer_tensors"][LAYER], steps=4)
+    split = splitter.split(images[:1])
+    assert "256-level FakeQuantize grid" in split.meta["kind"]
+    assert split.meta["max_abs_vs_model"] <= 1e-4 * np.abs(splitter.full_logits(images[:1])).max()
+    q = splitter.quant
+    out_step = float(np.ravel((q["out_high"] - q["out_low"]) / (q["levels"] - 1))[0])
+    np.testing.assert_allclose(split.step, 4 * out_step)
+    codes = (split.features - float(np.ravel(q["out_low"])[0])) / out_step
+    np.testing.assert_allclose(codes, np.round(codes), atol=1e-3)  # the features lie on the quantizer's grid
+    shifted = split.head_shifted(np.array([-1, 0]))
+    assert not np.array_equal(shifted[0], shifted[1])  # four steps of channel 0 move the logits
+
+
+def test_backend_gradcam_maps_agree_with_autograd_on_the_float_ir(unet) -> None:
+    model, calibration, images, fp32, int8 = unet
+    request = GradcamRequest(
+        model=model, images=images, layers=(LAYER, "nope"), classes=(0, 1), calibration=calibration
+    )
+    float_all = OpenVinoFp32Backend().gradcam(fp32, request)
+    int8_all = OpenVinoInt8Backend().gradcam(int8, request)
+    assert [(m.method, m.step, m.cut) for m in float_all] == [("finite-difference", s, "openvino") for s in (4, 2, 8)]
+    reference = gradcam_autograd(model, images, [LAYER], (0, 1))[LAYER]
+    np.testing.assert_allclose(float_all[0].maps[LAYER], reference, rtol=2e-2, atol=2e-2 * reference.max())
+    cams = int8_all[0].maps[LAYER]
+    assert cams.shape == (2, 2, 32, 32) and np.isfinite(cams).all() and (cams >= 0).all()
+    assert "nope: not split (the OpenVINO model has no tensor named 'nope')" in int8_all[0].notes
+    drift, scale = int8_all[0].vs_deployed_max_abs, int8_all[0].vs_deployed_scale
+    assert drift is not None and scale and drift <= 1e-4 * scale  # the compiled head against the compiled model
+
+
+def test_a_bad_step_is_refused(unet) -> None:
+    _, _, _, fp32, _ = unet
+    with pytest.raises(SplitUnavailable, match="positive whole number"):
+        OpenVinoFeatureSplitter(fp32.directory / XML_FILE, fp32.meta["layer_tensors"][LAYER], steps=0)
+
+
+@pytest.fixture(scope="module")
+def enet(tmp_path_factory):
+    """ENet's layout (max-pool indices unpooled twice in the decoder, PReLU, asymmetric and dilated convs):
+    a cut in the decoder reads the unpool's flat indices and its shape arithmetic, which no batch can take."""
+    from tests.bench.models.slow_int8_fixture import enet_mini
+
+    torch.manual_seed(0)
+    model = enet_mini(3, 11).eval()
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((4, 3, 64, 64)).astype(np.float32)
+    images = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+    kw = {"model_name": "enet_mini", "num_classes": 11}
+    fp32 = prepare(OpenVinoFp32Backend(), tmp_path_factory.mktemp("enet"), model, calibration, **kw)
+    int8 = prepare(OpenVinoInt8Backend(), tmp_path_factory.mktemp("enet-int8"), model, calibration, **kw)
+    return model, images, fp32, int8
+
+
+@pytest.mark.slow  # exports and quantizes ENet's layout: 30 s and more on 2 shared cores
+@pytest.mark.parametrize("layer", ["stage3", "stage2"])  # between the two unpools, and before both
+def test_a_cut_before_max_unpools_runs_its_head_row_by_row_and_matches_autograd(enet, layer) -> None:
+    model, images, fp32, _ = enet
+    splitter = OpenVinoFeatureSplitter(fp32.directory / XML_FILE, fp32.meta["layer_tensors"][layer])
+    split = splitter.split(images)
+    assert splitter.batched is False and "head run one row at a time" in split.meta["kind"]
+    assert split.meta["max_abs_vs_model"] <= 1e-4 * split.meta["logits_scale"]
+    classes = (8, 9)
+    features, alphas = autograd_alphas(model, torch.from_numpy(images), [layer], classes)
+    np.testing.assert_allclose(split.features, features[layer][0].numpy(), atol=1e-4)
+    reference = alphas[layer][0].numpy()
+    fd = finite_difference_alphas(split, classes)
+    np.testing.assert_allclose(fd, reference, rtol=2e-2, atol=2e-2 * np.abs(reference).max())
+
+
+@pytest.mark.slow
+def test_the_int8_enet_head_reproduces_the_model_and_moves_on_its_grid(enet) -> None:
+    from backends.openvino.gradcam_cut import _batch_first
+
+    _, images, _, int8 = enet
+    splitter = OpenVinoFeatureSplitter(int8.directory / XML_FILE, int8.meta["layer_tensors"]["stage3"])
+    assert not _batch_first(splitter.body_model)  # the unpool's flat indices: (N*C*h*w, 1), not (N, ...)
+    split = splitter.split(images)
+    assert "256-level FakeQuantize grid" in split.meta["kind"] and splitter.batched is False
+    assert split.meta["max_abs_vs_model"] <= 1e-4 * split.meta["logits_scale"]
+    shifted = split.head_shifted(np.array([-1, 0, -1]))
+    np.testing.assert_array_equal(shifted[0], shifted[2])
+    assert not np.array_equal(shifted[0], shifted[1])  # four steps of channel 0 move the logits
