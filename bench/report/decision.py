@@ -4,7 +4,8 @@ and report.html, decision.json, and the end of `segbench run`.
 The budgets and objective come from run.json (`segbench run --budget/--objective`; a folder from before
 they existed is decided under the defaults), the cycles from samples.parquet, and, for an int8 cell that
 does not pay, its three largest time sinks from profile.parquet (`--profile`, or the profile such a cell
-gets without it).
+gets without it). Its words (title, legend, table headers) are bench/report/sections.py's `DECISION`, which
+report.md and report.html both render.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ from bench.decide.decision import RECOMMENDED, Decision, GroupDecision, decide
 from bench.decide.entry import Entry, drift_text, speed_text, winner_name
 from bench.decide.render import budgets_text, decision_json
 from bench.decide.speed import cycle_times
-from bench.report.profiles import Cell, cell_profiles, contributors, describe_item, ms_text, read_profile
+from bench.report.profile_analysis import Cell, cell_profiles, read_profile
+from bench.report.profile_text import time_sinks_text
+from bench.report.sections import DECISION
 from bench.results.bounds import parse_bounds
 from bench.results.files import read_json, read_table
 
 DECISION_FILE = "decision.json"
-LEGEND = (
-    "speed: times faster than fp32 eager in this run (below 1: slower); drift: the metric minus fp32 eager's "
-    "(negative: a loss); [low, high]: the 95% interval. Budgets are judged on the interval's worse end."
-)
 RUN_FILE = "run.json"
 
 
@@ -74,8 +73,7 @@ def time_sinks(run_dir: Path, decision: Decision) -> dict[str, str]:
         for entry in group.entries:
             cell = Cell(group.suite, group.model, entry.backend, entry.precision, group.device, group.batch_size)
             if entry.flags and cell in profiles:
-                items = contributors(profiles[cell]).to_dict("records")
-                found[entry.cell] = ", ".join(f"{describe_item(i)} {ms_text(i['ms_per_run'])} ms/run" for i in items)
+                found[entry.cell] = time_sinks_text(profiles[cell])
     return found
 
 
@@ -93,34 +91,35 @@ def _explained(entry: Entry, sinks: dict[str, str]) -> list[str]:
 
 
 def markdown_section(decision: Decision, sinks: dict[str, str]) -> list[str]:
-    lines = ["## Decision: which backend to ship", ""]
+    lines = [f"## {DECISION.title}", ""]
     for group in decision.groups:
+        columns = _columns(group)
         lines += [
             f"**{group.group}**, objective {group.objective}: **{group.headline}**",
             "",
-            f"Budgets: {budgets_text(group)}. Intervals are 95%: speedups from the per-cycle ratios, drifts "
-            "from a paired bootstrap over the evaluation images.",
+            f"Budgets: {budgets_text(group)}. {DECISION.intro}",
             "",
-            f"| # | cell | verdict | reason | speed vs fp32 eager [95%] | {_metric(group)} drift [95%] |",
-            "|---|---|---|---|---|---|",
+            f"| {' | '.join(columns)} |",
+            "|" + "---|" * len(columns),
         ]
         for rank, entry in enumerate(group.entries, start=1):
             speed, drift = _numbers(entry)
             reason = entry.reason.replace("|", "\\|")
             lines.append(f"| {rank} | {winner_name(entry)} | {entry.verdict} | {reason} | {speed} | {drift} |")
-        lines += ["", LEGEND]
+        lines += ["", DECISION.legend]
         flagged = [(entry, _explained(entry, sinks)) for entry in group.entries if entry.flags]
         if flagged:
-            lines += ["", "Int8 that does not pay here:", ""]
+            lines += ["", f"{DECISION.lead}:", ""]
             lines += [f"- {winner_name(entry)}: {'; '.join(texts)}" for entry, texts in flagged]
         lines.append("")
     return lines
 
 
-def _metric(group: GroupDecision) -> str:
-    """The primary quality metric the group's drifts are of (mIoU, or Dice for two classes)."""
+def _columns(group: GroupDecision) -> list[str]:
+    """The decision table's headers, the drift's named by the primary quality metric the group's drifts are
+    of (mIoU, or Dice for two classes)."""
     metric = group.entries[0].quality_metric if group.entries else "miou"
-    return {"miou": "mIoU", "dice": "Dice"}.get(metric, metric)
+    return [c.format(metric={"miou": "mIoU", "dice": "Dice"}.get(metric, metric)) for c in DECISION.columns]
 
 
 def _numbers(entry: Entry) -> tuple[str, str]:
@@ -149,15 +148,14 @@ def html_section(decision: Decision, sinks: dict[str, str]) -> str:
             for e in group.entries
             if e.flags
         )
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in _columns(group))
         parts.append(
             f'<p class="headline"><b>{html.escape(group.group)}</b>, objective {html.escape(group.objective)}: '
             f"<b>{html.escape(group.headline)}</b></p>"
-            f'<p class="note">Budgets: {html.escape(budgets_text(group))}. Intervals are 95%: speedups from the '
-            "per-cycle ratios, drifts from a paired bootstrap over the evaluation images.</p>"
-            '<div class="table-wrap"><table class="decision"><thead><tr><th>#</th><th>cell</th><th>verdict</th>'
-            f"<th>reason</th><th>speed vs fp32 eager [95%]</th><th>{_metric(group)} drift [95%]</th></tr></thead>"
+            f'<p class="note">Budgets: {html.escape(budgets_text(group))}. {html.escape(DECISION.intro)}</p>'
+            f'<div class="table-wrap"><table class="decision"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>"
-            f'<p class="note">{html.escape(LEGEND)}</p>'
-            + (f'<p class="note">Int8 that does not pay here:</p><ul>{flagged}</ul>' if flagged else "")
+            f'<p class="note">{html.escape(DECISION.legend)}</p>'
+            + (f'<p class="note">{html.escape(DECISION.lead)}:</p><ul>{flagged}</ul>' if flagged else "")
         )
     return "\n".join(parts)

@@ -13,7 +13,7 @@ from bench.report.decision import ReportedDecision, write_decision
 from bench.report.figures import save_figure
 from bench.report.html import write_html
 from bench.report.markdown import write_markdown
-from bench.report.profiles import profile_figure_paths
+from bench.report.profile_chart import profile_figure_paths
 from bench.results.files import read_results, read_table
 
 

@@ -1,5 +1,6 @@
 """Self-contained HTML report of a run: figures are base64 PNGs and the CSS is inline, so report.html
-can be attached to a CI job or mailed, and opens without the run folder or any network access."""
+can be attached to a CI job or mailed, and opens without the run folder or any network access. The sections'
+words are bench/report/sections.py's, as report.md's are."""
 
 from __future__ import annotations
 
@@ -19,11 +20,17 @@ from bench.report.charts import (
 )
 from bench.report.decision import ReportedDecision
 from bench.report.decision import html_section as decision_html
-from bench.report.profiles import html_sections as profile_sections
+from bench.report.profile_report import html_sections as profile_sections
+from bench.report.sections import (
+    CELLS_WITHOUT_RESULTS,
+    DECISION,
+    ENVIRONMENT,
+    GRADCAM,
+    NOISY,
+    STAGE_FAILURES,
+    SUMMARY,
+)
 from bench.report.tables import (
-    GRADCAM_LEGEND,
-    LEGEND,
-    STAGE_FAILURES_NOTE,
     SUMMARY_COLUMNS,
     environment_lines,
     gradcam_status_lines,
@@ -104,7 +111,7 @@ def _status_list(df: pd.DataFrame) -> str:
         f"<li><b>{html.escape(label)}</b>: {html.escape(str(status))}</li>"
         for label, status in zip(cell_labels(bad), bad["status"])
     )
-    return f"<ul>{items}</ul>" if len(bad) else "<p>Every cell ran.</p>"
+    return f"<ul>{items}</ul>" if len(bad) else f"<p>{html.escape(CELLS_WITHOUT_RESULTS.nothing)}</p>"
 
 
 def summary_html(df: pd.DataFrame) -> str:
@@ -138,12 +145,7 @@ def _noisy(df: pd.DataFrame) -> list[str]:
     if not lines:
         return []
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    return [
-        _section(
-            "Rows timed on a busy or slow machine",
-            f'<p class="note">Their latencies and speedups are not evidence.</p><ul>{items}</ul>',
-        )
-    ]
+    return [_section(NOISY.title, f'<p class="note">{html.escape(NOISY.lead)}.</p><ul>{items}</ul>')]
 
 
 def _stage_failures(df: pd.DataFrame) -> list[str]:
@@ -152,7 +154,7 @@ def _stage_failures(df: pd.DataFrame) -> list[str]:
     if not lines:
         return []
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    return [_section("Stages that failed", f'<p class="note">{html.escape(STAGE_FAILURES_NOTE)}</p><ul>{items}</ul>')]
+    return [_section(STAGE_FAILURES.title, f'<p class="note">{html.escape(STAGE_FAILURES.intro)}</p><ul>{items}</ul>')]
 
 
 def _gradcam(df: pd.DataFrame) -> list[str]:
@@ -161,16 +163,16 @@ def _gradcam(df: pd.DataFrame) -> list[str]:
     if not table:
         return []
     marked = "".join(f"<li>{html.escape(line)}</li>" for line in gradcam_status_lines(df))
-    body = f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(GRADCAM_LEGEND)}</p>'
+    body = f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(GRADCAM.legend)}</p>'
     if marked:
-        body += f'<p class="note">Maps that cannot be taken at face value:</p><ul>{marked}</ul>'
-    return [_section("Grad-CAM: divergence from fp32 beside the method's own noise", body)]
+        body += f'<p class="note">{html.escape(GRADCAM.lead)}:</p><ul>{marked}</ul>'
+    return [_section(GRADCAM.title, body)]
 
 
 def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decided: ReportedDecision | None = None) -> str:
     """The whole page as one string; the decision first (made here from the folder when not given)."""
     decided = decided if decided is not None else ReportedDecision.of(run_dir, df)
-    table = summary_html(df)
+    table, legend = summary_html(df), html.escape(SUMMARY.legend)
     env_items = "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in environment_lines(env))
     title = f"segbench run {html.escape(run_dir.name)}"
     return "\n".join(
@@ -179,15 +181,15 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decided: R
             f"<title>{title}</title>",
             f"<style>{CSS}</style></head><body>",
             f"<h1>{title}</h1>",
-            _section("Decision: which backend to ship", decision_html(decided.decision, decided.sinks)),
-            _section("Summary", f'<div class="table-wrap">{table}</div>\n<p class="note">{html.escape(LEGEND)}</p>'),
+            _section(DECISION.title, decision_html(decided.decision, decided.sinks)),
+            _section(SUMMARY.title, f'<div class="table-wrap">{table}</div>\n<p class="note">{legend}</p>'),
             *_stage_failures(df),
             *_noisy(df),
             *_gradcam(df),
             *_figures(run_dir, df),
             *(_section(title, body) for title, body in profile_sections(run_dir, df)),  # only with profile.parquet
-            _section("Cells without results", _status_list(df)),
-            _section("Environment", f"<ul>{env_items}</ul>"),
+            _section(CELLS_WITHOUT_RESULTS.title, _status_list(df)),
+            _section(ENVIRONMENT.title, f"<ul>{env_items}</ul>"),
             IMAGE_CHECK,
             "</body></html>\n",
         ]

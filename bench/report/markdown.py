@@ -1,4 +1,5 @@
-"""report.md: the summary table and the environment, for pull requests and CI logs."""
+"""report.md: the summary table and the environment, for pull requests and CI logs. The sections' words
+are bench/report/sections.py's, as report.html's are."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ import pandas as pd
 
 from bench.report.decision import ReportedDecision
 from bench.report.decision import markdown_section as decision_section
-from bench.report.profiles import markdown_section as profile_section
+from bench.report.profile_report import markdown_section as profile_section
+from bench.report.sections import ENVIRONMENT, GRADCAM, NOISY, STAGE_FAILURES, SUMMARY
 from bench.report.tables import (
-    GRADCAM_LEGEND,
-    LEGEND,
-    STAGE_FAILURES_NOTE,
     environment_lines,
     gradcam_status_lines,
     gradcam_table,
@@ -29,9 +28,9 @@ def _stage_failures_section(df: pd.DataFrame) -> list[str]:
     if not lines:
         return []
     return [
-        "## Stages that failed",
+        f"## {STAGE_FAILURES.title}",
         "",
-        *textwrap.wrap(STAGE_FAILURES_NOTE, 100),
+        *textwrap.wrap(STAGE_FAILURES.intro, 100),
         "",
         *(f"- {line}" for line in lines),
         "",
@@ -42,14 +41,7 @@ def _noisy_section(df: pd.DataFrame) -> list[str]:
     lines = noisy_lines(df)
     if not lines:
         return []
-    return [
-        "## Rows timed on a busy or slow machine",
-        "",
-        "Their latencies and speedups are not evidence:",
-        "",
-        *(f"- {line}" for line in lines),
-        "",
-    ]
+    return [f"## {NOISY.title}", "", f"{NOISY.lead}:", "", *(f"- {line}" for line in lines), ""]
 
 
 def _gradcam_section(df: pd.DataFrame) -> list[str]:
@@ -58,13 +50,13 @@ def _gradcam_section(df: pd.DataFrame) -> list[str]:
         return []
     marked = gradcam_status_lines(df)
     return [
-        "## Grad-CAM: divergence from fp32 beside the method's own noise",
+        f"## {GRADCAM.title}",
         "",
         table,
         "",
-        *textwrap.wrap(GRADCAM_LEGEND, 100),
+        *textwrap.wrap(GRADCAM.legend, 100),
         "",
-        *(["Maps that cannot be taken at face value:", "", *(f"- {line}" for line in marked), ""] if marked else []),
+        *([f"{GRADCAM.lead}:", "", *(f"- {line}" for line in marked), ""] if marked else []),
     ]
 
 
@@ -77,17 +69,17 @@ def write_markdown(run_dir: Path, df: pd.DataFrame, decided: ReportedDecision | 
         f"# segbench run `{run_dir.name}`",
         "",
         *decision_section(decided.decision, decided.sinks),
-        "## Summary",
+        f"## {SUMMARY.title}",
         "",
         summary_table(df),
         "",
-        *textwrap.wrap(LEGEND, 100),
+        *textwrap.wrap(SUMMARY.legend, 100),
         "",
         *_stage_failures_section(df),
         *_noisy_section(df),
         *_gradcam_section(df),
         *profile_section(run_dir, df),  # only with profile.parquet
-        "## Environment",
+        f"## {ENVIRONMENT.title}",
         "",
         *environment_lines(env),
         "",

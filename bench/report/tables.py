@@ -1,5 +1,6 @@
-"""The summary table of a run (terminal, Markdown, HTML), its legend, and the environment lines:
-the text every report shares."""
+"""The summary table of a run (terminal, Markdown, HTML), the Grad-CAM table, and the lines every report
+lists (noisy rows, failed stages, the environment); the sections' titles and legends are in
+bench/report/sections.py."""
 
 from __future__ import annotations
 
@@ -113,13 +114,6 @@ def _shard_lines(env: dict[str, Any]) -> list[str]:
     return lines
 
 
-LEGEND = (
-    "p50/p90/p99: latency percentiles per batch; speedup: times faster than fp32 eager in the same run "
-    "(speedup_method: paired per timing cycle, or the p50 ratio); Δ: difference "
-    "to the fp32 reference of the same model; agreement: fraction of pixels predicted the same as the fp32 reference."
-)
-
-
 def noisy_lines(df: pd.DataFrame) -> list[str]:
     """One line per row timed on a busy or slow machine, with the reasons (its latency is not evidence)."""
     if "timing_quality" not in df:
@@ -143,12 +137,6 @@ def stage_failure_lines(df: pd.DataFrame) -> list[str]:
     ]
 
 
-STAGE_FAILURES_NOTE = (
-    "The cell's latency and its other stages' numbers stand; the failed stage's columns are empty and the "
-    "traceback is in the run's logs/ folder."
-)
-
-
 GRADCAM_COLUMNS = {
     "suite": "suite",
     "model": "model",
@@ -169,13 +157,6 @@ GRADCAM_COLUMNS = {
 # A divergence from fp32 (1 - Pearson) below the smallest Pearson change that counts is no finding, whatever
 # the method's own floor: the maps agree to three places (a floor of 0.99999 would otherwise make 0.9999 "beyond")
 NEGLIGIBLE_DIVERGENCE = judged_threshold("gradcam_pearson")
-GRADCAM_LEGEND = (
-    "Pearson / top-10% IoU: the backend's Grad-CAM maps against the fp32 model's (primary method); "
-    "fd vs fake-quant and step 2 vs 8: the same artifact's maps by the two methods, and by finite differences "
-    "at 2 and 8 quantization steps, against each other; floor: the lower of the two, the method's own noise. "
-    f"'negligible': the divergence from fp32 (1 - Pearson) is below {NEGLIGIBLE_DIVERGENCE:g}, the smallest "
-    "Pearson change that counts; else 'within method noise' when it is at most twice the method's (1 - floor)."
-)
 
 
 def gradcam_verdict(row: pd.Series | dict[str, Any]) -> str:
