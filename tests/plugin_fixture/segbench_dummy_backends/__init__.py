@@ -10,7 +10,7 @@
 - dummy-gradcam-error: the whole Grad-CAM stage raises, with a message of several lines, as OpenVINO's do.
 - dummy-float, dummy-int8: a runtime of its own, declared as a built-in one is (issue 32): dummy-int8's float
   side is dummy-float (`float_counterparts`), both are keyed on this distribution's version (`libraries`),
-  and both profile one layer, `head`, at a fixed time per call (dummy-int8 slower: "not faster in int8").
+  and both profile one layer, `head`, at the fixed time each call sleeps (dummy-int8 slower: "not faster in int8").
 """
 
 from __future__ import annotations
@@ -127,11 +127,13 @@ class DummyGradcamErrorBackend(DummyThresholdBackend):
 
 
 class FixedProfileSession(ThresholdSession):
-    """Its profile: one layer, `head`, at `us_per_call` µs a call in `precision`."""
+    """Its profile: one layer, `head`, at `us_per_call` µs a call in `precision`; each call sleeps that long
+    too, so the int8 cell is slower than its float side whatever the machine does."""
 
     def __init__(self, us_per_call: float, precision: str) -> None:
         super().__init__()
         self.us_per_call, self.precision = us_per_call, precision
+        self.delay_s = us_per_call / 1e6
 
     def profile(self, inputs: Any, calls: int, work_dir: Path) -> Profile:
         for _ in range(calls):
