@@ -52,10 +52,12 @@ def quantize_qdq(
     preprocessed_copy: Path | None = None,
     quant_format: str = "qdq",
     per_channel: bool = True,
+    backend: str = "ort-qdq-int8",
 ) -> dict[str, object]:
     """`quant_pre_process` then `quantize_static` (QDQ, per-channel), with the nodes of `float_layers`
     (module paths or node names, `backends.onnx.layers`) excluded; returns what was done. The float graph
-    quantization started from is copied to `preprocessed_copy` when given (for `qdq_loss_debug`)."""
+    quantization started from is copied to `preprocessed_copy` when given (for `qdq_loss_debug`). `backend` is
+    the one whose `float_layers` option an error names (TensorRT's int8 graph is quantized here too)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -74,7 +76,7 @@ def quantize_qdq(
     with tempfile.TemporaryDirectory(prefix="segbench-quant-") as tmp, contextlib.redirect_stdout(io.StringIO()):
         preprocessed = Path(tmp) / "model.pre.onnx"
         quant_pre_process(str(fp32_path), str(preprocessed))
-        excluded = nodes_to_exclude("ort-qdq-int8", preprocessed, float_layers) if float_layers else []
+        excluded = nodes_to_exclude(backend, preprocessed, float_layers) if float_layers else []
         if preprocessed_copy is not None:
             import shutil
 

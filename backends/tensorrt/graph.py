@@ -217,6 +217,7 @@ def qdq_onnx_from_fp32(
             preset="tensorrt",
             calibration_method=calibration_method,
             float_layers=float_layers,
+            backend="tensorrt-int8",
         )
         folded, count = fold_int32_bias(onnx.load(str(raw)))
     used = {node.domain for node in folded.graph.node} | {""}

@@ -3,6 +3,7 @@ prepare pipeline's checked graph, and the fp16 graph."""
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from onnx import numpy_helper
 
@@ -13,6 +14,7 @@ from backends.tensorrt.graph import (
     fp16_onnx,
     qdq_onnx_from_fp32,
 )
+from bench.errors import UsageError
 
 
 def test_tensorrt_preset_passes_once_its_int32_biases_are_folded(graphs):
@@ -98,6 +100,14 @@ def test_float_layers_reach_tensorrt_as_convs_without_qdq(graphs, tmp_path):
     done = qdq_onnx_from_fp32(folder / "model.onnx", calibration, tmp_path / "q.onnx", float_layers=("encoder.0.2",))
     assert done["nodes_excluded"] and done["coverage_onnx"]["int8"]["Conv"] == 18
     assert done["coverage_onnx"]["float"] == {"Conv": 1, "Relu": 1}  # its ReLU gets no Q/DQ either
+
+
+def test_a_float_layer_that_is_not_there_names_tensorrts_option(graphs, tmp_path):
+    """The shared ONNX Runtime quantizer builds TensorRT's int8 graph too: its error names tensorrt-int8."""
+    _, calibration, folder = graphs
+    with pytest.raises(UsageError, match="tensorrt-int8") as raised:
+        qdq_onnx_from_fp32(folder / "model.onnx", calibration, tmp_path / "q.onnx", float_layers=("no.such.layer",))
+    assert "ort-qdq-int8" not in str(raised.value)
 
 
 def test_fp16_graph_has_fp16_weights_float32_io_and_leaves_the_model_alone(graphs, tmp_path):
