@@ -13,8 +13,6 @@ from bench.measure.timing import TimingConfig
 from bench.run.config import RunConfig
 from bench.run.runner import run_benchmark
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def pytest_configure(config: pytest.Config) -> None:
     """Runs under test never wait for a slow machine (`--wait-for-quiet`): tests check what a run does,

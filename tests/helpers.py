@@ -15,6 +15,9 @@ from torch import nn
 from bench.backend import Artifact, Backend, PrepareContext
 from bench.run.artifacts import prepare_into
 
+# The real data sets beside the checkout (../shared/data); tests that need them skip cleanly without them.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
 
 def prepare(
     backend: Backend,

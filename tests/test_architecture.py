@@ -133,6 +133,18 @@ def test_the_runtime_check_sees_lazy_and_from_imports():
     assert runtime_imports("from torch import ao\nimport onnx\n") == {"torch.ao"}
 
 
+def test_no_test_imports_from_a_conftest():
+    """pytest loads conftest files itself; importing one as a module runs it twice, under two names. Shared
+    helpers live in ordinary modules (tests/helpers.py, tests/bench/data/files_fixture.py)."""
+    found = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[-1] == "conftest"]
+    assert found == []
+
+
 def test_the_checks_see_a_circle_and_an_upward_import():
     """Both checks can fail: a lazy import back up (data -> run) closes a circle with run -> data."""
     lazy = "def f():\n    from bench.run import config\n"

@@ -16,7 +16,7 @@ from bench.measure.timing import TimingConfig
 from bench.output.capture import wrote_traceback
 from bench.run.config import RunConfig
 from bench.run.runner import run_benchmark
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")

@@ -2,9 +2,13 @@
 the graph it optimizes."""
 
 import onnx
+import pytest
 
 from backends.onnxruntime.coverage import explicit_qdq_coverage, fused_coverage, optimized_coverage
 from backends.tensorrt.graph import fold_int32_bias
+
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
 
 
 def test_onnx_coverage_finds_the_int8_convolutions(graphs):

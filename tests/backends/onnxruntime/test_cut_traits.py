@@ -26,6 +26,9 @@ from bench.gradcam.divergence import compare_maps
 from bench.gradcam.explain import FP32_FD_MIN_PEARSON
 from bench.gradcam.method import gradcam_autograd
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 CLASSES = (0, 1, 2)
 
 

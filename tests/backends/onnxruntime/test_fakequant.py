@@ -19,6 +19,9 @@ from backends.onnxruntime.fakequant import OnnxFakeQuant, simulation_vs_session
 from backends.onnxruntime.gradcam_cut import onnx_feature_split
 from bench.gradcam.method import autograd_alphas, finite_difference_alphas
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 SCALE_A, ZERO_A = np.float32(0.02), np.uint8(3)
 W_SCALE = np.array([0.01, 0.03], np.float32)
 W_CODES = np.array([[5, -7, 12, 0], [-3, 9, 1, 20]], np.int8)  # (classes, K)

@@ -1,9 +1,13 @@
 import numpy as np
+import pytest
 import torch
 
 from backends.onnxruntime.fp32 import MODEL_FILE, OrtFp32Backend
 from bench.models import create_model
 from tests.helpers import prepare
+
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
 
 
 def test_ort_fp32_matches_torch_and_has_no_int8(tmp_path):

@@ -22,6 +22,9 @@ from bench.gradcam.split import SplitUnavailable
 from bench.models import create_model
 from tests.helpers import prepare
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 LAYER = "decoder.3"
 
 

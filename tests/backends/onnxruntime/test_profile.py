@@ -25,6 +25,9 @@ from backends.onnxruntime.quantize import quantize_qdq
 from backends.onnxruntime.session import OrtSession, session_options
 from bench.models import create_model
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 SIZE = 96
 CALLS = 10
 

@@ -10,6 +10,9 @@ from backends.onnxruntime.qdq_int8 import MODEL_FILE, OrtQdqInt8Backend
 from bench.models import create_model
 from tests.helpers import prepare
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):

@@ -4,8 +4,12 @@ fusion to ONNX Runtime; both compute the same thing."""
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from backends.onnxruntime.quantize import quantize_qdq
+
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
 
 
 def test_qoperator_writes_qlinear_convs_that_agree_with_the_qdq_graph(graphs, tmp_path):

@@ -20,6 +20,9 @@ from backends.openvino.quantize import nncf_quantize  # noqa: E402
 from backends.openvino.runtime import read_onnx  # noqa: E402
 from bench.models import create_model  # noqa: E402
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def unet():

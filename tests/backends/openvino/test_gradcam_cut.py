@@ -18,6 +18,9 @@ from bench.gradcam.split import SplitUnavailable  # noqa: E402
 from bench.models import create_model  # noqa: E402
 from tests.helpers import prepare  # noqa: E402
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 LAYER = "decoder.3"
 
 

@@ -25,6 +25,9 @@ from backends.openvino.quantize import nncf_quantize  # noqa: E402
 from backends.openvino.runtime import OpenVinoSession, read_onnx, save_ir  # noqa: E402
 from bench.models import create_model  # noqa: E402
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 SIZE = 96
 CALLS = 10
 WEIGHTED = ("Convolution", "ConvolutionBackpropData")

@@ -214,6 +214,7 @@ def test_strongly_typed_flag_only_on_tensorrt_10():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("cls, tolerance", [(TensorRtInt8Backend, 0.1), (TensorRtFp16Backend, 1e-2)])
+@pytest.mark.integration  # quantizes, builds an engine
 def test_real_engine_builds_runs_and_times_on_its_stream(cls, tolerance, graphs, tmp_path):
     if not _tensorrt_importable():  # importorskip alone would error on an OSError from a missing libnvinfer
         pytest.skip("tensorrt is not importable")

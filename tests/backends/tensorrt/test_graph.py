@@ -16,6 +16,9 @@ from backends.tensorrt.graph import (
 )
 from bench.errors import UsageError
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 
 def test_tensorrt_preset_passes_once_its_int32_biases_are_folded(graphs):
     _, _, folder = graphs

@@ -27,6 +27,9 @@ from backends.tensorrt.backend import (
 from backends.tensorrt.graph import fp16_onnx, qdq_onnx_from_fp32
 from bench.models import create_model
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 # What the inspector writes for a DETAILED engine (TensorRT 10 schema: one "Format/Datatype" string).
 INSPECTOR = {
     "Layers": [

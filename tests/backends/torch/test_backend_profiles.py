@@ -20,6 +20,9 @@ from backends.torch.fx_int8 import TorchFxInt8Backend
 from bench.backend import Profile, Session
 from tests.helpers import prepare
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 THREADS = 2
 CALLS = 10
 SIZE = 224

@@ -36,6 +36,9 @@ from bench.gradcam.divergence import compare_maps  # noqa: E402
 from bench.gradcam.method import autograd_alphas, gradcam_autograd  # noqa: E402
 from bench.models import create_model  # noqa: E402
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 LAYER = "decoder.3"
 
 

@@ -15,6 +15,9 @@ from backends.torch.fx_int8 import ENGINES, MODEL_FILE, TorchFxInt8Backend
 from bench.models import create_model
 from tests.helpers import prepare
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 
 def _prepare(model, calibration, out, options=None, name="unet"):
     return prepare(TorchFxInt8Backend(), out, model, calibration, model_name=name, options=options)

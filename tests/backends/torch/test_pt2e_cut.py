@@ -16,6 +16,9 @@ from backends.torch.pt2e_int8 import _register_x86_lowering, quantize  # noqa: E
 from bench.gradcam.method import autograd_alphas, finite_difference_alphas  # noqa: E402
 from bench.gradcam.split import SplitUnavailable  # noqa: E402
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 
 class KnownHead(nn.Module):
     """features = ReLU(conv 3x3) (the layer), logits = 1x1 conv of them: with the class score summed over

@@ -24,6 +24,9 @@ from bench.backend import Artifact, OpCoverage  # noqa: E402
 from bench.models import create_model  # noqa: E402
 from tests.helpers import prepare  # noqa: E402
 
+# quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
+pytestmark = pytest.mark.integration
+
 UNET_INT8 = {"conv2d+relu": 18, "conv2d": 1, "max_pool2d": 4}  # every Conv2d; the head has no ReLU
 UNET_FLOAT = {"conv_transpose2d": 4, "cat": 4}  # not annotated by X86InductorQuantizer
 

@@ -8,8 +8,8 @@ from bench.data import camvid
 from bench.data.request import SPLITS as ALL_SPLITS
 from bench.data.suite import get_suite
 from bench.errors import UsageError
-from tests.bench.data.conftest import needs_shared_data, save, suite_text
-from tests.conftest import SHARED_DATA
+from tests.bench.data.files_fixture import needs_shared_data, save, suite_text
+from tests.helpers import SHARED_DATA
 
 SPLITS = ALL_SPLITS[:3]  # train, calibration, evaluation (the tuning split: test_tuning_split.py)
 

@@ -8,7 +8,7 @@ from bench.data import folders
 from bench.data.splits import split_indices
 from bench.data.suite import get_suite
 from bench.errors import UsageError
-from tests.bench.data.conftest import save, suite_text
+from tests.bench.data.files_fixture import save, suite_text
 
 
 def _data(root: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from bench.data.request import SPLITS as ALL_SPLITS
 from bench.data.suite import get_suite
 from bench.errors import UsageError
-from tests.bench.data.conftest import save, suite_text
+from tests.bench.data.files_fixture import save, suite_text
 
 SPLITS = ALL_SPLITS[:3]  # train, calibration, evaluation (the tuning split: test_tuning_split.py)
 

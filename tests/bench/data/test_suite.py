@@ -8,7 +8,7 @@ from bench.data.request import SPLITS
 from bench.data.splits import split_indices
 from bench.data.suite import get_suite, list_suites, resolve_data_dir
 from bench.errors import UsageError
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 
 def test_default_suite_is_listed():

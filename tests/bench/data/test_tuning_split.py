@@ -8,7 +8,7 @@ import pytest
 from bench.data.sources import calibration_pool, draw_calibration, tuning_positions
 from bench.data.suite import get_suite
 from bench.errors import UsageError
-from tests.bench.data.conftest import needs_shared_data
+from tests.bench.data.files_fixture import needs_shared_data
 
 SCENES = (Path(__file__).resolve().parents[3] / "suites" / "synthetic-scenes.toml").read_text()
 

@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from bench.errors import UsageError
 from bench.measure.boundary import bf_tolerance, boundary_f1, class_boundaries, mean_bf_score
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 

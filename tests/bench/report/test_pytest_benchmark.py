@@ -91,6 +91,7 @@ def test_one_benchmark_per_timed_cell_with_its_raw_samples(tmp_path):
     assert document["commit_info"]["id"] == "abc123" and document["machine_info"]["cpu"]["brand_raw"] == "Test CPU"
 
 
+@pytest.mark.integration  # starts a process
 def test_pytest_benchmarks_own_compare_reads_it(tmp_path, capsys):
     out = tmp_path / "0001_bench.json"
     assert main(["export", str(_run_folder(tmp_path / "run")), "--format", "pytest-benchmark", "--out", str(out)]) == 0

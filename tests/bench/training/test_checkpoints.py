@@ -12,7 +12,7 @@ from bench.cli import main
 from bench.data.suite import get_suite
 from bench.errors import UsageError
 from bench.training.checkpoints import check_travelling_checkpoint, export_checkpoint
-from tests.bench.data.conftest import save
+from tests.bench.data.files_fixture import save
 
 
 @pytest.fixture
