@@ -20,6 +20,7 @@ from bench.output.terminal import terminal
 
 if TYPE_CHECKING:
     from bench.measure.timing import TimingConfig
+    from bench.run.settings import SharedSettings
 
 EXIT_USAGE = 2
 
@@ -197,6 +198,26 @@ def _timing(args: argparse.Namespace, **more: Any) -> TimingConfig:
         **more,
         quiet_wait_s=_quiet_wait_s(args.wait_for_quiet),
         priority=_priority(args.priority),
+    )
+
+
+def _shared_settings(args: argparse.Namespace, batch_size: int = 1, **timing: Any) -> SharedSettings:
+    """What run and tune both take, built once from the options both add (above): run passes its
+    --batch-size and its --timing mode (`timing`); tune has neither (batch 1, interleaved)."""
+    from bench.data.suite import split_overrides
+    from bench.run.settings import SharedSettings
+
+    return SharedSettings(
+        threads=args.threads,
+        batch_size=batch_size,
+        timing=_timing(args, **timing),
+        results_root=args.out,
+        cell_timeout_s=args.timeout,
+        progress=not args.quiet,
+        data_dir=args.data_dir,
+        weights=args.weights,
+        checkpoint=args.checkpoint,
+        splits=split_overrides(args.splits),
     )
 
 

@@ -23,7 +23,7 @@ from bench.cli.options import (
     _names,
     _progress_log,
     _shard,
-    _timing,
+    _shared_settings,
     _where,
 )
 from bench.decide.decision import OBJECTIVES
@@ -236,7 +236,6 @@ def _check_nothing_but_resume(argv: list[str] | None, parser: argparse.ArgumentP
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.data.suite import split_overrides
     from bench.report.tables import summary_table
     from bench.results.verdict import judge_rows
     from bench.run.config import RunConfig
@@ -244,26 +243,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.run.runner import run_benchmark
 
     config = RunConfig(
+        **_shared_settings(args, args.batch_size, mode=args.timing).fields(),
         suites=args.suites,
         models=args.models,
         backends=args.backends,
         device=args.device,
-        threads=args.threads,
-        batch_size=args.batch_size,
-        results_root=args.out,
-        timing=_timing(args, mode=args.timing),
-        cell_timeout_s=args.timeout,
-        progress=not args.quiet,
         backend_options=_backend_options(args.options),
-        data_dir=args.data_dir,
-        weights=args.weights,
-        checkpoint=args.checkpoint,
         onnx=args.onnx,
         gradcam=not args.no_gradcam,
         gradcam_layers=tuple(name for group in args.gradcam_layers for name in group),
         gradcam_method=args.gradcam_method,
         threshold=args.threshold,
-        splits=split_overrides(args.splits),
         executor=args.executor,
         ray_address=args.ray_address,
         where=_where(args.where),

@@ -21,8 +21,8 @@ from bench.cli.options import (
     _into_logs,
     _names,
     _progress_log,
+    _shared_settings,
     _sizes,
-    _timing,
 )
 from bench.errors import UsageError
 from bench.output.capture import captured_command
@@ -108,9 +108,9 @@ def add_tune_parser(sub: Any, threads: int) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from bench.data.suite import split_overrides
     from bench.tune.config import TuneConfig, load_tune_config
-    from bench.tune.runner import TuneFailed, run_tune
+    from bench.tune.runner import run_tune
+    from bench.tune.sensitivity import TuneFailed
 
     log = _progress_log(args.quiet)
     if args.resume is not None:
@@ -130,7 +130,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--resume finishes {args.resume} with the settings it was started with; drop {', '.join(given)}"
             )
-        config = replace(load_tune_config(args.resume), progress=not args.quiet)
+        config = load_tune_config(args.resume)
+        config = replace(config, shared=replace(config.shared, progress=not args.quiet))
     else:
         missing = [
             flag
@@ -140,7 +141,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"segbench tune needs {', '.join(missing)}")
         options = _backend_options(args.options)
-        splits = split_overrides(args.splits)
+        shared = _shared_settings(args)
         name = args.backend.partition(":")[0]
         several = "," in args.backend or args.backend == "all"  # bench.tune.across.ALL
         if not several and (other := sorted(set(options) - {name})):
@@ -151,21 +152,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             backend=args.backend,
             budgets=tuple(args.budgets),
             backend_options=options.get(name, {}),
-            threads=args.threads,
-            timing=_timing(args),
-            results_root=args.out,
-            cell_timeout_s=args.timeout,
-            progress=not args.quiet,
-            data_dir=args.data_dir,
-            weights=args.weights,
-            checkpoint=args.checkpoint,
+            shared=shared,
             max_layers=args.max_layers,
             max_steps=args.max_steps,
             calibration_sizes=args.calibration_sizes,
             calibration_methods=args.calibration_methods,
             seeds=args.seeds,
             sqnr_images=args.sqnr_images,
-            splits=splits,
         )
         if several:
             from bench.tune.across import print_outcome, tune_across, tuned_backends

@@ -27,6 +27,9 @@ RUN_FILE = "run.json"
 
 @dataclass(frozen=True)
 class RunConfig:
+    # threads, batch_size, timing, results_root, cell_timeout_s, progress, data_dir, weights, checkpoint and
+    # splits are the settings tune takes too (bench/run/settings.py: SharedSettings, spread in by `fields()`);
+    # they stay fields of their own here, in this order, because run.json is written from these fields
     suites: tuple[str, ...] = (DEFAULT_SUITE,)
     models: tuple[str, ...] = DEFAULT_MODELS
     backends: tuple[str, ...] = DEFAULT_BACKENDS

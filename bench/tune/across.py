@@ -23,7 +23,8 @@ from bench.results.files import read_results
 from bench.run.config import RunConfig
 from bench.run.matrix import REFERENCE
 from bench.tune.config import TuneConfig
-from bench.tune.runner import TuneOutcome, run_tune
+from bench.tune.records import TuneOutcome
+from bench.tune.runner import run_tune
 
 Log = Callable[[str], None]
 ALL = "all"
@@ -45,7 +46,9 @@ def tuned_backends(text: str, config: TuneConfig) -> tuple[str, ...]:
         if len(set(names)) != len(names):
             raise UsageError(f"--backend {text}: a backend is named twice")
         return names
-    plans = RunConfig(suites=(config.suite,), models=(config.model,), backends=(), data_dir=config.data_dir).validate()
+    plans = RunConfig(
+        suites=(config.suite,), models=(config.model,), backends=(), data_dir=config.shared.data_dir
+    ).validate()
     found = tuple(
         plan.name
         for plan in plans
@@ -106,9 +109,9 @@ def tune_across(
         files = "".join(
             f" --{flag} {value}"
             for flag, value in (
-                ("data-dir", config.data_dir),
-                ("weights", config.weights),
-                ("checkpoint", config.checkpoint),
+                ("data-dir", config.shared.data_dir),
+                ("weights", config.shared.weights),
+                ("checkpoint", config.shared.checkpoint),
             )
             if value is not None
         )

@@ -1,8 +1,13 @@
 """What `segbench tune` was asked for, checked in full before any work, and saved as tune.json so that
-`--resume` finishes the tune exactly as it was started."""
+`--resume` finishes the tune exactly as it was started.
+
+The settings a tune shares with a run (threads, timing, folders, weights, split counts) are one
+`SharedSettings` (bench/run/settings.py), handed whole to the run configuration a tune measures with;
+tune.json keeps writing them flat, where it always has."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +21,7 @@ from bench.measure.timing import TimingConfig
 from bench.results.bounds import Bound
 from bench.run.config import RunConfig
 from bench.run.matrix import BackendPlan
+from bench.run.settings import SharedSettings
 from bench.tune.budget import check_columns, parse_budgets
 
 TUNE_FILE = "tune.json"
@@ -28,22 +34,13 @@ class TuneConfig:
     backend: str  # one int8 backend (`name` or `name:int8`)
     budgets: tuple[str, ...] = ()  # COLUMN>=BOUND / COLUMN<=BOUND; the first ranks the layers
     backend_options: dict[str, str] = field(default_factory=dict)  # the tuned backend's other options
-    threads: int = 1
-    batch_size: int = 1
-    timing: TimingConfig = field(default_factory=TimingConfig)
-    results_root: Path = Path("results")
-    cell_timeout_s: float = 1800.0
-    progress: bool = True
-    data_dir: Path | None = None
-    weights: Path | None = None
-    checkpoint: Path | None = None
+    shared: SharedSettings = field(default_factory=SharedSettings)  # what a run takes too
     max_layers: int | None = None  # sensitivity for the N layers of lowest SQNR only (None: every layer)
     max_steps: int | None = None  # at most N layers in float before giving up (None: every measured layer)
     calibration_sizes: tuple[int, ...] = ()
     calibration_methods: tuple[str, ...] = ()
     seeds: int = 1
     sqnr_images: int = 4  # tuning images the SQNR proxy runs on
-    splits: dict[str, int | float | str] = field(default_factory=dict)  # --split: counts replacing the suite's
 
     @property
     def parsed_budgets(self) -> tuple[Bound, ...]:
@@ -63,20 +60,11 @@ class TuneConfig:
 
         name = self.backend.partition(":")[0]
         return RunConfig(
+            **self.shared.fields(),
             suites=(self.suite,),
             models=(self.model,),
             backends=backends or (":".join(REFERENCE), self.backend),
-            threads=self.threads,
-            batch_size=self.batch_size,
-            timing=self.timing,
-            results_root=self.results_root,
-            cell_timeout_s=self.cell_timeout_s,
-            progress=self.progress,
             backend_options={name: dict(self.backend_options)} if self.backend_options else {},
-            data_dir=self.data_dir,
-            weights=self.weights,
-            checkpoint=self.checkpoint,
-            splits=dict(self.splits),
             gradcam=self.needs_gradcam,
             gradcam_method="both" if any("@fakequant" in b for b in self.budgets) else "fd",
         )
@@ -112,7 +100,7 @@ class TuneConfig:
             raise UsageError(
                 f"backend '{plan.name}' cannot keep layers in float (it has no {FLOAT_LAYERS_OPTION} option)"
             )
-        suite = get_suite(self.suite, data_dir=self.data_dir, splits=self.splits)
+        suite = get_suite(self.suite, data_dir=self.shared.data_dir, splits=self.shared.splits)
         if not suite.split_counts.get("tuning"):
             raise UsageError(
                 f"{suite.path}: suite '{suite.name}' has no tuning split; add tuning = N under [splits] "
@@ -147,9 +135,16 @@ class TuneConfig:
             plan.backend.parse_options({**self.backend_options, "calibration": method})
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """tune.json: the shared settings flat, in the place TuneConfig's own fields of those names had (the
+        split counts last), so a tune folder reads the same whichever version wrote it."""
+        own = asdict(self)
+        shared = own.pop("shared")
+        splits = shared.pop("splits")
+        names = list(own)
+        at = names.index("max_layers")  # the first field after the shared ones
+        data = {**{k: own[k] for k in names[:at]}, **shared, **{k: own[k] for k in names[at:]}, "splits": splits}
         for key in ("results_root", "data_dir", "weights", "checkpoint"):
-            value = getattr(self, key)
+            value = getattr(self.shared, key)
             data[key] = None if value is None else str(Path(value).resolve() if key != "results_root" else value)
         if (self.suite or "").endswith(".toml"):  # a suite file by path: absolute, as a resume may start elsewhere
             data["suite"] = str(Path(self.suite).resolve())
@@ -165,16 +160,23 @@ def load_tune_config(folder: Path) -> TuneConfig:
     if not path.is_file():
         raise UsageError(f"--resume {folder}: no {TUNE_FILE} there; expected a segbench tune folder")
     try:
-        data = json.loads(path.read_text())
-        return TuneConfig(
+        data = {**json.loads(path.read_text())}  # anything but an object: the TypeError below
+        names = {f.name for f in dataclasses.fields(SharedSettings)}
+        shared = SharedSettings(
             **{
-                **data,
-                "budgets": tuple(data["budgets"]),
+                **{k: v for k, v in data.items() if k in names},
                 "timing": TimingConfig(**data["timing"]),
                 "results_root": folder.parent,
+                **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "checkpoint")},
+            }
+        )
+        return TuneConfig(
+            **{
+                **{k: v for k, v in data.items() if k not in names},
+                "budgets": tuple(data["budgets"]),
+                "shared": shared,
                 "calibration_sizes": tuple(data["calibration_sizes"]),
                 "calibration_methods": tuple(data["calibration_methods"]),
-                **{k: Path(data[k]) if data.get(k) else None for k in ("data_dir", "weights", "checkpoint")},
             }
         )
     except (ValueError, KeyError, TypeError) as exc:

@@ -271,8 +271,9 @@ def test_fail_on_is_taken_beside_resume_and_checked_against_the_resumed_run(caps
 
 def test_tune_exits_1_when_a_variant_ended_in_error_even_when_the_budget_is_met(capsys, tmp_path, monkeypatch):
     from bench.tune import runner
+    from bench.tune.records import TuneOutcome
 
-    outcome = runner.TuneOutcome(
+    outcome = TuneOutcome(
         tmp_path,
         True,
         "--option ort-qdq-int8.float_layers=head",
@@ -288,9 +289,49 @@ def test_tune_exits_1_when_a_variant_ended_in_error_even_when_the_budget_is_met(
         "segbench tune:   sensitivity layer features.0: error: worker died (killed by SIGABRT)",
     ]
     monkeypatch.setattr(
-        runner, "run_tune", lambda config, log, resume, on_folder: runner.TuneOutcome(tmp_path, True, None, "ok")
+        runner, "run_tune", lambda config, log, resume, on_folder: TuneOutcome(tmp_path, True, None, "ok")
     )
     assert main([*TUNE, "--out", str(tmp_path), "--quiet"]) == 0
+
+
+def test_run_and_tune_take_the_options_they_share_as_one_record(tmp_path, monkeypatch):
+    """A tune measures with the settings a run given the same options would: one SharedSettings."""
+    from bench.run.settings import SharedSettings
+    from bench.tune import runner
+
+    seen = []
+
+    class Started(Exception):
+        pass
+
+    def started(config, **kwargs):
+        seen.append(config)
+        raise Started
+
+    monkeypatch.setattr("bench.run.runner.run_benchmark", started)
+    monkeypatch.setattr(runner, "run_tune", started)
+    monkeypatch.setenv("SEGBENCH_WAIT_FOR_QUIET", "7")
+    (tmp_path / "w.pt").write_bytes(b"")
+    shared = [
+        *["--threads", "2", "--min-time", "0.2", "--min-iters", "5", "--warmup", "0.05", "--timeout", "60"],
+        *["--data-dir", str(tmp_path), "--split", "tuning=4", "--out", str(tmp_path / "out"), "--priority", "normal"],
+        *["--weights", str(tmp_path / "w.pt"), "--quiet"],
+    ]
+    for command in (["run", "--backends", "torch-eager"], TUNE):
+        with pytest.raises(Started):
+            main([*command, *shared])
+    run, tune = seen
+    assert tune.shared == SharedSettings(**{name: getattr(run, name) for name in SharedSettings.__dataclass_fields__})
+    assert (tune.shared.threads, tune.shared.cell_timeout_s, tune.shared.progress) == (2, 60.0, False)
+    assert (tune.shared.timing.min_iters, tune.shared.timing.priority, tune.shared.timing.quiet_wait_s) == (
+        5,
+        "normal",
+        7,
+    )
+    assert tune.shared.splits == {"tuning": 4} and tune.shared.weights == tmp_path / "w.pt"
+    with pytest.raises(Started):
+        main(["run", "--backends", "torch-eager", *shared, "--batch-size", "3", "--timing", "sequential"])
+    assert (seen[-1].batch_size, seen[-1].timing.mode) == (3, "sequential")  # what only run takes
 
 
 class _Part:

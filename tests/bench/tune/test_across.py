@@ -18,6 +18,7 @@ from bench.results.speedup import Speedup
 from bench.results.store import RunStore
 from bench.run.config import RunConfig, save_run_config
 from bench.tune import across, runner
+from bench.tune.records import TuneOutcome
 
 TUNE = ["tune", "--suite", "synthetic-nuclei", "--model", "unet", "--budget", "dice_drift>=-0.01", "--quiet"]
 
@@ -30,8 +31,8 @@ class _Part:
         return dict(self._columns)
 
 
-def _slower(folder: Path) -> runner.TuneOutcome:
-    return runner.TuneOutcome(
+def _slower(folder: Path) -> TuneOutcome:
+    return TuneOutcome(
         folder,
         True,
         None,
@@ -83,7 +84,7 @@ def _decision_run(root: Path, speedups: dict[str, float], drifts: dict[str, floa
 def _stub_tunes(monkeypatch, tmp_path: Path, run_dir: Path, seen: list[Any]) -> None:
     def tune(config, log, on_folder, resume=None):
         layers = "head" if config.backend == "ort-qdq-int8" else ""
-        return runner.TuneOutcome(
+        return TuneOutcome(
             tmp_path / config.backend, True, None, f"{config.backend} tuned", chosen={"float_layers": layers}
         )
 

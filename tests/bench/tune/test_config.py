@@ -1,12 +1,15 @@
 """Every tune mistake is one line and exit 2 before any work (nothing trained, nothing written)."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from bench.cli import main
 from bench.errors import UsageError
-from bench.tune.config import TuneConfig
+from bench.measure.timing import TimingConfig
+from bench.run.settings import SharedSettings
+from bench.tune.config import TuneConfig, load_tune_config, save_tune_config
 
 SUITES = Path(__file__).resolve().parents[3] / "suites"
 
@@ -64,13 +67,47 @@ def test_the_command_line_refuses_before_touching_disk(tmp_path: Path, capsys: p
 
 
 def test_split_counts_reach_the_run_and_survive_a_resume(tmp_path: Path) -> None:
-    from bench.tune.config import load_tune_config, save_tune_config
-
-    config = _config(splits={"tuning": 8, "evaluation": 16})
+    config = _config(shared=SharedSettings(splits={"tuning": 8, "evaluation": 16}))
     assert config.run_config().splits == {"tuning": 8, "evaluation": 16}
     _, suite = config.validate()
     assert suite.split_sizes["tuning"] == 8 and suite.split_sizes["evaluation"] == 16
     save_tune_config(config, tmp_path)
-    assert load_tune_config(tmp_path).splits == {"tuning": 8, "evaluation": 16}
+    assert load_tune_config(tmp_path).shared.splits == {"tuning": 8, "evaluation": 16}
     with pytest.raises(UsageError, match="has no tuning split"):
-        _config(splits={"tuning": 0}).validate()
+        _config(shared=SharedSettings(splits={"tuning": 0})).validate()
+
+
+# tune.json's keys, in order, as every tune folder so far has them (--resume and `segbench report` read it)
+TUNE_JSON_KEYS = [
+    *["suite", "model", "backend", "budgets", "backend_options", "threads", "batch_size", "timing", "results_root"],
+    *["cell_timeout_s", "progress", "data_dir", "weights", "checkpoint", "max_layers", "max_steps"],
+    *["calibration_sizes", "calibration_methods", "seeds", "sqnr_images", "splits"],
+]
+
+
+def test_tune_json_keeps_the_shared_settings_flat_where_they_were(tmp_path: Path) -> None:
+    shared = SharedSettings(
+        threads=2,
+        timing=TimingConfig(min_iters=5, priority="high"),
+        results_root=tmp_path.parent,  # as a resume reads it: the tune folder's parent
+        cell_timeout_s=60.0,
+        progress=False,
+        data_dir=tmp_path / "data",
+        checkpoint=tmp_path / "c.pt",
+        splits={"tuning": 8},
+    )
+    config = _config(shared=shared, max_steps=3, calibration_sizes=(4, 8))
+    save_tune_config(config, tmp_path)
+    data = json.loads((tmp_path / "tune.json").read_text())
+    assert list(data) == TUNE_JSON_KEYS and list(config.to_json()) == TUNE_JSON_KEYS
+    assert (data["threads"], data["progress"], data["splits"]) == (2, False, {"tuning": 8})
+    assert data["timing"]["priority"] == "high" and data["checkpoint"] == str(tmp_path / "c.pt")
+    assert load_tune_config(tmp_path) == config
+
+
+def test_a_tune_measures_with_its_shared_settings() -> None:
+    shared = SharedSettings(threads=3, batch_size=2, cell_timeout_s=9.0, progress=False, splits={"tuning": 8})
+    run = _config(shared=shared, backend_options={"calibration": "entropy"}).run_config()
+    assert {name: getattr(run, name) for name in SharedSettings.__dataclass_fields__} == shared.fields()
+    assert run.backends == ("torch-eager:fp32", "ort-qdq-int8")
+    assert run.backend_options == {"ort-qdq-int8": {"calibration": "entropy"}}
