@@ -10,12 +10,15 @@ from typing import Any
 
 from bench.cli.options import _fraction, _positive_float
 from bench.errors import UsageError
+from bench.report.compare import COMPARE_BY
+from bench.report.pytest_benchmark import FORMATS as EXPORT_FORMATS
 from bench.results.columns import (
     GRADCAM_CORRELATION_THRESHOLD,
     LATENCY_THRESHOLD,
     PER_CLASS_THRESHOLD,
     SCORE_THRESHOLD,
 )
+from bench.run.merge import PREFER_CHOICES
 
 _QUALITY_THRESHOLD_HELP = (
     "smallest change (absolute) that counts in every score column: quality, drift, agreement, boundary, per-class "
@@ -40,7 +43,7 @@ def add_results_parsers(sub: Any) -> None:
     merge.add_argument("--out", type=Path, required=True, help="the merged run folder (must not exist, or be empty)")
     merge.add_argument(
         "--prefer",
-        choices=("newest",),
+        choices=PREFER_CHOICES,
         help="a cell in two folders: take its whole comparison group from the newest (env.json date) instead of "
         "refusing",
     )
@@ -59,12 +62,12 @@ def add_results_parsers(sub: Any) -> None:
         help=f"median slowdown that counts, e.g. {LATENCY_THRESHOLD * 100:.0f}%% (default) or {LATENCY_THRESHOLD:g}",
     )
     _add_quality_threshold(compare)
-    compare.add_argument("--by", choices=("machine",), help="group side by side per machine (hardware report)")
+    compare.add_argument("--by", choices=COMPARE_BY, help="group side by side per machine (hardware report)")
     compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
 
     export = sub.add_parser("export", help="write a run folder in another tool's format (pytest-benchmark JSON)")
     export.add_argument("run_dir", type=Path)
-    export.add_argument("--format", required=True, choices=("pytest-benchmark",), dest="export_format")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="export_format")
     export.add_argument("--out", type=Path, required=True, help="the file to write, e.g. bench.json")
 
     history = sub.add_parser(

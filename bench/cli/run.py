@@ -30,6 +30,7 @@ from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError
 from bench.measure.timing import TIMING_MODES
 from bench.output.capture import captured_command
+from bench.run.config import DEVICES, EXECUTORS
 
 if TYPE_CHECKING:
     from bench.results.bounds import Bound
@@ -124,7 +125,7 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         "default: every registered backend",
     )
     _add_out(run)
-    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--device", choices=DEVICES, default="cpu")
     _add_threads(run, threads, " for every backend")
     run.add_argument("--batch-size", type=int, default=1)
     _add_min_time(run, "cell")
@@ -147,7 +148,7 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
     )
     run.add_argument(
         "--executor",
-        choices=("local", "ray"),
+        choices=EXECUTORS,
         default="local",
         help="local (default) or ray: every (suite, model) group a task on a Ray node with a segbench slot",
     )

@@ -144,6 +144,9 @@ def _different_checkpoints(base: pd.Series, cur: pd.Series) -> str | None:
     )
 
 
+COMPARE_BY = ("machine",)  # `compare --by`: side by side per machine, each with its decision
+
+
 def compare_runs(
     baseline: Run,
     current: Run,

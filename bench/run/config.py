@@ -14,11 +14,12 @@ from bench.data.suite import Suite, get_suite
 from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError, unknown_name
 from bench.measure.timing import TimingConfig
-from bench.models import list_models
 from bench.results.files import read_json
 from bench.run.matrix import REFERENCE_BACKEND, REFERENCE_PRECISION, BackendPlan, parse_backend_spec, plan_backends
 from bench.run.shard import Shard
 
+DEVICES = ("cpu", "cuda")
+EXECUTORS = ("local", "ray")  # bench.run.ray_executor for the second
 DEFAULT_SUITE = "synthetic-nuclei"
 DEFAULT_MODELS = ("unet",)
 DEFAULT_BACKENDS: tuple[str, ...] = ()  # empty: every registered backend at its default precision
@@ -76,8 +77,8 @@ class RunConfig:
         backends, each loaded, checked and asked whether it can run here exactly once."""
         from bench.models import external
 
-        if self.device not in ("cpu", "cuda"):
-            raise UsageError(f"--device '{self.device}' is not valid; expected cpu or cuda")
+        if self.device not in DEVICES:
+            raise UsageError(f"--device '{self.device}' is not valid; expected {' or '.join(DEVICES)}")
         if self.threads < 1:
             raise UsageError(f"--threads {self.threads} is not valid; expected at least 1")
         if self.timing.min_iters < 1:
@@ -90,8 +91,8 @@ class RunConfig:
             raise UsageError(f"--batch-size {self.batch_size} is not valid; expected at least 1")
         if self.objective not in OBJECTIVES:
             raise UsageError(f"--objective '{self.objective}' is not valid; expected one of {', '.join(OBJECTIVES)}")
-        if self.executor not in ("local", "ray"):
-            raise UsageError(f"--executor '{self.executor}' is not valid; expected local or ray")
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"--executor '{self.executor}' is not valid; expected {' or '.join(EXECUTORS)}")
         if self.executor == "ray" and importlib.util.find_spec("ray") is None:
             raise UsageError("--executor ray needs Ray: pip install 'segbench[ray]'")
         if self.executor != "ray" and (self.ray_address or self.where or self.per_node):
@@ -104,6 +105,8 @@ class RunConfig:
 
         for suite in suites:  # a recipe name no recipe has fails now, not after another suite's training
             suite_recipe(self.models[0] if self.models else "", suite)
+        from bench.models import list_models  # torch: only when a configuration is checked
+
         valid_models = list_models()
         for name in self.models:
             if external.is_external(name):
