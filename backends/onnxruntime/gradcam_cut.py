@@ -30,14 +30,21 @@ import numpy as np
 
 from backends.onnxruntime.graph_cut import CutUnavailable, GraphCut
 from bench.backend import GradcamMaps, GradcamRequest
+from bench.gradcam.cut_splitter import CodeGrid, FeatureSplitter
 from bench.gradcam.records import FeatureSplit
-from bench.gradcam.split import FLOAT_STEP, SplitUnavailable, check_head, float_split
+from bench.gradcam.split import FLOAT_STEP, SplitUnavailable
 
 FLOAT_RTOL = 1e-5  # float cut: allowed |head - full| relative to max |logits|
 
 
-class OnnxFeatureSplitter:
-    """A `GraphCut` of one ONNX graph at one feature tensor; `split(image)` cuts one image."""
+class OnnxFeatureSplitter(FeatureSplitter):
+    """A `GraphCut` of one ONNX graph at one feature tensor; `split(image)` cuts one image (the shared
+    `FeatureSplitter`, run on ONNX Runtime sessions)."""
+
+    WHAT = "onnx_feature_split"
+    STEP_UNIT = " of quantization steps"
+    HEAD_RTOL = FLOAT_RTOL
+    EXACT_CODES = True  # the head runs the deployed QDQ kernels on the deployed codes
 
     def __init__(
         self,
@@ -48,17 +55,12 @@ class OnnxFeatureSplitter:
         device: str = "cpu",
         float_step: float = FLOAT_STEP,
     ) -> None:
-        if int(steps) != steps or steps < 1:
-            raise SplitUnavailable(
-                f"the finite-difference step must be a positive whole number of quantization steps, got {steps}"
-            )
-        self.steps, self.float_step = int(steps), float_step
+        super().__init__(model_path, tensor_name, steps, float_step)
         try:
             self.graph = GraphCut(model_path, tensor_name, threads, device)
         except CutUnavailable as exc:
             raise SplitUnavailable(str(exc)) from exc
-        self.path, self.tensor, self.cut, self.quant = Path(model_path), tensor_name, self.graph.cut, self.graph.quant
-        self.rows_checked = False
+        self.cut, self.quant = self.graph.cut, self.graph.quant
 
     @property
     def sides(self) -> list[str]:
@@ -71,90 +73,45 @@ class OnnxFeatureSplitter:
     def full_logits(self, image: np.ndarray) -> np.ndarray:
         return self.graph.full(image)
 
-    def split(self, image: np.ndarray, steps: int | None = None) -> FeatureSplit:
-        """Cut the forward pass of one (1, C, H, W) image at a step size (default: the splitter's); checks
-        the unshifted head against the full model, and on the first image that identical rows agree."""
-        image = np.ascontiguousarray(image, dtype=np.float32)
-        if image.ndim != 4 or image.shape[0] != 1:
-            raise SplitUnavailable(f"onnx_feature_split takes one image (1, C, H, W), got shape {image.shape}")
-        steps = self.steps if steps is None else int(steps)
-        if steps < 1:
-            raise SplitUnavailable(f"the finite-difference step must be a positive whole number, got {steps}")
+    def _run_body(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         values = self.graph.body(image)
-        cut = values[self.cut]
-        if cut.ndim != 4:
-            raise SplitUnavailable(f"'{self.tensor}' is not a (1, K, h, w) feature map (shape {cut.shape})")
+        return values[self.cut], values
 
-        def run_head(batch: np.ndarray) -> np.ndarray:
-            return self.graph.head(batch, values)
+    def _run_head(self, batch: np.ndarray, sides: dict[str, np.ndarray]) -> np.ndarray:
+        return self.graph.head(batch, sides)
 
-        if self.quant is not None:
-            split = self._codes_split(cut[0], run_head, steps)
-        else:
-            split = self._float_split(cut[0], run_head, steps)
-        self._check(image, split)
-        if not self.rows_checked:
-            self._check_rows(split)
-        if self.graph.sides_per_row:
-            split.meta["kind"] = f"{split.meta.get('kind', '')}, side inputs computed per row (they encode the batch)"
-        return split
-
-    def _check_rows(self, split: FeatureSplit) -> None:
-        """Identical rows must give identical logits; if they do not, compute the side inputs per row."""
-        from bench.gradcam.split import check_rows_independent
-
-        try:
-            check_rows_independent(split, self.tensor)
-        except SplitUnavailable:
-            if self.graph.sides_per_row:
-                raise
-            self.graph.sides_per_row = True
-            check_rows_independent(split, self.tensor)
-        self.rows_checked = True
-
-    def _codes_split(self, codes: np.ndarray, run_head: Any, steps: int) -> FeatureSplit:
+    def _grid(self, cut: np.ndarray) -> CodeGrid:
+        """The QuantizeLinear's codes as they are: the head reads them in the deployed dtype."""
         q = self.quant
         assert q is not None  # a codes split is made only for a quantized cut
-        channels = codes.shape[0]
+        channels = cut.shape[0]
         scale = np.broadcast_to(q["scale"], (channels,)).astype(np.float32)
         zero = np.broadcast_to(q["zero_point"], (channels,))
-        features = (codes.astype(np.int64) - zero[:, None, None]).astype(np.float32) * scale[:, None, None]
-        moved = np.clip(codes.astype(np.int64) + steps, q["low"], q["high"]).astype(q["dtype"])
-        clipped = float(np.mean(moved.astype(np.int64) - codes.astype(np.int64) != steps))
-
-        def head_shifted(rows: np.ndarray) -> np.ndarray:
-            rows = np.asarray(rows, dtype=np.int64)
-            batch = np.repeat(codes[None], len(rows), axis=0)
-            for r, k in enumerate(rows):
-                if k >= 0:
-                    batch[r, k] = moved[k]
-            return run_head(batch)
-
-        kind = f"{np.dtype(q['dtype']).name} codes of {self.tensor}, shift {steps} steps"
-        return FeatureSplit(
+        features = (cut.astype(np.int64) - zero[:, None, None]).astype(np.float32) * scale[:, None, None]
+        dtype = q["dtype"]
+        return CodeGrid(
+            codes=cut,
+            low=q["low"],
+            high=q["high"],
+            step=scale.astype(np.float64),
             features=features,
-            step=steps * scale.astype(np.float64),
-            head_shifted=head_shifted,
-            meta={
-                "kind": kind,
-                "tensor": self.tensor,
-                "cut": self.cut,
-                "clipped": clipped,
-                "codes": codes,
-                "shifted_codes": moved,
-                "sides": list(self.sides),
-            },
+            feed=lambda codes: codes.astype(dtype),
+            label=f"{np.dtype(dtype).name} codes",
+            record_codes=True,
         )
 
-    def _float_split(self, features: np.ndarray, run_head: Any, steps: int) -> FeatureSplit:
-        meta: dict[str, object] = {"cut": self.cut, "sides": list(self.sides)}
-        return float_split(features, run_head, steps, self.tensor, self.float_step, meta)
+    def _rows_fallback(self) -> bool:
+        """Compute the side inputs from the image repeated to the batch (they encode the batch position)."""
+        if self.graph.sides_per_row:
+            return False
+        self.graph.sides_per_row = True
+        return True
 
-    def _check(self, image: np.ndarray, split: FeatureSplit) -> None:
-        """The unshifted head must be the full model: exactly for codes, to float rounding for a float cut."""
-        full = self.full_logits(image)
-        limit = 0.0 if self.quant is not None else FLOAT_RTOL * max(1.0, float(np.max(np.abs(full))))
-        check_head(split, full, self.tensor, self.path.name, limit)
+    def _row_note(self) -> str | None:
+        return "side inputs computed per row (they encode the batch)" if self.graph.sides_per_row else None
+
+    def _meta(self) -> dict[str, object]:
+        return {"cut": self.cut, **super()._meta()}
 
 
 def onnx_feature_split(

@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from bench.backend import GradcamMaps, GradcamRequest
+from bench.gradcam.cut_splitter import CodeGrid, FeatureSplitter
 from bench.gradcam.records import FeatureSplit
-from bench.gradcam.split import FLOAT_STEP, SplitUnavailable, check_head, float_split
+from bench.gradcam.split import FLOAT_STEP, SplitUnavailable
 
 # |head - full| allowed, relative to max |logits|: the head is compiled on its own, so the plugin may fuse
 # the layers at the cut differently from the full model (a FakeQuantize folded into the convolution
@@ -144,8 +145,12 @@ def _per_channel(value: np.ndarray, channels: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1), (channels,))
 
 
-class OpenVinoFeatureSplitter:
-    """The IR at `xml_path` cut at tensor `tensor_name`; `split(image)` cuts one image."""
+class OpenVinoFeatureSplitter(FeatureSplitter):
+    """The IR at `xml_path` cut at tensor `tensor_name`; `split(image)` cuts one image (the shared
+    `FeatureSplitter`, run on models OpenVINO compiles)."""
+
+    WHAT = "the OpenVINO cut"
+    HEAD_RTOL = HEAD_RTOL
 
     def __init__(
         self,
@@ -160,9 +165,7 @@ class OpenVinoFeatureSplitter:
 
         from backends.openvino.runtime import compile_model
 
-        if int(steps) != steps or steps < 1:
-            raise SplitUnavailable(f"the finite-difference step must be a positive whole number, got {steps}")
-        self.path, self.tensor, self.steps, self.float_step = Path(xml_path), tensor_name, int(steps), float_step
+        super().__init__(xml_path, tensor_name, steps, float_step)
         self.threads, self.precision = threads, precision
         core = ov.Core()
         full = core.read_model(str(xml_path))
@@ -198,7 +201,6 @@ class OpenVinoFeatureSplitter:
         self._heads: dict[int, Any] = {}
         # None until decided: run the head on a batch of rows, or one row at a time (see the module's docstring)
         self.batched: bool | None = None
-        self.rows_checked = False
 
     @property
     def sides(self) -> list[str]:
@@ -223,7 +225,9 @@ class OpenVinoFeatureSplitter:
         head = self._head(1)
         return np.concatenate([np.array(head([batch[r : r + 1], *sides])[0], copy=True) for r in range(len(batch))])
 
-    def _run_batch(self, batch: np.ndarray, sides: list[np.ndarray]) -> np.ndarray:
+    def _run_head(self, batch: np.ndarray, sides: list[np.ndarray]) -> np.ndarray:
+        """The head on a batch, as one call where the sides repeat along it, else row by row."""
+        batch = np.ascontiguousarray(batch, np.float32)
         rows = len(batch)
         if rows == 1 or not self._batched():
             return self._run_rows(batch, sides)
@@ -234,97 +238,51 @@ class OpenVinoFeatureSplitter:
             return self._run_rows(batch, sides)
         return np.asarray(head([batch, *[np.repeat(s, rows, axis=0) for s in sides]])[0])
 
-    def _body(self, image: np.ndarray) -> list[np.ndarray]:
+    def _run_body(self, image: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         out = self.body(image)
-        return [np.asarray(out[i]) for i in range(len(out))]
+        values = [np.asarray(out[i]) for i in range(len(out))]
+        return values[0], values[1:]
 
     def full_logits(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(self.full(image)[0])
 
-    def split(self, image: np.ndarray, steps: int | None = None) -> FeatureSplit:
-        image = np.ascontiguousarray(image, dtype=np.float32)
-        if image.ndim != 4 or image.shape[0] != 1:
-            raise SplitUnavailable(f"the OpenVINO cut takes one image (1, C, H, W), got shape {image.shape}")
-        steps = self.steps if steps is None else int(steps)
-        if steps < 1:
-            raise SplitUnavailable(f"the finite-difference step must be a positive whole number, got {steps}")
-        values = self._body(image)
-        cut, sides = values[0], values[1:]
-        if cut.ndim != 4:
-            raise SplitUnavailable(f"'{self.tensor}' is not a (1, K, h, w) feature map (shape {cut.shape})")
-
-        def run_head(batch: np.ndarray) -> np.ndarray:
-            return self._run_batch(np.ascontiguousarray(batch, np.float32), sides)
-
-        split = self._grid_split(cut[0], run_head, steps) if self.quant else self._float_split(cut[0], run_head, steps)
-        self._check(image, split)
-        if not self.rows_checked:
-            self._check_rows(split)
-        if self.batched is False:
-            split.meta["kind"] = f"{split.meta.get('kind', '')}, head run one row at a time ({ROW_BY_ROW})"
-        return split
-
-    def _check_rows(self, split: FeatureSplit) -> None:
-        """Identical rows of one batched head call must agree; where they do not (a side input whose values
-        encode the batch position), the head runs one row at a time, which is the model's own arithmetic."""
-        from bench.gradcam.split import check_rows_independent
-
-        try:
-            check_rows_independent(split, self.tensor)
-        except SplitUnavailable:
-            if self.batched is False:
-                raise
-            self.batched = False
-            check_rows_independent(split, self.tensor)
-        self.rows_checked = True
-
-    def _grid_split(self, quantized: np.ndarray, run_head: Any, steps: int) -> FeatureSplit:
-        """A in front of its FakeQuantize, fed on the quantizer's grid at the deployed codes (read back from
-        the body's FakeQuantize output), the codes moved by whole steps."""
+    def _grid(self, cut: np.ndarray) -> CodeGrid:
+        """A in front of its FakeQuantize, fed on the quantizer's input grid at the deployed codes (read back
+        from the body's FakeQuantize output)."""
         q = self.quant
         assert q is not None
-        channels = quantized.shape[0]
+        channels = cut.shape[0]
         low, high = _per_channel(q["low"], channels), _per_channel(q["high"], channels)
         out_low, out_high = _per_channel(q["out_low"], channels), _per_channel(q["out_high"], channels)
         top = q["levels"] - 1
         out_span = np.where(out_high != out_low, out_high - out_low, 1.0)
-        codes = np.clip(np.round((quantized - out_low[:, None, None]) / out_span[:, None, None] * top), 0, top)
-        moved = np.clip(codes + steps, 0, top)
-        clipped = float(np.mean(moved - codes != steps))
+        codes = np.clip(np.round((cut - out_low[:, None, None]) / out_span[:, None, None] * top), 0, top)
         span3 = ((high - low) / top)[:, None, None]
-        grid_in = (low[:, None, None] + codes * span3).astype(np.float32)
-        shifted_in = (low[:, None, None] + moved * span3).astype(np.float32)
         out_step = (out_high - out_low) / top
-        features = (out_low[:, None, None] + codes * out_step[:, None, None]).astype(np.float32)
-
-        def head_shifted(rows: np.ndarray) -> np.ndarray:
-            rows = np.asarray(rows, dtype=np.int64)
-            batch = np.repeat(grid_in[None], len(rows), axis=0)
-            for r, k in enumerate(rows):
-                if k >= 0:
-                    batch[r, k] = shifted_in[k]
-            return run_head(batch)
-
-        return FeatureSplit(
-            features=features,
-            step=steps * out_step,
-            head_shifted=head_shifted,
-            meta={
-                "kind": f"{q['levels']}-level FakeQuantize grid of {self.tensor}, shift {steps} steps",
-                "tensor": self.tensor,
-                "clipped": clipped,
-                "sides": list(self.sides),
-            },
+        return CodeGrid(
+            codes=codes,
+            low=0,
+            high=top,
+            step=out_step,
+            features=(out_low[:, None, None] + codes * out_step[:, None, None]).astype(np.float32),
+            feed=lambda moved: (low[:, None, None] + moved * span3).astype(np.float32),
+            label=f"{q['levels']}-level FakeQuantize grid",
         )
 
-    def _float_split(self, features: np.ndarray, run_head: Any, steps: int) -> FeatureSplit:
-        return float_split(features, run_head, steps, self.tensor, self.float_step, {"sides": list(self.sides)})
+    def _rows_fallback(self) -> bool:
+        """Run the head one row at a time, at the IR's own shapes: the model's own arithmetic."""
+        if self.batched is False:
+            return False
+        self.batched = False
+        return True
 
-    def _check(self, image: np.ndarray, split: FeatureSplit) -> None:
-        full = self.full_logits(image)
-        scale = float(np.max(np.abs(full)))
-        check_head(split, full, self.tensor, self.path.name, HEAD_RTOL * max(1.0, scale))
+    def _row_note(self) -> str | None:
+        return f"head run one row at a time ({ROW_BY_ROW})" if self.batched is False else None
+
+    def _check(self, image: np.ndarray, split: FeatureSplit) -> float:
+        scale = super()._check(image, split)
         split.meta["logits_scale"] = scale  # the deployed logits' range, without another full pass
+        return scale
 
 
 def openvino_gradcam(
