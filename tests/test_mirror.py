@@ -180,8 +180,8 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "the recipes are checked with the training loop they configure",
     ),
     "bench/tune/runner.py": (
-        "tests/bench/tune/test_fallback.py",
-        "the greedy fallback with stand-in steps; the whole order in tests/test_tune.py",
+        "tests/bench/tune/test_across.py",
+        "run_tune, the order of a tune's stages, stood in for per backend; whole tunes in tests/test_tune.py",
     ),
     # -- ONNX graphs shared by three runtimes
     "backends/onnx/export.py": (
