@@ -43,8 +43,8 @@ def project_modules() -> dict[str, Path]:
     return found
 
 
-def imported(source: str, known: set[str]) -> set[str]:
-    """Project modules a file imports, anywhere in it (`from a import b` counts a.b when b is a module)."""
+def imported_names(source: str) -> set[str]:
+    """Every dotted name a file imports, anywhere in it (`from a import b` gives a and a.b)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -52,7 +52,12 @@ def imported(source: str, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name in known}
+    return names
+
+
+def imported(source: str, known: set[str]) -> set[str]:
+    """Project modules a file imports, anywhere in it (`from a import b` counts a.b when b is a module)."""
+    return imported_names(source) & known
 
 
 def layer(module: str) -> int:
@@ -108,13 +113,7 @@ RUNTIME_PACKAGES = ("onnxruntime", "openvino", "nncf", "tensorrt", "torchao", "t
 
 def runtime_imports(source: str) -> set[str]:
     """The runtime packages a file imports, anywhere in it (lazy and type-only imports count)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    names = imported_names(source)
     return {p for p in RUNTIME_PACKAGES for name in names if name == p or name.startswith(p + ".")}
 
 
