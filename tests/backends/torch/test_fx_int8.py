@@ -66,7 +66,7 @@ def test_artifact_loads_in_a_fresh_process_without_the_float_model(prepared, tmp
         "assert 'bench.models' not in sys.modules, 'the float model definition was imported'\n"
     )
     command = [sys.executable, "-W", "error::DeprecationWarning", "-c", script, str(tmp_path), str(artifact.directory)]
-    done = subprocess.run(command, cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     fresh = np.load(tmp_path / "y.npy")
     assert fresh.shape == (3, 2, 32, 32)  # dynamic batch
