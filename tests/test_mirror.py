@@ -65,7 +65,7 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "bench/cli/results.py": (
         "tests/bench/report/test_compare.py",
         "compare through main on hand-made run folders; merge, history and export in test_merge.py, "
-        "test_history.py and test_pytest_benchmark.py",
+        "test_history.py, test_pytest_benchmark.py and test_dashboard_export.py",
     ),
     "bench/cli/run.py": ("tests/bench/test_cli.py", "run's usage errors, resume and exit codes through main"),
     "bench/cli/tune.py": ("tests/bench/tune/test_config.py", "every tune usage error through main, before any work"),

@@ -75,6 +75,11 @@ def test_the_nightly_recipe_finds_exactly_the_injected_step(tmp_path: Path) -> N
     assert (results / "latest" / "bench.json").is_file() and (results / "latest" / "compare.md").is_file()
     bench = json.loads((results / "latest" / "bench.json").read_text())
     assert {b["name"].split("/")[2] for b in bench["benchmarks"]} == {"torch-eager-fp32", "dummy-threshold-fp32"}
+    bmf = json.loads((results / "latest" / "bmf.json").read_text())  # the recipe's dashboard exports
+    assert bmf and {name.split("/")[2] for name in bmf} <= {"torch-eager-fp32", "dummy-threshold-fp32"}
+    gab = [json.loads((results / "latest" / name).read_text()) for name in ("gab.json", "gab.bigger.json")]
+    assert all(isinstance(entries, list) for entries in gab) and gab[0] + gab[1]
+    assert all({"name", "unit", "value"} <= set(entry) for entry in gab[0] + gab[1]), gab
 
     history_md = (results / "history.md").read_text()
     assert "3 runs" in history_md, history_md  # the baseline copy is not counted as a fourth night

@@ -11,7 +11,8 @@ from typing import Any
 from bench.cli.options import _fraction, _positive_float
 from bench.errors import UsageError
 from bench.report.compare import COMPARE_BY
-from bench.report.pytest_benchmark import FORMATS as EXPORT_FORMATS
+from bench.report.dashboard_export import FORMATS as DASHBOARD_FORMATS
+from bench.report.pytest_benchmark import FORMATS as PYTEST_BENCHMARK_FORMATS
 from bench.results.columns import (
     GRADCAM_CORRELATION_THRESHOLD,
     LATENCY_THRESHOLD,
@@ -19,6 +20,9 @@ from bench.results.columns import (
     SCORE_THRESHOLD,
 )
 from bench.run.merge import PREFER_CHOICES
+
+# every export format, each listed by the module that writes it
+EXPORT_FORMATS = (*PYTEST_BENCHMARK_FORMATS, *DASHBOARD_FORMATS)
 
 _QUALITY_THRESHOLD_HELP = (
     "smallest change (absolute) that counts in every score column: quality, drift, agreement, boundary, per-class "
@@ -65,10 +69,21 @@ def add_results_parsers(sub: Any) -> None:
     compare.add_argument("--by", choices=COMPARE_BY, help="group side by side per machine (hardware report)")
     compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
 
-    export = sub.add_parser("export", help="write a run folder in another tool's format (pytest-benchmark JSON)")
+    export = sub.add_parser(
+        "export",
+        help="write a run folder in another tool's format: pytest-benchmark JSON, Bencher Metric Format (bmf), "
+        "github-action-benchmark's custom JSON",
+    )
     export.add_argument("run_dir", type=Path)
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="export_format")
-    export.add_argument("--out", type=Path, required=True, help="the file to write, e.g. bench.json")
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="the file to write, e.g. bench.json; github-action-benchmark writes two: the smaller-is-better "
+        "results there (tool customSmallerIsBetter) and the bigger-is-better ones beside it, with .bigger before "
+        "the suffix (bench.bigger.json, tool customBiggerIsBetter)",
+    )
 
     history = sub.add_parser(
         "history",
@@ -134,6 +149,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if not args.out.parent.is_dir():
         raise UsageError(f"--out {args.out}: folder '{args.out.parent}' does not exist")
+    if args.export_format in DASHBOARD_FORMATS:
+        from bench.report.dashboard_export import export_files
+
+        files, dropped = export_files(args.run_dir, args.export_format, args.out)
+        texts = [(path, json.dumps(document, indent=2, allow_nan=False), what) for path, document, what in files]
+        for path, text, what in texts:  # every file made before any is written
+            atomic_write_bytes(path, text.encode())
+            print(f"{path}: {what}")
+        for line in dropped:
+            print(f"left out: {line}")
+        return 0
     document, left_out = export_pytest_benchmark(args.run_dir)
     atomic_write_bytes(args.out, json.dumps(document, indent=2).encode())
     print(f"{args.out}: {len(document['benchmarks'])} benchmark(s) in pytest-benchmark's format")

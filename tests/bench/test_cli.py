@@ -378,6 +378,10 @@ DAMAGED_FILE_COMMANDS = (
         for name in ("samples.parquet", "env.json")
     ]
     + [
+        (["export", "RUN", "--format", export_format, "--out", "OUT/bench.json"], "results.parquet")
+        for export_format in ("bmf", "github-action-benchmark")
+    ]
+    + [
         (["merge", "RUN", "OTHER", "--out", "OUT/merged"], name)
         for name in ("samples.parquet", "run.json", "per_backend.json")
     ]
