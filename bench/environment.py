@@ -44,9 +44,79 @@ def _git_commit(repo: Path) -> dict[str, Any]:
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        branch = git("rev-parse", "--abbrev-ref", "HEAD")
     except (OSError, subprocess.SubprocessError):
-        return {"git_commit": None, "git_dirty": None}
-    return {"git_commit": commit or None, "git_dirty": dirty if commit else None}
+        return {"git_commit": None, "git_dirty": None, "git_branch": None}
+    return {
+        "git_commit": commit or None,
+        "git_dirty": dirty if commit else None,
+        "git_branch": branch if commit and branch and branch != "HEAD" else None,  # "HEAD": detached
+    }
+
+
+# where the CPU's frequency policy, memory size and CPU quota are read (tests point them at fake files)
+CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
+PROC_CPUINFO = Path("/proc/cpuinfo")
+PROC_MEMINFO = Path("/proc/meminfo")
+CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
+
+
+def _read(path: Path) -> str | None:
+    """A small system file's text, or None where it is missing or unreadable (containers, other OSes)."""
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _cpu_mhz() -> float | None:
+    """cpu0's current frequency: cpufreq's scaling_cur_freq (kHz), else /proc/cpuinfo's first "cpu MHz"."""
+    khz = _read(CPUFREQ / "scaling_cur_freq")
+    if khz is not None and khz.isdigit():
+        return int(khz) / 1000
+    for line in (_read(PROC_CPUINFO) or "").splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "cpu MHz":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _memory_bytes() -> int | None:
+    """MemTotal of /proc/meminfo (kB) in bytes."""
+    for line in (_read(PROC_MEMINFO) or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "MemTotal:" and fields[1].isdigit():
+            return int(fields[1]) * 1024
+    return None
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """The CPUs the cgroup may use (quota / period), None when unlimited or unreadable: a container capped
+    at 2 CPUs on a 64-core host times differently from the host, whatever `logical_cores` says."""
+    quota = period = None
+    if (v2 := _read(CGROUP_V2_CPU_MAX)) is not None:  # "max 100000" or "200000 100000"
+        fields = v2.split()
+        quota, period = fields[0], fields[1] if len(fields) > 1 else "100000"
+    elif (v1 := _read(CGROUP_V1_CPU / "cpu.cfs_quota_us")) is not None:  # -1: unlimited
+        quota, period = v1, _read(CGROUP_V1_CPU / "cpu.cfs_period_us")
+    if quota is None or period is None or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return None
+    return int(quota) / int(period)
+
+
+def _machine_limits() -> dict[str, Any]:
+    """What can make one machine time differently from day to day: its frequency policy and current
+    frequency, its memory and the container's CPU quota; each None where it cannot be read."""
+    return {
+        "cpu_governor": _read(CPUFREQ / "scaling_governor") or None,
+        "cpu_mhz": _cpu_mhz(),
+        "memory_bytes": _memory_bytes(),
+        "cgroup_cpu_quota": _cgroup_cpu_quota(),
+    }
 
 
 def _versions() -> dict[str, str | None]:
@@ -80,6 +150,7 @@ def collect_environment(threads: int) -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "hostname": platform.node(),
+        **_machine_limits(),
         **_gpu(),
         "libraries": _versions(),
         **_git_commit(repo),

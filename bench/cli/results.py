@@ -11,6 +11,7 @@ from typing import Any
 from bench.cli.options import _fraction, _positive_float
 from bench.errors import UsageError
 from bench.report.compare import COMPARE_BY
+from bench.report.compare import FORMATS as COMPARE_FORMATS
 from bench.report.dashboard_export import FORMATS as DASHBOARD_FORMATS
 from bench.report.pytest_benchmark import FORMATS as PYTEST_BENCHMARK_FORMATS
 from bench.results.columns import (
@@ -67,7 +68,14 @@ def add_results_parsers(sub: Any) -> None:
     )
     _add_quality_threshold(compare)
     compare.add_argument("--by", choices=COMPARE_BY, help="group side by side per machine (hardware report)")
-    compare.add_argument("--out", type=Path, help="also write the Markdown to this file")
+    compare.add_argument(
+        "--format",
+        choices=COMPARE_FORMATS,
+        default="markdown",
+        dest="compare_format",
+        help="markdown (default) or json: every compared column's verdict, for CI (exit codes the same)",
+    )
+    compare.add_argument("--out", type=Path, help="also write the comparison, in --format, to this file")
 
     export = sub.add_parser(
         "export",
@@ -195,7 +203,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     comparison = compare_runs(
         baseline, current, args.latency_threshold, args.quality_threshold, judge_latency=args.by != "machine"
     )
-    text = to_markdown(comparison, baseline, current, by_machine=args.by == "machine")
+    if args.compare_format == "json":
+        import json
+
+        from bench.report.compare_json import compare_json
+
+        text = json.dumps(compare_json(comparison, baseline, current), indent=2, allow_nan=False)
+    else:
+        text = to_markdown(comparison, baseline, current, by_machine=args.by == "machine")
     print(text)
     if args.out:
         args.out.write_text(text)

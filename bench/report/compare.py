@@ -51,6 +51,7 @@ class Comparison:
     only_baseline: list[str]
     only_current: list[str]
     warnings: list[str] = field(default_factory=list)
+    verdicts: dict[str, list[ColumnVerdict]] = field(default_factory=dict)  # per matched row ("suite/model/...")
 
 
 def load_run(path: Path) -> Run:
@@ -99,22 +100,57 @@ def _gradcam_comparable(base: pd.Series, cur: pd.Series) -> bool:
     return same and not invalid
 
 
-def _quality_regressions(label: str, base: pd.Series, cur: pd.Series, threshold: float | None) -> list[str]:
-    """Every declared between-runs column that got worse by more than its threshold (`threshold`, when
-    given, for score columns); Grad-CAM's main columns only between maps of one method, both valid."""
-    found = []
-    columns = between_runs(base.index)
-    if not _gradcam_comparable(base, cur):
-        columns = [c for c in columns if not c.startswith("gradcam_") or c.endswith("@fakequant")]
-    for name in columns:
+@dataclass(frozen=True)
+class ColumnVerdict:
+    """One column of one matched row, judged: what `compare --format json` lists for every compared column,
+    so a reader sees what was judged unchanged or left unjudged, and why, not only the regressions."""
+
+    column: str
+    baseline: float | None
+    current: float | None
+    worse_by: float | None  # in the column's direction (negative: better); relative for latency
+    threshold: float | None
+    verdict: str  # VERDICTS
+    reason: str = ""
+
+
+VERDICTS = ("regression", "improvement", "unchanged", "not judged")
+
+
+def column_verdicts(base: pd.Series, cur: pd.Series, threshold: float | None) -> list[ColumnVerdict]:
+    """Every declared between-runs column of the baseline row, judged against its threshold (`threshold`,
+    when given, for score columns); Grad-CAM's main columns only between maps of one method, both valid."""
+    comparable = _gradcam_comparable(base, cur)
+    verdicts = []
+    for name in between_runs(base.index):
         declared = column(name)
-        if declared is None or name not in cur.index or not _number(base[name]) or not _number(cur[name]):
+        if declared is None:
             continue
+        before, after = base[name], cur.get(name)
+        values = (float(before) if _number(before) else None, float(after) if _number(after) else None)
         noise = declared.noise(threshold)
-        worse = declared.worse_by(float(base[name]), float(cur[name]))
-        if noise is not None and worse > noise:
-            found.append(f"{label}: {name} {base[name]:.4f} -> {cur[name]:.4f} (worse by {worse:.4f} > {noise:g})")
-    return found
+        if not comparable and name.startswith("gradcam_") and not name.endswith("@fakequant"):
+            verdicts.append(
+                ColumnVerdict(
+                    name, *values, None, noise, "not judged", "Grad-CAM maps of different methods, or an invalid one"
+                )
+            )
+        elif values[0] is None or values[1] is None or noise is None:
+            verdicts.append(ColumnVerdict(name, *values, None, noise, "not judged", "no number on both sides"))
+        else:
+            worse = declared.worse_by(values[0], values[1])
+            verdict = "regression" if worse > noise else "improvement" if -worse > noise else "unchanged"
+            verdicts.append(ColumnVerdict(name, *values, worse, noise, verdict))
+    return verdicts
+
+
+def _quality_regressions(label: str, base: pd.Series, cur: pd.Series, threshold: float | None) -> list[str]:
+    """Every declared between-runs column that got worse by more than its threshold, in words."""
+    return [
+        f"{label}: {v.column} {v.baseline:.4f} -> {v.current:.4f} (worse by {v.worse_by:.4f} > {v.threshold:g})"
+        for v in column_verdicts(base, cur, threshold)
+        if v.verdict == "regression"
+    ]
 
 
 def _number(value: Any) -> bool:
@@ -144,7 +180,29 @@ def _different_checkpoints(base: pd.Series, cur: pd.Series) -> str | None:
     )
 
 
+def _latency_column(
+    base: pd.Series, cur: pd.Series, ratio: float, p: float, threshold: float, noisy: str | None, judge: bool
+) -> ColumnVerdict:
+    """The p50 latency's verdict: a ratio past the threshold that the Mann-Whitney test calls significant."""
+    values = (float(base["latency_p50_ms"]), float(cur["latency_p50_ms"]))
+    significant = not math.isnan(p) and p < P_VALUE
+    if noisy:
+        return ColumnVerdict("latency_p50_ms", *values, ratio - 1, threshold, "not judged", f"noisy ({noisy})")
+    if not judge:
+        return ColumnVerdict("latency_p50_ms", *values, ratio - 1, threshold, "not judged", "another machine (--by)")
+    if math.isnan(p):
+        verdict, reason = "not judged", "fewer than 3 raw samples on a side"
+    elif ratio > 1 + threshold and significant:
+        verdict, reason = "regression", f"Mann-Whitney p={p:.2g}"
+    elif ratio < 1 - threshold and significant:
+        verdict, reason = "improvement", f"Mann-Whitney p={p:.2g}"
+    else:
+        verdict, reason = "unchanged", f"Mann-Whitney p={p:.2g}"
+    return ColumnVerdict("latency_p50_ms", *values, ratio - 1, threshold, verdict, reason)
+
+
 COMPARE_BY = ("machine",)  # `compare --by`: side by side per machine, each with its decision
+FORMATS = ("markdown", "json")  # `compare --format`: the Markdown report, or compare_json.py's document
 
 
 def compare_runs(
@@ -162,6 +220,7 @@ def compare_runs(
     if not matched:
         raise UsageError(f"no rows of '{current.path}' match '{baseline.path}' by {', '.join(IDENTITY_COLUMNS)}")
     table, regressions, warnings = [], [], []
+    verdicts: dict[str, list[ColumnVerdict]] = {}
     for key in matched:
         base, cur = base_rows[key], cur_rows[key]
         label = "/".join(key)
@@ -196,6 +255,8 @@ def compare_runs(
             for column in ("dice", "dice_drift", "model_size_bytes"):
                 if column in base.index:
                     entry[f"baseline_{column}"], entry[f"current_{column}"] = base[column], cur.get(column)
+            judged = column_verdicts(base, cur, quality_threshold)
+            verdicts[label] = [_latency_column(base, cur, ratio, p, latency_threshold, noisy, judge_latency), *judged]
             regressions += _quality_regressions(label, base, cur, quality_threshold)
         table.append(entry)
     if machine_fingerprint(baseline.env) != machine_fingerprint(current.env):
@@ -209,6 +270,7 @@ def compare_runs(
         ["/".join(k) for k in base_rows if k not in cur_rows],
         ["/".join(k) for k in cur_rows if k not in base_rows],
         warnings,
+        verdicts,
     )
 
 

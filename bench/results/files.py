@@ -4,6 +4,11 @@ A run file can be cut short (a copy interrupted, a full disk) or edited by hand.
 own errors reach the user as a traceback of thirty lines and exit code 1, which for `segbench compare`
 means "a regression". Every command that reads a run folder (compare, report, history, export, merge,
 run --resume) reads it through here: one line naming the file and what is wrong, exit code 2.
+
+A run folder's layout has a version (`SCHEMA_VERSION`): env.json's `schema_version` and each Parquet
+table's schema metadata (`segbench_schema_version`). A file without one was written before versions
+existed (version 0) and reads as it always did; one newer than this code knows is refused in one line
+naming both versions, rather than misread by a reader that does not know what changed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bench.errors import UsageError, one_line
 from bench.results.row import IDENTITY_COLUMNS
@@ -24,6 +30,10 @@ from bench.results.row import IDENTITY_COLUMNS
 TABLES = ("results", "samples", "per_image", "gradcam", "profile")
 JSON_FILES = ("env.json", "run.json", "per_backend.json")
 RESULTS_COLUMNS = (*IDENTITY_COLUMNS, "status")
+# the run folder's layout; raise it when a reader of an older segbench would misread a new file
+SCHEMA_VERSION = 1
+PARQUET_VERSION_KEY = b"segbench_schema_version"
+VERSIONED_JSON = ("env.json",)  # the JSON files that carry `schema_version` (decision.json has its own)
 _ARROW_PREFIX = re.compile(r"^ArrowInvalid: Could not open Parquet input source '[^']*': ")
 
 
@@ -32,14 +42,38 @@ def _damaged(path: Path, what: str, exc: BaseException) -> UsageError:
     return UsageError(f"{path}: damaged or unreadable {what} ({cause}); rerun, or restore the file")
 
 
+def versioned_metadata(metadata: dict[bytes, bytes] | None) -> dict[bytes, bytes]:
+    """A Parquet schema's metadata with this code's schema version added (pandas' own entry kept)."""
+    return {**(metadata or {}), PARQUET_VERSION_KEY: str(SCHEMA_VERSION).encode()}
+
+
+def check_version(path: Path, found: object) -> int:
+    """The schema version a file declares (None: 0, written before versions); newer than this code's, or
+    not a version at all, is a usage error naming both."""
+    if found is None:
+        return 0
+    text = found.decode(errors="replace") if isinstance(found, bytes) else found  # Parquet metadata: bytes
+    if isinstance(text, bool) or not isinstance(text, (int, str)) or not str(text).strip().isdigit():
+        raise UsageError(f"{path}: schema version {text!r} is not a number; expected a file segbench wrote")
+    version = int(text)
+    if version > SCHEMA_VERSION:
+        raise UsageError(
+            f"{path}: written with run folder schema version {version}, this segbench reads up to version "
+            f"{SCHEMA_VERSION}; upgrade segbench to read it"
+        )
+    return version
+
+
 def read_table(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
     """A Parquet table of a run folder, with the `required` columns."""
     try:
         table = pd.read_parquet(path)
+        metadata = pq.read_schema(path).metadata or {}
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file; expected a segbench run folder") from None
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise _damaged(path, "Parquet table", exc) from None
+    check_version(path, metadata.get(PARQUET_VERSION_KEY))
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise UsageError(f"{path}: a table without the column(s) {', '.join(missing)}; expected one segbench wrote")
@@ -61,6 +95,8 @@ def read_json(path: Path) -> dict[str, Any]:
         raise _damaged(path, "JSON file", exc) from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a JSON {type(data).__name__}, expected an object; not a file segbench wrote")
+    if path.name in VERSIONED_JSON:
+        check_version(path, data.get("schema_version"))
     return data
 
 

@@ -12,15 +12,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bench.cache import atomic_write_bytes
-from bench.results.files import read_json, read_results, read_table
+from bench.results.files import SCHEMA_VERSION, read_json, read_results, read_table, versioned_metadata
 from bench.results.row import IDENTITY_COLUMNS, Row, cell_id
 
 
 def _atomic_frame(df: pd.DataFrame, run_dir: Path, stem: str, csv: bool) -> None:
+    """The table as `df.to_parquet(index=False)` writes it, with the run folder's schema version in the
+    schema metadata (which pandas cannot add: `df.attrs` does not reach a reader's metadata check)."""
     buffer = io.BytesIO()
-    df.to_parquet(buffer, index=False)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata(versioned_metadata(table.schema.metadata)), buffer)
     atomic_write_bytes(run_dir / f"{stem}.parquet", buffer.getvalue())
     if csv:
         atomic_write_bytes(run_dir / f"{stem}.csv", df.to_csv(index=False).encode())
@@ -61,7 +66,9 @@ class RunStore:
         return {cell_id(r) for r in self._rows}
 
     def write_env(self, env: dict[str, Any]) -> None:
-        atomic_write_bytes(self.run_dir / "env.json", json.dumps(env, indent=2, default=str).encode())
+        """env.json, its `schema_version` first (this code's: a merged env keeps no input's)."""
+        versioned = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in env.items() if k != "schema_version"}}
+        atomic_write_bytes(self.run_dir / "env.json", json.dumps(versioned, indent=2, default=str).encode())
 
     def append(
         self,

@@ -69,3 +69,45 @@ def test_checking_a_folder_reads_every_file_it_holds(tmp_path):
     _truncate(tmp_path / "gradcam.parquet")
     with pytest.raises(UsageError, match="gradcam.parquet: damaged"):
         check_run_folder(tmp_path)
+
+
+CELL = {"suite": ["s"], "model": ["m"], "backend": ["b"], "precision": ["fp32"], "device": ["cpu"], "batch_size": [1]}
+
+
+def _versioned_table(path, version: bytes) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(pd.DataFrame({**CELL, "status": ["ok"]}), preserve_index=False)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"segbench_schema_version": version}), path)
+
+
+def test_a_folder_without_a_version_reads_as_version_0(tmp_path):
+    from bench.results.files import check_version
+
+    pd.DataFrame({**CELL, "status": ["ok"]}).to_parquet(tmp_path / "results.parquet")  # as before versions
+    (tmp_path / "env.json").write_text('{"threads": 2}')
+    check_run_folder(tmp_path)
+    assert list(read_results(tmp_path).status) == ["ok"] and read_json(tmp_path / "env.json") == {"threads": 2}
+    assert check_version(tmp_path, None) == 0 and check_version(tmp_path, b"1") == 1
+
+
+def test_a_newer_version_is_refused_in_one_line_naming_both(tmp_path):
+    from bench.cli import main
+    from bench.results.files import SCHEMA_VERSION
+
+    newer = SCHEMA_VERSION + 1
+    _versioned_table(tmp_path / "results.parquet", str(newer).encode())
+    with pytest.raises(UsageError) as table_error:
+        read_results(tmp_path)
+    message = str(table_error.value)
+    assert "\n" not in message and f"version {newer}" in message and f"version {SCHEMA_VERSION}" in message
+    _versioned_table(tmp_path / "results.parquet", str(SCHEMA_VERSION).encode())
+    read_results(tmp_path)  # this version reads
+    (tmp_path / "env.json").write_text(f'{{"schema_version": {newer}}}')
+    with pytest.raises(UsageError, match=f"schema version {newer}, this segbench reads up to version"):
+        check_run_folder(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+    (tmp_path / "env.json").write_text('{"schema_version": "one"}')
+    with pytest.raises(UsageError, match="is not a number"):
+        read_json(tmp_path / "env.json")

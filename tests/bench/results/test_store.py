@@ -64,3 +64,29 @@ def test_profile_rows_carry_the_cell_identity_and_survive_resume_forget_and_abso
     merged = RunStore(tmp_path / "b")
     merged.absorb(tmp_path / "a", {"node": "n1"})
     assert len(pd.read_parquet(tmp_path / "b" / "profile.parquet")) == 2
+
+
+def test_every_table_and_env_json_carry_the_schema_version(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from bench.results.files import PARQUET_VERSION_KEY, SCHEMA_VERSION
+
+    store = RunStore(tmp_path)
+    store.write_env({"schema_version": 0, "threads": 2})  # a merged input's version is not kept
+    store.append(
+        _row("torch-eager", "fp32", 10.0),
+        np.array([1, 2, 3]),
+        per_image_dice=np.array([0.9, 0.8]),
+        gradcam_records=[{"layer": "l", "pearson": 0.9}],
+        profile_records=[{"op": "conv", "ms": 1.0}],
+        round_records=[{"round": 0, "ms": 1.0}],
+    )
+    tables = sorted(tmp_path.glob("*.parquet"))
+    assert [p.stem for p in tables] == ["gradcam", "per_image", "profile", "results", "rounds", "samples"]
+    for path in tables:
+        assert pq.read_schema(path).metadata[PARQUET_VERSION_KEY] == str(SCHEMA_VERSION).encode(), path
+        assert b"pandas" in pq.read_schema(path).metadata  # otherwise the file pandas would write
+    assert json.loads((tmp_path / "env.json").read_text()) == {"schema_version": SCHEMA_VERSION, "threads": 2}
+    assert list(RunStore(tmp_path).table().backend) == ["torch-eager"]  # and it reads back
