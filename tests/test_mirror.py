@@ -91,11 +91,6 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "tests/bench/decide/test_decision.py",
         "the per-cycle speed comparison decides the ties of the planted rows",
     ),
-    # -- one-module layers
-    "bench/environment.py": (
-        "tests/bench/test_backend.py",
-        "collect_environment's libraries (a plugin's declared ones); fingerprints through compare, history, merge",
-    ),
     # -- Grad-CAM
     "bench/gradcam/records.py": ("", NO_LOGIC + "FeatureSplit, the record a backend's graph cut hands over"),
     "bench/gradcam/split.py": (
