@@ -70,6 +70,7 @@ def _run_folder(folder: Path) -> Path:
         "cpu_flags": ["avx2"],
         "libraries": {"torch": "2"},
         "git_commit": "abc123",
+        "git_branch": "main",
         "git_dirty": False,
         "date": "2026-12-04T10:00:00+00:00",
     }
@@ -88,6 +89,7 @@ def test_one_benchmark_per_timed_cell_with_its_raw_samples(tmp_path):
     assert 3.5e-3 < ort["stats"]["median"] < 4.5e-3
     assert ort["extra_info"]["dice"] == 0.98 and "gradcam_pearson" not in ort["extra_info"]  # NaN is left out
     assert document["benchmarks"][1]["extra_info"]["timing_quality"].startswith("noisy")
+    assert document["commit_info"]["branch"] == "main"  # env.json's git_branch
     assert document["commit_info"]["id"] == "abc123" and document["machine_info"]["cpu"]["brand_raw"] == "Test CPU"
 
 
