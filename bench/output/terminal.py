@@ -6,12 +6,15 @@ While a command captures third-party output (`bench.output.capture`), file descr
 segbench's own lines must then go elsewhere: to a copy of the descriptor the process started with.
 Outside a capture that is simply `sys.stderr`.
 
-Progress is stdlib logging, so that a library caller decides where it goes: the `segbench` logger starts
-with a handler that writes each record as a bare line to `terminal()` at INFO (what `segbench run`
-always printed); `logging.getLogger("segbench").setLevel(logging.WARNING)` silences it, replacing its
-handlers (or `propagate = True` with none) redirects it. It does not propagate by default: a library
-that called `logging.basicConfig` would otherwise print every progress line a second time, into the
-captured log file. The command line sets its level from --quiet and --verbose (`verbosity`).
+Progress is stdlib logging, so that a library caller decides where it goes: progress lines are INFO
+records of the `segbench.progress` logger, whose handler writes each as a bare line to `terminal()`; the
+`segbench` logger above it starts at INFO (what `segbench run` always printed), so that
+`logging.getLogger("segbench").setLevel(logging.WARNING)` silences progress, and replacing the handlers
+of `segbench.progress` (or setting its `propagate`) redirects it. It does not propagate by default: a
+library that called `logging.basicConfig` would otherwise print every progress line a second time, into
+the captured log file. The `segbench` logger itself keeps no handler and propagates, as before: its
+errors (a caught Grad-CAM failure) reach the capture's root handler or a worker's cell log
+(`bench.run.isolation`). The command line sets its level from --quiet and --verbose (`verbosity`).
 """
 
 from __future__ import annotations
@@ -51,21 +54,25 @@ class TerminalHandler(logging.Handler):
             self.handleError(record)
 
 
-def _logger() -> logging.Logger:
-    """The `segbench` logger, set up once: the terminal handler at INFO unless someone configured it first."""
-    logger = logging.getLogger(LOGGER_NAME)
-    if not logger.handlers and logger.level == logging.NOTSET:
+def _progress_logger() -> logging.Logger:
+    """`segbench.progress`, set up once: the terminal handler, and `segbench` at INFO unless someone set a
+    level on it first."""
+    parent = logging.getLogger(LOGGER_NAME)
+    if parent.level == logging.NOTSET:
+        parent.setLevel(logging.INFO)
+    logger = logging.getLogger(f"{LOGGER_NAME}.progress")
+    if not logger.handlers:
         logger.addHandler(TerminalHandler())
-        logger.setLevel(logging.INFO)
         logger.propagate = False
     return logger
 
 
-logger = _logger()
+logger = _progress_logger()
+segbench_logger = logging.getLogger(LOGGER_NAME)
 
 
 def progress(message: str) -> None:
-    """One progress line (the `log` callable the runners take): INFO on the `segbench` logger."""
+    """One progress line (the `log` callable the runners take): INFO on `segbench.progress`."""
     logger.info(message)
 
 
@@ -74,9 +81,9 @@ def verbosity(quiet: bool, verbose: bool) -> Iterator[None]:
     """The `segbench` logger's level for one command: WARNING with --quiet (no progress), DEBUG with
     --verbose, else INFO; the level before is restored after, so that a command run in-process (a test,
     a notebook) leaves a library caller's set-up as it found it."""
-    before = logger.level
-    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    before = segbench_logger.level
+    segbench_logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     try:
         yield
     finally:
-        logger.setLevel(before)
+        segbench_logger.setLevel(before)

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from bench.output.terminal import LOGGER_NAME, logger, progress, use_terminal, verbosity
+from bench.output.terminal import LOGGER_NAME, logger, progress, segbench_logger, use_terminal, verbosity
 
 
 @pytest.fixture
@@ -20,7 +20,8 @@ def terminal_stream():
 
 
 def test_progress_is_a_bare_line_on_the_terminal_at_info(terminal_stream):
-    assert logger is logging.getLogger(LOGGER_NAME) and logger.level == logging.INFO
+    assert segbench_logger is logging.getLogger(LOGGER_NAME) and segbench_logger.level == logging.INFO
+    assert logger.parent is segbench_logger and not logger.propagate
     progress("[1/2] synthetic-nuclei / unet / torch-eager: load")
     assert terminal_stream.getvalue() == "[1/2] synthetic-nuclei / unet / torch-eager: load\n"
 
@@ -28,6 +29,12 @@ def test_progress_is_a_bare_line_on_the_terminal_at_info(terminal_stream):
 def test_progress_follows_the_terminal_per_line(capsys):
     progress("to stderr")  # no capture: the terminal is sys.stderr, looked up when the line is written
     assert capsys.readouterr().err == "to stderr\n"
+
+
+def test_segbench_errors_keep_their_way_to_the_root_not_the_terminal(terminal_stream, caplog):
+    logging.getLogger(LOGGER_NAME).error("Grad-CAM by fd failed")  # what bench.backend.records logs
+    assert [r.getMessage() for r in caplog.records] == ["Grad-CAM by fd failed"]
+    assert terminal_stream.getvalue() == ""
 
 
 @pytest.mark.parametrize(
@@ -38,7 +45,7 @@ def test_verbosity_sets_the_level_for_one_command_and_restores_it(quiet, verbose
         logger.debug("debug")
         progress("info")
     assert " ".join(terminal_stream.getvalue().split()) == shown
-    assert logger.level == logging.INFO  # as before the command
+    assert segbench_logger.level == logging.INFO  # as before the command
 
 
 class _Collect(logging.Handler):
@@ -53,13 +60,13 @@ class _Collect(logging.Handler):
 def test_a_library_caller_silences_or_redirects_progress(terminal_stream, monkeypatch):
     monkeypatch.setattr(logger, "handlers", list(logger.handlers))  # put back after the test
     try:
-        logger.setLevel(logging.WARNING)
+        segbench_logger.setLevel(logging.WARNING)
         progress("silenced")
         assert terminal_stream.getvalue() == ""
         collect = _Collect()
         logger.handlers[:] = [collect]
-        logger.setLevel(logging.INFO)
+        segbench_logger.setLevel(logging.INFO)
         progress("redirected")
         assert collect.messages == ["redirected"] and terminal_stream.getvalue() == ""
     finally:
-        logger.setLevel(logging.INFO)
+        segbench_logger.setLevel(logging.INFO)
