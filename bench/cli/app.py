@@ -36,7 +36,9 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
             "segbench <command> --help  # its options in groups, their defaults and examples",
         ),
     )
-    parser.add_argument("--version", action="version", version=f"segbench {__version__}", help="print it and exit")
+    parser.add_argument(
+        "--version", action="version", version=f"segbench {__version__}", help="print segbench's version and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     threads = default_threads()
     add_run_parser(sub, threads, with_defaults)
