@@ -130,10 +130,6 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "a user's ONNX file is one of the bring-your-own models and is tested with them",
     ),
     # -- output
-    "bench/output/terminal.py": (
-        "tests/bench/output/test_capture.py",
-        "segbench's own lines must reach the terminal while third-party output is captured",
-    ),
     # -- reports
     "bench/report/figures.py": (
         "tests/bench/report/test_gradcam_report.py",

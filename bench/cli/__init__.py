@@ -2,9 +2,10 @@
 and exit 2.
 
 One module per command group, the options they share defined once:
-app.py (the parser, main and the dispatch), options.py (value types, the options run and tune share,
-the environment's defaults), run.py, tune.py, results.py (merge, report, compare, export, history) and
-models.py (list, train). Handlers import the library inside themselves, so `segbench --help` stays fast.
+app.py (the parser, --version, main and the dispatch), options.py (value types, the option groups run
+and tune share, the environment's defaults, the help formatter that shows defaults and examples),
+run.py, tune.py, results.py (merge, report, compare, export, history) and models.py (list, train).
+Handlers import the library inside themselves, so `segbench --help` stays fast.
 """
 
 from bench.cli.app import build_parser, main

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench import __version__
 from bench.cli.models import _cmd_list, _cmd_train, add_models_parsers
-from bench.cli.options import EXIT_USAGE, _Parser
+from bench.cli.options import EXIT_USAGE, _Parser, examples
 from bench.cli.results import (
     _cmd_compare,
     _cmd_export,
@@ -18,6 +19,7 @@ from bench.cli.results import (
 from bench.cli.run import _check_nothing_but_resume, _cmd_run, add_run_parser
 from bench.cli.tune import _cmd_tune, add_tune_parser
 from bench.errors import UsageError
+from bench.output.terminal import verbosity
 
 
 def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
@@ -25,7 +27,18 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     namespace (how a resume finds the options it must refuse)."""
     from bench.environment import default_threads
 
-    parser = _Parser(prog="segbench", description="Benchmark segmentation models across quantization backends.")
+    parser = _Parser(
+        prog="segbench",
+        description="Benchmark segmentation models across quantization backends.",
+        epilog=examples(
+            "segbench run --models unet --backends torch-eager,ort-qdq-int8",
+            "segbench compare results/baseline results/latest",
+            "segbench <command> --help  # its options in groups, their defaults and examples",
+        ),
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"segbench {__version__}", help="print segbench's version and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     threads = default_threads()
     add_run_parser(sub, threads, with_defaults)
@@ -36,6 +49,7 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch to the command's handler, and turn a library UsageError into one line and exit 2."""
     args = build_parser().parse_args(argv)
     handlers = {
         "run": _cmd_run,
@@ -51,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run" and args.resume is not None:
             _check_nothing_but_resume(argv, build_parser(with_defaults=False))
-        return handlers[args.command](args)
+        # progress goes through the `segbench` logger: --quiet and --verbose (run, tune) set its level
+        with verbosity(getattr(args, "quiet", False), getattr(args, "verbose", False)):
+            return handlers[args.command](args)
     except UsageError as exc:
         print(f"segbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.cli.options import _add_split
+from bench.cli.options import _add_split, examples
 from bench.errors import UsageError
 
 
@@ -14,14 +14,25 @@ def add_models_parsers(sub: Any) -> None:
     """list and train, in the order the top-level help lists them."""
     from bench.run.config import DEFAULT_SUITE
 
-    lister = sub.add_parser("list", help="list suites, models or backends")
-    lister.add_argument("what", choices=("suites", "models", "backends"))
+    lister = sub.add_parser(
+        "list",
+        help="list suites, models or backends",
+        epilog=examples("segbench list backends", "segbench list suites --data-dir data/"),
+    )
+    lister.add_argument("what", choices=("suites", "models", "backends"), help="what to list")
 
     lister.add_argument("--data-dir", type=Path, metavar="DIR", help="where to look for a suite's data")
 
-    train = sub.add_parser("train", help="train (or find) the cached reference checkpoint")
-    train.add_argument("--suite", default=DEFAULT_SUITE)
-    train.add_argument("--model", default="unet")
+    train = sub.add_parser(
+        "train",
+        help="train (or find) the cached reference checkpoint",
+        epilog=examples(
+            "segbench train --model unet",
+            "segbench train --model unet --export unet.pt  # then: segbench run --checkpoint unet.pt elsewhere",
+        ),
+    )
+    train.add_argument("--suite", default=DEFAULT_SUITE, help="the suite whose training split it learns")
+    train.add_argument("--model", default="unet", help="the model (a zoo name or package.module:factory)")
     train.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder")
     _add_split(train)
     train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")

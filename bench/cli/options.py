@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from bench.errors import UsageError
 from bench.measure.priority import DEFAULT_PRIORITY, PRIORITIES
 from bench.output.capture import COMMAND_LOG, OutputCapture
-from bench.output.terminal import terminal
 
 if TYPE_CHECKING:
     from bench.measure.timing import TimingConfig
     from bench.run.settings import SharedSettings
 
 EXIT_USAGE = 2
+Group = argparse._ArgumentGroup  # an option group: where the options of one kind are added
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -63,7 +63,38 @@ def _positive_float(value: str) -> float:
     return number
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (the examples keep their lines), and each option's default
+    appended where it says something: not None, False or empty, and not already named in the help text."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or (isinstance(default, list | tuple) and not default)
+            or "default" in text.lower()
+        ):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def examples(*lines: str) -> str:
+    """A command's help epilog: 1-3 command lines that show what it is for."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 class _Parser(argparse.ArgumentParser):
+    """Every segbench parser: usage errors as one line and exit 2, help through `_HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other usage error
         print(f"segbench: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -122,7 +153,7 @@ def _priority(given: str | None) -> str:
     return value
 
 
-def _add_split(parser: argparse.ArgumentParser) -> None:
+def _add_split(parser: argparse.ArgumentParser | Group) -> None:
     parser.add_argument(
         "--split",
         dest="splits",
@@ -144,47 +175,58 @@ def _sizes(value: str) -> tuple[int, ...]:
     return sizes
 
 
-# The options run and tune share. Each helper adds its options where the command's help lists them, so
-# the commands call them in their own order (run has --device, --batch-size and --timing in between).
+# The option groups run and tune share, defined once. Each returns its group, so that a command adds its
+# own options of that kind to it (run's --batch-size and --timing to "timing", its --onnx to "data and
+# model"); `per` and `for_what` carry the words that differ.
 
 
-def _add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder (real-data suites)")
+def _data_group(parser: argparse.ArgumentParser) -> Group:
+    """ "data and model": the command adds its model options (--weights, --checkpoint), then `_add_data`."""
+    return parser.add_argument_group("data and model")
 
 
-def _add_out(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+def _add_data(group: Group) -> None:
+    """--data-dir and --split, the data options run and tune share."""
+    group.add_argument("--data-dir", type=Path, metavar="DIR", help="the suite's data folder (real-data suites)")
+    _add_split(group)
 
 
-def _add_threads(parser: argparse.ArgumentParser, threads: int, for_what: str = "") -> None:
-    """--threads, defaulting to the physical cores (`bench.environment.default_threads`, found once by the
-    caller); `for_what` is run's " for every backend"."""
-    parser.add_argument(
+def _timing_group(
+    parser: argparse.ArgumentParser, threads: int, per: str, timeout_per: str, for_what: str = ""
+) -> Group:
+    """ "timing": --threads (defaulting to the physical cores, `bench.environment.default_threads`, found
+    once by the caller), --min-time, --min-iters, --warmup, --wait-for-quiet, --priority and --timeout;
+    `per` is what one timing is of (run: cell, tune: step), `timeout_per` what --timeout bounds (run: cell,
+    tune: variant), `for_what` run's " for every backend".
+
+    --wait-for-quiet and --priority have no default in the namespace, so that the environment's default is
+    read when the command runs (`_quiet_wait_s`, `_priority`), not when the parser is built."""
+    group = parser.add_argument_group("timing")
+    group.add_argument(
         "--threads", type=int, default=threads, help=f"intra-op threads{for_what} (default: physical cores)"
     )
+    group.add_argument("--min-time", type=_positive_float, default=3.0, help=f"minimum timed seconds per {per}")
+    group.add_argument("--min-iters", type=int, default=30, help=f"minimum timed iterations per {per}")
+    group.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
+    group.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
+    group.add_argument("--priority", choices=PRIORITIES, help=_PRIORITY_HELP)
+    group.add_argument("--timeout", type=_positive_float, default=1800.0, help=f"per-{timeout_per} timeout in seconds")
+    return group
 
 
-def _add_min_time(parser: argparse.ArgumentParser, per: str) -> None:
-    """--min-time, --min-iters and --warmup; `per` is what one timing is of (run: cell, tune: step)."""
-    parser.add_argument("--min-time", type=_positive_float, default=3.0, help=f"minimum timed seconds per {per}")
-    parser.add_argument("--min-iters", type=int, default=30, help=f"minimum timed iterations per {per}")
-    parser.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
-
-
-def _add_quiet_wait_and_priority(parser: argparse.ArgumentParser) -> None:
-    """--wait-for-quiet and --priority: no default in the namespace, so that the environment's default is
-    read when the command runs (`_quiet_wait_s`, `_priority`), not when the parser is built."""
-    parser.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
-    parser.add_argument("--priority", choices=PRIORITIES, help=_PRIORITY_HELP)
-
-
-def _add_timeout(parser: argparse.ArgumentParser, per: str) -> None:
-    """--timeout; `per` is what it bounds (run: cell, tune: variant)."""
-    parser.add_argument("--timeout", type=_positive_float, default=1800.0, help=f"per-{per} timeout in seconds")
-
-
-def _add_quiet(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+def _output_group(parser: argparse.ArgumentParser) -> Group:
+    """ "output": --out, and how much progress reaches the terminal (the `segbench` logger's level,
+    `bench.output.terminal.verbosity`); the command adds --resume."""
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+    chatter = group.add_mutually_exclusive_group()
+    chatter.add_argument(
+        "--quiet", action="store_true", help="no progress output (the segbench logger at WARNING); results still print"
+    )
+    chatter.add_argument(
+        "--verbose", action="store_true", help="also segbench's debug lines, e.g. the settings the command resolved"
+    )
+    return group
 
 
 def _timing(args: argparse.Namespace, **more: Any) -> TimingConfig:
@@ -219,14 +261,6 @@ def _shared_settings(args: argparse.Namespace, batch_size: int = 1, **timing: An
         checkpoint=args.checkpoint,
         splits=split_overrides(args.splits),
     )
-
-
-def _progress_log(quiet: bool) -> Callable[[str], None]:
-    """segbench's own progress and end-of-run lines: on the terminal, also while a run's library output is
-    captured (`bench.output`); none with --quiet."""
-    if quiet:
-        return lambda message: None
-    return lambda message: print(message, file=terminal(), flush=True)
 
 
 def _into_logs(capture: OutputCapture) -> Callable[[Path], None]:

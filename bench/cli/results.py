@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cli.options import _fraction, _positive_float
+from bench.cli.options import _fraction, _positive_float, examples
 from bench.errors import UsageError
 from bench.report.compare import COMPARE_BY
 from bench.report.compare import FORMATS as COMPARE_FORMATS
@@ -43,8 +43,9 @@ def add_results_parsers(sub: Any) -> None:
     merge = sub.add_parser(
         "merge",
         help="join the folders of a sharded run (run --shard K/N) into one run; exit 1 on a duplicate or missing cell",
+        epilog=examples("segbench merge results-shard-1/latest results-shard-2/latest --out results/merged"),
     )
-    merge.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    merge.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="the parts' run folders")
     merge.add_argument("--out", type=Path, required=True, help="the merged run folder (must not exist, or be empty)")
     merge.add_argument(
         "--prefer",
@@ -53,12 +54,24 @@ def add_results_parsers(sub: Any) -> None:
         "refusing",
     )
 
-    report = sub.add_parser("report", help="regenerate report.md and report.html of a run folder")
-    report.add_argument("run_dir", type=Path)
+    report = sub.add_parser(
+        "report",
+        help="regenerate report.md and report.html of a run folder",
+        epilog=examples("segbench report results/latest"),
+    )
+    report.add_argument("run_dir", type=Path, help="a run or tune folder")
 
-    compare = sub.add_parser("compare", help="compare two run folders; exit 1 on a regression")
-    compare.add_argument("baseline", type=Path)
-    compare.add_argument("current", type=Path)
+    compare = sub.add_parser(
+        "compare",
+        help="compare two run folders; exit 1 on a regression",
+        epilog=examples(
+            "segbench compare results/baseline results/latest",
+            "segbench compare results/baseline results/latest --latency-threshold 5% --out compare.md",
+            "segbench compare results/machine-a results/machine-b --by machine",
+        ),
+    )
+    compare.add_argument("baseline", type=Path, help="the run folder compared against")
+    compare.add_argument("current", type=Path, help="the run folder judged")
     compare.add_argument(
         "--latency-threshold",
         type=_fraction,
@@ -81,9 +94,15 @@ def add_results_parsers(sub: Any) -> None:
         "export",
         help="write a run folder in another tool's format: pytest-benchmark JSON, Bencher Metric Format (bmf), "
         "github-action-benchmark's custom JSON",
+        epilog=examples(
+            "segbench export results/latest --format pytest-benchmark --out bench.json",
+            "segbench export results/latest --format bmf --out bmf.json",
+        ),
     )
-    export.add_argument("run_dir", type=Path)
-    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="export_format")
+    export.add_argument("run_dir", type=Path, help="the run folder")
+    export.add_argument(
+        "--format", required=True, choices=EXPORT_FORMATS, dest="export_format", help="the other tool's format"
+    )
     export.add_argument(
         "--out",
         type=Path,
@@ -96,8 +115,9 @@ def add_results_parsers(sub: Any) -> None:
     history = sub.add_parser(
         "history",
         help="change points over every run folder under a results root; exit 1 on a change in the newest runs",
+        epilog=examples("segbench history results/", "segbench history results/ --since 2026-01-01 --recent 5"),
     )
-    history.add_argument("results_root", type=Path, metavar="RESULTS_ROOT")
+    history.add_argument("results_root", type=Path, metavar="RESULTS_ROOT", help="the folder the run folders are in")
     history.add_argument("--since", metavar="DATE", help="only runs dated on or after DATE (YYYY-MM-DD)")
     history.add_argument(
         "--out", type=Path, help="the HTML page (default RESULTS_ROOT/history.html; the Markdown goes beside it, .md)"

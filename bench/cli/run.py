@@ -10,26 +10,23 @@ from typing import TYPE_CHECKING, Any
 
 from bench.backend import GRADCAM_CHOICES
 from bench.cli.options import (
-    _add_data_dir,
-    _add_min_time,
-    _add_out,
-    _add_quiet,
-    _add_quiet_wait_and_priority,
-    _add_split,
-    _add_threads,
-    _add_timeout,
+    _add_data,
     _backend_options,
+    _data_group,
     _into_logs,
     _names,
-    _progress_log,
+    _output_group,
     _shard,
     _shared_settings,
+    _timing_group,
     _where,
+    examples,
 )
 from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError
 from bench.measure.timing import TIMING_MODES
 from bench.output.capture import captured_command
+from bench.output.terminal import logger, progress
 from bench.run.config import DEVICES, EXECUTORS
 
 if TYPE_CHECKING:
@@ -38,11 +35,21 @@ if TYPE_CHECKING:
 
 
 def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
-    """The `run` subcommand; `with_defaults=False`: see `bench.cli.app.build_parser`."""
+    """The `run` subcommand, its options in groups; `with_defaults=False`: see `bench.cli.app.build_parser`."""
     from bench.run.config import DEFAULT_BACKENDS, DEFAULT_MODELS, DEFAULT_SUITE
 
-    run = sub.add_parser("run", help="run the benchmark matrix and write results/<run-id>/")
-    run.add_argument(
+    run = sub.add_parser(
+        "run",
+        help="run the benchmark matrix and write results/<run-id>/",
+        description="Time, score and explain every (suite, model, backend) cell; write results/<run-id>/.",
+        epilog=examples(
+            "segbench run --models unet --backends torch-eager,ort-qdq-int8 --no-gradcam",
+            'segbench run --quiet --fail-on "speedup_vs_fp32>=1" --budget "miou_drift>=-0.01"',
+            "segbench run --resume results/latest",
+        ),
+    )
+    what = run.add_argument_group("what to run")
+    what.add_argument(
         "--suite",
         "--suites",
         dest="suites",
@@ -50,7 +57,7 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         default=(DEFAULT_SUITE,),
         help=f"suite name(s), comma-separated (default {DEFAULT_SUITE})",
     )
-    run.add_argument(
+    what.add_argument(
         "--models",
         "--model",
         dest="models",
@@ -59,28 +66,50 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         help="model names, comma-separated, or your own model as package.module:factory "
         "(a callable returning an nn.Module)",
     )
-    run.add_argument(
+    what.add_argument(
+        "--backends",
+        type=_names,
+        default=DEFAULT_BACKENDS,
+        help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16); "
+        "default: every registered backend",
+    )
+    what.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="BACKEND.KEY=VALUE",
+        help="backend option, repeatable (e.g. ort-qdq-int8.calibration=entropy)",
+    )
+    data = _data_group(run)
+    data.add_argument(
         "--weights",
         type=Path,
         metavar="FILE",
         help="state dict for the (one) model, loaded with weights_only=True; default: train the reference",
     )
-    run.add_argument(
+    data.add_argument(
         "--checkpoint",
         type=Path,
         metavar="FILE",
         help="the reference checkpoint of the (one) model, from segbench train --export: the same float model "
         "on every machine of a hardware comparison",
     )
-    run.add_argument(
+    data.add_argument(
         "--onnx",
         type=Path,
         metavar="FILE",
         help="your fp32 ONNX file of the (one) model, used by the ONNX-based backends instead of an export",
     )
-    _add_data_dir(run)
-    _add_split(run)
-    run.add_argument(
+    _add_data(data)
+    data.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="foreground probability threshold of a single-output (sigmoid) binary model",
+    )
+    gradcam = run.add_argument_group("Grad-CAM")
+    gradcam.add_argument(
         "--gradcam-layer",
         dest="gradcam_layers",
         action="append",
@@ -90,90 +119,39 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         help="Grad-CAM feature layer(s), module paths, repeatable or comma-separated "
         "(default: each model's documented layer)",
     )
-    run.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM stage")
-    run.add_argument(
-        "--profile",
-        action="store_true",
-        help="after timing, a profiled pass of every cell with its runtime's own profiler: time per operator, "
-        "layer and precision in profile.parquet, attributed in the report (never in the latency columns)",
-    )
-    run.add_argument(
-        "--profile-calls",
-        type=int,
-        default=20,
-        metavar="N",
-        help="calls in each cell's profiled pass (default 20)",
-    )
-    run.add_argument(
+    gradcam.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM stage")
+    gradcam.add_argument(
         "--gradcam-method",
         choices=tuple(GRADCAM_CHOICES),
         default="both",
         help="quantized backends' Grad-CAM: finite differences on the artifact's own head (fd), autograd "
         "through its fake-quant simulation (fakequant), or both (default; fd fills the main columns)",
     )
-    run.add_argument(
-        "--threshold",
-        type=float,
-        default=0.5,
-        help="foreground probability threshold of a single-output (sigmoid) binary model",
-    )
-    run.add_argument(
-        "--backends",
-        type=_names,
-        default=DEFAULT_BACKENDS,
-        help="backends, comma-separated; NAME or NAME:PRECISION (e.g. torch-eager:bf16); "
-        "default: every registered backend",
-    )
-    _add_out(run)
-    run.add_argument("--device", choices=DEVICES, default="cpu")
-    _add_threads(run, threads, " for every backend")
-    run.add_argument("--batch-size", type=int, default=1)
-    _add_min_time(run, "cell")
-    run.add_argument(
+    timing = _timing_group(run, threads, "cell", "cell", " for every backend")
+    timing.add_argument("--batch-size", type=int, default=1, help="images per timed call")
+    timing.add_argument(
         "--timing",
         choices=TIMING_MODES,
         default="interleaved",
         help="interleaved (default): the backends of one suite and model are timed in alternating rounds, so "
         "load on the machine hits them alike; sequential: one backend after the other",
     )
-    _add_quiet_wait_and_priority(run)
-    _add_timeout(run, "cell")
-    run.add_argument(
-        "--option",
-        dest="options",
-        action="append",
-        default=[],
-        metavar="BACKEND.KEY=VALUE",
-        help="backend option, repeatable (e.g. ort-qdq-int8.calibration=entropy)",
+    profiling = run.add_argument_group("profiling")
+    profiling.add_argument(
+        "--profile",
+        action="store_true",
+        help="after timing, a profiled pass of every cell with its runtime's own profiler: time per operator, "
+        "layer and precision in profile.parquet, attributed in the report (never in the latency columns)",
     )
-    run.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default="local",
-        help="local (default) or ray: every (suite, model) group a task on a Ray node with a segbench slot",
+    profiling.add_argument(
+        "--profile-calls",
+        type=int,
+        default=20,
+        metavar="N",
+        help="calls in each cell's profiled pass (default 20)",
     )
-    run.add_argument(
-        "--address", dest="ray_address", metavar="ADDR", help="the Ray cluster (default auto; local: start one here)"
-    )
-    run.add_argument(
-        "--where",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Ray nodes to use: a node label (ray start --labels KEY=VALUE) or resource=NAME (repeatable)",
-    )
-    run.add_argument(
-        "--per-node", action="store_true", help="with --executor ray: the whole matrix once on every matching node"
-    )
-    run.add_argument(
-        "--shard",
-        type=_shard,
-        metavar="K/N",
-        help="measure part K of N of the matrix (whole comparison groups, dealt by a hash of each group's "
-        "identity), for one job of a CI job matrix; segbench merge joins the parts' folders",
-    )
-    _add_quiet(run)
-    run.add_argument(
+    decision = run.add_argument_group("decision and bounds")
+    decision.add_argument(
         "--fail-on",
         dest="fail_on",
         action="append",
@@ -184,8 +162,7 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         "latency_p50_ms<=12, model_size_bytes<=3e6); rows with noisy timing are not judged on latency or speed, "
         "unavailable rows not at all; may be given beside --resume (it is not saved in run.json)",
     )
-
-    run.add_argument(
+    decision.add_argument(
         "--budget",
         dest="budgets",
         action="append",
@@ -196,19 +173,48 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         "with each number's 95%% interval where it has one (met, uncertain, failed). Default: keep >= 99%% of "
         "the fp32 reference's mIoU (Dice for two classes), MLPerf's rule",
     )
-    run.add_argument(
+    decision.add_argument(
         "--objective",
         choices=OBJECTIVES,
         default=None,
         help="what the decision ranks the cells meeting every budget on (default latency: the same-run "
         "speedup, ties within noise broken by quality, then size, then memory)",
     )
-    run.add_argument(
+    where = run.add_argument_group("where it runs")
+    where.add_argument("--device", choices=DEVICES, default="cpu", help="where the backends run")
+    where.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local (default) or ray: every (suite, model) group a task on a Ray node with a segbench slot",
+    )
+    where.add_argument(
+        "--address", dest="ray_address", metavar="ADDR", help="the Ray cluster (default auto; local: start one here)"
+    )
+    where.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Ray nodes to use: a node label (ray start --labels KEY=VALUE) or resource=NAME (repeatable)",
+    )
+    where.add_argument(
+        "--per-node", action="store_true", help="with --executor ray: the whole matrix once on every matching node"
+    )
+    where.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="measure part K of N of the matrix (whole comparison groups, dealt by a hash of each group's "
+        "identity), for one job of a CI job matrix; segbench merge joins the parts' folders",
+    )
+    output = _output_group(run)
+    output.add_argument(
         "--resume",
         type=Path,
         metavar="DIR",
         help="finish an interrupted run in DIR without recomputing its finished cells, with the settings it "
-        "was started with (only --quiet, --fail-on, --budget and --objective may be added: they judge, they "
+        "was started with (only --quiet, --verbose, --fail-on, --budget and --objective may be added: they judge, they "
         "do not measure)",
     )
     if not with_defaults:  # only what the command line gives appears in the namespace
@@ -221,14 +227,14 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
 def _check_nothing_but_resume(argv: list[str] | None, parser: argparse.ArgumentParser) -> None:
     """A resumed run finishes with the settings it was started with: rows timed two ways must not share a
     results file. An option given beside --resume (even one equal to its default) would be silently
-    ignored, so it is refused instead; --quiet and --fail-on change no measurement (--fail-on judges the
-    rows after the run), so they are taken.
+    ignored, so it is refused instead; --quiet, --verbose and --fail-on change no measurement (--fail-on
+    judges the rows after the run), so they are taken.
 
     `parser` is `build_parser(with_defaults=False)`, given by bench.cli.app: this module cannot import the
     module that imports it (tests/test_architecture.py counts lazy imports in circles too)."""
     given = vars(parser.parse_args(argv))
     names: dict[str, str] = given.pop("option_names")
-    judging = ("resume", "quiet", "fail_on", "budgets", "objective")  # they judge the rows, never measure them
+    judging = ("resume", "quiet", "verbose", "fail_on", "budgets", "objective")  # they judge or talk, never measure
     extra = [names[dest] for dest in given if dest in names and dest not in judging]
     if extra:
         raise UsageError(
@@ -265,7 +271,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         budgets=tuple(args.budgets),
         objective=args.objective or "latency",
     )
-    log = _progress_log(args.quiet)
+    log = progress
     if args.resume is not None:
         from bench.run.config import load_run_config
 
@@ -274,6 +280,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             config = replace(config, budgets=tuple(args.budgets))
         if args.objective:
             config = replace(config, objective=args.objective)
+    logger.debug("segbench run: %s", config)  # --verbose: every setting, the defaults resolved
     bounds = check_fail_on(args.fail_on, config)  # before any work: a bad bound costs nothing
     check_budgets(config)
     with captured_command() as capture:

@@ -9,39 +9,52 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.options import (
-    _add_data_dir,
-    _add_min_time,
-    _add_out,
-    _add_quiet,
-    _add_quiet_wait_and_priority,
-    _add_split,
-    _add_threads,
-    _add_timeout,
+    _add_data,
     _backend_options,
+    _data_group,
     _into_logs,
     _names,
-    _progress_log,
+    _output_group,
     _shared_settings,
     _sizes,
+    _timing_group,
+    examples,
 )
 from bench.errors import UsageError
 from bench.output.capture import captured_command
+from bench.output.terminal import logger, progress
 
 
 def add_tune_parser(sub: Any, threads: int) -> None:
+    """The `tune` subcommand, its options in groups (timing, data and output shared with run)."""
     tune = sub.add_parser(
         "tune",
         help="which layers break int8 (sensitivity), the fastest mixed-precision model within a quality budget, "
         "and how calibration size and method matter; writes results/tune-<id>/",
+        epilog=examples(
+            'segbench tune --suite synthetic-nuclei --model unet --backend torch-fx-int8 --budget "miou_drift>=-0.005"',
+            'segbench tune --suite synthetic-nuclei --model unet --backend all --budget "miou_drift>=-0.01"',
+            "segbench tune --resume results/tune-<id>",
+        ),
     )
-    tune.add_argument("--suite", help="the suite (it needs a tuning split: tuning = N under [splits])")
-    tune.add_argument("--model", help="the model (a zoo name or package.module:factory)")
-    tune.add_argument(
+    what = tune.add_argument_group("what to tune")
+    what.add_argument("--suite", help="the suite (it needs a tuning split: tuning = N under [splits])")
+    what.add_argument("--model", help="the model (a zoo name or package.module:factory)")
+    what.add_argument(
         "--backend",
         help="the int8 backend to tune, e.g. torch-fx-int8; several (a,b,c) or all: each tuned, then the tuned "
         "configurations run together with fp32 eager and decided under the budgets (bench/tune/across.py)",
     )
-    tune.add_argument(
+    what.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="BACKEND.KEY=VALUE",
+        help="the tuned backend's other options, repeatable (its float_layers is what tune chooses)",
+    )
+    budget = tune.add_argument_group("budget and search")
+    budget.add_argument(
         "--budget",
         dest="budgets",
         action="append",
@@ -51,55 +64,48 @@ def add_tune_parser(sub: Any, threads: int) -> None:
         "SQNR or Grad-CAM column (e.g. miou_drift>=-0.005, min_class_iou_drift>=-0.02, gradcam_pearson>=0.95); "
         "the first ranks the layers",
     )
-    tune.add_argument(
+    budget.add_argument(
         "--allow-slower",
         action="store_true",
         help="exit 0 when the configuration that meets the budgets is slower than fp32 eager (by default that "
         "is exit 1: quantizing does not pay)",
     )
-    tune.add_argument(
-        "--option",
-        dest="options",
-        action="append",
-        default=[],
-        metavar="BACKEND.KEY=VALUE",
-        help="the tuned backend's other options, repeatable (its float_layers is what tune chooses)",
+    budget.add_argument(
+        "--max-layers", type=int, help="measure the N layers of lowest SQNR only (default: every layer)"
     )
-    tune.add_argument("--weights", type=Path, metavar="FILE", help="state dict of the model (default: the reference)")
-    tune.add_argument(
-        "--checkpoint", type=Path, metavar="FILE", help="reference checkpoint from segbench train --export"
-    )
-    _add_data_dir(tune)
-    _add_split(tune)
-    tune.add_argument("--max-layers", type=int, help="measure the N layers of lowest SQNR only (default: every layer)")
-    tune.add_argument(
+    budget.add_argument(
         "--max-steps", type=int, help="give up after N layers in float (default: every layer that helped)"
     )
-    tune.add_argument(
+    budget.add_argument(
         "--sqnr-images", type=int, default=4, help="tuning images the layer SQNR proxy runs on (default 4)"
     )
-    tune.add_argument(
+    calibration = tune.add_argument_group("calibration study")
+    calibration.add_argument(
         "--calibration-sizes",
         type=_sizes,
         default=(),
         metavar="N,N,...",
         help="calibration study: image counts, drawn from the calibration and training splits",
     )
-    tune.add_argument(
+    calibration.add_argument(
         "--calibration-methods",
         type=_names,
         default=(),
         metavar="M,M,...",
         help="calibration study: the backend's calibration option values (e.g. minmax,entropy,percentile)",
     )
-    tune.add_argument("--seeds", type=int, default=1, help="calibration study: draws per size and method (default 1)")
-    _add_out(tune)
-    _add_threads(tune, threads)
-    _add_min_time(tune, "step")
-    _add_quiet_wait_and_priority(tune)
-    _add_timeout(tune, "variant")
-    _add_quiet(tune)
-    tune.add_argument(
+    calibration.add_argument(
+        "--seeds", type=int, default=1, help="calibration study: draws per size and method (default 1)"
+    )
+    data = _data_group(tune)
+    data.add_argument("--weights", type=Path, metavar="FILE", help="state dict of the model (default: the reference)")
+    data.add_argument(
+        "--checkpoint", type=Path, metavar="FILE", help="reference checkpoint from segbench train --export"
+    )
+    _add_data(data)
+    _timing_group(tune, threads, "step", "variant")
+    output = _output_group(tune)
+    output.add_argument(
         "--resume",
         type=Path,
         metavar="DIR",
@@ -112,7 +118,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from bench.tune.runner import run_tune
     from bench.tune.sensitivity import TuneFailed
 
-    log = _progress_log(args.quiet)
+    log = progress
     if args.resume is not None:
         given = [
             flag
@@ -168,6 +174,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                     config, tuned_backends(args.backend, config), options, log, on_folder=_into_logs(capture)
                 )
             return print_outcome(across, args.allow_slower)
+    logger.debug("segbench tune: %s", config)  # --verbose: every setting, the defaults resolved
     try:
         with captured_command() as capture:
             outcome = run_tune(config, log=log, resume=args.resume, on_folder=_into_logs(capture))

@@ -14,7 +14,6 @@ functions that tie them together in that order.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from bench.cache import cache_root, file_digest
 from bench.data.suite import Suite
 from bench.environment import collect_environment
 from bench.measure.reference_kernel import ReferenceKernel
+from bench.output.terminal import progress
 from bench.results.files import check_run_folder
 from bench.results.row import Row, cell_id, stage_failures
 from bench.results.speedup import SameRunReference, TimedRounds
@@ -149,7 +149,7 @@ def prepare_references(
 
 def run_benchmark(
     config: RunConfig,
-    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    log: Callable[[str], None] = progress,  # the `segbench` logger: a library caller configures where it goes
     resume: Path | None = None,
     on_folder: Callable[[Path], None] = lambda folder: None,
 ) -> Path:

@@ -11,7 +11,6 @@ its rows `bench.tune.records`); `--resume` measures only what is missing.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from bench.cache import cache_root, file_digest
 from bench.data.suite import get_suite
 from bench.environment import collect_environment
 from bench.errors import UsageError
+from bench.output.terminal import progress
 from bench.run.runner import new_run_dir, plan_cells
 from bench.tune.calibration import calibration_study
 from bench.tune.config import TuneConfig, save_tune_config
@@ -33,7 +33,7 @@ from bench.tune.variants import Log, Variants
 
 def run_tune(
     config: TuneConfig,
-    log: Log = lambda m: print(m, file=sys.stderr),
+    log: Log = progress,  # the `segbench` logger: a library caller configures where it goes
     resume: Path | None = None,
     on_folder: Callable[[Path], None] = lambda folder: None,
 ) -> TuneOutcome:

@@ -407,3 +407,48 @@ def test_a_damaged_run_file_is_one_line_naming_it_exit_2_and_nothing_written(com
     assert err.startswith(f"segbench: error: {run / damaged}: ") and "Traceback" not in err
     assert "damaged or unreadable" in err or "is unreadable" in err  # run.json says which key, or that it is broken
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_version_prints_the_one_version_and_exits_0(capsys):
+    import bench
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"segbench {bench.__version__}\n"
+
+
+def _commands() -> dict:
+    from bench.cli import build_parser
+
+    parser = build_parser()
+    return next(a for a in parser._actions if a.choices and "run" in a.choices).choices
+
+
+def test_every_option_of_every_command_has_help_and_every_command_examples():
+    for name, command in _commands().items():
+        missing = [a.option_strings[0] for a in command._actions if a.option_strings and not a.help]
+        assert not missing, f"segbench {name}: options without help: {missing}"
+        assert command.epilog and command.epilog.startswith("examples:\n  segbench "), name
+
+
+def test_run_help_shows_defaults_groups_and_examples(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # the formatter wraps lines
+    assert "minimum timed seconds per cell (default: 3.0)" in text
+    assert "(default: None)" not in text and "(default: [])" not in text and "(default: False)" not in text
+    for group in ("what to run:", "timing:", "data and model:", "Grad-CAM:", "profiling:", "decision and bounds:"):
+        assert group in text
+    assert "where it runs:" in text and "examples: segbench run " in text
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_quiet_and_verbose_together_are_one_line_exit_2(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--quiet", "--verbose"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("segbench: error: argument --verbose: not allowed with argument --quiet")
+    assert len(err.splitlines()) == 1
