@@ -158,6 +158,12 @@ def collect_environment(threads: int) -> dict[str, Any]:
     }
 
 
+def machine_identity(threads: int) -> dict[str, Any]:
+    """The fields `machine_fingerprint` reads, without the rest of env.json (every backend's libraries, git,
+    sysfs): the reference kernel's record is keyed on them at the start of every run."""
+    return {**_cpuinfo(), "logical_cores": os.cpu_count(), "threads": threads, **_gpu()}
+
+
 def machine_fingerprint(env: dict[str, Any]) -> tuple:
     """The parts of env.json that make two machines' timings incomparable when they differ."""
     return (env.get("cpu_model"), env.get("logical_cores"), env.get("gpu"), env.get("threads"))

@@ -67,8 +67,9 @@ def check_version(path: Path, found: object) -> int:
 def read_table(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
     """A Parquet table of a run folder, with the `required` columns."""
     try:
-        table = pd.read_parquet(path)
-        metadata = pq.read_schema(path).metadata or {}
+        arrow = pq.read_table(path)  # one read: the table and its schema metadata (the version)
+        table = arrow.to_pandas()
+        metadata = arrow.schema.metadata or {}
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file; expected a segbench run folder") from None
     except (OSError, ValueError, pa.ArrowException) as exc:

@@ -237,11 +237,11 @@ def reference_kernel_record(threads: int) -> Path:
     Keyed on the machine, the kernel's version and torch's: a torch that runs the kernel slower would
     otherwise judge every round of every later run against a time it can no longer reach."""
     from bench.cache import cache_root, library_versions, stable_hash
-    from bench.environment import machine_fingerprint
+    from bench.environment import machine_fingerprint, machine_identity
 
     key = stable_hash(
         {
-            "machine": machine_fingerprint(collect_environment(threads)),
+            "machine": machine_fingerprint(machine_identity(threads)),
             "kernel": ReferenceKernel.VERSION,
             "torch": library_versions(("torch",)),
         }

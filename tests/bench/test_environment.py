@@ -88,3 +88,9 @@ def test_not_a_repository_or_no_git(tmp_path, monkeypatch):
 def test_env_json_holds_the_new_keys(fake_sys):
     env = collect_environment(threads=1)
     assert {"git_branch", "cpu_governor", "cpu_mhz", "memory_bytes", "cgroup_cpu_quota"} <= set(env)
+
+
+def test_the_machine_identity_gives_the_fingerprint_of_the_whole_environment():
+    from bench.environment import machine_fingerprint, machine_identity
+
+    assert machine_fingerprint(machine_identity(2)) == machine_fingerprint(collect_environment(2))
