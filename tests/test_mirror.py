@@ -175,6 +175,10 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "run_tune, the order of a tune's stages, stood in for per backend; whole tunes in tests/test_tune.py",
     ),
     # -- ONNX graphs shared by three runtimes
+    "backends/torch/profile_layers.py": (
+        "tests/backends/torch/test_profile.py",
+        "the compiled runtimes' layer lookups, tested on real profiles of the pass they attribute",
+    ),
     "backends/onnx/export.py": (
         "tests/bench/models/test_zoo.py",
         "every zoo model's export: a dynamic batch, and the Grad-CAM layers named in the graph",

@@ -1,9 +1,5 @@
 """PyTorch FX graph mode post-training static int8 quantization (`prepare_fx` / `convert_fx`).
 
-Over 400 lines on purpose for now: FX tracing, observers, float fallback and the session of one runtime
-kept together until issue 32 gives torch a folder of its own (backends/torch/), where tracing and the
-session become separate modules.
-
 The model is symbolically traced, observed with the engine's default QConfigMapping while every
 calibration image runs through it, and converted to quantized modules (conv + ReLU fuse into one int8
 kernel). Conv weights are per-channel on x86 and onednn; transposed convs keep per-tensor weights,
@@ -14,9 +10,10 @@ TorchScript so it loads in a fresh process without the float model, its packed i
 FX quantization is deprecated upstream in favour of PT2E; it is kept as the baseline many
 deployments still use, with the deprecation warnings silenced and named in the row's notes.
 
-About 400 lines, over the usual size: the FX recipe (qconfig mapping, the transposed-conv check), its
-operator coverage and its TorchScript export serve this backend and its Grad-CAM rebuild alone, and
-belong with them.
+Over 400 lines (about 520), and kept whole: the FX recipe (qconfig mapping, float fallback, the
+transposed-conv check), its operator coverage, its TorchScript export and its session are one runtime's
+path that serves this backend and its Grad-CAM rebuild (fx_cut.py) alone; what other modules use of it
+already lives apart (profile_layers.py, fx_fakequant.py, layer_sqnr.py).
 """
 
 from __future__ import annotations
@@ -344,7 +341,8 @@ class TorchFxInt8Session(Session):
         """torch.profiler; hooks do not fire in TorchScript and the profiler sees no submodule call, so
         layers come from the scripted graph: its ops in program order, each with the path of the module
         that calls it, aligned with each call's profiled ops by name."""
-        from backends.torch.profile import layers_in_graph_order, profile_calls, script_op_sequence
+        from backends.torch.profile import profile_calls
+        from backends.torch.profile_layers import layers_in_graph_order, script_op_sequence
 
         sequence = script_op_sequence(self.module)
         passed = profile_calls(lambda: self.run(inputs), self.synchronize, calls, work_dir)

@@ -1,8 +1,9 @@
 """PyTorch 2 export (PT2E) post-training static int8 quantization with torchao, lowered by Inductor on x86.
 
-Over 400 lines on purpose for now: strict export, annotation checks, float fallback, Inductor lowering
-and the session of one runtime kept together until issue 32 gives torch a folder of its own
-(backends/torch/), where export and the session become separate modules.
+Over 400 lines (about 520), and kept whole: strict export, the annotation check, float fallback, the
+Inductor lowering and the check of the compiled program against the uncompiled one are one runtime's
+path, each step reading what the one before wrote; what other modules use of it already lives apart
+(pt2e_cut.py, fakequant.py, profile_layers.py, layer_sqnr.py).
 
 The flow torchao documents for x86 CPUs: the model is captured with `torch.export.export(strict=True)`,
 annotated by `X86InductorQuantizer` with its default config (per-channel int8 conv/linear weights,
@@ -347,7 +348,8 @@ class TorchaoPt2eInt8Session(Session):
         linear and pool ops are matched to the uncompiled program's layers by shapes, in graph order."""
         import torch._inductor.config as inductor_config
 
-        from backends.torch.profile import layers_by_shapes, profile_calls, program_layers
+        from backends.torch.profile import profile_calls
+        from backends.torch.profile_layers import layers_by_shapes, program_layers
 
         module = torch.export.load(str(self.program_file)).module()
         candidates = program_layers(module.graph)

@@ -10,18 +10,20 @@ from backends.torch.profile import (
     CALL_RANGE,
     TRACE_FILE,
     OpEvent,
-    ProgramLayer,
-    align,
     layer_ranges,
-    layers_by_shapes,
-    layers_in_graph_order,
     op_family,
     op_type,
     outermost_ops,
     profile_calls,
-    script_op_sequence,
     unattributed,
     uneven_calls,
+)
+from backends.torch.profile_layers import (
+    ProgramLayer,
+    align,
+    layers_by_shapes,
+    layers_in_graph_order,
+    script_op_sequence,
 )
 
 CALLS = 3
