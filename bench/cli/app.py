@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from bench import __version__
 from bench.cli.models import _cmd_list, _cmd_train, add_models_parsers
@@ -48,9 +50,44 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The subcommand's own parser (its options: what a config file's keys are checked against)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
+def settled(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    given: set[str],
+    settings: Mapping[str, Any] | None = None,
+    source: str = "",
+) -> argparse.Namespace:
+    """A run's or tune's options as they will be used: `--config`'s file (the options in `given` win over
+    it), then `settings` (the Python API's keyword arguments, named `source` in errors) over both; the
+    environment's defaults of --wait-for-quiet and --priority read; and `config_text`, the resolved
+    settings as the config.toml written into the folder (bench/cli/config_file.py)."""
+    from bench.cli.config_file import read_config_file, resolve_settings, resolved_config
+    from bench.cli.options import _priority, _quiet_wait_s
+
+    command = command_parser(parser, args.command)
+    if args.config is not None:
+        args = resolve_settings(command, args, read_config_file(args.config), f"--config {args.config}", given)
+    if settings:
+        args = resolve_settings(command, args, settings, source)
+    args.wait_for_quiet = _quiet_wait_s(args.wait_for_quiet)
+    args.priority = _priority(args.priority)
+    args.config_text = resolved_config(command, args, keep_relative=("out",))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch to the command's handler, and turn a library UsageError into one line and exit 2."""
-    args = build_parser().parse_args(argv)
+    from bench.cli.config_file import given_on_command_line
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
     handlers = {
         "run": _cmd_run,
         "tune": _cmd_tune,
@@ -65,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run" and args.resume is not None:
             _check_nothing_but_resume(argv, build_parser(with_defaults=False))
+        if args.command in ("run", "tune") and args.resume is None:
+            given = given_on_command_line(command_parser(parser, args.command), argv[argv.index(args.command) + 1 :])
+            args = settled(parser, args, given)
         # progress goes through the `segbench` logger: --quiet and --verbose (run, tune) set its level
         with verbosity(getattr(args, "quiet", False), getattr(args, "verbose", False)):
             return handlers[args.command](args)

@@ -84,7 +84,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def examples(*lines: str) -> str:
-    """A command's help epilog: 1-3 command lines that show what it is for."""
+    """A command's help epilog: a few command lines that show what it is for."""
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
@@ -214,6 +214,18 @@ def _timing_group(
     return group
 
 
+def _add_config(group: Group, command: str) -> None:
+    """--config: the command's options from a TOML file (bench/cli/config_file.py)."""
+    group.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.toml",
+        help=f"{command}'s options from a TOML file, one key per option without its dashes (min-time = 0.2, "
+        'backends = ["torch-eager", "ort-qdq-int8"], no-gradcam = true); options given here win; a finished '
+        "folder's config.toml runs the same settings again",
+    )
+
+
 def _output_group(parser: argparse.ArgumentParser) -> Group:
     """ "output": --out, and how much progress reaches the terminal (the `segbench` logger's level,
     `bench.output.terminal.verbosity`); the command adds --resume."""
@@ -263,9 +275,20 @@ def _shared_settings(args: argparse.Namespace, batch_size: int = 1, **timing: An
     )
 
 
-def _into_logs(capture: OutputCapture) -> Callable[[Path], None]:
-    """What a run does once its folder exists: the command's captured output goes on in its logs/."""
-    return lambda folder: capture.move_to(folder / "logs" / COMMAND_LOG)
+def _into_logs(capture: OutputCapture, args: argparse.Namespace | None = None) -> Callable[[Path], None]:
+    """What a run does once its folder exists: the command's captured output goes on in its logs/, and a
+    new (not resumed) run or tune writes the settings it resolved (`args.config_text`, bench.cli.app.settled)
+    as config.toml, which `--config` accepts back."""
+    from bench.cache import atomic_write_bytes
+    from bench.cli.config_file import CONFIG_FILE
+
+    def on_folder(folder: Path) -> None:
+        text = getattr(args, "config_text", None)
+        if text is not None:
+            atomic_write_bytes(folder / CONFIG_FILE, text.encode())
+        capture.move_to(folder / "logs" / COMMAND_LOG)
+
+    return on_folder
 
 
 def _backend_options(items: list[str]) -> dict[str, dict[str, str]]:

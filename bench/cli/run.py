@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.backend import GRADCAM_CHOICES
 from bench.cli.options import (
+    _add_config,
     _add_data,
     _backend_options,
     _data_group,
@@ -45,10 +46,12 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         epilog=examples(
             "segbench run --models unet --backends torch-eager,ort-qdq-int8 --no-gradcam",
             'segbench run --quiet --fail-on "speedup_vs_fp32>=1" --budget "miou_drift>=-0.01"',
+            "segbench run --config nightly.toml --backends torch-eager,openvino-int8",
             "segbench run --resume results/latest",
         ),
     )
     what = run.add_argument_group("what to run")
+    _add_config(what, "run")
     what.add_argument(
         "--suite",
         "--suites",
@@ -284,7 +287,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     bounds = check_fail_on(args.fail_on, config)  # before any work: a bad bound costs nothing
     check_budgets(config)
     with captured_command() as capture:
-        run_dir = run_benchmark(config, log=log, resume=args.resume, on_folder=_into_logs(capture))
+        run_dir = run_benchmark(config, log=log, resume=args.resume, on_folder=_into_logs(capture, args))
     import pandas as pd
 
     rows = []

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.options import (
+    _add_config,
     _add_data,
     _backend_options,
     _data_group,
@@ -38,6 +39,7 @@ def add_tune_parser(sub: Any, threads: int) -> None:
         ),
     )
     what = tune.add_argument_group("what to tune")
+    _add_config(what, "tune")
     what.add_argument("--suite", help="the suite (it needs a tuning split: tuning = N under [splits])")
     what.add_argument("--model", help="the model (a zoo name or package.module:factory)")
     what.add_argument(
@@ -129,6 +131,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 ("--budget", args.budgets),
                 ("--option", args.options),
                 ("--split", args.splits),
+                ("--config", args.config),
             )
             if value
         ]
@@ -171,13 +174,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
             with captured_command() as capture:
                 across = tune_across(
-                    config, tuned_backends(args.backend, config), options, log, on_folder=_into_logs(capture)
+                    config, tuned_backends(args.backend, config), options, log, on_folder=_into_logs(capture, args)
                 )
             return print_outcome(across, args.allow_slower)
     logger.debug("segbench tune: %s", config)  # --verbose: every setting, the defaults resolved
     try:
         with captured_command() as capture:
-            outcome = run_tune(config, log=log, resume=args.resume, on_folder=_into_logs(capture))
+            outcome = run_tune(config, log=log, resume=args.resume, on_folder=_into_logs(capture, args))
     except TuneFailed as exc:
         print(f"segbench tune: {exc}", file=sys.stderr)
         return 1
