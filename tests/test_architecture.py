@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Top to bottom, as docs/architecture.md lists them; a module may import its own layer and those below.
 LAYERS = [
+    "bench.api",
     "bench.cli",
     "bench.tune",
     "bench.run",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -55,12 +56,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
 def _flag_texts(value: Any, repeatable: bool) -> list[str]:
     """The command-line text(s) a file value stands for: a list joins with commas (`_names`, `_sizes`) or,
     for a repeatable option, is one flag per item; a table is KEY=VALUE items (`split = {train = 8}`,
-    `option = {ort-qdq-int8 = {calibration = "entropy"}}` -> `ort-qdq-int8.calibration=entropy`)."""
+    `option = {ort-qdq-int8 = {calibration = "entropy"}}` -> `ort-qdq-int8.calibration=entropy`); a path
+    (the Python API's `out=Path(...)`) is its text."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if isinstance(value, Mapping):
         if not repeatable:
             raise ValueError("expected a value, not a table")
         return [f"{name}={text}" for name, text in _flat(value)]
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
+        value = [os.fspath(item) if isinstance(item, os.PathLike) else item for item in value]
         if not all(isinstance(item, Scalar) for item in value):
             raise ValueError("expected a list of strings or numbers")
         texts = [_scalar_text(item) for item in value]
@@ -138,7 +143,9 @@ def resolve_settings(
             if key in NOT_SETTINGS or raw_key in NOT_SETTINGS:
                 raise UsageError(f"{source}: key '{raw_key}' is not a setting a file can hold")
             close = difflib.get_close_matches(key, actions, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of the {parser.prog} options"
+            api = source.endswith("()")  # the Python API's keyword arguments take underscores
+            spelled = close[0].replace("-", "_") if close and api else close[0] if close else ""
+            hint = f"; did you mean '{spelled}'?" if close else f"; expected one of the {parser.prog} options"
             raise UsageError(f"{source}: unknown key '{raw_key}'{hint}")
         if action.dest in given:
             continue

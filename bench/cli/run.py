@@ -33,6 +33,7 @@ from bench.run.config import DEVICES, EXECUTORS
 if TYPE_CHECKING:
     from bench.results.bounds import Bound
     from bench.results.verdict import RunVerdict
+    from bench.run.config import RunConfig
 
 
 def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
@@ -245,14 +246,11 @@ def _check_nothing_but_resume(argv: list[str] | None, parser: argparse.ArgumentP
         )
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.report.tables import summary_table
-    from bench.results.verdict import judge_rows
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig of a run's options (settled: bench.cli.app.settled); the Python API builds its run here too."""
     from bench.run.config import RunConfig
-    from bench.run.fail_on import check_budgets, check_fail_on
-    from bench.run.runner import run_benchmark
 
-    config = RunConfig(
+    return RunConfig(
         **_shared_settings(args, args.batch_size, mode=args.timing).fields(),
         suites=args.suites,
         models=args.models,
@@ -274,6 +272,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         budgets=tuple(args.budgets),
         objective=args.objective or "latency",
     )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.report.tables import summary_table
+    from bench.results.verdict import judge_rows
+    from bench.run.fail_on import check_budgets, check_fail_on
+    from bench.run.runner import run_benchmark
+
+    config = run_config(args)
     log = progress
     if args.resume is not None:
         from bench.run.config import load_run_config

@@ -6,7 +6,7 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.cli.options import (
     _add_config,
@@ -24,6 +24,9 @@ from bench.cli.options import (
 from bench.errors import UsageError
 from bench.output.capture import captured_command
 from bench.output.terminal import logger, progress
+
+if TYPE_CHECKING:
+    from bench.tune.config import TuneConfig
 
 
 def add_tune_parser(sub: Any, threads: int) -> None:
@@ -115,8 +118,44 @@ def add_tune_parser(sub: Any, threads: int) -> None:
     )
 
 
+def several_backends(backend: str) -> bool:
+    """`--backend a,b` or `all`: each tuned, then decided together (bench.tune.across)."""
+    return "," in backend or backend == "all"  # bench.tune.across.ALL
+
+
+def tune_config(args: argparse.Namespace) -> TuneConfig:
+    """The TuneConfig of a new tune's options (settled: bench.cli.app.settled); the Python API's too."""
+    from bench.tune.config import TuneConfig
+
+    missing = [
+        flag
+        for flag, value in (("--suite", args.suite), ("--model", args.model), ("--backend", args.backend))
+        if not value
+    ]
+    if missing:
+        raise UsageError(f"segbench tune needs {', '.join(missing)}")
+    options = _backend_options(args.options)
+    name = args.backend.partition(":")[0]
+    if not several_backends(args.backend) and (other := sorted(set(options) - {name})):
+        raise UsageError(f"--option names backend '{other[0]}'; tune takes options of --backend {name} only")
+    return TuneConfig(
+        suite=args.suite,
+        model=args.model,
+        backend=args.backend,
+        budgets=tuple(args.budgets),
+        backend_options=options.get(name, {}),
+        shared=_shared_settings(args),
+        max_layers=args.max_layers,
+        max_steps=args.max_steps,
+        calibration_sizes=args.calibration_sizes,
+        calibration_methods=args.calibration_methods,
+        seeds=args.seeds,
+        sqnr_images=args.sqnr_images,
+    )
+
+
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from bench.tune.config import TuneConfig, load_tune_config
+    from bench.tune.config import load_tune_config
     from bench.tune.runner import run_tune
     from bench.tune.sensitivity import TuneFailed
 
@@ -142,39 +181,17 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         config = load_tune_config(args.resume)
         config = replace(config, shared=replace(config.shared, progress=not args.quiet))
     else:
-        missing = [
-            flag
-            for flag, value in (("--suite", args.suite), ("--model", args.model), ("--backend", args.backend))
-            if not value
-        ]
-        if missing:
-            raise UsageError(f"segbench tune needs {', '.join(missing)}")
-        options = _backend_options(args.options)
-        shared = _shared_settings(args)
-        name = args.backend.partition(":")[0]
-        several = "," in args.backend or args.backend == "all"  # bench.tune.across.ALL
-        if not several and (other := sorted(set(options) - {name})):
-            raise UsageError(f"--option names backend '{other[0]}'; tune takes options of --backend {name} only")
-        config = TuneConfig(
-            suite=args.suite,
-            model=args.model,
-            backend=args.backend,
-            budgets=tuple(args.budgets),
-            backend_options=options.get(name, {}),
-            shared=shared,
-            max_layers=args.max_layers,
-            max_steps=args.max_steps,
-            calibration_sizes=args.calibration_sizes,
-            calibration_methods=args.calibration_methods,
-            seeds=args.seeds,
-            sqnr_images=args.sqnr_images,
-        )
-        if several:
+        config = tune_config(args)
+        if several_backends(args.backend):
             from bench.tune.across import print_outcome, tune_across, tuned_backends
 
             with captured_command() as capture:
                 across = tune_across(
-                    config, tuned_backends(args.backend, config), options, log, on_folder=_into_logs(capture, args)
+                    config,
+                    tuned_backends(args.backend, config),
+                    _backend_options(args.options),
+                    log,
+                    on_folder=_into_logs(capture, args),
                 )
             return print_outcome(across, args.allow_slower)
     logger.debug("segbench tune: %s", config)  # --verbose: every setting, the defaults resolved
