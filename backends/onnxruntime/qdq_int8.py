@@ -42,7 +42,7 @@ class OrtQdqOptions(BackendOptions):
     spinning: Spinning = "run"  # intra-op threads spin within a run only (backends.onnxruntime.session says why)
     float_layers: str = ""  # module paths (or node names) kept in float: quantize_static's nodes_to_exclude
     # QDQ pairs that ONNX Runtime fuses when the session is made, or QLinear* operators written into the
-    # file (backends.onnxruntime.quantize); the same arithmetic, and which runs faster is measured (README)
+    # file (backends.onnxruntime.quantize); the same arithmetic, and which runs faster is measured (docs/backends.md)
     format: QuantFormatName = "qdq"
 
 

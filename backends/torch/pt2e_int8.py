@@ -116,7 +116,7 @@ CompileMode = Literal["default", "max-autotune"]
 class TorchaoPt2eOptions(BackendOptions):
     float_layers: str = ""  # module paths kept in float (comma-separated; `segbench tune` finds them)
     # torch.compile's mode: Inductor's max-autotune benchmarks its C++ GEMM templates against the extern
-    # kernels for each shape (a longer compile); which is faster is measured, not assumed (README).
+    # kernels for each shape (a longer compile); which is faster is measured, not assumed (docs/backends.md).
     compile_mode: CompileMode = "default"
 
 

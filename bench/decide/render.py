@@ -1,6 +1,6 @@
 """The decision in words: the end of a run's terminal output, and decision.json.
 
-decision.json (schema in the README, "The decision"): `schema_version`, `objective`, `budgets_given`,
+decision.json (schema in docs/decision.md): `schema_version`, `objective`, `budgets_given`,
 and per group its identity, `budgets` (each bound and where it came from), `headline`, `tie`, and
 `cells` ranked: the recommendation first when there is one, each with `verdict`, `reason`, `flags`,
 the budget checks and the numbers the decision read, with their 95% intervals.

@@ -51,7 +51,7 @@ TIMING_KINDS = ("latency", "speed")
 class Column:
     """One declared column, or a family of them (`iou_<class>`, `gradcam_pearson[@<method or layer>]`)."""
 
-    name: str  # as the README writes it
+    name: str  # as the docs write it (docs/columns.md)
     kind: str  # quality boundary drift agreement per-class sqnr gradcam latency speed size memory informational
     better: Better | None  # None: informational, never judged
     unit: str

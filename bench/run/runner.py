@@ -348,7 +348,7 @@ def _noisy_summary(rows: list[dict[str, Any]]) -> str:
 
 def priority_summary(rows: list[dict[str, Any]], asked: str) -> str:
     """One line at the end of a run whose timed rounds did not get the priority asked for, and why: a
-    busy core then bends their ratios (README, "Timing you can trust")."""
+    busy core then bends their ratios (docs/timing.md)."""
     got = sorted({str(row["timing_priority"]) for row in rows if _got_less(row.get("timing_priority"), asked)})
     if not got:
         return ""

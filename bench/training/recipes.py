@@ -44,7 +44,7 @@ DEFAULT_RECIPE = Recipe()
 # street scenes: horizontal flips only, random rescale by 0.75-1.5 then random 128x160 crops of the
 # 192x256 images, from scratch (no ImageNet weights can be downloaded). Without the rescale the 90 CamVid
 # training images are overfitted (DeepLab: 0.425 mIoU at step 750, 0.398 at step 1000); with it DeepLab
-# reached 0.435 and HRNet 0.491 at step 1000 (measured; the README has the table).
+# reached 0.435 and HRNet 0.491 at step 1000 (measured; docs/suites-and-models.md has the table).
 STREET_SCENES = Recipe(steps=1000, batch_size=8, lr=2e-3, rotate=False, vflip=False, crop=(128, 160), scale=(0.75, 1.5))
 
 # scenes have an up: never rotate or flip vertically
