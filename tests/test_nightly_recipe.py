@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -27,16 +28,18 @@ RUN_ARGS = (
 )
 
 
-def recipe_blocks() -> tuple[str, str]:
-    """The two sh blocks of the README's "Nightly recipe" section: the one-off baseline, and nightly.sh."""
+def recipe_blocks() -> tuple[str, str, str]:
+    """The README's "Nightly recipe" section: nightly.toml, the one-off baseline, and nightly.sh."""
     section = README.read_text().split("### Nightly recipe", 1)[1].split("\n### ", 1)[0]
+    (config,) = re.findall(r"```toml\n(.*?)```", section, re.S)
     once, nightly = re.findall(r"```sh\n(.*?)```", section, re.S)[:2]
     assert "cp -rL results/latest results/baseline" in once and "segbench history" in nightly
-    return once, nightly
+    assert "--config nightly.toml" in once and "--config nightly.toml" in nightly
+    return config, once, nightly
 
 
 def test_the_nightly_recipe_finds_exactly_the_injected_step(tmp_path: Path) -> None:
-    once, nightly = recipe_blocks()
+    config, once, nightly = recipe_blocks()
     torch.manual_seed(0)
     torch.save(TinyNet(1, 2).state_dict(), tmp_path / "weights.pt")
     # a cache of its own: the session's record of this machine's quietest reference kernel, set while the
@@ -47,8 +50,9 @@ def test_the_nightly_recipe_finds_exactly_the_injected_step(tmp_path: Path) -> N
     (bin_dir / "segbench").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bench.cli "$@"\n')
     (bin_dir / "segbench").chmod(0o755)
     (tmp_path / "nightly.sh").write_text(nightly)
+    (tmp_path / "nightly.toml").write_text(config)
     # the baseline run takes the same options as the nightly ones (the recipe's `segbench run` is the default run)
-    once = once.replace("segbench run --quiet", f"segbench run --quiet {RUN_ARGS}")
+    once = once.replace("segbench run --config nightly.toml", f"segbench run --config nightly.toml {RUN_ARGS}")
     env = {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
@@ -72,6 +76,9 @@ def test_the_nightly_recipe_finds_exactly_the_injected_step(tmp_path: Path) -> N
     for night in nights:
         assert night.returncode in (0, 1), night.stderr  # 1: compare or history found the step
     results = tmp_path / "results"
+    settings = tomllib.loads((results / "latest" / "config.toml").read_text())
+    assert settings["timeout"] == tomllib.loads(config)["timeout"]  # from the file
+    assert settings["backends"] == ["torch-eager", "dummy-threshold"]  # the options given to nightly.sh win
     assert (results / "latest" / "bench.json").is_file() and (results / "latest" / "compare.md").is_file()
     bench = json.loads((results / "latest" / "bench.json").read_text())
     assert {b["name"].split("/")[2] for b in bench["benchmarks"]} == {"torch-eager-fp32", "dummy-threshold-fp32"}
