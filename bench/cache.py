@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,9 @@ def code_digest(*modules: str) -> str:
 
 
 def library_versions(names: tuple[str, ...] = NUMERICAL_LIBRARIES) -> dict[str, str | None]:
-    """Installed versions of the numerical libraries (None where one is not installed)."""
+    """Installed versions of the numerical libraries (None where one is not installed). A library installed
+    as another build of the same module is found too, its version followed by that build's name:
+    "1.31.1 (onnxruntime-gpu)" for `onnxruntime` (the GPU recipe in docs/install.md)."""
     from importlib import metadata
 
     found: dict[str, str | None] = {}
@@ -129,8 +132,27 @@ def library_versions(names: tuple[str, ...] = NUMERICAL_LIBRARIES) -> dict[str, 
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            found[name] = None
+            found[name] = _other_build_version(name)
     return found
+
+
+def _other_build_version(name: str) -> str | None:
+    from importlib import metadata
+
+    for dist in _module_distributions().get(name.replace("-", "_"), ()):
+        try:
+            return f"{metadata.version(dist)} ({dist})"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+@functools.cache
+def _module_distributions() -> Mapping[str, list[str]]:
+    """Top-level module -> the distributions that install it (read once: about 0.1 s in a full set-up)."""
+    from importlib import metadata
+
+    return metadata.packages_distributions()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -25,12 +25,16 @@ from bench.onnx.names import INPUT_NAME
 
 
 def ort_unavailable_reason(device: str) -> str | None:
+    """Why ONNX Runtime cannot run on `device` here, or None. It comes from one of two extras, `cpu`
+    (`onnxruntime`) or `gpu` (`onnxruntime-gpu`), never both (docs/install.md)."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "onnxruntime":
+            return "onnxruntime is not installed (pip install 'segbench[cpu]', or 'segbench[gpu]' for CUDA)"
         return f"onnxruntime is not importable ({exc})"
     if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-        return "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
+        return "onnxruntime has no CUDAExecutionProvider (the CPU build; 'segbench[gpu]' in its place: docs/install.md)"
     return None
 
 

@@ -126,3 +126,14 @@ def test_the_quietest_kernel_time_is_kept_per_torch_version(tmp_path, monkeypatc
     versions = cache.library_versions(("torch",))
     monkeypatch.setattr(cache, "library_versions", lambda names=(): {**versions, "torch": "9.9"})
     assert runner.reference_kernel_record(2) != before
+
+
+def test_a_library_installed_as_another_build_of_its_module_is_found_with_that_builds_name():
+    """onnxruntime-gpu installs the `onnxruntime` module: the GPU recipe's runs record its version, not None.
+    Pillow stands in for it here: its distribution is `pillow`, its module `PIL`."""
+    from importlib import metadata
+
+    assert cache.library_versions(("PIL", "no-such-library")) == {
+        "PIL": f"{metadata.version('pillow')} (pillow)",
+        "no-such-library": None,
+    }
