@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench.errors import UsageError
-from bench.output.terminal import use_terminal
+from bench.output.terminal import PROGRESS_LOGGER, use_terminal
 
 WARNING_HEADER = "[warning]"
 LOG_HEADER = "[log {level}]"
 CONTINUATION = "    "  # the further lines of one warning or log record
 TRACEBACK_END = "--- end of traceback"  # closes segbench's own traceback entry (`traceback_entry`)
 COMMAND_LOG = "segbench.log"  # the command's own process's captured output, in the run's logs/
+OWN_LINE = "[segbench {time}]"  # segbench's own lines in the run log, apart from what libraries wrote
 
 
 def write_record(header: str, source: str, text: str) -> None:
@@ -98,6 +99,19 @@ class _RecordHandler(logging.Handler):
             self.handleError(record)
 
 
+class _OwnLineHandler(logging.Handler):
+    """segbench's own progress and debug lines (the `segbench.progress` logger), also into the log file,
+    each `[segbench HH:MM:SS] line`: the run log then reads in order what segbench did and what every
+    library said meanwhile, and `bench.output.library_lines` knows which lines are not the libraries'."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+            _write_all(2, f"{OWN_LINE.format(time=stamp)} {record.getMessage()}\n".encode("utf-8", "backslashreplace"))
+        except Exception:  # noqa: BLE001 - logging's own contract: a failing handler never raises
+            self.handleError(record)
+
+
 class _PythonHooks:
     """`warnings.showwarning` and a root log handler that write records (`write_record`), and back."""
 
@@ -140,6 +154,7 @@ class OutputCapture:
         self._keep_terminal = keep_terminal
         self._saved: tuple[int, int] | None = None
         self._terminal: TextIO | None = None
+        self._own_lines: logging.Handler | None = None
         self._hooks = _PythonHooks()
         self._stdout_line_buffering: bool | None = None
 
@@ -147,7 +162,9 @@ class OutputCapture:
         _flush_python_streams()
         self._saved = (os.dup(1), os.dup(2))  # not inheritable: no child process can reach the terminal
         self._point_at(self.path)
-        if self._keep_terminal:
+        if self._keep_terminal:  # the command's own process: its own lines go on the terminal and in the log
+            self._own_lines = _OwnLineHandler()
+            logging.getLogger(PROGRESS_LOGGER).addHandler(self._own_lines)
             encoding = getattr(sys.__stderr__, "encoding", None) or "utf-8"
             stream = os.fdopen(os.dup(self._saved[1]), "w", buffering=1, encoding=encoding, errors="backslashreplace")
             self._terminal = stream
@@ -181,6 +198,9 @@ class OutputCapture:
         if self._stdout_line_buffering is not None and isinstance(sys.stdout, io.TextIOWrapper):
             sys.stdout.reconfigure(line_buffering=self._stdout_line_buffering)
             self._stdout_line_buffering = None
+        if self._own_lines is not None:
+            logging.getLogger(PROGRESS_LOGGER).removeHandler(self._own_lines)
+            self._own_lines = None
         if self._terminal is not None:
             use_terminal(None)
             self._terminal.close()

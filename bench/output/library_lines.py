@@ -6,7 +6,8 @@ every other non-empty line that reached descriptors 1 and 2 (C/C++ writes, libra
 progress bars: a bar redrawn with carriage returns is one line). Lines in the formats other loggers
 write (torch's C++ `[W1206 ... Quantizer.cpp:111] ...`, torch's Python `W1206 ... torch/utils/_pytree.py:630]
 ...`, logging's default `WARNING:nncf:...`) are attributed to their source; the rest to `output`.
-segbench's own traceback entries (`bench.output.capture.traceback_entry`) are left out.
+segbench's own traceback entries (`bench.output.capture.traceback_entry`) and its own progress lines
+(`[segbench HH:MM:SS] ...`) are left out.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from bench.output.capture import TRACEBACK_END
 
 RECORD = re.compile(r"^\[(?:warning|log [A-Z]+)\] (?P<source>\S+?): (?P<message>.*)$")
+OWN_LINE = re.compile(r"^\[segbench \d\d:\d\d:\d\d\] ")  # segbench's own line in the run log (capture.OWN_LINE)
 TRACEBACK_START = re.compile(r"^--- \d{4}-\d\d-\d\d \d\d:\d\d:\d\d pid \d+$")
 # glog-style lines: torch's C++ (c10) `[W1206 04:00:01.123456 123 Quantizer.cpp:111] ...` and torch._logging's
 # `W1206 04:00:01.123000 123 torch/utils/_pytree.py:630] ...`
@@ -59,7 +61,7 @@ def classify(lines: Iterable[str]) -> Iterable[tuple[str, str]]:
         if TRACEBACK_START.match(line):
             in_traceback = True
             continue
-        if not line.strip():
+        if not line.strip() or OWN_LINE.match(line):
             follows_record = False
             continue
         if follows_record and line.startswith(" "):

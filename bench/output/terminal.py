@@ -14,7 +14,8 @@ of `segbench.progress` (or setting its `propagate`) redirects it. It does not pr
 library that called `logging.basicConfig` would otherwise print every progress line a second time, into
 the captured log file. The `segbench` logger itself keeps no handler and propagates, as before: its
 errors (a caught Grad-CAM failure) reach the capture's root handler or a worker's cell log
-(`bench.run.isolation`). The command line sets its level from --quiet and --verbose (`verbosity`).
+(`bench.run.isolation`). The command line sets the levels from --quiet and --verbose (`verbosity`); while
+a command is captured its own lines also go into the run log (`bench.output.capture`), --quiet or not.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 LOGGER_NAME = "segbench"
+PROGRESS_LOGGER = f"{LOGGER_NAME}.progress"  # segbench's own lines: progress, and --verbose's settings
 
 _terminal: TextIO | None = None
 
@@ -54,15 +56,18 @@ class TerminalHandler(logging.Handler):
             self.handleError(record)
 
 
+TERMINAL_HANDLER = TerminalHandler()  # its level is what --quiet sets: the run log still gets every line
+
+
 def _progress_logger() -> logging.Logger:
     """`segbench.progress`, set up once: the terminal handler, and `segbench` at INFO unless someone set a
     level on it first."""
     parent = logging.getLogger(LOGGER_NAME)
     if parent.level == logging.NOTSET:
         parent.setLevel(logging.INFO)
-    logger = logging.getLogger(f"{LOGGER_NAME}.progress")
+    logger = logging.getLogger(PROGRESS_LOGGER)
     if not logger.handlers:
-        logger.addHandler(TerminalHandler())
+        logger.addHandler(TERMINAL_HANDLER)
         logger.propagate = False
     return logger
 
@@ -78,12 +83,15 @@ def progress(message: str) -> None:
 
 @contextlib.contextmanager
 def verbosity(quiet: bool, verbose: bool) -> Iterator[None]:
-    """The `segbench` logger's level for one command: WARNING with --quiet (no progress), DEBUG with
-    --verbose, else INFO; the level before is restored after, so that a command run in-process (a test,
-    a notebook) leaves a library caller's set-up as it found it."""
-    before = segbench_logger.level
-    segbench_logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    """One command's levels: the `segbench` logger at DEBUG with --verbose, else INFO; --quiet raises
+    only the terminal handler's level to WARNING, so that a quiet night's run log (its logs/segbench.log,
+    `bench.output.capture`) still holds every progress line. Both are restored after, so that a command run
+    in-process (a test, a notebook) leaves a library caller's set-up as it found it."""
+    before, handler_before = segbench_logger.level, TERMINAL_HANDLER.level
+    segbench_logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    TERMINAL_HANDLER.setLevel(logging.WARNING if quiet else logging.NOTSET)
     try:
         yield
     finally:
         segbench_logger.setLevel(before)
+        TERMINAL_HANDLER.setLevel(handler_before)

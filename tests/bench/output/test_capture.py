@@ -115,3 +115,27 @@ def test_a_log_file_says_whether_it_holds_a_traceback(tmp_path):
     with log.open("a") as file:
         file.write(traceback_entry("Traceback (most recent call last):\nValueError: x"))
     assert wrote_traceback(log)
+
+
+def test_segbench_own_lines_reach_the_run_log_too_also_under_quiet(tmp_path, capfd):
+    """The run log reads in order what segbench did and what libraries said; --quiet silences only the
+    terminal, and the library count leaves segbench's lines out."""
+    from bench.output.library_lines import count_library_lines
+    from bench.output.terminal import progress, verbosity
+
+    log = tmp_path / "logs" / "segbench.log"
+    with verbosity(quiet=True, verbose=False), OutputCapture(log, keep_terminal=True):
+        progress("[1/2] suite / model / backend: load")
+        os.write(2, b"a library line\n")
+        progress("[1/2] suite / model / backend: ok")
+    assert capfd.readouterr().err == ""  # quiet: nothing on the terminal
+    lines = log.read_text().splitlines()
+    assert [line.split("] ", 1)[1] if line.startswith("[segbench ") else line for line in lines] == [
+        "[1/2] suite / model / backend: load",
+        "a library line",
+        "[1/2] suite / model / backend: ok",
+    ]
+    assert lines[0].startswith("[segbench ") and lines[0][10:18].count(":") == 2  # [segbench HH:MM:SS]
+    assert sum(count_library_lines(log.parent).values()) == 1  # only the library's line is counted
+    progress("after the capture")  # the handler is gone with the capture
+    assert "after the capture" not in log.read_text()
