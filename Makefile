@@ -57,7 +57,7 @@ lint: $(STAMP)
 # The package as a user gets it: build the wheel into dist/ (from scratch: setuptools' build/ keeps
 # deleted modules), install it with torch and the ONNX Runtime build alone (no other extra) into a new
 # virtual environment, and run the installed `segbench` outside the checkout (`list suites` reads the
-# suites/*.toml package data).
+# suites/*.toml package data) and import its Python API.
 wheel-check:
 	rm -rf build dist/segbench-*.whl
 	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -70,7 +70,8 @@ wheel-check:
 	cd "$$tmp"; \
 	env -u PYTHONPATH venv/bin/segbench --version; \
 	env -u PYTHONPATH venv/bin/segbench list backends; \
-	env -u PYTHONPATH venv/bin/segbench list suites
+	env -u PYTHONPATH venv/bin/segbench list suites; \
+	env -u PYTHONPATH venv/bin/python -c "import segbench; print('import segbench:', ', '.join(segbench.__all__))"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
