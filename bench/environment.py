@@ -85,6 +85,24 @@ def _cpu_mhz() -> float | None:
     return None
 
 
+def cpu_max_mhz() -> tuple[float | None, str]:
+    """The frequency the theoretical peak is computed at, and where it was read: cpufreq's
+    cpuinfo_max_freq (cpu0's highest, boost included), else /proc/cpuinfo's first "cpu MHz" (the current
+    frequency: a virtual machine without cpufreq reports its nominal one there, and boost may run above
+    it), else (None, why)."""
+    khz = _read(CPUFREQ / "cpuinfo_max_freq")
+    if khz is not None and khz.isdigit():
+        return int(khz) / 1000, "cpufreq cpuinfo_max_freq"
+    for line in (_read(PROC_CPUINFO) or "").splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "cpu MHz":
+            try:
+                return float(value), "/proc/cpuinfo cpu MHz (current, not the maximum: no cpufreq here)"
+            except ValueError:
+                break
+    return None, "unreadable: no cpufreq cpuinfo_max_freq and no cpu MHz in /proc/cpuinfo"
+
+
 def _memory_bytes() -> int | None:
     """MemTotal of /proc/meminfo (kB) in bytes."""
     for line in (_read(PROC_MEMINFO) or "").splitlines():

@@ -1,6 +1,6 @@
 """Every report file of a run folder, written from the folder's own tables, so `segbench report DIR`
-can redo them: decision.json, report.md, report.html (figures embedded), figures/dice_box.png and, for a profiled run,
-figures/profile_*.png."""
+can redo them: decision.json, report.md, report.html (figures embedded), figures/dice_box.png,
+figures/roofline.png (rows with a share of peak) and, for a profiled run, figures/profile_*.png."""
 
 from __future__ import annotations
 
@@ -14,15 +14,22 @@ from bench.report.figures import save_figure
 from bench.report.html import write_html
 from bench.report.markdown import write_markdown
 from bench.report.profile_chart import profile_figure_paths
-from bench.results.files import read_results, read_table
+from bench.report.roofline import write_roofline_figure
+from bench.results.files import read_json, read_results, read_table
 
 
 def write_reports(run_dir: Path) -> list[Path]:
-    """decision.json, report.md, report.html and figures/dice_box.png from the run folder's results; with
-    a profile.parquet, report.html also draws figures/profile_*.png (one per profiled cell)."""
+    """decision.json, report.md, report.html, figures/dice_box.png and figures/roofline.png from the run
+    folder's results; with a profile.parquet, report.html also draws figures/profile_*.png (one per
+    profiled cell)."""
     df = read_results(run_dir)
     decided = ReportedDecision.of(run_dir, df)
+    env_path = run_dir / "env.json"
+    roofline = write_roofline_figure(
+        run_dir, df, read_json(env_path) if env_path.exists() else {}
+    )  # report.md links it
     return [
+        *roofline,
         write_decision(run_dir, decided.decision),
         write_markdown(run_dir, df, decided),
         write_html(run_dir, decided),

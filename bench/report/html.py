@@ -21,12 +21,14 @@ from bench.report.charts import (
 from bench.report.decision import ReportedDecision
 from bench.report.decision import html_section as decision_html
 from bench.report.profile_report import html_sections as profile_sections
+from bench.report.roofline import html_section as roofline_html
 from bench.report.sections import (
     CELLS_WITHOUT_RESULTS,
     DECISION,
     ENVIRONMENT,
     GRADCAM,
     NOISY,
+    ROOFLINE,
     STAGE_FAILURES,
     SUMMARY,
 )
@@ -173,6 +175,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decided: R
     """The whole page as one string; the decision first (made here from the folder when not given)."""
     decided = decided if decided is not None else ReportedDecision.of(run_dir, df)
     table, legend = summary_html(df), html.escape(SUMMARY.legend)
+    roofline = roofline_html(df, env)
     env_items = "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in environment_lines(env))
     title = f"segbench run {html.escape(run_dir.name)}"
     return "\n".join(
@@ -188,6 +191,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decided: R
             *_gradcam(df),
             *_figures(run_dir, df),
             *(_section(title, body) for title, body in profile_sections(run_dir, df)),  # only with profile.parquet
+            *([_section(ROOFLINE.title, roofline)] if roofline else []),
             _section(CELLS_WITHOUT_RESULTS.title, _status_list(df)),
             _section(ENVIRONMENT.title, f"<ul>{env_items}</ul>"),
             IMAGE_CHECK,

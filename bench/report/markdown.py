@@ -11,6 +11,7 @@ import pandas as pd
 from bench.report.decision import ReportedDecision
 from bench.report.decision import markdown_section as decision_section
 from bench.report.profile_report import markdown_section as profile_section
+from bench.report.roofline import markdown_section as roofline_section
 from bench.report.sections import ENVIRONMENT, GRADCAM, NOISY, STAGE_FAILURES, SUMMARY
 from bench.report.tables import (
     environment_lines,
@@ -79,6 +80,7 @@ def write_markdown(run_dir: Path, df: pd.DataFrame, decided: ReportedDecision | 
         *_noisy_section(df),
         *_gradcam_section(df),
         *profile_section(run_dir, df),  # only with profile.parquet
+        *roofline_section(run_dir, df, env),  # only with rows that have a roofline
         f"## {ENVIRONMENT.title}",
         "",
         *environment_lines(env),

@@ -96,5 +96,16 @@ PROFILES = Section(
     lead="int8 cells not faster than their float counterpart",
     nothing="Every int8 cell that ran is faster than its float counterpart.",
 )
+ROOFLINE = Section(
+    "Share of peak",
+    intro="MACs per image are counted on the float model's ONNX graph (Conv, ConvTranspose, MatMul and Gemm "
+    "exactly; the other nodes are listed as uncounted). GMAC/s is that times the batch over the p50 latency, "
+    "and % of peak is it against this machine's measured GEMM peak of the row's precision (int8 rows against "
+    "int8, bf16 and fp16 against bf16). MAC/byte: the counted ops' MACs over the bytes they read and write, "
+    "tensors at the row's precision, weights shared by the batch.",
+    legend="uncounted nodes: the share of the graph's nodes whose work is not in the MACs, by op type; status: "
+    "why a row has no share of peak (unavailable) or no count (error). On the chart the roofs are the measured "
+    "peaks, capped on the left by the streaming copy's bandwidth.",
+)
 CELLS_WITHOUT_RESULTS = Section("Cells without results", nothing="Every cell ran.")
 ENVIRONMENT = Section("Environment")

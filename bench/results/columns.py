@@ -199,6 +199,9 @@ COLUMNS: tuple[Column, ...] = (
     ),
     _declare("throughput_ips", "speed", "higher", "images/s"),
     _declare("speedup_vs_fp32", "speed", "higher", "x", against_reference=True),
+    # share of peak (bench/measure/roofline.py): the float ONNX graph's MACs at the p50 latency
+    _declare("achieved_gmacs", "speed", "higher", "GMAC/s (gmac_per_image x batch / p50)"),
+    _declare("pct_of_peak", "speed", "higher", "% of the precision's measured GEMM peak"),
     # size and memory
     _declare("model_size_bytes", "size", "lower", "bytes"),
     *(_declare(name, "memory", "lower", "MiB") for name in _MEMORY),
@@ -215,6 +218,12 @@ COLUMNS: tuple[Column, ...] = (
     ),
     *_informational("profile_overhead_pct", "profile_ops_vs_p50_pct", "profile_layer_attributed_pct"),
     *_informational("profile_qdq_reorder_pct", "profile_attribution"),
+    *_informational("gmac_per_image", unit="GMAC (Conv, ConvTranspose, MatMul, Gemm of the float ONNX graph)"),
+    *_informational("roofline_peak_gmacs", unit="GMAC/s"),
+    *_informational("roofline_bytes_per_image", unit="bytes"),
+    *_informational("roofline_mac_per_byte", unit="MAC/byte"),
+    *_informational("roofline_uncounted_nodes_pct", unit="% of nodes"),
+    *_informational("roofline_status", "roofline_peak", "roofline_uncounted_ops"),
     *_informational("machine", "hostname", "shard", "source_run", "node"),  # merged and Ray runs
 )
 

@@ -32,6 +32,7 @@ from bench.measure.measurement import Measurement
 from bench.measure.profile import ProfileResult
 from bench.measure.quality import QualityResult
 from bench.measure.reference_kernel import ReferenceKernel
+from bench.measure.roofline import Roofline
 from bench.results.row import Row, StageStatus
 from bench.results.speedup import Speedup
 from bench.run import stages
@@ -57,6 +58,7 @@ class CellOutcome:
     duration_s: float | None = None  # the cell's own work (`Budget.spent`), not its group's
     budget: Budget | None = None
     evaluation_status: str = "ok"  # or error: <cause> (no quality record; the latency stands)
+    roofline: Roofline | None = None  # share of peak, from the p50 (bench/run/roofline.py, in the parent)
 
     @property
     def ok(self) -> bool:
@@ -81,7 +83,15 @@ class CellOutcome:
         evaluated = StageStatus("evaluation_status", self.evaluation_status)
         parts = tuple(
             p
-            for p in (self.measurement, self.prepared, evaluated, self.quality, self.gradcam, self.profile)
+            for p in (
+                self.measurement,
+                self.prepared,
+                evaluated,
+                self.quality,
+                self.gradcam,
+                self.profile,
+                self.roofline,
+            )
             if p is not None
         )
         options = ",".join(f"{k}={v}" for k, v in sorted(spec.options.as_strings().items()))

@@ -5,7 +5,7 @@ computes the fp32 reference predictions once, and only then creates the run fold
 touches nothing on disk. Every cell then runs its stages in worker processes (`bench.run.cell`); a
 cell that crashes, is killed or times out yields an error row, and the run goes on.
 
-Over 400 lines (446) for now: the run's order of events (validate, references, folder, groups, cells,
+Over 400 lines (453) for now: the run's order of events (validate, references, folder, groups, cells,
 end-of-run verdicts) reads as one story from top to bottom; the pieces with logic of their own already
 live apart (cell.py, rounds.py, matrix.py, references.py, stages.py), and what is left are the short
 functions that tie them together in that order.
@@ -33,6 +33,7 @@ from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cel
 from bench.run.config import RunConfig, save_run_config
 from bench.run.gradcam_checks import CutVerdicts
 from bench.run.matrix import BackendPlan, CellSpec, group_cells
+from bench.run.roofline import RooflineStage, peaks_env, peaks_line, run_peaks
 from bench.run.rounds import time_cells
 from bench.run.shard import ShardPlan
 
@@ -175,11 +176,15 @@ def run_benchmark(
     if config.shard is not None:
         log(shard.note())
     references, onnx_files = prepare_references(config, suites, shard.groups)
+    peaks = run_peaks(config)  # once per machine (cached); a Ray run's nodes measure their own
+    if line := peaks_line(peaks):
+        log(line)
     run_dir = resume if resume is not None else new_run_dir(config.results_root)
     store = RunStore(run_dir)
     if resume is None:
         checkpoints = {f"{suite}/{model}": file_digest(path) for (suite, model), (path, _) in references.items()}
-        store.write_env({**collect_environment(config.threads), "checkpoints": checkpoints, **shard.record()})
+        env = {**collect_environment(config.threads), **peaks_env(peaks), "checkpoints": checkpoints}
+        store.write_env({**env, **shard.record()})
         save_run_config(config, run_dir)
         update_latest(config.results_root, run_dir)
     on_folder(run_dir)
@@ -197,11 +202,13 @@ def run_benchmark(
     kernel.measure()  # the run's first reading of the reference kernel, before any cell
     same_run = SameRunReference(store.rows())
     verdicts = CutVerdicts(store.rows())
+    roofline = RooflineStage(peaks, config.cell_timeout_s)
     for timing_group, group in enumerate(_groups(todo, config.timing.mode)):
         outcomes = _measure_group(group, config.cell_timeout_s, kernel, labels, log)
         for outcome in outcomes:
             label = labels[outcome.spec.key]
             outcome = verdicts.apply(explain_cell(outcome, _stage_logger(log, label)))
+            outcome = roofline.apply(outcome, _stage_logger(log, label))
             verdicts.observe(outcome)
             _record(store, run_dir, outcome, same_run, timing_group, suites[outcome.spec.suite], label, log)
     if not cells:  # a shard no group fell to (--shard): its empty table, so that reports and merge read it

@@ -9,6 +9,8 @@
   (no export or calibration heap, no torch in an ONNX Runtime process);
 - `explain`: Grad-CAM on the backend's own arithmetic -> `GradcamResult`, in a third worker, so neither
   its memory nor its time touches the measured numbers.
+- `count_graph`: the float model's MACs and bytes per image from its ONNX graph -> `GraphCount`, in a
+  worker of its own once per model (bench/run/roofline.py), after the group's timing.
 
 Each function takes the worker's `WorkerContext` first: `context.stage(name)` reports progress, and
 `context.state` keeps the loaded session between the measuring calls.
@@ -29,6 +31,7 @@ from bench.run.matrix import CellSpec
 
 if TYPE_CHECKING:
     from bench.backend import PrepareContext, Profile
+    from bench.onnx.macs import GraphCount
 
 
 def prepare_context(spec: CellSpec) -> PrepareContext:
@@ -212,3 +215,25 @@ def explain(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) 
         split=spec.split,
         calibration=spec.calibration_images(suite),
     )
+
+
+def count_graph(context: WorkerContext, spec: CellSpec) -> GraphCount:
+    """The float model's MACs and traffic per image (bench/onnx/macs.py): the user's ONNX file where the
+    cell runs one (--onnx), else the checkpoint's model exported at batch 1 to a temporary file."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from bench.onnx.macs import EXPORT_SOURCE, count_file, export_for_count
+    from bench.training.checkpoints import load_checkpoint
+
+    context.stage("count MACs")
+    if spec.onnx is not None:
+        return count_file(spec.onnx, f"user ONNX {spec.onnx.name}")
+    torch.set_num_threads(spec.threads)
+    suite = spec.load_suite()
+    model, _ = load_checkpoint(spec.model, suite, spec.checkpoint)
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_for_count(model, (suite.in_channels, *suite.input_size), Path(folder) / "model.onnx")
+        return count_file(path, EXPORT_SOURCE)

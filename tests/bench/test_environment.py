@@ -63,6 +63,17 @@ def test_nothing_readable_is_all_null(fake_sys):
     )
 
 
+def test_the_max_frequency_and_where_it_was_read(fake_sys):
+    assert environment.cpu_max_mhz() == (
+        None,
+        "unreadable: no cpufreq cpuinfo_max_freq and no cpu MHz in /proc/cpuinfo",
+    )
+    (fake_sys / "cpuinfo").write_text("processor\t: 0\ncpu MHz\t\t: 2596.122\n")
+    assert environment.cpu_max_mhz() == (2596.122, "/proc/cpuinfo cpu MHz (current, not the maximum: no cpufreq here)")
+    (fake_sys / "cpufreq" / "cpuinfo_max_freq").write_text("3700000\n")  # kHz
+    assert environment.cpu_max_mhz() == (3700.0, "cpufreq cpuinfo_max_freq")
+
+
 def test_git_branch_and_a_detached_head(tmp_path, monkeypatch):
     def git(args: str, branch: str):
         outputs = {"rev-parse HEAD": "abc123", "status --porcelain --untracked-files=no": "", "--abbrev-ref": branch}

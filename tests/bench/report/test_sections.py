@@ -17,22 +17,25 @@ from bench.report.sections import (
     GRADCAM,
     NOISY,
     PROFILES,
+    ROOFLINE,
     STAGE_FAILURES,
     SUMMARY,
     Section,
 )
 from tests.bench.report.profiled_run import make_run
 
-BOTH = (DECISION, SUMMARY, STAGE_FAILURES, NOISY, GRADCAM, PROFILES, ENVIRONMENT)
+BOTH = (DECISION, SUMMARY, STAGE_FAILURES, NOISY, GRADCAM, PROFILES, ROOFLINE, ENVIRONMENT)
 
 
 def _every_section(tmp_path: Path) -> Path:
-    """The profiled run, one row of it timed on a busy machine and one with maps not to be trusted."""
+    """The profiled run, one row of it timed on a busy machine and one with maps not to be trusted, every
+    row with a share of peak."""
     run = make_run(tmp_path)
     results = pd.read_parquet(run / "results.parquet")
     results["timing_quality"] = ["noisy: other processes used 33% of the CPU", *["ok"] * (len(results) - 1)]
     results["gradcam_layer"] = "decoder.3"
     results["gradcam_status"] = ["invalid: every map is zero", *["ok"] * (len(results) - 1)]
+    results = results.assign(gmac_per_image=0.75, achieved_gmacs=40.0, roofline_mac_per_byte=25.0, roofline_status="ok")
     results.to_parquet(run / "results.parquet", index=False)
     return run
 
@@ -66,6 +69,8 @@ def test_both_reports_say_each_sections_words_from_its_one_definition(tmp_path: 
         (GRADCAM, GRADCAM.legend),
         (GRADCAM, f"{GRADCAM.lead}:"),
         (PROFILES, f"{PROFILES.lead}:"),
+        (ROOFLINE, ROOFLINE.intro),
+        (ROOFLINE, ROOFLINE.legend),
     ]
     for section, words in said:
         assert _flat(words) in md, section.title
