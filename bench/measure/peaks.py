@@ -2,10 +2,11 @@
 and a streaming copy for the memory bandwidth) and theoretical (from the instruction set, the cores and the
 frequency), both in env.json under `peaks`.
 
-Measured once per machine and thread count, then kept in the cache (`peaks_record`, keyed like the
-reference kernel's record: the machine's fingerprint, this module's VERSION and torch's version), so a run
-pays for it only the first time (about 1 s on two cores). A peak measured while the machine was busy stays
-low until the record is deleted; the record says when it was taken.
+Measured at every run's start (about 1 s on two cores) and kept in the cache as the best each precision
+has reached over the runs on this machine and thread count (`peaks_record`, keyed like the reference
+kernel's record: the machine's fingerprint, this module's VERSION and torch's version): a peak is a
+maximum, so a measurement taken while something else ran cannot lower the yardstick, and the next quiet
+run raises it. The record says over how many runs and since when.
 
 The GEMMs run through torch, the runtime every run has: fp32 and bf16 `torch.matmul` (oneDNN / MKL),
 int8 `torch._int_mm` (int8 x int8 -> int32). ONNX Runtime's and OpenVINO's own kernels may reach more,
@@ -113,7 +114,7 @@ def machine_theoretical_peaks(threads: int) -> dict[str, Any]:
 class MachinePeaks:
     """The measured peaks at the run's threads: GMAC/s per precision (`gmacs`), why a precision has none
     (`missing`), the streaming copy's GB/s; `status` is `ok`, or `unavailable: <why>` where nothing was
-    measured (a CUDA run, a Ray driver); `cached`: read from an earlier run's record."""
+    measured (a CUDA run, a Ray driver)."""
 
     threads: int
     gmacs: Mapping[str, float] = field(default_factory=dict)
@@ -122,7 +123,8 @@ class MachinePeaks:
     measure_s: float | None = None  # what measuring cost, when it was done
     measured_at: str = ""
     status: str = "ok"
-    cached: bool = False
+    runs: int = 1  # the runs whose measurements the peaks are the best of (`best_of`)
+    first_measured_at: str = ""  # the earliest of those; "" for one run
 
     @classmethod
     def unavailable(cls, threads: int, reason: str) -> MachinePeaks:
@@ -148,7 +150,8 @@ class MachinePeaks:
             "method": METHOD,
             "measure_s": self.measure_s,
             "measured_at": self.measured_at,
-            "cached": self.cached,
+            "runs": self.runs,
+            "first_measured_at": self.first_measured_at,
         }
 
     @classmethod
@@ -165,7 +168,8 @@ class MachinePeaks:
             bandwidth_gbs=float(bandwidth) if isinstance(bandwidth, (int, float)) else None,
             measure_s=data.get("measure_s"),
             measured_at=str(data.get("measured_at") or ""),
-            cached=True,
+            runs=int(data.get("runs") or 1),
+            first_measured_at=str(data.get("first_measured_at") or ""),
         )
 
 
@@ -251,20 +255,38 @@ def peaks_record(threads: int) -> Path:
     return cache_root() / "machine" / f"peaks--{key}--t{threads}.json"
 
 
+def best_of(measured: MachinePeaks, kept: MachinePeaks | None) -> MachinePeaks:
+    """Per precision (and for the bandwidth) the higher of this run's measurement and the record's: a peak
+    is the most the machine has shown, so one taken while something else ran only lowers nothing."""
+    if kept is None or kept.threads != measured.threads:
+        return measured
+    gmacs = {p: max(v, kept.gmacs.get(p, 0.0)) for p, v in measured.gmacs.items()}
+    gmacs.update({p: v for p, v in kept.gmacs.items() if p not in gmacs})
+    bandwidths = [b for b in (measured.bandwidth_gbs, kept.bandwidth_gbs) if b is not None]
+    return replace(
+        measured,
+        gmacs=gmacs,
+        missing={p: why for p, why in measured.missing.items() if p not in gmacs},
+        bandwidth_gbs=max(bandwidths) if bandwidths else None,
+        runs=kept.runs + 1,
+        first_measured_at=kept.first_measured_at or kept.measured_at,
+    )
+
+
 def machine_peaks(threads: int, priority: str = "normal", record: Path | None = None) -> MachinePeaks:
-    """The peaks from `record` where an earlier run measured them, else measured now and kept there."""
+    """This run's measurement (about a second), raised to the best `record` holds from earlier runs on
+    this machine, and kept there: the yardstick only grows towards what the machine can do."""
+    kept = None
     if record is not None:
         try:
-            found = MachinePeaks.from_record(json.loads(record.read_text()))
+            kept = MachinePeaks.from_record(json.loads(record.read_text()))
         except (OSError, ValueError, TypeError, KeyError):
-            found = None
-        if found is not None and found.threads == threads:
-            return found
-    measured = measure_peaks(threads, priority)
+            kept = None
+    best = best_of(measure_peaks(threads, priority), kept)
     if record is not None:
         try:
             record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps(replace(measured, cached=False).record()))
+            record.write_text(json.dumps(best.record()))
         except OSError:
-            pass  # a read-only cache: measured again next run
-    return measured
+            pass  # a read-only cache: this run's measurement alone next time too
+    return best

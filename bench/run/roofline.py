@@ -32,7 +32,7 @@ COUNT_LIBRARIES = ("torch", "onnx", "onnxscript")  # the exporter and the shape 
 
 
 def run_peaks(config: RunConfig) -> MachinePeaks:
-    """The peaks a local CPU run's rows are judged against (cached per machine and thread count); none for a
+    """The peaks a local CPU run's rows are judged against (the best per machine and thread count); none for a
     CUDA run (its rows are not the CPU's) or on a Ray driver (each node's run measures its own)."""
     if config.executor != "local":
         return MachinePeaks.unavailable(config.threads, f"measured by each node's run (--executor {config.executor})")
@@ -42,15 +42,16 @@ def run_peaks(config: RunConfig) -> MachinePeaks:
 
 
 def peaks_line(peaks: MachinePeaks) -> str:
-    """The run's line when it measured the peaks now (they are kept for later runs); "" otherwise."""
-    if peaks.status != "ok" or peaks.cached:
+    """The run's line on the peaks it measured and the best ones it judges its rows against; "" without."""
+    if peaks.status != "ok":
         return ""
     found = ", ".join(f"{precision} {gmacs:.0f}" for precision, gmacs in peaks.gmacs.items())
     missing = "".join(f"; no {precision} peak ({why})" for precision, why in peaks.missing.items())
     bandwidth = f", copy {peaks.bandwidth_gbs:.1f} GB/s" if peaks.bandwidth_gbs is not None else ""
+    runs = f"best of {peaks.runs} runs" if peaks.runs > 1 else "first run here"
     return (
-        f"machine peaks measured in {peaks.measure_s or 0:.1f} s on {peaks.threads} thread(s), kept for later "
-        f"runs: GEMM GMAC/s {found}{bandwidth}{missing}"
+        f"machine peaks on {peaks.threads} thread(s) ({runs}; measured in {peaks.measure_s or 0:.1f} s): "
+        f"GEMM GMAC/s {found}{bandwidth}{missing}"
     )
 
 

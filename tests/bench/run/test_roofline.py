@@ -69,12 +69,13 @@ def test_a_local_cpu_run_reads_its_machines_record(monkeypatch: pytest.MonkeyPat
     assert set(peaks_env(PEAKS)["peaks"]) == {"measured", "theoretical"}  # type: ignore[arg-type]
 
 
-def test_the_run_says_what_measuring_cost_only_when_it_measured() -> None:
+def test_the_run_says_which_peaks_it_judges_against() -> None:
     assert peaks_line(PEAKS) == (
-        "machine peaks measured in 1.2 s on 2 thread(s), kept for later runs: GEMM GMAC/s fp32 100, int8 400, "
+        "machine peaks on 2 thread(s) (first run here; measured in 1.2 s): GEMM GMAC/s fp32 100, int8 400, "
         "bf16 200, copy 25.0 GB/s"
     )
-    assert peaks_line(replace(PEAKS, cached=True)) == ""
+    assert "(best of 3 runs;" in peaks_line(replace(PEAKS, runs=3))
+    assert peaks_line(MachinePeaks.unavailable(2, "a CUDA run")) == ""
 
 
 def test_a_model_is_counted_once_and_then_read_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
