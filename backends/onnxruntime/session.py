@@ -15,12 +15,14 @@ So `spinning=run` is the default; `always` is ORT's own default and `off` never 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from bench.backend import Profile, Session
+from bench.backend import Profile, Session, ThroughputSetting
 from bench.onnx.names import INPUT_NAME
 
 
@@ -71,6 +73,10 @@ def session_options(threads: int, optimized_path: Path | None = None, spinning: 
     return options
 
 
+def _threads(count: int) -> str:
+    return f"{count} thread" + ("s" if count != 1 else "")
+
+
 def providers_for(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
 
@@ -95,6 +101,36 @@ class OrtSession(Session):
 
     def to_numpy(self, outputs: np.ndarray) -> np.ndarray:
         return outputs
+
+    def throughput_settings(self, batch_sizes: Sequence[int], threads: int) -> list[ThroughputSetting]:
+        """Per batch size: this session alone (one caller, its `threads` intra-op threads), and `k` sessions
+        of the same file with `threads / k` intra-op threads each, run at once from `k` threads (every `k`
+        > 1 that divides `threads`): onnxruntime_perf_test's concurrent runs, each with a pool of its own
+        rather than all queueing on one, the run's threads in all."""
+        splits = [k for k in range(2, threads + 1) if threads % k == 0]
+        settings = []
+        for size in batch_sizes:
+            settings.append(ThroughputSetting(size, 1, f"1 session x {_threads(threads)}"))
+            settings += [ThroughputSetting(size, k, f"{k} sessions x {_threads(threads // k)}") for k in splits]
+        return settings
+
+    def callers(self, setting: ThroughputSetting, batch: np.ndarray) -> list[Callable[[], object]]:
+        """One caller: this session. Several: as many sessions of the same file, with the same options and
+        `threads / k` intra-op threads each (one InferenceSession may run from several threads at once,
+        but then they share its one intra-op pool)."""
+        import onnxruntime as ort
+
+        inputs = self.to_input(batch)
+        if setting.callers == 1:
+            return [lambda: self.session.run(None, inputs)]
+        each = max(1, self.threads // setting.callers)
+        sessions = [
+            ort.InferenceSession(
+                str(self.path), session_options(each, spinning=self.spinning), providers=self.providers
+            )
+            for _ in range(setting.callers)
+        ]
+        return [functools.partial(session.run, None, inputs) for session in sessions]
 
     def profile(self, inputs: dict[str, np.ndarray], calls: int, work_dir: Path) -> Profile:
         """ONNX Runtime's profiler is a session option: a second session from the same file with these

@@ -12,17 +12,19 @@ the hint), so a row named fp32 would silently be a bf16 row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.backend import Profile, Session
+from bench.backend import Profile, Session, ThroughputSetting
 
 DEVICE = "CPU"
 # segbench precision -> OpenVINO's INFERENCE_PRECISION_HINT for the layers that run in float.
 INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "f32": "f32"}
+LATENCY, THROUGHPUT = "LATENCY", "THROUGHPUT"  # PERFORMANCE_HINT: one stream; streams and requests for throughput
 XML_FILE = "model.xml"  # with model.bin beside it: the IR is both files
 BIN_FILE = "model.bin"
 
@@ -75,10 +77,10 @@ def compile_config(threads: int, precision: str) -> dict[str, Any]:
     }
 
 
-def compile_model(model: Any, threads: int, precision: str) -> Any:
+def compile_model(model: Any, threads: int, precision: str, hint: str = LATENCY) -> Any:
     import openvino as ov
 
-    return ov.Core().compile_model(model, DEVICE, compile_config(threads, precision))
+    return ov.Core().compile_model(model, DEVICE, {**compile_config(threads, precision), "PERFORMANCE_HINT": hint})
 
 
 def with_batch(model: Any, batch: int) -> Any:
@@ -130,6 +132,36 @@ class OpenVinoSession(Session):
 
     def to_numpy(self, outputs: Any) -> np.ndarray:
         return np.array(outputs.data, copy=True)  # the request's buffer is reused by the next call
+
+    def throughput_settings(self, batch_sizes: Sequence[int], threads: int) -> list[ThroughputSetting]:
+        """Per batch size: the LATENCY hint's one infer request (what single-stream times), and the
+        THROUGHPUT hint with as many infer requests as the compiled model calls optimal
+        (OPTIMAL_NUMBER_OF_INFER_REQUESTS; OpenVINO's benchmark_app -hint throughput), its streams sharing
+        the same `threads` threads. The streams and requests are read from one THROUGHPUT compile here."""
+        compiled = compile_model(self.model, threads, self.precision, THROUGHPUT)
+        requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        streams = compiled.get_property("NUM_STREAMS")
+        del compiled
+        settings = []
+        for size in batch_sizes:
+            settings.append(ThroughputSetting(size, 1, "LATENCY hint"))
+            settings.append(ThroughputSetting(size, requests, f"THROUGHPUT hint, {streams} streams"))
+        return settings
+
+    def callers(self, setting: ThroughputSetting, batch: np.ndarray) -> list[Callable[[], object]]:
+        """The model compiled at the setting's batch size with its hint (this session's own compile is left as
+        it is), and one infer request per caller, each run synchronously from its own thread (`infer`
+        releases the GIL, as benchmark_app's asynchronous queue keeps its requests busy)."""
+        hint = THROUGHPUT if setting.mode.startswith(THROUGHPUT) else LATENCY
+        model = self.model if len(batch) == self._ir_batch() else with_batch(self.model, len(batch))
+        compiled = compile_model(model, self.threads, self.precision, hint)
+        inputs = np.ascontiguousarray(batch, np.float32)
+        requests = [compiled.create_infer_request() for _ in range(setting.callers)]
+        self._throughput_compiled = compiled  # kept while its requests are called (until the next setting)
+        return [functools.partial(request.infer, {0: inputs}) for request in requests]
+
+    def _ir_batch(self) -> int:
+        return int(self.model.inputs[0].get_partial_shape()[0].get_length())
 
     def profile(self, inputs: np.ndarray, calls: int, work_dir: Path) -> Profile:
         """PERF_COUNT is a compile property: the same model compiled again with this session's configuration

@@ -382,6 +382,8 @@ class TensorRtBindings:
 class TensorRtSession(Session):
     """A deserialized engine with one execution context, run on its own CUDA stream."""
 
+    concurrent_runs = False  # one execution context: not safe from two threads at once; batch only
+
     timer = "cuda_event"
 
     def __init__(self, engine_path: Path, meta: dict[str, Any]) -> None:

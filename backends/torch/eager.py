@@ -34,6 +34,8 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class TorchEagerSession(Session):
+    concurrent_runs = False  # torch: throughput comes from the batch (one caller, all the threads)
+
     def __init__(self, model: torch.nn.Module, device: str, dtype: torch.dtype, channels_last: bool) -> None:
         self.model = model
         self.device = torch.device(device)

@@ -324,6 +324,8 @@ def quantize_fx_model(
 class TorchFxInt8Session(Session):
     """A loaded TorchScript int8 module; numpy in, float torch tensor out, CPU only."""
 
+    concurrent_runs = False  # torch: throughput comes from the batch (one caller, all the threads)
+
     def __init__(self, module: torch.jit.ScriptModule) -> None:
         self.module = module
 

@@ -318,6 +318,8 @@ def compiled_vs_converted(compiled: Any, converted: Any, images: torch.Tensor) -
 class TorchaoPt2eInt8Session(Session):
     """The compiled program; numpy in, float torch tensor out, CPU only."""
 
+    concurrent_runs = False  # torch: throughput comes from the batch (one caller, all the threads)
+
     def __init__(
         self, compiled: Any, compile_s: dict[tuple[int, ...], float], program_file: Path, mode: str = "default"
     ) -> None:

@@ -18,6 +18,7 @@ from bench.backend.records import (
     GradcamRequest,
     OpCoverage,
     PrepareContext,
+    ThroughputSetting,
 )
 from bench.backend.registry import (
     ENTRY_POINT_GROUP,
@@ -48,6 +49,7 @@ __all__ = [
     "Profile",
     "QuantLayer",
     "Session",
+    "ThroughputSetting",
     "check_float_layers",
     "declared_backend",
     "declared_libraries",

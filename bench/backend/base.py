@@ -24,6 +24,7 @@ from bench.backend.records import (
     GradcamRequest,
     OpCoverage,
     PrepareContext,
+    ThroughputSetting,
 )
 
 # Keys of the artifact metadata that the harness owns: a backend's `prepare` may set "coverage"
@@ -35,6 +36,10 @@ class Session(ABC):
     """A loaded artifact. `to_input` and `to_numpy` convert outside the timed region."""
 
     timer: str = "perf_counter_ns"
+    # Whether `run` may be called from several threads at once on this one session (the default
+    # throughput settings then include `threads` concurrent callers); a session that is not safe so, or
+    # whose runtime gains nothing from it (torch: batch), says False.
+    concurrent_runs: ClassVar[bool] = True
 
     @abstractmethod
     def to_input(self, batch: np.ndarray) -> Any: ...
@@ -56,6 +61,29 @@ class Session(ABC):
         self.run(inputs)
         self.synchronize()
         return time.perf_counter_ns() - start
+
+    def throughput_settings(self, batch_sizes: Sequence[int], threads: int) -> list[ThroughputSetting]:
+        """The ways of running this session that `--scenario offline` tries (and `server` chooses from, at
+        the run's batch size), each measured for its sustained images/s. Default: every batch size with one
+        caller and, where `concurrent_runs` and `threads` > 1, `threads` concurrent callers of this same
+        session. A runtime with throughput settings of its own (streams, infer requests, sessions with fewer
+        threads) offers them here, keeping to `threads` threads in all where it can."""
+        counts = (1, threads) if self.concurrent_runs and threads > 1 else (1,)
+        return [ThroughputSetting(size, count) for size in batch_sizes for count in counts]
+
+    def callers(self, setting: ThroughputSetting, batch: np.ndarray) -> list[Callable[[], object]]:
+        """`setting.callers` blocking calls, each one inference of `batch` (already of `setting.batch_size`
+        images) to completion, to be called at the same time from as many threads
+        (`bench.measure.scenarios`). Whatever a setting needs (a compile, sessions of its own) is made here,
+        untimed, and dropped with the callables. Default: this session's own `run`, the input converted once."""
+        inputs = self.to_input(batch)
+
+        def call() -> object:
+            outputs = self.run(inputs)
+            self.synchronize()
+            return outputs
+
+        return [call] * setting.callers
 
     def profile(self, inputs: Any, calls: int, work_dir: Path) -> Profile | None:
         """`calls` runs of `inputs` under the runtime's own profiler (`segbench run --profile`), after the
@@ -117,6 +145,12 @@ class Backend(ABC):
     profiler and returns a `bench.backend.profiling.Profile`: each operator's time with the module path of
     the layer it implements and the precision it ran in; the default, None, makes the row say the backend
     has no profiler.
+
+    `Session.throughput_settings(batch_sizes, threads)` and `Session.callers(setting, batch)` (for
+    `--scenario offline|server`, docs/scenarios.md): the ways the runtime can run for throughput (batch
+    sizes, concurrent calls, its own streams or requests), and for one of them the blocking calls to make
+    at once from as many threads. The default runs this session's `run` from `threads` threads where
+    `Session.concurrent_runs` allows it; a `run` that is not safe from several threads sets it False.
 
     `gradcam(artifact, request)` explains the backend's own predictions (None: it cannot, and the row
     says so); `bench.gradcam` holds the methods a backend can use.

@@ -29,6 +29,22 @@ GRADCAM_CHOICES = {
 
 
 @dataclass(frozen=True)
+class ThroughputSetting:
+    """One way of running a session for throughput (`segbench run --scenario offline|server`): `callers`
+    blocking calls of `batch_size` images at once, and what else the runtime was told (`mode`, in its own
+    words: "THROUGHPUT hint, 4 streams", "2 sessions x 1 thread"). `describe()` is the row's
+    `offline_setting` and `server_setting`."""
+
+    batch_size: int
+    callers: int = 1
+    mode: str = ""
+
+    def describe(self) -> str:
+        callers = f"{self.callers} caller" + ("s" if self.callers != 1 else "")
+        return ", ".join(part for part in (f"batch {self.batch_size}", callers, self.mode) if part)
+
+
+@dataclass(frozen=True)
 class PrepareContext:
     """What a backend may use to build its artifact."""
 

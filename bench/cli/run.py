@@ -17,14 +17,17 @@ from bench.cli.options import (
     _into_logs,
     _names,
     _output_group,
+    _positive_float,
     _shard,
     _shared_settings,
+    _sizes,
     _timing_group,
     _where,
     examples,
 )
 from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError
+from bench.measure.scenarios import DEFAULT_BATCH_SIZES, DEFAULT_DURATION_S, SCENARIOS, SINGLE_STREAM
 from bench.measure.timing import TIMING_MODES
 from bench.output.capture import captured_command
 from bench.output.terminal import logger, progress
@@ -140,6 +143,36 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         help="interleaved (default): the backends of one suite and model are timed in alternating rounds, so "
         "load on the machine hits them alike; sequential: one backend after the other",
     )
+    scenario = run.add_argument_group("scenario (docs/scenarios.md)")
+    scenario.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default=SINGLE_STREAM,
+        help="single-stream (default): one batch at a time, the latency columns; offline: also the best sustained "
+        "images/s of each backend over batch sizes and its runtime's own throughput settings (offline_*); "
+        "server: also the highest Poisson arrival rate whose p99 latency, queueing included, stays under "
+        "--latency-bound (server_*)",
+    )
+    scenario.add_argument(
+        "--latency-bound",
+        type=_positive_float,
+        metavar="MS",
+        help="--scenario server: the p99 latency in ms the rate found must keep under (required with it)",
+    )
+    scenario.add_argument(
+        "--scenario-time",
+        type=_positive_float,
+        default=DEFAULT_DURATION_S,
+        metavar="SECONDS",
+        help="seconds of each offline setting and each server probe (a probe has at least 100 queries)",
+    )
+    scenario.add_argument(
+        "--offline-batch-sizes",
+        type=_sizes,
+        default=DEFAULT_BATCH_SIZES,
+        metavar="N,N",
+        help="--scenario offline: the batch sizes every backend's settings are tried at",
+    )
     profiling = run.add_argument_group("profiling")
     profiling.add_argument(
         "--profile",
@@ -248,6 +281,7 @@ def _check_nothing_but_resume(argv: list[str] | None, parser: argparse.ArgumentP
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The RunConfig of a run's options (settled: bench.cli.app.settled); the Python API builds its run here too."""
+    from bench.measure.scenarios import ScenarioConfig
     from bench.run.config import RunConfig
 
     return RunConfig(
@@ -271,6 +305,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         profile_calls=args.profile_calls,
         budgets=tuple(args.budgets),
         objective=args.objective or "latency",
+        scenario=ScenarioConfig(args.scenario, args.latency_bound, args.scenario_time, tuple(args.offline_batch_sizes)),
     )
 
 

@@ -91,7 +91,7 @@ def check(budget: Budget, row: Mapping[str, Any]) -> BudgetCheck:
     declared = bound.declared
     if declared is not None and declared.against_reference and is_reference(row):
         return BudgetCheck(budget, MET, _float(row.get(bound.column)), why="the reference itself")
-    if declared is not None and declared.timing and str(row.get("timing_quality", "")).startswith("noisy"):
+    if declared is not None and declared.noisy(row):  # the timing of the column's own scenario
         return BudgetCheck(budget, NOT_JUDGED, why="noisy timing")
     value = _float(row.get(bound.column))
     if value is None:

@@ -7,7 +7,9 @@ The rules, in the order they apply:
 2. A budget is judged with the number's 95% interval (bench.decide.budgets): a cell that fails one is
    out; one whose interval straddles a budget is out too, as "uncertain", and says which.
 3. On a timing objective (latency, throughput), a cell whose timing is noisy is not ranked: its speed is
-   no evidence (`timing_quality`).
+   no evidence (`timing_quality`). Throughput is the offline scenario's `offline_ips` where the group has
+   it (`--scenario offline`; judged by `offline_timing_quality`, a cell without one not ranked), else the
+   single-stream `throughput_ips` (batch / p50).
 4. Of the cells left, the best on the objective is found; every other cell whose speed ratio to it has an
    interval containing 1 is **tied within noise** with it. Among the tied cells the winner is the one
    with the better quality (primary drift: mIoU, or Dice for two classes; equal within its declared
@@ -46,6 +48,7 @@ from bench.results.speedup import GROUP_COLUMNS, REFERENCE
 from bench.results.verdict import is_reference
 
 OBJECTIVES = ("latency", "throughput", "size")
+OFFLINE_IPS = "offline_ips"  # --scenario offline's images/s: what throughput ranks on where the group has it
 RECOMMENDED, TIED, SLOWER, NOT_PAYING = "recommended", "tied within noise", "slower", "quantizing does not pay"
 BUDGET_FAILED, BUDGET_UNCERTAIN, BUDGET_UNJUDGED, NOISY, ERROR, UNAVAILABLE = (
     "fails a budget",
@@ -124,6 +127,8 @@ def decide_group(
     budgets = tuple(given) or default_budgets(reference)
     metric = primary_quality(reference or (ok[0] if ok else {}))
     timing = objective != "size"
+    offline = objective == "throughput" and any(_num(row, OFFLINE_IPS) is not None for row in ok)
+    quality_column = "offline_timing_quality" if offline else "timing_quality"  # the objective's own timing
     entries: dict[str, Entry] = {}
     eligible: list[Mapping[str, Any]] = []
     for row in rows:
@@ -137,15 +142,18 @@ def decide_group(
         failed = [c for c in checks if c.outcome == FAILED]
         unsure = [c for c in checks if c.outcome == UNCERTAIN]
         unjudged = [c for c in checks if c.outcome == NOT_JUDGED]
-        noisy = timing and str(row.get("timing_quality", "")).startswith("noisy")
+        noisy = timing and str(row.get(quality_column, "")).startswith("noisy")
         if failed:
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             entries[cell_id(row)] = _entry(row, BUDGET_FAILED, failed[0].phrase() + more, metric, checks, flags)
         elif unsure:
             entries[cell_id(row)] = _entry(row, BUDGET_UNCERTAIN, unsure[0].phrase(), metric, checks, flags)
         elif noisy:
-            why = f"noisy timing ({str(row.get('timing_quality'))[len('noisy') :].lstrip(': ')})"
+            why = f"noisy timing ({str(row.get(quality_column))[len('noisy') :].lstrip(': ')})"
             entries[cell_id(row)] = _entry(row, NOISY, why.replace(" ()", ""), metric, checks, flags)
+        elif offline and _num(row, OFFLINE_IPS) is None:
+            why = f"no offline throughput (offline_status: {row.get('offline_status') or 'not measured'})"
+            entries[cell_id(row)] = _entry(row, NOISY, why, metric, checks, flags)
         elif unjudged:
             entries[cell_id(row)] = _entry(row, BUDGET_UNJUDGED, unjudged[0].phrase(), metric, checks, flags)
         else:
@@ -234,6 +242,8 @@ def _better_tiebreak(row: Mapping[str, Any], than: Mapping[str, Any], metric: st
 
 
 def _tied(best: Mapping[str, Any], row: Mapping[str, Any], cycles: CycleTimes, objective: str) -> bool:
+    if _offline_pair(best, row, objective) is not None:
+        return False  # one confirmed offline rate each: no interval, so never called a tie
     if objective == "size":
         a, b = _num(best, "model_size_bytes"), _num(row, "model_size_bytes")
         return a is not None and b is not None and math.isclose(a, b, rel_tol=0.01)
@@ -246,8 +256,17 @@ def _compare(winner: Mapping[str, Any], row: Mapping[str, Any], cycles: CycleTim
     if objective == "size":
         a, b = _num(winner, "model_size_bytes"), _num(row, "model_size_bytes")
         return f"{b / a:.2f}x" if a and b else "?"
+    pair = _offline_pair(winner, row, objective)
+    if pair is not None:
+        return f"{pair[0] / pair[1]:.2f}x (offline images/s, no interval)" if pair[1] else "?"
     ratio: SpeedRatio | None = speed_ratio(winner, row, cycles)
     return ratio.text() if ratio is not None else "? (no timing)"
+
+
+def _offline_pair(a: Mapping[str, Any], b: Mapping[str, Any], objective: str) -> tuple[float, float] | None:
+    """Both rows' offline images/s, where throughput is ranked on them."""
+    mine, theirs = _num(a, OFFLINE_IPS), _num(b, OFFLINE_IPS)
+    return (mine, theirs) if objective == "throughput" and mine is not None and theirs is not None else None
 
 
 def _better_word(objective: str) -> str:
@@ -313,6 +332,8 @@ def _entry(
         speedup_high=_num(row, "speedup_vs_fp32_ci_high"),
         latency_p50_ms=_num(row, "latency_p50_ms"),
         throughput_ips=_num(row, "throughput_ips"),
+        offline_ips=_num(row, OFFLINE_IPS),
+        offline_setting=str(row["offline_setting"]) if isinstance(row.get("offline_setting"), str) else None,
         quality_metric=metric,
         quality_drift=_num(row, f"{metric}_drift"),
         quality_drift_low=_num(row, f"{metric}_drift_ci_low"),
@@ -343,6 +364,8 @@ def _with_headline(decision: GroupDecision) -> GroupDecision:
         tail = f"; closest: {winner_name(closest)}, {closest.verdict}: {closest.reason}" if closest else ""
         return replace(decision, headline=f"no cell meets every budget with trustworthy numbers{tail}")
     parts = [f"ship {winner_name(winner)}", speed_text(winner)]
+    if decision.objective == "throughput" and winner.offline_ips is not None:
+        parts.append(f"{winner.offline_ips:.0f} images/s offline ({winner.offline_setting})")
     drift = drift_text(winner)
     if drift:
         parts.append(drift)
@@ -362,10 +385,12 @@ def _name(row: Mapping[str, Any]) -> str:
 
 def _objective_value(entry: Entry, objective: str) -> float:
     """Higher is better: what picks the best cell and orders the ranking; -inf without a value. Latency
-    without a speedup (no fp32 eager row) falls back on 1 / p50."""
+    without a speedup (no fp32 eager row) falls back on 1 / p50; throughput is the offline rate where the
+    cell has one (`decide_group` ranks a group with offline rates on them alone)."""
     if objective == "size":
         return -entry.model_size_bytes if entry.model_size_bytes is not None else -math.inf
-    value = entry.throughput_ips if objective == "throughput" else entry.speedup
+    throughput = entry.offline_ips if entry.offline_ips is not None else entry.throughput_ips
+    value = throughput if objective == "throughput" else entry.speedup
     if value is None and objective == "latency" and entry.latency_p50_ms:
         return 1 / entry.latency_p50_ms
     return value if value is not None else -math.inf

@@ -27,6 +27,8 @@ class Entry:
     speedup_high: float | None = None
     latency_p50_ms: float | None = None
     throughput_ips: float | None = None
+    offline_ips: float | None = None  # --scenario offline: what throughput ranks on where the group has it
+    offline_setting: str | None = None
     quality_metric: str = "miou"
     quality_drift: float | None = None
     quality_drift_low: float | None = None

@@ -25,6 +25,9 @@ noise; compare and history share them (`--quality-threshold` overrides every sco
   with the kernels' choices from run to run, and noise a millionth of the signal's power is no loss.
 - latency: 10% (relative), compare's `--latency-threshold`, which also asks a Mann-Whitney test of the
   raw samples; history uses 3x the spread its own runs show instead, a threshold the data gives.
+- the scenarios' speed and latency (`offline_ips`, `server_max_rate_ips`, `server_p50_ms`, `server_p99_ms`:
+  docs/scenarios.md) have none either, and a row's noise flag for them is their scenario's own
+  (`offline_timing_quality`, `server_timing_quality`, `Column.quality_column`), not the single-stream one.
 - speed, size and memory have no between-runs threshold: they are declared so that `--fail-on` and
   budgets can bound them, and compare judges speed by the latency test above.
 """
@@ -32,9 +35,9 @@ noise; compare and history share them (`--quality-threshold` overrides every sco
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Better = Literal["higher", "lower"]
 SCORE = "score"  # unitless, 0..1 (fractions of pixels, IoU, correlations): what --quality-threshold is in
@@ -60,6 +63,7 @@ class Column:
     against_reference: bool = False  # measured against the run's fp32 reference (that row is the yardstick)
     pattern: re.Pattern[str] = field(default=re.compile(""), compare=False, repr=False)
     ceiling: float | None = None  # values beyond it are all equally good (between runs they count as it)
+    quality_column: str = "timing_quality"  # a timing column's noise flag: its scenario's `<...>_timing_quality`
 
     @property
     def judged(self) -> bool:
@@ -69,6 +73,10 @@ class Column:
     def timing(self) -> bool:
         """Latency and speed columns: a row timed on a busy machine is no evidence for them."""
         return self.kind in TIMING_KINDS
+
+    def noisy(self, row: Mapping[str, Any]) -> bool:
+        """A timing column of a row whose timing (of this column's scenario) was noisy: no evidence."""
+        return self.timing and str(row.get(self.quality_column, "")).startswith("noisy")
 
     @property
     def between_runs(self) -> bool:
@@ -103,10 +111,11 @@ def _declare(
     relative: bool = False,
     against_reference: bool = False,
     ceiling: float | None = None,
+    quality_column: str = "timing_quality",
 ) -> Column:
     """One column (`regex` None: exactly `name`) or a family of them (`regex` matches the whole name)."""
     pattern = re.compile(regex if regex is not None else re.escape(name))
-    return Column(name, kind, better, unit, threshold, relative, against_reference, pattern, ceiling)
+    return Column(name, kind, better, unit, threshold, relative, against_reference, pattern, ceiling, quality_column)
 
 
 def _informational(*names: str, unit: str = "") -> list[Column]:
@@ -202,6 +211,13 @@ COLUMNS: tuple[Column, ...] = (
     # share of peak (bench/measure/roofline.py): the float ONNX graph's MACs at the p50 latency
     _declare("achieved_gmacs", "speed", "higher", "GMAC/s (gmac_per_image x batch / p50)"),
     _declare("pct_of_peak", "speed", "higher", "% of the precision's measured GEMM peak"),
+    # the scenarios beyond single-stream (bench/measure/scenarios.py), each judged by its own noise flag
+    _declare("offline_ips", "speed", "higher", "images/s", quality_column="offline_timing_quality"),
+    _declare("server_max_rate_ips", "speed", "higher", "images/s", quality_column="server_timing_quality"),
+    *(
+        _declare(f"server_{statistic}_ms", "latency", "lower", "ms", quality_column="server_timing_quality")
+        for statistic in ("p50", "p99")
+    ),
     # size and memory
     _declare("model_size_bytes", "size", "lower", "bytes"),
     *(_declare(name, "memory", "lower", "MiB") for name in _MEMORY),
@@ -225,6 +241,14 @@ COLUMNS: tuple[Column, ...] = (
     *_informational("roofline_uncounted_nodes_pct", unit="% of nodes"),
     *_informational("roofline_status", "roofline_peak", "roofline_uncounted_ops"),
     *_informational("machine", "hostname", "shard", "source_run", "node"),  # merged and Ray runs
+    *_informational("offline_status", "offline_setting", "offline_timing_quality", "offline_batch_size"),
+    *_informational("offline_callers", "offline_settings_tried", "offline_settings_failed"),
+    *_informational("offline_reference_slowdown", "offline_cpu_other_pct"),
+    _declare("offline_search_ips", "informational", None, "images/s"),
+    *_informational("server_status", "server_setting", "server_timing_quality", "server_queries", "server_probes"),
+    *_informational("server_confirmations"),
+    *_informational("server_reference_slowdown", "server_cpu_other_pct"),
+    *_informational("server_latency_bound_ms", "server_search_p99_ms", unit="ms"),
 )
 
 _BY_NAME = {c.name: c for c in COLUMNS if c.pattern.pattern == re.escape(c.name)}

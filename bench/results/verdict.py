@@ -10,7 +10,8 @@ rules, in the order they apply to each row and bound:
   drift, agreement, SQNR, Grad-CAM divergence, `speedup_vs_fp32`): it is the yardstick, its speedup is 1
   and its drift 0 by definition, and `speedup_vs_fp32>=2` must not fail on it;
 - a latency or speed bound on a row whose `timing_quality` is noisy is not judged (`not judged: noisy
-  timing`): a time from a busy machine is no evidence either way;
+  timing`): a time from a busy machine is no evidence either way; a scenario's column is judged by its
+  scenario's flag (`offline_timing_quality`, `server_timing_quality`: `Column.quality_column`);
 - an ok row with no valid value in the column (a Grad-CAM method that could not run) is named, not failed;
 - otherwise a row outside the bound fails the run, named with its value and by how much it misses.
 """
@@ -76,13 +77,12 @@ def judge_rows(rows: Iterable[Mapping[str, Any]], bounds: tuple[Bound, ...] = ()
             if bounds:
                 not_judged.append(f"{cell}: {status.split(':')[0]}, no bound judged")
             continue
-        noisy = str(row.get("timing_quality", "")).startswith("noisy")
         for bound in bounds:
             declared = bound.declared
             assert declared is not None  # parse_bounds refuses undeclared columns
             if declared.against_reference and is_reference(row):
                 continue
-            if declared.timing and noisy:
+            if declared.noisy(row):  # its own scenario's timing (`Column.quality_column`)
                 not_judged.append(f"{cell}: {bound}: {NOISY}")
                 continue
             margin = bound.margin(row)

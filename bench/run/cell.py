@@ -4,7 +4,9 @@ the row, built once from the records the stages returned.
 prepare (worker 1) -> PreparedArtifact -> [int8 coverage checked here] -> load, warm up (worker 2, a
 fresh process) -> timed rounds (`bench.run.rounds`: alone, or in turns with the other backends of the
 same suite and model) -> measurement (the timing's memory read first), evaluate (worker 2)
--> Measurement + QualityResult -> explain (worker 3) -> GradcamResult -> `CellOutcome.row()`. A stage
+-> Measurement + QualityResult [-> with --scenario offline|server, the group's scenario turns in the
+same worker (`bench.run.scenario`) -> OfflineResult | ServerResult] -> explain (worker 3) -> GradcamResult
+-> `CellOutcome.row()`. A stage
 that fails before the latency is measured ends the cell with an error row; one after it (evaluation,
 --profile, Grad-CAM) keeps the measured numbers, and its status column (`evaluation_status`,
 `profile_status`, `gradcam_status`) says `error: <cause>`, the traceback in the cell's log file.
@@ -33,6 +35,7 @@ from bench.measure.profile import ProfileResult
 from bench.measure.quality import QualityResult
 from bench.measure.reference_kernel import ReferenceKernel
 from bench.measure.roofline import Roofline
+from bench.measure.scenarios import OfflineResult, ServerResult
 from bench.results.row import Row, StageStatus
 from bench.results.speedup import Speedup
 from bench.run import stages
@@ -59,6 +62,7 @@ class CellOutcome:
     budget: Budget | None = None
     evaluation_status: str = "ok"  # or error: <cause> (no quality record; the latency stands)
     roofline: Roofline | None = None  # share of peak, from the p50 (bench/run/roofline.py, in the parent)
+    scenario: OfflineResult | ServerResult | None = None  # --scenario offline|server (bench.run.scenario)
 
     @property
     def ok(self) -> bool:
@@ -85,6 +89,7 @@ class CellOutcome:
             p
             for p in (
                 self.measurement,
+                self.scenario,
                 self.prepared,
                 evaluated,
                 self.quality,
@@ -96,6 +101,8 @@ class CellOutcome:
         )
         options = ",".join(f"{k}={v}" for k, v in sorted(spec.options.as_strings().items()))
         details = {"options": spec.options.as_strings(), **self.prepared.details()}
+        if self.scenario is not None:
+            details.update(self.scenario.details())
         session_notes = self.measurement.session_notes if self.measurement else ""
         return replace(
             bare,
@@ -108,10 +115,10 @@ class CellOutcome:
 
 
 def _failed(spec: CellSpec, budget: Budget, message: str) -> CellOutcome:
-    return CellOutcome(spec, f"error: {_cause(message, budget)}", duration_s=budget.spent)
+    return CellOutcome(spec, f"error: {cause(message, budget)}", duration_s=budget.spent)
 
 
-def _cause(message: str, budget: Budget) -> str:
+def cause(message: str, budget: Budget) -> str:
     """A worker's one-line failure; a timeout names the cell's whole budget, not what was left of it."""
     return f"timeout after {budget.seconds:g} s" if message.startswith("timeout after") else message
 
@@ -163,6 +170,8 @@ class MeasuringCell:
         self.rounds: list[TimedRound] = []
         self.kernel: ReferenceKernel | None = None
         self.failure: CellOutcome | None = None
+        self.scenario: OfflineResult | ServerResult | None = None  # set by bench.run.scenario
+        self._measured: tuple[list[int], Measurement, QualityResult | None, float | None, str] | None = None
 
     @classmethod
     def start(
@@ -210,17 +219,35 @@ class MeasuringCell:
         cpu = CpuWindows.between(before, CpuCounters.read(self.worker.pid))
         self.rounds.append(TimedRound(calls, seconds, kernel_ms, cpu, load_average(), p50_ms, position))
 
-    def finish(self, timing: GroupTiming) -> CellOutcome:
-        """Evaluate, read the memory, close the worker: the measured cell (not yet explained), over the
-        cycles the group counted (the row says when they fall short of the minimum in quiet cycles)."""
-        if self.failure is not None:
-            return self.failure
+    def measure(self, timing: GroupTiming) -> None:
+        """The timing's record (its memory read first: it is reset for the evaluation) and the evaluation,
+        over the cycles the group counted; the worker stays up for what follows (a scenario, the profile).
+        A failure here ends the cell (`failure`)."""
+        if self.failure is not None or self._measured is not None:
+            return
         spec, budget = self.spec, self.budget
         used = timing.counted if timing.counted is not None else list(range(len(self.rounds)))
         try:
-            with self.worker as worker:  # the timing's memory first: it is reset for the evaluation
-                measured: Measurement = budget.call(worker, stages.measurement, spec, used)
-                quality, evaluation_peak, evaluation_status = self._evaluate(worker)
+            measured: Measurement = budget.call(self.worker, stages.measurement, spec, used)
+            quality, evaluation_peak, evaluation_status = self._evaluate(self.worker)
+        except WorkerFailed as exc:
+            self.worker.close(kill=True)
+            self.failure = _failed(spec, budget, str(exc))
+            return
+        self._measured = (used, measured, quality, evaluation_peak, evaluation_status)
+
+    def finish(self, timing: GroupTiming) -> CellOutcome:
+        """Evaluate (unless `measure` did), profile, read the memory, close the worker: the measured cell (not
+        yet explained), over the cycles the group counted (the row says when they fall short of the minimum
+        in quiet cycles)."""
+        self.measure(timing)
+        if self.failure is not None:
+            return self.failure
+        assert self._measured is not None
+        used, measured, quality, evaluation_peak, evaluation_status = self._measured
+        spec, budget = self.spec, self.budget
+        try:
+            with self.worker as worker:
                 profiled = self._profile(worker, measured.stats.p50_ms, self._profile_calls(used, timing))
         except WorkerFailed as exc:
             return _failed(spec, budget, str(exc))
@@ -259,6 +286,7 @@ class MeasuringCell:
             budget=budget,
             rounds=records,
             evaluation_status=evaluation_status,
+            scenario=self.scenario,
         )
 
     def _evaluate(self, worker: Worker) -> tuple[QualityResult | None, float | None, str]:
@@ -268,7 +296,7 @@ class MeasuringCell:
             quality: QualityResult = self.budget.call(worker, stages.evaluate, self.spec)
             return quality, self.budget.call(worker, stages.evaluation_peak), "ok"
         except WorkerFailed as exc:
-            return None, None, f"error: {_cause(str(exc), self.budget)}"
+            return None, None, f"error: {cause(str(exc), self.budget)}"
 
     def median_p50_ms(self, cycles: list[int] | None) -> float | None:
         """The median of this cell's round p50s over `cycles` (None: every round)."""
@@ -293,7 +321,7 @@ class MeasuringCell:
         try:
             found = self.budget.call(worker, stages.profile, replace(self.spec, profile_calls=calls))
         except WorkerFailed as exc:  # its timeout too: the worker is gone, the measured numbers are kept
-            return ProfileResult(f"error: {_cause(str(exc), self.budget)}", p50_ms=p50_ms)
+            return ProfileResult(f"error: {cause(str(exc), self.budget)}", p50_ms=p50_ms)
         return replace(ProfileResult.of(found, self.spec.backend), p50_ms=p50_ms)
 
 
@@ -308,7 +336,7 @@ def explain_cell(outcome: CellOutcome, on_stage: Progress) -> CellOutcome:
             with Worker(on_stage, spec.log_file) as worker:
                 gradcam = budget.call(worker, stages.explain, spec, outcome.prepared)
         except WorkerFailed as exc:
-            message = _cause(str(exc), budget)
+            message = cause(str(exc), budget)
             gradcam = GradcamResult.failed(f"error: {message}", methods=spec.gradcam_methods)
     return replace(outcome, gradcam=gradcam, duration_s=budget.spent)
 

@@ -13,6 +13,7 @@ from bench.cache import atomic_write_bytes
 from bench.data.suite import Suite, get_suite
 from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError, unknown_name
+from bench.measure.scenarios import SCENARIOS, SERVER, ScenarioConfig
 from bench.measure.timing import TimingConfig
 from bench.results.files import read_json
 from bench.run.matrix import REFERENCE_BACKEND, REFERENCE_PRECISION, BackendPlan, parse_backend_spec, plan_backends
@@ -60,6 +61,9 @@ class RunConfig:
     profile_calls: int = 20  # --profile-calls: calls in that pass
     budgets: tuple[str, ...] = ()  # --budget COLUMN>=X: what the decision holds every cell to (none: defaults)
     objective: str = "latency"  # --objective: what the decision ranks cells on (bench.decide.decision)
+    # --scenario, --latency-bound, --scenario-time, --offline-batch-sizes (bench.measure.scenarios); run.json
+    # keeps it only where it is not single-stream, so a run that asks for none writes what it always wrote
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
 
     def backend_specs(self) -> tuple[str, ...]:
         """The fp32 reference first (not merely the reference backend: `torch-eager:bf16` is not the
@@ -91,6 +95,7 @@ class RunConfig:
             raise UsageError(f"--batch-size {self.batch_size} is not valid; expected at least 1")
         if self.objective not in OBJECTIVES:
             raise UsageError(f"--objective '{self.objective}' is not valid; expected one of {', '.join(OBJECTIVES)}")
+        self._validate_scenario()
         if self.executor not in EXECUTORS:
             raise UsageError(f"--executor '{self.executor}' is not valid; expected {' or '.join(EXECUTORS)}")
         if self.executor == "ray" and importlib.util.find_spec("ray") is None:
@@ -141,6 +146,22 @@ class RunConfig:
         plans = plan_backends(self.backend_specs(), self.backend_options, self.device)
         self._validate_float_layers(plans, suites)
         return plans
+
+    def _validate_scenario(self) -> None:
+        scenario = self.scenario
+        if scenario.name not in SCENARIOS:
+            raise UsageError(f"--scenario '{scenario.name}' is not valid; expected one of {', '.join(SCENARIOS)}")
+        bound = scenario.latency_bound_ms
+        if scenario.name == SERVER and bound is None:
+            raise UsageError("--scenario server needs --latency-bound MS: the p99 the highest rate must keep under")
+        if bound is not None and scenario.name != SERVER:
+            raise UsageError("--latency-bound needs --scenario server")
+        if bound is not None and not (0 < bound < float("inf")):
+            raise UsageError(f"--latency-bound {bound:g} is not valid; expected milliseconds above 0")
+        if not 0 < scenario.duration_s < float("inf"):
+            raise UsageError(f"--scenario-time {scenario.duration_s:g} is not valid; expected seconds above 0")
+        if not scenario.batch_sizes or any(size < 1 for size in scenario.batch_sizes):
+            raise UsageError("--offline-batch-sizes: expected one or more sizes of at least 1")
 
     def named_suites(self) -> dict[str, tuple[str, Suite]]:
         """Each --suite entry loaded, by the suite's own `name` (what rows, labels, figure and cache file
@@ -219,6 +240,8 @@ def save_run_config(config: RunConfig, run_dir: Path) -> None:
         "backends": list(config.backend_specs()),
         **paths,
     }
+    if not config.scenario.active:
+        data.pop("scenario")
     atomic_write_bytes(run_dir / RUN_FILE, json.dumps(data, indent=2).encode())
 
 
@@ -257,6 +280,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
             profile_calls=data.get("profile_calls", 20),
             budgets=tuple(data.get("budgets", ())),
             objective=data.get("objective", "latency"),
+            scenario=ScenarioConfig.from_json(data.get("scenario")),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--resume {run_dir}: {path.name} is unreadable ({type(exc).__name__}: {exc})") from None

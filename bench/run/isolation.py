@@ -153,6 +153,11 @@ class Worker:
     def pid(self) -> int:
         return int(self._process.pid or 0)
 
+    @property
+    def alive(self) -> bool:
+        """Is the process still there (a call that raised leaves it serving; a crash or a timeout does not)?"""
+        return self._process.is_alive()
+
     def call(self, timeout_s: float, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)` in the worker; raises `WorkerFailed`."""
         return self._request(timeout_s, function, args, with_context=False)

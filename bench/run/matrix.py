@@ -7,7 +7,7 @@ in its spec, and an unavailable backend's cells become rows without starting any
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from bench.backend import Backend, BackendOptions, get_backend, list_backends
 from bench.errors import UsageError, unknown_name
+from bench.measure.scenarios import ScenarioConfig
 from bench.measure.timing import TimingConfig
 from bench.results.speedup import REFERENCE
 
@@ -93,6 +94,7 @@ class CellSpec:
     # (the decision names where its time goes); 0: never
     slow_int8_profile_calls: int = 0
     profile_dir: Path | None = None  # where the runtime's own profiler files of this cell are kept
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)  # --scenario (bench.run.scenario)
 
     def calibration_images(self, suite: Any) -> np.ndarray:
         """The normalized calibration images: the suite's calibration split, or a seeded draw of another

@@ -11,6 +11,9 @@ cell, so every row says how quiet (and how fast) the machine was while it was me
 count is decided for the group, not per cell: every row of a group is measured over the same cycles,
 and `speedup_vs_fp32` pairs them (`bench.results.speedup`).
 
+With `--scenario offline|server` the group's scenario follows (`bench.run.scenario`): after every cell's
+evaluation, before any profile, its backends again in turns.
+
 A group may also wait, before a cycle, for the machine to leave a slow state (`--wait-for-quiet`): the
 hosts here switch between a fast and a slow state (reference kernel x1.2, every backend 10-50% slower,
 each by its own factor) for spans of 15 s to over 2 minutes, and the ratios of a cycle timed in the slow
@@ -36,6 +39,7 @@ from bench.measure.contention import (
 from bench.measure.reference_kernel import ReferenceKernel
 from bench.results.speedup import REFERENCE
 from bench.run.cell import CellOutcome, GroupTiming, MeasuringCell
+from bench.run.scenario import run_scenario
 
 SHUFFLE_SEED = 0
 
@@ -121,7 +125,12 @@ def time_cells(
         counted = _counted(live, kernel, SHORT_QUIET_SHARE)
     fp32 = next((cell for cell in live if (cell.spec.backend, cell.spec.precision) == REFERENCE), None)
     fp32_p50 = fp32.median_p50_ms(counted) if fp32 is not None else None
-    return [cell.finish(GroupTiming(counted, too_few_quiet, verdicts, reference, fp32_p50)) for cell in cells]
+    decided = GroupTiming(counted, too_few_quiet, verdicts, reference, fp32_p50)
+    if live and live[0].spec.scenario.active:  # --scenario offline|server: after every evaluation, before profiles
+        for cell in live:
+            cell.measure(decided)
+        run_scenario(live, kernel, log or (lambda line: None))
+    return [cell.finish(decided) for cell in cells]
 
 
 def _counted(live: list[MeasuringCell], kernel: ReferenceKernel, share: float = 1.0) -> list[int] | None:

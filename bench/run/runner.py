@@ -5,7 +5,7 @@ computes the fp32 reference predictions once, and only then creates the run fold
 touches nothing on disk. Every cell then runs its stages in worker processes (`bench.run.cell`); a
 cell that crashes, is killed or times out yields an error row, and the run goes on.
 
-Over 400 lines (453) for now: the run's order of events (validate, references, folder, groups, cells,
+Over 400 lines (469) for now: the run's order of events (validate, references, folder, groups, cells,
 end-of-run verdicts) reads as one story from top to bottom; the pieces with logic of their own already
 live apart (cell.py, rounds.py, matrix.py, references.py, stages.py), and what is left are the short
 functions that tie them together in that order.
@@ -95,6 +95,7 @@ def plan_cells(
                     profile_calls=config.profile_calls if config.profile else 0,
                     slow_int8_profile_calls=config.profile_calls if plan.precision == "int8" else 0,
                     profile_dir=None if run_dir is None else run_dir / "profiles" / _file_label(suite, model, plan),
+                    scenario=config.scenario,
                 )
                 cells.append((spec, plan))
     return cells
@@ -429,12 +430,27 @@ def _outcome_line(outcome: CellOutcome, record: dict[str, Any]) -> str:
     if not outcome.ok or outcome.measurement is None:
         return outcome.status
     dice = f", dice {outcome.quality.scores.dice:.4f}" if outcome.quality is not None else ""
-    line = f"ok, p50 {outcome.measurement.stats.p50_ms:.2f} ms{dice}, {outcome.duration_s:.1f} s"
+    line = (
+        f"ok, p50 {outcome.measurement.stats.p50_ms:.2f} ms{dice}{_scenario_text(record)}, {outcome.duration_s:.1f} s"
+    )
     failed = stage_failures(record)
     if not failed:
         return line
     stages = "; ".join(f"{stage} {status}" for stage, status in failed)
     return f"{line}; FAILED: {stages}" + (f" ({traceback})" if traceback else "")
+
+
+def _scenario_text(record: dict[str, Any]) -> str:
+    """`, offline 812 images/s` or `, server 140 images/s (p99 18.2 ms)`: the scenario's number on the cell's line."""
+    offline, rate, p99 = record.get("offline_ips"), record.get("server_max_rate_ips"), record.get("server_p99_ms")
+    if offline is not None:
+        return f", offline {offline:.0f} images/s"
+    if rate is not None:
+        return f", server {rate:.0f} images/s" + (f" (p99 {p99:.1f} ms)" if p99 is not None else "")
+    status = record.get("server_status")
+    if isinstance(status, str) and status.startswith("not met"):  # an error is named with the failed stages
+        return ", server: no rate met the bound"
+    return ""
 
 
 def stage_summary(rows: list[dict[str, Any]]) -> str:

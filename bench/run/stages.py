@@ -7,6 +7,10 @@
   (-> `Measurement`), and last, with `--profile`, a profiled pass (`profile` -> `Profile`). Keeping
   preparation in another process means the measured peak memory belongs to the loaded backend alone
   (no export or calibration heap, no torch in an ONNX Runtime process);
+- with `--scenario offline|server`, after the evaluation (and before the profile), in the same worker:
+  `scenario_settings` (the session's throughput settings, `bench.backend.Session.throughput_settings`),
+  then `offline_turn` and `server_turn` as often as the parent asks (`bench.run.scenario` drives them,
+  in turns with the group's other backends), and `end_scenario`;
 - `explain`: Grad-CAM on the backend's own arithmetic -> `GradcamResult`, in a third worker, so neither
   its memory nor its time touches the measured numbers.
 - `count_graph`: the float model's MACs and bytes per image from its ONNX graph -> `GraphCount`, in a
@@ -30,7 +34,8 @@ from bench.run.isolation import WorkerContext
 from bench.run.matrix import CellSpec
 
 if TYPE_CHECKING:
-    from bench.backend import PrepareContext, Profile
+    from bench.backend import PrepareContext, Profile, ThroughputSetting
+    from bench.measure.scenarios import OfflineRun, ServerRun
     from bench.onnx.macs import GraphCount
 
 
@@ -175,6 +180,63 @@ def evaluation_peak(context: WorkerContext) -> float:
     from bench.measure.memory import peak_rss_mib
 
     return peak_rss_mib()
+
+
+def scenario_settings(context: WorkerContext, spec: CellSpec) -> list[ThroughputSetting]:
+    """The loaded session's throughput settings for the cell's scenario (offline: at every batch size it
+    asks for; server: at the run's batch size), with the images their batches are made of."""
+    from bench.measure.scenarios import OFFLINE
+
+    config = spec.scenario
+    context.stage(f"{config.name}: settings")
+    sizes = tuple(config.batch_sizes) if config.name == OFFLINE else (spec.batch_size,)
+    settings = list(context.state["session"].throughput_settings(sizes, spec.threads))
+    suite = spec.load_suite()
+    images = suite.normalize(suite.load(spec.split).images[: max(sizes)])
+    context.state.update(scenario_settings=settings, scenario_images=images)
+    return settings
+
+
+def _callers(context: WorkerContext, index: int) -> list:
+    setting = context.state["scenario_settings"][index]
+    return context.state["session"].callers(setting, _batch(context.state["scenario_images"], setting.batch_size))
+
+
+def offline_turn(context: WorkerContext, spec: CellSpec, index: int) -> OfflineRun:
+    """One offline measurement of setting `index` (`bench.measure.scenarios.run_offline`), at the timed
+    rounds' priority; the setting's callers (a compile, sessions of their own) are made first, untimed."""
+    from bench.measure.priority import timed_at
+    from bench.measure.scenarios import run_offline
+
+    setting = context.state["scenario_settings"][index]
+    context.stage(f"offline: {setting.describe()}")
+    callers = _callers(context, index)
+    with timed_at(spec.timing.priority):
+        return run_offline(callers, setting.batch_size, spec.scenario.duration_s, spec.scenario.warmup_calls)
+
+
+def server_turn(context: WorkerContext, spec: CellSpec, index: int, rate: float, queries: int, seed: int) -> ServerRun:
+    """One server run of `queries` queries at `rate` a second, served by setting `index`'s callers (made
+    once, kept for the search's next probes); it stops early once its p99 is over the bound for certain."""
+    from bench.measure.priority import timed_at
+    from bench.measure.scenarios import run_server
+
+    config = spec.scenario
+    kept = context.state.get("server_callers")
+    if kept is None or kept[0] != index:
+        kept = context.state["server_callers"] = (index, _callers(context, index))
+    context.stage(f"server: {rate:.1f} queries/s")
+    with timed_at(spec.timing.priority):
+        return run_server(kept[1], rate, queries, seed, config.latency_bound_ms, config.warmup_calls)
+
+
+def end_scenario(context: WorkerContext, spec: CellSpec) -> None:
+    """The scenario's callers and images dropped before the profile."""
+    import gc
+
+    for key in ("scenario_settings", "scenario_images", "server_callers"):
+        context.state.pop(key, None)
+    gc.collect()
 
 
 def profile(context: WorkerContext, spec: CellSpec) -> Profile | None:

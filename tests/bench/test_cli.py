@@ -67,6 +67,9 @@ def test_list_suites_and_models(capsys):
             ["--models", "unet,deeplabv3plus-resnet18", "--weights", "w.pt"],
             "--weights needs exactly one model in --models (got 2)",
         ),
+        (["--scenario", "server"], "--scenario server needs --latency-bound MS"),
+        (["--latency-bound", "20"], "--latency-bound needs --scenario server"),
+        (["--scenario", "offline", "--latency-bound", "20"], "--latency-bound needs --scenario server"),
     ],
 )
 def test_bad_run_arguments_are_one_line_exit_2(args, expected, capsys, tmp_path):
@@ -132,6 +135,44 @@ def test_a_run_folder_from_before_interleaved_timing_resumes_sequentially(tmp_pa
     old = load_run_config(tmp_path)
     assert old.timing.mode == "sequential"
     assert asdict(old.timing) == {**asdict(RunConfig().timing), "mode": "sequential"}
+
+
+def test_the_scenario_travels_in_run_json_only_when_one_was_asked_for(tmp_path):
+    """A single-stream run's run.json is what it always was (merge compares run.json files); an offline or
+    server run's keeps its settings, and --resume finishes it with them."""
+    import json
+
+    from bench.measure.scenarios import ScenarioConfig
+    from bench.run.config import RunConfig, load_run_config, save_run_config
+
+    save_run_config(RunConfig(), tmp_path)
+    assert "scenario" not in json.loads((tmp_path / "run.json").read_text())
+    assert load_run_config(tmp_path).scenario == ScenarioConfig()
+    server = ScenarioConfig("server", 25.0, 1.0, (1, 2))
+    save_run_config(RunConfig(scenario=server), tmp_path)
+    assert load_run_config(tmp_path).scenario == server
+
+
+def test_the_scenario_options_become_the_run_configuration(tmp_path, monkeypatch):
+    seen = []
+
+    class Started(Exception):
+        pass
+
+    def started(config, **kwargs):
+        seen.append(config)
+        raise Started
+
+    monkeypatch.setattr("bench.run.runner.run_benchmark", started)
+    args = ["run", "--backends", "torch-eager", "--out", str(tmp_path), "--quiet", "--scenario", "server"]
+    with pytest.raises(Started):
+        main([*args, "--latency-bound", "12.5", "--scenario-time", "0.5", "--offline-batch-sizes", "2,8"])
+    with pytest.raises(Started):
+        main(["run", "--backends", "torch-eager", "--out", str(tmp_path), "--quiet"])
+    server, plain = (config.scenario for config in seen)
+    assert (server.name, server.latency_bound_ms, server.duration_s) == ("server", 12.5, 0.5)
+    assert server.batch_sizes == (2, 8)
+    assert plain.name == "single-stream" and not plain.active
 
 
 def test_the_fp32_reference_comes_first_not_merely_the_reference_backend():

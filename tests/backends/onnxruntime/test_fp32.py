@@ -44,3 +44,28 @@ def test_the_cpu_build_of_onnxruntime_is_unavailable_on_cuda(monkeypatch):
     assert ort_unavailable_reason("cuda") == (
         "onnxruntime has no CUDAExecutionProvider (the CPU build; 'segbench[gpu]' in its place: docs/install.md)"
     )
+
+
+def test_its_throughput_settings_are_sessions_sharing_the_threads_and_each_runs_the_model(tmp_path):
+    """--scenario offline: one session with every thread, or k sessions of threads / k each, run at once;
+    every caller computes what the timed session computes."""
+    from bench.backend import ThroughputSetting
+
+    torch.manual_seed(0)
+    model = create_model("unet", 1, 2).eval()
+    x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    backend = OrtFp32Backend()
+    session = backend.load(prepare(backend, tmp_path, model, x), "cpu", threads=2)
+    settings = session.throughput_settings((1, 2), threads=2)
+    assert [s.describe() for s in settings] == [
+        "batch 1, 1 caller, 1 session x 2 threads",
+        "batch 1, 2 callers, 2 sessions x 1 thread",
+        "batch 2, 1 caller, 1 session x 2 threads",
+        "batch 2, 2 callers, 2 sessions x 1 thread",
+    ]
+    expected = session.to_numpy(session.run(session.to_input(x)))
+    callers = session.callers(ThroughputSetting(2, 2, "2 sessions x 1 thread"), x)
+    assert len(callers) == 2 and callers[0] is not callers[1]
+    for call in callers:
+        np.testing.assert_allclose(call()[0], expected, atol=1e-5)
+    assert len(session.throughput_settings((1,), threads=1)) == 1  # one thread: nothing to share

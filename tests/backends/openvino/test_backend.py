@@ -125,3 +125,22 @@ def test_without_the_package_the_rows_say_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", real)
     monkeypatch.setitem(sys.modules, "nncf", None)
     assert OpenVinoInt8Backend().unavailable_reason("cpu").startswith("nncf is not installed")
+
+
+def test_its_throughput_settings_are_the_two_hints_and_the_requests_the_runtime_calls_optimal(unet):
+    """--scenario offline: per batch size the LATENCY hint's one request and the THROUGHPUT hint's optimal
+    number of requests (benchmark_app -hint throughput); every request computes what the session does."""
+    _, calibration, fp32, _ = unet
+    _, session = _run(OpenVinoFp32Backend(), fp32, calibration[:1], threads=2)
+    settings = session.throughput_settings((1, 2), threads=2)
+    assert [s.batch_size for s in settings] == [1, 1, 2, 2]
+    latency, throughput = settings[2], settings[3]
+    assert latency.describe() == "batch 2, 1 caller, LATENCY hint" and latency.callers == 1
+    assert throughput.mode.startswith("THROUGHPUT hint, ") and throughput.mode.endswith(" streams")
+    assert throughput.callers >= 1
+    expected = session.to_numpy(session.run(session.to_input(calibration[:2])))
+    for setting in (latency, throughput):
+        callers = session.callers(setting, np.ascontiguousarray(calibration[:2]))
+        assert len(callers) == setting.callers
+        for call in callers:
+            np.testing.assert_allclose(np.asarray(next(iter(call().values()))), expected, atol=1e-4)

@@ -46,3 +46,18 @@ def test_half_precisions_are_close_to_fp32_and_half_the_size(tmp_path):
             assert error > 0  # really ran in reduced precision
         sizes[precision] = artifact.size_bytes
     assert sizes["bf16"] < 0.55 * sizes["fp32"] and sizes["fp16"] < 0.55 * sizes["fp32"]
+
+
+def test_its_throughput_comes_from_the_batch_alone(tmp_path):
+    """--scenario offline: torch runs one caller with all the run's threads; only the batch changes."""
+    from bench.backend import ThroughputSetting
+
+    torch.manual_seed(0)
+    model = create_model("unet", 1, 2).eval()
+    x = np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    backend = TorchEagerBackend()
+    session = backend.load(prepare(backend, tmp_path, model, x), "cpu", threads=1)
+    assert session.throughput_settings((1, 4), threads=2) == [ThroughputSetting(1, 1), ThroughputSetting(4, 1)]
+    [call] = session.callers(ThroughputSetting(4, 1), x)
+    with torch.no_grad():
+        np.testing.assert_array_equal(call().numpy(), model(torch.from_numpy(x)).numpy())

@@ -237,3 +237,36 @@ def test_a_merged_folder_decides_each_machine_apart() -> None:
     assert groups[1].recommended is not None and groups[1].recommended.backend == "slow-int8"
     assert groups[0].recommended is not None and groups[0].recommended.backend != "slow-int8"
     assert "on Intel Xeon (AMX)" in groups[1].group
+
+
+def test_throughput_ranks_on_offline_images_per_second_where_the_run_measured_them() -> None:
+    """--scenario offline: `offline_ips` (each backend's best sustained rate) decides throughput, judged by
+    the offline scenario's own noise flag; a cell whose offline scenario failed is not ranked; two rates
+    without an interval are never a tie. Without offline numbers throughput stays batch / p50."""
+    rows = [
+        _row("torch-eager", "fp32", speedup_vs_fp32=1.0, miou_drift=0.0, latency_p50_ms=REF_P50),
+        _row("quick", speedup_vs_fp32=3.0, miou_drift=-0.001),  # fastest single-stream, slower offline
+        _row("wide", speedup_vs_fp32=2.0, miou_drift=-0.001),  # gains most from batches and requests
+        _row("noisy-offline", speedup_vs_fp32=2.0, miou_drift=-0.001, offline_timing_quality="noisy: other processes"),
+        _row("failed-offline", speedup_vs_fp32=2.0, miou_drift=-0.001, offline_status="error: worker died"),
+    ]
+    offline = {"torch-eager": 150.0, "quick": 400.0, "wide": 900.0, "noisy-offline": 5000.0}
+    for row in rows:
+        row["throughput_ips"] = 1000 / row["latency_p50_ms"]
+        if row["backend"] in offline:
+            row.update(offline_ips=offline[row["backend"]], offline_setting="batch 8, 2 callers")
+            row.setdefault("offline_timing_quality", "ok")
+    cycles = _cycles(rows, {})
+    [group] = decide(rows, cycles, objective="throughput").groups
+    verdicts = {e.backend: (e.verdict, e.reason) for e in group.entries}
+    assert verdicts["wide"][0] == RECOMMENDED and verdicts["quick"] == (
+        SLOWER,
+        "wide int8 is 2.25x (offline images/s, no interval) higher in throughput",
+    )
+    assert verdicts["noisy-offline"][0] == NOISY and "other processes" in verdicts["noisy-offline"][1]
+    assert verdicts["failed-offline"] == (NOISY, "no offline throughput (offline_status: error: worker died)")
+    assert "900 images/s offline (batch 8, 2 callers)" in group.headline and not group.tie
+    for row in rows:
+        row.pop("offline_ips", None)
+    [single] = decide(rows, cycles, objective="throughput").groups
+    assert single.recommended is not None and single.recommended.backend == "quick"  # batch / p50 again

@@ -85,3 +85,13 @@ def test_rows_without_a_value_or_unavailable_are_named_not_failed() -> None:
 def test_rows_of_several_nodes_say_which_node() -> None:
     rows = [_row("ort", "fp32", status="error: node lost (10.0.0.2)", node="10.0.0.2")]
     assert judge_rows(rows).errors == ("s/unet/ort/fp32/cpu/1 on 10.0.0.2: error: node lost (10.0.0.2)",)
+
+
+def test_a_scenarios_column_is_judged_by_its_own_scenarios_noise_flag() -> None:
+    """`server_p99_ms` of a row whose single-stream timing was noisy but whose server scenario was quiet is
+    judged; the other way round it is not (`Column.quality_column`)."""
+    quiet_server = _row("a", timing_quality="noisy: slow host phase", server_timing_quality="ok", server_p99_ms=30.0)
+    noisy_server = _row("b", timing_quality="ok", server_timing_quality="noisy: other processes", server_p99_ms=30.0)
+    verdict = judge_rows([quiet_server, noisy_server], _bounds("server_p99_ms<=20", "offline_ips>=100"))
+    assert verdict.failed == ("s/unet/a/int8/cpu/1: server_p99_ms<=20: 30, misses by 10",)
+    assert f"s/unet/b/int8/cpu/1: server_p99_ms<=20: {NOISY}" in verdict.not_judged

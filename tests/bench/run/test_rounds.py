@@ -4,6 +4,7 @@ which cycles count."""
 import pytest
 
 from bench.measure.contention import CpuWindows, TimedRound
+from bench.measure.scenarios import ScenarioConfig
 from bench.run import rounds
 from bench.run.cell import GroupTiming
 from bench.run.rounds import time_cells
@@ -34,6 +35,7 @@ class FakeTiming:
 class FakeSpec:
     timing = FakeTiming()
     backend, precision = "some-backend", "int8"
+    scenario = ScenarioConfig()
 
 
 class ReferenceSpec(FakeSpec):
@@ -64,6 +66,9 @@ class FakeCell:
         self.rounds.append(TimedRound(10, 0.1, kernel.measure(), window))
         self.log.append(self.name)
 
+    def measure(self, timing: GroupTiming) -> None:
+        self.log.append(f"{self.name} evaluated")
+
     def finish(self, timing: GroupTiming) -> str:
         short = " (too few quiet)" if timing.too_few_quiet else ""
         self.timing = timing
@@ -79,6 +84,25 @@ def test_every_cell_is_told_the_fp32_reference_p50_over_the_counted_cycles():
     alone = FakeCell("int8", [])
     time_cells([alone], FakeKernel())  # type: ignore[arg-type]
     assert alone.timing.reference_p50_ms is None  # no fp32 eager in the group: nothing to be slower than
+
+
+def test_a_scenario_runs_after_every_cells_evaluation_and_before_any_profile(monkeypatch):
+    """--scenario offline|server: evaluations first (the session's memory and quality read as without it),
+    then the group's scenario on the cells still loaded, then each cell's profile and row."""
+    log: list[str] = []
+
+    class OfflineSpec(FakeSpec):
+        scenario = ScenarioConfig("offline")
+
+    cells = [FakeCell("a", log), FakeCell("b", log)]
+    for cell in cells:
+        cell.spec = OfflineSpec()  # type: ignore[assignment]
+    monkeypatch.setattr(rounds, "run_scenario", lambda live, kernel, say: log.append(f"scenario of {len(live)}"))
+    time_cells(cells, FakeKernel())  # type: ignore[arg-type]
+    assert log[-3:] == ["a evaluated", "b evaluated", "scenario of 2"]
+    plain = [FakeCell("a", []), FakeCell("b", [])]
+    time_cells(plain, FakeKernel())  # type: ignore[arg-type]
+    assert not any("evaluated" in entry for entry in plain[0].log)  # single-stream: finish alone, as before
 
 
 def test_cells_take_turns_in_shuffled_cycles_until_each_has_its_minimum():

@@ -8,6 +8,8 @@
   evaluation and its profiler raise, and of its two Grad-CAM methods fake-quant raises (finite
   differences give maps).
 - dummy-gradcam-error: the whole Grad-CAM stage raises, with a message of several lines, as OpenVINO's do.
+- dummy-no-throughput: times and evaluates like dummy-threshold (without its delay), but its session has no
+  throughput mode: `--scenario offline|server` fails on it (its status column says why; its latency stands).
 - dummy-float, dummy-int8: a runtime of its own, declared as a built-in one is (issue 32): dummy-int8's float
   side is dummy-float (`float_counterparts`), both are keyed on this distribution's version (`libraries`),
   and both profile one layer, `head`, at the fixed time each call sleeps (dummy-int8 slower: "not faster in int8").
@@ -124,6 +126,22 @@ class DummyGradcamErrorBackend(DummyThresholdBackend):
             "Check 'input_shapes[1].rank().compatible(0)' failed at range_shape_inference.hpp:47:\n"
             "While validating node 'Range node_arange_1':\n'stop' input is not a scalar"
         )
+
+
+class NoThroughputSession(ThresholdSession):
+    def __init__(self) -> None:
+        super().__init__()
+        self.delay_s = 0.0
+
+    def throughput_settings(self, batch_sizes: Any, threads: int) -> Any:
+        raise RuntimeError("this runtime has no throughput mode")
+
+
+class DummyNoThroughputBackend(DummyThresholdBackend):
+    name = "dummy-no-throughput"
+
+    def load(self, artifact: Artifact, device: str, threads: int) -> Session:
+        return NoThroughputSession()
 
 
 class FixedProfileSession(ThresholdSession):
