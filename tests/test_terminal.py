@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 # every line segbench itself writes to stderr during a run: progress, the training bar, end summaries
 OWN_LINE = re.compile(
     r"^(\[\d+/\d+\] synthetic-nuclei / unet / |synthetic-nuclei / unet: |training unet on |train unet on |"
-    r"\d+ of \d+ rows have noisy timing |timed rounds ran below --priority |"
+    r"\d+ of \d+ rows have noisy timing |timed rounds ran below --priority |machine peaks on \d+ thread|"
     r"\d+ library lines? \(warnings, log records, progress bars\) in )"
 )
 

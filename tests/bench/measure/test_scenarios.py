@@ -73,9 +73,10 @@ def test_offline_raises_a_callers_error_and_stops_the_others():
             raise RuntimeError("the runtime lost its device")
         calls.append(1)
 
+    before = threading.active_count()  # other tests' threads (a Ray client, a pool) may still be alive
     with pytest.raises(RuntimeError, match="lost its device"):
         run_offline([failing, _sleeper(0.001)], batch_size=1, duration_s=5.0, warmup_calls=1)
-    assert threading.active_count() < 5  # no caller left running
+    assert threading.active_count() <= before  # no caller left running
 
 
 def test_server_at_half_capacity_counts_the_queueing():
