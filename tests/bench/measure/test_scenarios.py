@@ -171,3 +171,26 @@ def test_the_scenario_settings_round_trip_through_run_json():
 
     again = ScenarioConfig.from_json(json.loads(json.dumps(dataclasses.asdict(config))))
     assert again == config and ScenarioConfig.from_json(None) == ScenarioConfig() and not ScenarioConfig().active
+
+
+def test_a_single_caller_calls_from_this_thread_offline_and_as_a_server():
+    """torch's OpenMP pool belongs to the thread that made it: one caller must not move to another thread."""
+    threads: set[int] = set()
+
+    def call() -> None:
+        threads.add(threading.get_ident())
+        time.sleep(0.002)
+
+    run_offline([call], batch_size=1, duration_s=0.1)
+    run_server([call], rate=100.0, queries=20, seed=0, bound_ms=50.0)
+    assert threads == {threading.get_ident()}
+
+
+def test_a_single_server_queues_like_the_threaded_one():
+    """The same arrivals and a fixed service time: the inline one-server queue and two callers at half the
+    rate each give latencies of a first-come first-served queue (at least the service time)."""
+    service = 0.005
+    inline = run_server([_sleeper(service)], rate=80.0, queries=80, seed=1, bound_ms=None)
+    assert inline.completed == 80 and inline.p50_ms >= service * 1e3 and not inline.stopped_early
+    stopped = run_server([_sleeper(service)], rate=1000.0, queries=200, seed=1, bound_ms=2.0)
+    assert stopped.stopped_early and stopped.completed < 200  # over the bound for certain: the rest not run
