@@ -98,6 +98,14 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "the shared finite differences need a real graph cut: tested on the runtimes' cuts",
     ),
     # -- measurement
+    "bench/measure/rate_search.py": (
+        "tests/bench/measure/test_scenarios.py",
+        "the search, with the load generator whose runs it steps over",
+    ),
+    "bench/measure/scenario_results.py": (
+        "tests/bench/measure/test_scenarios.py",
+        "the records, with the runs they record",
+    ),
     "bench/measure/quality.py": (
         "tests/bench/results/test_columns.py",
         "quality_columns on every suite there; evaluate runs in every whole run (tests/test_end_to_end.py)",

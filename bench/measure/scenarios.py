@@ -35,8 +35,8 @@ the bound scatters by +-10 to 25% from one draw of arrivals to another (tests/be
 test_scenarios.py computes these); MLPerf asks for 270,336 queries for its p99. `--scenario-time` sets how
 long each probe and each offline setting runs (and so how many queries a probe has).
 
-Over 400 lines (457): the two load generators, the search over one of them and the row records of what
-they measured are one method, read together.
+The search over the server runs is bench/measure/rate_search.py; the row records of what they measured,
+bench/measure/scenario_results.py.
 """
 
 from __future__ import annotations
@@ -46,12 +46,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from bench.measure.contention import Contention
 
 Caller = Callable[[], object]
 
@@ -321,184 +319,3 @@ def _server_run(
     last = int(start_ns + (arrivals[latencies >= 0] + done).max())
     stopped = bound_ns is not None and int((done > bound_ns).sum()) >= limit
     return ServerRun(rate, queries, int(done.size), float(p50), float(p99), (last - start_ns) / 1e9, stopped)
-
-
-PROBE, CONFIRM = "probe", "confirm"
-
-
-@dataclass
-class RateSearch:
-    """The highest rate (queries a second) whose p99 stays under `bound_ms`: bracketing from `start`, then
-    bisection to `tolerance`, then confirmation (module docstring). Stepped from outside (`next_step`,
-    `observe`), so that the searches of several backends can take turns.
-
-    A confirmation run that fails counts as a failed probe at its rate: the search goes on below it and
-    confirms again, up to `confirmations` times; the last attempt stands (`unconfirmed`) when none passed."""
-
-    bound_ms: float
-    start: float
-    tolerance: float = SEARCH_TOLERANCE
-    confirmations: int = MAX_CONFIRMATIONS
-    probes: list[ServerRun] = field(default_factory=list)  # every run of the search, confirmations included
-    attempts: list[ServerRun] = field(default_factory=list)  # the confirmation runs, in order
-
-    def _lowest_failing(self) -> ServerRun | None:
-        failed = [run for run in self.probes if not run.passed(self.bound_ms)]
-        return min(failed, key=lambda run: run.rate) if failed else None
-
-    def highest_passing(self) -> ServerRun | None:
-        """The answer so far: the fastest probe that passed below every failed one."""
-        failing = self._lowest_failing()
-        passed = [
-            run for run in self.probes if run.passed(self.bound_ms) and (failing is None or run.rate < failing.rate)
-        ]
-        return max(passed, key=lambda run: run.rate) if passed else None
-
-    def next_rate(self) -> float | None:
-        """The next probe's rate; None: the bracket is closed (or the search left its range)."""
-        if not self.probes:
-            return self.start
-        low, high = self.highest_passing(), self._lowest_failing()
-        if high is None:
-            grown = low.rate * GROWTH if low is not None else self.start
-            return grown if grown <= self.start * RATE_CEILING else None
-        if low is None:
-            halved = high.rate / 2
-            return halved if halved >= self.start / RATE_FLOOR else None
-        if high.rate - low.rate <= self.tolerance * low.rate:
-            return None
-        return (low.rate + high.rate) / 2
-
-    def next_step(self) -> tuple[str, float] | None:
-        """(PROBE, rate), (CONFIRM, rate), or None: the search is over."""
-        rate = self.next_rate()
-        if rate is not None:
-            return PROBE, rate
-        found = self.highest_passing()
-        if found is None or self.confirmed is not None or len(self.attempts) >= self.confirmations:
-            return None
-        return CONFIRM, found.rate
-
-    def observe(self, run: ServerRun, step: str = PROBE) -> None:
-        self.probes.append(run)
-        if step == CONFIRM:
-            self.attempts.append(run)
-
-    @property
-    def confirmed(self) -> ServerRun | None:
-        """The confirmation run that passed, if one did."""
-        passed = [run for run in self.attempts if run.passed(self.bound_ms)]
-        return passed[-1] if passed else None
-
-    def probe_at(self, rate: float) -> ServerRun | None:
-        """The search's own probe at `rate` (not a confirmation)."""
-        confirmations = {id(run) for run in self.attempts}
-        return next((run for run in self.probes if run.rate == rate and id(run) not in confirmations), None)
-
-    def at_ceiling(self) -> bool:
-        """No probe failed up to the highest rate the search tries."""
-        return self.next_rate() is None and self._lowest_failing() is None and bool(self.probes)
-
-
-def search_rate(
-    run: Callable[[float, int], ServerRun], bound_ms: float, start: float, tolerance: float, seed: int = 0
-) -> RateSearch:
-    """A whole search, one run after the other (`run(rate, seed)`): what one backend alone does. Every
-    probe replays the arrivals of `seed`; the k-th confirmation draws those of `seed + 1 + k`."""
-    search = RateSearch(bound_ms, start, tolerance)
-    while (step := search.next_step()) is not None:
-        kind, rate = step
-        search.observe(run(rate, seed if kind == PROBE else seed + 1 + len(search.attempts)), kind)
-    return search
-
-
-# ---------------------------------------------------------------- the row's records
-
-
-def _quality(contention: Contention | None) -> tuple[str | None, float | None, float | None]:
-    if contention is None:
-        return None, None, None
-    return contention.timing_quality, contention.reference_slowdown, contention.cpu_other_pct
-
-
-@dataclass(frozen=True)
-class OfflineResult:
-    """The offline scenario of one cell: its best setting, measured again after it was chosen (so the
-    choice's own luck does not inflate the number), and how quiet the machine was meanwhile."""
-
-    status: str  # ok | error: <cause>
-    images_per_s: float | None = None  # the confirmation run of the best setting
-    setting: str | None = None  # that setting, in the runtime's words
-    batch_size: int | None = None
-    callers: int | None = None
-    search_images_per_s: float | None = None  # the best setting's rate when it was chosen
-    tried: tuple[tuple[str, float], ...] = ()  # every setting measured and its images/s
-    contention: Contention | None = None  # over every offline turn of the cell
-    failed: tuple[tuple[str, str], ...] = ()  # settings whose turn raised, and why (also in the run's log)
-
-    def columns(self) -> dict[str, Any]:
-        quality, slowdown, other = _quality(self.contention)
-        return {
-            "offline_status": self.status,
-            "offline_ips": self.images_per_s,
-            "offline_setting": self.setting,
-            "offline_batch_size": self.batch_size,
-            "offline_callers": self.callers,
-            "offline_search_ips": self.search_images_per_s,
-            "offline_settings_tried": len(self.tried),
-            "offline_settings_failed": len(self.failed),
-            "offline_timing_quality": quality,
-            "offline_reference_slowdown": slowdown,
-            "offline_cpu_other_pct": other,
-        }
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "offline_settings": [{"setting": s, "images_per_s": ips} for s, ips in self.tried],
-            "offline_settings_failed": [{"setting": s, "error": error} for s, error in self.failed],
-        }
-
-
-@dataclass(frozen=True)
-class ServerResult:
-    """The server scenario of one cell: the highest rate found under the bound and confirmed, in images a
-    second (queries times the batch size), the p50 and p99 of the confirmation run at that rate, and the
-    search's own p99 there."""
-
-    status: str  # ok | unconfirmed: ... | not met: ... | ceiling: ... | error: <cause>
-    latency_bound_ms: float
-    max_rate_ips: float | None = None  # the rate of the confirmation that passed (unconfirmed: the last tried)
-    p50_ms: float | None = None  # that confirmation run's
-    p99_ms: float | None = None
-    search_p99_ms: float | None = None  # the search's probe at the rate found
-    queries: int | None = None  # per probe and in the confirmation run
-    probes: int = 0  # runs of the search, confirmations included
-    confirmations: int = 0  # confirmation runs (a failed one sends the search on below it)
-    setting: str | None = None  # what served the queries (the best offline setting at the run's batch size)
-    probe_rates: tuple[tuple[float, float, bool], ...] = ()  # (queries/s, p99 ms, passed) of every probe
-    contention: Contention | None = None
-
-    def columns(self) -> dict[str, Any]:
-        quality, slowdown, other = _quality(self.contention)
-        return {
-            "server_status": self.status,
-            "server_latency_bound_ms": self.latency_bound_ms,
-            "server_max_rate_ips": self.max_rate_ips,
-            "server_p50_ms": self.p50_ms,
-            "server_p99_ms": self.p99_ms,
-            "server_search_p99_ms": self.search_p99_ms,
-            "server_queries": self.queries,
-            "server_probes": self.probes,
-            "server_confirmations": self.confirmations,
-            "server_setting": self.setting,
-            "server_timing_quality": quality,
-            "server_reference_slowdown": slowdown,
-            "server_cpu_other_pct": other,
-        }
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "server_probes": [
-                {"queries_per_s": rate, "p99_ms": p99, "passed": passed} for rate, p99, passed in self.probe_rates
-            ]
-        }

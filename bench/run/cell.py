@@ -35,7 +35,7 @@ from bench.measure.profile import ProfileResult
 from bench.measure.quality import QualityResult
 from bench.measure.reference_kernel import ReferenceKernel
 from bench.measure.roofline import Roofline
-from bench.measure.scenarios import OfflineResult, ServerResult
+from bench.measure.scenario_results import OfflineResult, ServerResult
 from bench.results.row import Row, StageStatus
 from bench.results.speedup import Speedup
 from bench.run import stages

@@ -33,16 +33,10 @@ from typing import Any
 
 from bench.backend import ThroughputSetting
 from bench.measure.contention import Contention, CpuCounters, CpuWindows, load_average
+from bench.measure.rate_search import PROBE, RateSearch
 from bench.measure.reference_kernel import ReferenceKernel
-from bench.measure.scenarios import (
-    OFFLINE,
-    PROBE,
-    START_SHARE,
-    OfflineResult,
-    OfflineRun,
-    RateSearch,
-    ServerResult,
-)
+from bench.measure.scenario_results import OfflineResult, ServerResult
+from bench.measure.scenarios import OFFLINE, START_SHARE, OfflineRun
 from bench.run import stages
 from bench.run.cell import MeasuringCell, cause
 from bench.run.isolation import WorkerFailed

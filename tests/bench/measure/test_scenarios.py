@@ -15,17 +15,15 @@ import numpy as np
 import pytest
 
 from bench.measure.contention import Contention
+from bench.measure.rate_search import RateSearch, search_rate
+from bench.measure.scenario_results import OfflineResult, ServerResult
 from bench.measure.scenarios import (
-    OfflineResult,
-    RateSearch,
     ScenarioConfig,
-    ServerResult,
     ServerRun,
     over_bound_limit,
     poisson_arrivals,
     run_offline,
     run_server,
-    search_rate,
 )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from bench.backend import ThroughputSetting
-from bench.measure.scenarios import OfflineResult, OfflineRun, ScenarioConfig, ServerResult, ServerRun, poisson_arrivals
+from bench.measure.scenario_results import OfflineResult, ServerResult
+from bench.measure.scenarios import OfflineRun, ScenarioConfig, ServerRun, poisson_arrivals
 from bench.run import stages
 from bench.run.isolation import WorkerFailed
 from bench.run.scenario import run_scenario
