@@ -148,7 +148,7 @@ def _settled(command: str, config: str | Path | None, options: Mapping[str, Any]
 
     parser = build_parser()
     args = parser.parse_args([command] + (["--config", str(config)] if config is not None else []))
-    return settled(parser, args, given=set(), settings=options, source=f"segbench.{command}()")
+    return settled(parser, args, given=(), settings=options, source=f"segbench.{command}()")
 
 
 def run(config: str | Path | None = None, **options: Any) -> RunResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bench import __version__
@@ -18,15 +18,14 @@ from bench.cli.results import (
     _cmd_report,
     add_results_parsers,
 )
-from bench.cli.run import _check_nothing_but_resume, _cmd_run, add_run_parser
+from bench.cli.run import _cmd_run, add_run_parser, check_nothing_but_resume
 from bench.cli.tune import _cmd_tune, add_tune_parser
 from bench.errors import UsageError
 from bench.output.terminal import verbosity
 
 
-def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
-    """The command line; `with_defaults=False` leaves the run options that were not given out of the
-    namespace (how a resume finds the options it must refuse)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
     from bench.environment import default_threads
 
     parser = _Parser(
@@ -43,7 +42,7 @@ def build_parser(with_defaults: bool = True) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     threads = default_threads()
-    add_run_parser(sub, threads, with_defaults)
+    add_run_parser(sub, threads)
     add_tune_parser(sub, threads)
     add_results_parsers(sub)  # merge, report, compare, export, history
     add_models_parsers(sub)  # list, train
@@ -59,7 +58,7 @@ def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.Ar
 def settled(
     parser: argparse.ArgumentParser,
     args: argparse.Namespace,
-    given: set[str],
+    given: Iterable[str],
     settings: Mapping[str, Any] | None = None,
     source: str = "",
 ) -> argparse.Namespace:
@@ -100,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         "merge": _cmd_merge,
     }
     try:
-        if args.command == "run" and args.resume is not None:
-            _check_nothing_but_resume(argv, build_parser(with_defaults=False))
-        if args.command in ("run", "tune") and args.resume is None:
-            given = given_on_command_line(command_parser(parser, args.command), argv[argv.index(args.command) + 1 :])
-            args = settled(parser, args, given)
+        if args.command in ("run", "tune"):  # which options the command line named: --config yields to them
+            command = command_parser(parser, args.command)
+            given = given_on_command_line(command, argv[argv.index(args.command) + 1 :])
+            if args.resume is not None and args.command == "run":
+                check_nothing_but_resume(args, given, command)
+            if args.resume is None:
+                args = settled(parser, args, given)
         # progress goes through the `segbench` logger: --quiet and --verbose (run, tune) set its level
         with verbosity(getattr(args, "quiet", False), getattr(args, "verbose", False)):
             return handlers[args.command](args)

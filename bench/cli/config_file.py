@@ -26,7 +26,7 @@ from bench.errors import UsageError
 
 CONFIG_FILE = "config.toml"  # the resolved settings, in every run and tune folder
 # options that are not settings of the run: where a finished run is (resume), the file itself, the help
-NOT_SETTINGS = frozenset({"config", "resume", "help", "option_names"})
+NOT_SETTINGS = frozenset({"config", "resume", "help"})
 TALK = frozenset({"quiet", "verbose"})  # how much a command says: a file may set them, config.toml leaves them out
 # what a value of the file may be, per TOML type, to be written back as the flag's text
 Scalar = str | int | float | bool
@@ -153,15 +153,15 @@ def resolve_settings(
     return resolved
 
 
-def given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """The dests of the options `argv` names, whatever their values: a parse with every default
-    suppressed leaves only those in the namespace."""
+def given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The dests of the options `argv` names, whatever their values, in the order it names them: a parse
+    with every default suppressed leaves only those in the namespace."""
     suppressed = {}
     for action in parser._actions:
         suppressed[action] = action.default
         action.default = argparse.SUPPRESS
     try:
-        return set(vars(parser.parse_known_args(argv)[0]))
+        return list(vars(parser.parse_known_args(argv)[0]))
     finally:
         for action, default in suppressed.items():
             action.default = default

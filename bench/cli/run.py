@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from bench.run.config import RunConfig
 
 
-def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
-    """The `run` subcommand, its options in groups; `with_defaults=False`: see `bench.cli.app.build_parser`."""
+def add_run_parser(sub: Any, threads: int) -> None:
+    """The `run` subcommand, its options in groups."""
     from bench.run.config import DEFAULT_BACKENDS, DEFAULT_MODELS, DEFAULT_SUITE
 
     run = sub.add_parser(
@@ -254,28 +254,20 @@ def add_run_parser(sub: Any, threads: int, with_defaults: bool) -> None:
         "was started with (only --quiet, --verbose, --fail-on, --budget and --objective may be added: they judge, they "
         "do not measure)",
     )
-    if not with_defaults:  # only what the command line gives appears in the namespace
-        for action in run._actions:
-            action.default = argparse.SUPPRESS
-    # which option sets which setting, so that a resume can name the options it will not take
-    run.set_defaults(option_names={a.dest: a.option_strings[0] for a in run._actions if a.option_strings})
 
 
-def _check_nothing_but_resume(argv: list[str] | None, parser: argparse.ArgumentParser) -> None:
+def check_nothing_but_resume(args: argparse.Namespace, given: list[str], run: argparse.ArgumentParser) -> None:
     """A resumed run finishes with the settings it was started with: rows timed two ways must not share a
     results file. An option given beside --resume (even one equal to its default) would be silently
     ignored, so it is refused instead; --quiet, --verbose and --fail-on change no measurement (--fail-on
-    judges the rows after the run), so they are taken.
-
-    `parser` is `build_parser(with_defaults=False)`, given by bench.cli.app: this module cannot import the
-    module that imports it (tests/test_architecture.py counts lazy imports in circles too)."""
-    given = vars(parser.parse_args(argv))
-    names: dict[str, str] = given.pop("option_names")
+    judges the rows after the run), so they are taken. `given`: the dests the command line named
+    (bench.cli.config_file.given_on_command_line), `run` the run command's parser (their flags)."""
+    names = {a.dest: a.option_strings[0] for a in run._actions if a.option_strings}
     judging = ("resume", "quiet", "verbose", "fail_on", "budgets", "objective")  # they judge or talk, never measure
     extra = [names[dest] for dest in given if dest in names and dest not in judging]
     if extra:
         raise UsageError(
-            f"--resume finishes {given['resume']} with the settings it was started with; drop {', '.join(extra)}"
+            f"--resume finishes {args.resume} with the settings it was started with; drop {', '.join(extra)}"
         )
 
 
