@@ -177,7 +177,7 @@ def run_benchmark(
     if config.shard is not None:
         log(shard.note())
     references, onnx_files = prepare_references(config, suites, shard.groups)
-    peaks = run_peaks(config)  # once per machine (cached); a Ray run's nodes measure their own
+    peaks = run_peaks(config)  # measured each run, the best kept per machine; a Ray run's nodes measure their own
     if line := peaks_line(peaks):
         log(line)
     run_dir = resume if resume is not None else new_run_dir(config.results_root)
