@@ -204,6 +204,8 @@ def resolved_config(
         if isinstance(action, argparse._AppendAction) and value:
             value = [v for group in value for v in group] if isinstance(value[0], tuple) else value
         written = _toml_value(value)
+        if written == [] and not isinstance(action, argparse._AppendAction):
+            continue  # a list option left empty (--input-sizes): its default, which no text spells
         if written is not None:
             table[key] = written
     header = f"# The settings this folder was made with; {parser.prog} --config config.toml runs them again.\n"

@@ -175,6 +175,22 @@ def _sizes(value: str) -> tuple[int, ...]:
     return sizes
 
 
+def _input_sizes(value: str) -> tuple[str, ...]:
+    """`256x256,512x1024`: each HxW kept as its text (a run's config.toml writes it back as given); the
+    sizes themselves are `bench.run.config.parse_input_size`'s."""
+    from bench.run.config import parse_input_size
+
+    texts = tuple(_names(value))
+    for text in texts:
+        try:
+            parse_input_size(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"'{value}': {exc}") from None
+    if not texts:
+        raise argparse.ArgumentTypeError(f"'{value}': expected one or more sizes HxW, e.g. 256x256,512x512")
+    return texts
+
+
 # The option groups run and tune share, defined once. Each returns its group, so that a command adds its
 # own options of that kind to it (run's --batch-size and --timing to "timing", its --onnx to "data and
 # model"); `per` and `for_what` carry the words that differ.

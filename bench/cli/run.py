@@ -14,6 +14,7 @@ from bench.cli.options import (
     _add_data,
     _backend_options,
     _data_group,
+    _input_sizes,
     _into_logs,
     _names,
     _output_group,
@@ -142,6 +143,23 @@ def add_run_parser(sub: Any, threads: int) -> None:
         default="interleaved",
         help="interleaved (default): the backends of one suite and model are timed in alternating rounds, so "
         "load on the machine hits them alike; sequential: one backend after the other",
+    )
+    sweep = run.add_argument_group("shape sweep (docs/sweeps.md)")
+    sweep.add_argument(
+        "--input-sizes",
+        type=_input_sizes,
+        default=(),
+        metavar="HxW,HxW",
+        help="time every backend at each of these input sizes too (each size its own comparison group, built "
+        "and calibrated at that size); quality and Grad-CAM are measured at the suite's own size, which is "
+        "always in the sweep",
+    )
+    sweep.add_argument(
+        "--batch-sizes",
+        type=_sizes,
+        default=(),
+        metavar="N,N",
+        help="time every backend at each of these batch sizes (each its own comparison group); replaces --batch-size",
     )
     scenario = run.add_argument_group("scenario (docs/scenarios.md)")
     scenario.add_argument(
@@ -274,7 +292,7 @@ def check_nothing_but_resume(args: argparse.Namespace, given: list[str], run: ar
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The RunConfig of a run's options (settled: bench.cli.app.settled); the Python API builds its run here too."""
     from bench.measure.scenarios import ScenarioConfig
-    from bench.run.config import RunConfig
+    from bench.run.config import RunConfig, parse_input_size
 
     return RunConfig(
         **_shared_settings(args, args.batch_size, mode=args.timing).fields(),
@@ -298,6 +316,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         budgets=tuple(args.budgets),
         objective=args.objective or "latency",
         scenario=ScenarioConfig(args.scenario, args.latency_bound, args.scenario_time, tuple(args.offline_batch_sizes)),
+        input_sizes=tuple(parse_input_size(text) for text in args.input_sizes),
+        batch_sizes=tuple(args.batch_sizes),
     )
 
 

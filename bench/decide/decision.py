@@ -110,9 +110,13 @@ def decide(
     rows: Iterable[Mapping[str, Any]], cycles: CycleTimes, budgets: Sequence[Budget] = (), objective: str = "latency"
 ) -> Decision:
     """The decision for every group of `rows` (results.parquet records) under `budgets` (none: the
-    default budget per group) and `objective`; groups in the order their first row appears."""
+    default budget per group) and `objective`; groups in the order their first row appears. Rows of a shape
+    sweep at another input size than the suite's are not decided on: their quality was not measured there
+    (docs/sweeps.md; the sweep's own report says where an int8 backend stops paying)."""
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for row in rows:  # a merged folder's rows say which machine measured them: each machine decides apart
+        if row.get("input_size"):
+            continue
         groups.setdefault((*(row.get(c) for c in GROUP_COLUMNS), _machine(row)), []).append(row)
     decided = tuple(
         replace(decide_group(members, cycles, budgets, objective), machine=machine)

@@ -1,7 +1,7 @@
 """Regression comparison of two run folders, for nightly runs and hardware reports.
 
-Rows are matched by (suite, model, backend, precision, device, batch size). A latency regression
-needs both a median ratio above the threshold *and* a Mann-Whitney U test on the raw samples saying
+Rows are matched by (suite, model, backend, precision, device, batch size; a shape sweep's input size).
+A latency regression needs both a median ratio above the threshold *and* a Mann-Whitney U test on the raw samples saying
 the two sample sets differ (p < 0.01), so shared-machine noise does not page anyone. Every column
 declared with a between-runs threshold (bench/results/columns.py: quality, drift, agreement, boundary,
 per-class, SQNR, Grad-CAM) regresses when it moves by more than that threshold in its worse direction;
@@ -320,7 +320,7 @@ def to_markdown(comparison: Comparison, baseline: Run, current: Run, by_machine:
                 r.backend,
                 r.precision,
                 r.device,
-                r.batch_size,
+                f"{r.batch_size} @{r.input_size}" if r.get("input_size") else r.batch_size,
                 _fmt(r.get("baseline_p50_ms")),
                 _fmt(r.get("current_p50_ms")),
                 _fmt(r.get("latency_ratio")),

@@ -1,6 +1,7 @@
 """Every report file of a run folder, written from the folder's own tables, so `segbench report DIR`
 can redo them: decision.json, report.md, report.html (figures embedded), figures/dice_box.png,
-figures/roofline.png (rows with a share of peak) and, for a profiled run, figures/profile_*.png."""
+figures/roofline.png (rows with a share of peak), figures/sweep_*.png (a shape sweep) and, for a profiled run,
+figures/profile_*.png."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bench.report.html import write_html
 from bench.report.markdown import write_markdown
 from bench.report.profile_chart import profile_figure_paths
 from bench.report.roofline import write_roofline_figure
+from bench.report.sweep import write_sweep_figures
 from bench.results.files import read_json, read_results, read_table
 
 
@@ -30,6 +32,7 @@ def write_reports(run_dir: Path) -> list[Path]:
     )  # report.md links it
     return [
         *roofline,
+        *write_sweep_figures(run_dir, df),  # report.md links them too
         write_decision(run_dir, decided.decision),
         write_markdown(run_dir, df, decided),
         write_html(run_dir, decided),

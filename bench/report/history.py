@@ -84,8 +84,8 @@ class Series:
 
     @property
     def label(self) -> str:
-        suite, model, backend, precision, device, batch, threads = self.cell
-        return f"{suite}/{model}/{backend}:{precision} {device} b{batch} t{threads}"
+        suite, model, backend, precision, device, batch, size, threads = self.cell
+        return f"{suite}/{model}/{backend}:{precision} {device} b{batch}{f' {size}' if size else ''} t{threads}"
 
 
 @dataclass(frozen=True)

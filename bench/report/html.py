@@ -31,7 +31,9 @@ from bench.report.sections import (
     ROOFLINE,
     STAGE_FAILURES,
     SUMMARY,
+    SWEEP,
 )
+from bench.report.sweep import html_section as sweep_html
 from bench.report.tables import (
     SUMMARY_COLUMNS,
     environment_lines,
@@ -175,7 +177,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decided: R
     """The whole page as one string; the decision first (made here from the folder when not given)."""
     decided = decided if decided is not None else ReportedDecision.of(run_dir, df)
     table, legend = summary_html(df), html.escape(SUMMARY.legend)
-    roofline = roofline_html(df, env)
+    roofline, sweep = roofline_html(df, env), sweep_html(df)
     env_items = "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in environment_lines(env))
     title = f"segbench run {html.escape(run_dir.name)}"
     return "\n".join(
@@ -191,6 +193,7 @@ def render_html(run_dir: Path, df: pd.DataFrame, env: dict[str, Any], decided: R
             *_gradcam(df),
             *_figures(run_dir, df),
             *(_section(title, body) for title, body in profile_sections(run_dir, df)),  # only with profile.parquet
+            *([_section(SWEEP.title, sweep)] if sweep else []),
             *([_section(ROOFLINE.title, roofline)] if roofline else []),
             _section(CELLS_WITHOUT_RESULTS.title, _status_list(df)),
             _section(ENVIRONMENT.title, f"<ul>{env_items}</ul>"),

@@ -13,6 +13,7 @@ from bench.report.decision import markdown_section as decision_section
 from bench.report.profile_report import markdown_section as profile_section
 from bench.report.roofline import markdown_section as roofline_section
 from bench.report.sections import ENVIRONMENT, GRADCAM, NOISY, STAGE_FAILURES, SUMMARY
+from bench.report.sweep import markdown_section as sweep_section
 from bench.report.tables import (
     environment_lines,
     gradcam_status_lines,
@@ -80,6 +81,7 @@ def write_markdown(run_dir: Path, df: pd.DataFrame, decided: ReportedDecision | 
         *_noisy_section(df),
         *_gradcam_section(df),
         *profile_section(run_dir, df),  # only with profile.parquet
+        *sweep_section(run_dir, df),  # only for a shape sweep
         *roofline_section(run_dir, df, env),  # only with rows that have a roofline
         f"## {ENVIRONMENT.title}",
         "",

@@ -52,11 +52,12 @@ class Cell(NamedTuple):
     precision: str
     device: str
     batch_size: int
+    input_size: str = ""  # "HxW" in a shape sweep at another size than the suite's
 
     @property
-    def group(self) -> tuple[str, str, str, int]:
-        """(suite, model, device, batch_size): the cells that are compared (`GROUP_COLUMNS`)."""
-        return self.suite, self.model, self.device, self.batch_size
+    def group(self) -> tuple[str, str, str, int, str]:
+        """(suite, model, device, batch_size, input_size): the cells that are compared (`GROUP_COLUMNS`)."""
+        return self.suite, self.model, self.device, self.batch_size, self.input_size
 
     @property
     def label(self) -> str:
@@ -65,8 +66,9 @@ class Cell(NamedTuple):
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> Cell:
-        suite, model, backend, precision, device, batch = (row[c] for c in IDENTITY_COLUMNS)
-        return cls(str(suite), str(model), str(backend), str(precision), str(device), int(batch))
+        suite, model, backend, precision, device, batch = (row[c] for c in IDENTITY_COLUMNS[:-1])
+        size = row.get("input_size")
+        return cls(str(suite), str(model), str(backend), str(precision), str(device), int(batch), str(size or ""))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -116,7 +118,7 @@ def numeric(row: Mapping[str, Any] | None, column: str) -> float | None:
 
 def counterparts(results: pd.DataFrame) -> dict[Cell, Cell | None]:
     """Every int8 cell of the run (any status) and its float counterpart among the cells that ran."""
-    ran: dict[tuple[str, str, str, int], set[tuple[str, str]]] = {}
+    ran: dict[tuple[str, str, str, int, str], set[tuple[str, str]]] = {}
     cells = list(result_rows(results).items())
     for cell, row in cells:
         if row.get("status") == "ok":
@@ -214,7 +216,7 @@ def ordered_cells(cells: list[Cell], pairs: Mapping[Cell, Cell | None]) -> list[
 
 def attribution_tables(
     profile: pd.DataFrame, results: pd.DataFrame | None = None
-) -> dict[tuple[str, str, str, int], pd.DataFrame]:
+) -> dict[tuple[str, str, str, int, str], pd.DataFrame]:
     """Per (suite, model, device, batch_size): ms per run, rows (kind, item) x one column per profiled
     cell (`backend:precision`). The layer rows (kind `layer`, compute ops only, the slowest on any cell
     first; NaN where a cell has no op of that layer) come first, then one row per overhead category
@@ -222,7 +224,7 @@ def attribution_tables(
     without a layer); those are 0.0 where a profiled cell has none. Each column sums to the cell's
     profiled ops. With `results`, each float cell is followed by the int8 cells compared with it."""
     pairs = counterparts(results) if results is not None else {}
-    groups: dict[tuple[str, str, str, int], list[tuple[Cell, pd.DataFrame]]] = {}
+    groups: dict[tuple[str, str, str, int, str], list[tuple[Cell, pd.DataFrame]]] = {}
     for cell, ops in cell_profiles(profile).items():
         groups.setdefault(cell.group, []).append((cell, cell_items(ops)))
     tables = {}
@@ -266,6 +268,7 @@ NOT_FASTER_COLUMNS = [
     "model",
     "device",
     "batch_size",
+    "input_size",
     "layer",
     "int8",
     "float",

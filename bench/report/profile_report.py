@@ -210,16 +210,18 @@ def html_sections(run_dir: Path, results: pd.DataFrame) -> list[tuple[str, str]]
             + "</ul>"
         )
     for group, table in tables.items():
-        suite, model, device, batch = group
+        suite, model, device, batch, size = group
         layer_rows = [key for key in table.index if key[0] == "layer"]
         mine = slower[
             (slower["suite"] == suite)
             & (slower["model"] == model)
             & (slower["device"] == device)
             & (slower["batch_size"] == batch)
+            & (slower["input_size"] == size)
         ]
+        where = f"{device}, batch {batch}" + (f", {size}" if size else "")
         parts += [
-            f"<h3>{html.escape(f'{suite} / {model} ({device}, batch {batch})')}</h3>",
+            f"<h3>{html.escape(f'{suite} / {model} ({where})')}</h3>",
             '<p class="note">Overhead buckets and unattributed compute, ms per run:</p>',
             _buckets_html(table),
             '<p class="note">Layers whose int8 time is not lower than their float counterpart\'s:</p>',

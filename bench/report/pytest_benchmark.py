@@ -21,7 +21,7 @@ from bench.errors import UsageError
 from bench.results.files import read_json, read_results, read_table
 
 FORMATS = ("pytest-benchmark",)
-CELL_KEYS = ("suite", "model", "backend", "precision", "device", "batch_size")
+CELL_KEYS = ("suite", "model", "backend", "precision", "device", "batch_size", "input_size")
 # Row columns that describe the timing itself (already in `stats`) and are not repeated in extra_info.
 _TIMING_COLUMNS = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_stdev_ms")
 
@@ -72,8 +72,10 @@ def commit_info(env: dict[str, Any]) -> dict[str, Any]:
 
 
 def cell_name(row: pd.Series) -> str:
+    size = row.get("input_size") or ""
     return (
         f"{row['suite']}/{row['model']}/{row['backend']}-{row['precision']}/{row['device']}/b{int(row['batch_size'])}"
+        + (f"/{size}" if size else "")
     )
 
 

@@ -107,5 +107,14 @@ ROOFLINE = Section(
     "why a row has no share of peak (unavailable) or no count (error). On the chart the roofs are the measured "
     "peaks, capped on the left by the streaming copy's bandwidth.",
 )
+SWEEP = Section(
+    "Shape sweep",
+    intro="Every input size and batch size of the sweep is a comparison group of its own: each backend built "
+    "and calibrated at that size, timed in interleaved rounds with fp32 eager at the same shape, its speedup "
+    "against that. Quality and Grad-CAM are measured at the suite's own size only (those rows are in the "
+    "summary table above). k is the slope of log p50 against log pixels: 1 means latency grows with the "
+    "pixels, below 1 a fixed cost per call is spread over more of them. An int8 backend does not pay where "
+    "its speedup's 95% interval reaches 1.",
+)
 CELLS_WITHOUT_RESULTS = Section("Cells without results", nothing="Every cell ran.")
 ENVIRONMENT = Section("Environment")

@@ -20,6 +20,8 @@ SUMMARY_COLUMNS = {
     "backend": "backend",
     "precision": "prec",
     "device": "device",
+    "batch_size": "batch",  # the two shape columns only where a run's rows differ in them (a sweep)
+    "input_size": "input",
     "status": "status",
     "latency_p50_ms": "p50 ms",
     "latency_p90_ms": "p90 ms",
@@ -55,9 +57,22 @@ def _fmt(column: str, value: Any) -> str:
 
 
 def summary_cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """The summary table's columns (those the rows have, in `SUMMARY_COLUMNS` order) and formatted cells."""
-    columns = [c for c in SUMMARY_COLUMNS if c in df.columns]
-    return columns, [[_fmt(c, row[c]) for c in columns] for _, row in df.iterrows()]
+    """The summary table's columns (those the rows have, in `SUMMARY_COLUMNS` order; the batch and input
+    size only where the rows differ in them) and formatted cells. The input column reads the size each
+    row was timed at, the suite's own too."""
+    varies = {c for c in SHAPE_COLUMNS if c in df.columns and df[c].fillna("").astype(str).nunique() > 1}
+    columns = [c for c in SUMMARY_COLUMNS if c in df.columns and (c not in SHAPE_COLUMNS or c in varies)]
+    return columns, [[_cell(c, row) for c in columns] for _, row in df.iterrows()]
+
+
+SHAPE_COLUMNS = ("batch_size", "input_size")
+
+
+def _cell(column: str, row: pd.Series) -> str:
+    if column == "input_size" and not row.get("input_size"):
+        height, width = row.get("input_height"), row.get("input_width")
+        return "" if height is None or pd.isna(height) else f"{int(height)}x{int(width)} (suite)"
+    return _fmt(column, row[column])
 
 
 def summary_table(df: pd.DataFrame, fmt: str = "github") -> str:

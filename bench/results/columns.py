@@ -224,6 +224,8 @@ COLUMNS: tuple[Column, ...] = (
     # informational: identity, counts, timing diagnostics, how things were measured, notes
     *_informational("suite", "model", "backend", "precision", "device", "status", "batch_size", "threads"),
     *_informational("checkpoint_digest", "notes", "options", "duration_s", "speedup_method"),
+    *_informational("input_size"),  # identity: "HxW" of a shape sweep's other size (docs/sweeps.md), "" else
+    *_informational("input_height", "input_width", unit="pixels"),
     *_informational("latency_stdev_ms", "latency_cv", "latency_iterations", "timer", "timing_mode", "timing_rounds"),
     *_informational("timing_rounds_left_out", "timing_priority", "timing_quality", "cpu_other_pct", "cpu_steal_pct"),
     *_informational("cpu_timed_pct", "load_avg_1m", "reference_kernel_ms", "reference_slowdown", "timing_round_spread"),

@@ -29,7 +29,11 @@ from bench.results.row import IDENTITY_COLUMNS
 # every table and JSON file a run folder may hold (results.csv and report.* are written, never read back)
 TABLES = ("results", "samples", "per_image", "gradcam", "profile")
 JSON_FILES = ("env.json", "run.json", "per_backend.json")
-RESULTS_COLUMNS = (*IDENTITY_COLUMNS, "status")
+RESULTS_COLUMNS = (*IDENTITY_COLUMNS[:-1], "status")  # input_size is filled where absent (`with_input_size`)
+# a run folder's tables of cells: each row carries the cell's identity, `input_size` included (`read_table`)
+CELL_TABLES = frozenset(
+    f"{stem}.parquet" for stem in ("results", "samples", "rounds", "profile", "per_image", "gradcam")
+)
 # the run folder's layout; raise it when a reader of an older segbench would misread a new file
 SCHEMA_VERSION = 1
 PARQUET_VERSION_KEY = b"segbench_schema_version"
@@ -65,7 +69,8 @@ def check_version(path: Path, found: object) -> int:
 
 
 def read_table(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
-    """A Parquet table of a run folder, with the `required` columns."""
+    """A Parquet table of a run folder, with the `required` columns; a table of cells (`CELL_TABLES`) always
+    has `input_size` (`with_input_size`)."""
     try:
         arrow = pq.read_table(path)  # one read: the table and its schema metadata (the version)
         table = arrow.to_pandas()
@@ -78,12 +83,21 @@ def read_table(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise UsageError(f"{path}: a table without the column(s) {', '.join(missing)}; expected one segbench wrote")
-    return table
+    return with_input_size(table) if path.name in CELL_TABLES else table
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:
-    """results.parquet: one row per cell, with the cell's identity and status."""
+    """results.parquet: one row per cell, with the cell's identity and status. A table from before shape
+    sweeps has no `input_size`: every row of it was at the suite's own size, which the column spells ""."""
     return read_table(run_dir / "results.parquet", RESULTS_COLUMNS)
+
+
+def with_input_size(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its `input_size` identity column: "" (the suite's own size) in a table from before
+    shape sweeps, and where a row has none."""
+    if "input_size" not in table.columns:
+        return table.assign(input_size="")
+    return table.assign(input_size=table["input_size"].fillna("").astype(str))
 
 
 def read_json(path: Path) -> dict[str, Any]:

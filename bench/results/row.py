@@ -1,4 +1,5 @@
-"""One result row per suite x model x backend x precision x device x batch size.
+"""One result row per suite x model x backend x precision x device x batch size (x input size, in a shape
+sweep: `input_size` is empty at the suite's own size, so that rows from before sweeps keep their identity).
 
 The row is built once, in the parent, from the records the cell's stages returned: each record says
 which columns it fills (`columns()`), so a new metric is added to the record that computes it and
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 from bench.results.speedup import Speedup
 
-IDENTITY_COLUMNS = ("suite", "model", "backend", "precision", "device", "batch_size")
+IDENTITY_COLUMNS = ("suite", "model", "backend", "precision", "device", "batch_size", "input_size")
 
 
 class RowPart(Protocol):
@@ -66,6 +67,9 @@ class Row:
     status: str  # "ok", "unavailable: <reason>" or "error: <message>"
     batch_size: int = 1
     threads: int | None = None
+    input_size: str = ""  # "HxW" where a shape sweep (--input-sizes) timed another size than the suite's; else ""
+    input_height: int | None = None  # the size the cell was timed at (the suite's own, or the sweep's), pixels
+    input_width: int | None = None
     checkpoint_digest: str | None = None  # which float model: rows of two machines compare only if equal
     parts: tuple[RowPart, ...] = ()  # the stages' records, in column order
     speedup: Speedup | None = None  # against the fp32 reference of the same run, and how
@@ -88,6 +92,9 @@ class Row:
             "device": self.device,
             "status": self.status,
             "batch_size": self.batch_size,
+            "input_size": self.input_size,
+            "input_height": self.input_height,
+            "input_width": self.input_width,
             "threads": self.threads,
             "checkpoint_digest": self.checkpoint_digest,
         }
@@ -106,5 +113,7 @@ class Row:
 
 
 def cell_id(row: Mapping[str, Any]) -> str:
-    """The identity of a stored row (a table record), as `CellSpec.key` spells it."""
-    return "/".join(str(row[c]) for c in IDENTITY_COLUMNS)
+    """The identity of a stored row (a table record), as `CellSpec.key` spells it: a row at the suite's own
+    input size (`input_size` empty, or absent in a table from before shape sweeps) keeps the six parts."""
+    size = row.get("input_size") or ""
+    return "/".join(str(row[c]) for c in IDENTITY_COLUMNS[:-1]) + (f"/{size}" if size else "")

@@ -23,7 +23,7 @@ from typing import Any
 from bench.results.intervals import Interval, median_interval
 
 REFERENCE = ("torch-eager", "fp32")  # (backend, precision) every speedup is measured against
-GROUP_COLUMNS = ("suite", "model", "device", "batch_size")
+GROUP_COLUMNS = ("suite", "model", "device", "batch_size", "input_size")  # input_size: "" at the suite's own
 MIN_PAIRED_CYCLES = 3  # fewer common cycles than this: the p50 ratio instead
 
 
@@ -86,6 +86,11 @@ def speedup_of(
     return Speedup(reference_p50_ms / p50_ms, "p50 ratio")
 
 
+def group_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A row's comparison group (`GROUP_COLUMNS`); a row from before shape sweeps is at the suite's size."""
+    return (*(row[c] for c in GROUP_COLUMNS[:-1]), row.get("input_size") or "")
+
+
 class SameRunReference:
     """The reference of each group seen so far in this run: its p50, and its cycles when timed here."""
 
@@ -94,7 +99,7 @@ class SameRunReference:
         self._rounds: dict[tuple[Any, ...], TimedRounds] = {}
         for row in finished_rows:  # a resumed run: the reference's cycles are gone with its session
             if (row.get("backend"), row.get("precision")) == REFERENCE and row.get("status") == "ok":
-                self._p50[tuple(row[c] for c in GROUP_COLUMNS)] = float(row["latency_p50_ms"])
+                self._p50[group_of(row)] = float(row["latency_p50_ms"])
 
     def speedup(
         self, group: tuple[Any, ...], backend: str, precision: str, p50_ms: float, rounds: TimedRounds | None = None

@@ -41,7 +41,7 @@ from bench.results.speedup import Speedup
 from bench.run import stages
 from bench.run.artifacts import PreparedArtifact
 from bench.run.isolation import Budget, Worker, WorkerFailed, WorkerTimeout
-from bench.run.matrix import BackendPlan, CellSpec
+from bench.run.matrix import BackendPlan, CellSpec, size_text
 
 Progress = Callable[[str], None]
 
@@ -70,6 +70,7 @@ class CellOutcome:
 
     def row(self, speedup: Speedup | None = None) -> Row:
         spec = self.spec
+        timed = spec.input_size or spec.suite_size
         bare = Row(
             suite=spec.suite,
             model=spec.model,
@@ -78,6 +79,9 @@ class CellOutcome:
             device=spec.device,
             status=self.status,
             batch_size=spec.batch_size,
+            input_size=spec.swept_size,
+            input_height=timed[0] if timed else None,
+            input_width=timed[1] if timed else None,
             threads=spec.threads,
             checkpoint_digest=spec.checkpoint_digest or None,
             duration_s=self.duration_s,
@@ -112,6 +116,10 @@ class CellOutcome:
             options=options,
             details=details,
         )
+
+
+def _own_size(spec: CellSpec) -> str:
+    return "the row without input_size" if spec.suite_size is None else size_text(spec.suite_size)
 
 
 def _failed(spec: CellSpec, budget: Budget, message: str) -> CellOutcome:
@@ -291,7 +299,12 @@ class MeasuringCell:
 
     def _evaluate(self, worker: Worker) -> tuple[QualityResult | None, float | None, str]:
         """The quality record, the evaluation's memory peak and the stage's status; a failed evaluation
-        costs the quality columns (`evaluation_status` says why), never the latency measured before it."""
+        costs the quality columns (`evaluation_status` says why), never the latency measured before it. A
+        cell of a shape sweep at another size than the suite's is not evaluated: its reference logits and
+        labels are the suite's own size (docs/sweeps.md)."""
+        spec = self.spec
+        if spec.input_size is not None:
+            return None, None, f"not measured: quality is measured at the suite's own size ({_own_size(spec)})"
         try:
             quality: QualityResult = self.budget.call(worker, stages.evaluate, self.spec)
             return quality, self.budget.call(worker, stages.evaluation_peak), "ok"

@@ -7,6 +7,7 @@ import importlib.util
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.backend import list_backends
 from bench.cache import atomic_write_bytes
@@ -16,7 +17,14 @@ from bench.errors import UsageError, unknown_name
 from bench.measure.scenarios import SCENARIOS, SERVER, ScenarioConfig
 from bench.measure.timing import TimingConfig
 from bench.results.files import read_json
-from bench.run.matrix import REFERENCE_BACKEND, REFERENCE_PRECISION, BackendPlan, parse_backend_spec, plan_backends
+from bench.run.matrix import (
+    REFERENCE_BACKEND,
+    REFERENCE_PRECISION,
+    BackendPlan,
+    parse_backend_spec,
+    plan_backends,
+    size_text,
+)
 from bench.run.shard import Shard
 
 DEVICES = ("cpu", "cuda")
@@ -64,6 +72,18 @@ class RunConfig:
     # --scenario, --latency-bound, --scenario-time, --offline-batch-sizes (bench.measure.scenarios); run.json
     # keeps it only where it is not single-stream, so a run that asks for none writes what it always wrote
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    # --input-sizes and --batch-sizes (docs/sweeps.md): each (height, width) and batch size its own comparison
+    # group; empty: the suite's own size, `batch_size`. run.json keeps them only where given
+    input_sizes: tuple[tuple[int, int], ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+
+    def shapes(self, suite: Suite) -> list[tuple[tuple[int, int] | None, int]]:
+        """The (swept input size, batch size) of every comparison group of `suite`, in run order: the suite's
+        own size first (None: it is the one whose quality and Grad-CAM are measured), then the sweep's
+        other sizes as given; within each, the batch sizes as given."""
+        sizes: list[tuple[int, int] | None] = [None]
+        sizes += [size for size in dict.fromkeys(self.input_sizes) if size != tuple(suite.input_size)]
+        return [(size, batch) for size in sizes for batch in dict.fromkeys(self.batch_sizes or (self.batch_size,))]
 
     def backend_specs(self) -> tuple[str, ...]:
         """The fp32 reference first (not merely the reference backend: `torch-eager:bf16` is not the
@@ -96,6 +116,10 @@ class RunConfig:
         if self.objective not in OBJECTIVES:
             raise UsageError(f"--objective '{self.objective}' is not valid; expected one of {', '.join(OBJECTIVES)}")
         self._validate_scenario()
+        if self.batch_sizes and self.batch_size != 1:
+            raise UsageError("--batch-size and --batch-sizes both set the timed batch; give one")
+        if any(size < 1 for size in self.batch_sizes):
+            raise UsageError("--batch-sizes: expected one or more sizes of at least 1")
         if self.executor not in EXECUTORS:
             raise UsageError(f"--executor '{self.executor}' is not valid; expected {' or '.join(EXECUTORS)}")
         if self.executor == "ray" and importlib.util.find_spec("ray") is None:
@@ -110,6 +134,8 @@ class RunConfig:
 
         for suite in suites:  # a recipe name no recipe has fails now, not after another suite's training
             suite_recipe(self.models[0] if self.models else "", suite)
+        if self.input_sizes:
+            self._validate_input_sizes(suites)
         from bench.models import list_models  # torch: only when a configuration is checked
 
         valid_models = list_models()
@@ -185,6 +211,32 @@ class RunConfig:
         object.__setattr__(self, "_named_suites", named)  # frozen: the same configuration, the same suites
         return named
 
+    def _validate_input_sizes(self, suites: list[Suite]) -> None:
+        """Every model must map each swept size to logits of that size (a size a model's strides do not
+        divide would be measured on a different output, or fail in every backend): checked on the meta
+        device, which propagates shapes without computing anything."""
+        from bench.models import create_model, external
+
+        if self.onnx is not None:
+            raise UsageError("--input-sizes needs models segbench exports: a user's --onnx file has a fixed size")
+        for size in self.input_sizes:
+            if not all(MIN_INPUT_SIDE <= side <= MAX_INPUT_SIDE for side in size):
+                raise UsageError(
+                    f"--input-sizes {size_text(size)}: each side must be {MIN_INPUT_SIDE} to {MAX_INPUT_SIDE} pixels"
+                )
+        for suite in suites:
+            for name in self.models:
+                build = external.build_external if external.is_external(name) else create_model
+                model = build(name, suite.in_channels, suite.num_classes)
+                for size in self.input_sizes:
+                    got = output_size(model, suite.in_channels, size)
+                    if got != size:
+                        what = f"gives {size_text(got)} logits" if isinstance(got, tuple) else f"fails ({got})"
+                        raise UsageError(
+                            f"--input-sizes {size_text(size)}: model '{name}' {what} at this size; expected logits "
+                            "of the input's size (try sizes its strides divide, e.g. multiples of 32)"
+                        )
+
     def _validate_float_layers(self, plans: list[BackendPlan], suites: list[Suite]) -> None:
         """`float_layers` must name conv/linear layers of every model (module paths); with --onnx the ONNX
         backends may also name nodes of the user's graph, which only their prepare can check."""
@@ -227,6 +279,37 @@ class RunConfig:
                     ) from exc
 
 
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 8, 8192
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """`512x1024` as (height, width); a ValueError says what was expected."""
+    height, sep, width = text.strip().lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit() or int(height) < 1 or int(width) < 1:
+        raise ValueError(f"'{text}' is not a size HxW (height x width in pixels, e.g. 512x512)")
+    return int(height), int(width)
+
+
+def output_size(model: Any, in_channels: int, size: tuple[int, int]) -> tuple[int, int] | str:
+    """The (height, width) of the model's logits for one image of `size`, or why the model cannot run at
+    it: on the meta device where every operation has a meta kernel (shapes without arithmetic), else (a
+    model that needs real numbers, or fails there) computed for real."""
+    import copy
+
+    import torch
+
+    with torch.no_grad():
+        try:
+            meta = copy.deepcopy(model).to("meta").eval()
+            out = meta(torch.empty(1, in_channels, *size, device="meta"))
+        except Exception:
+            try:
+                out = model.eval()(torch.zeros(1, in_channels, *size))
+            except Exception as exc:
+                return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}"
+    return int(out.shape[-2]), int(out.shape[-1])
+
+
 def save_run_config(config: RunConfig, run_dir: Path) -> None:
     """The matrix and settings of a run, so `--resume` can finish it exactly as it was started."""
     paths = {  # absolute: a resume may start from another folder
@@ -242,6 +325,9 @@ def save_run_config(config: RunConfig, run_dir: Path) -> None:
     }
     if not config.scenario.active:
         data.pop("scenario")
+    for key in ("input_sizes", "batch_sizes"):  # a run without a sweep writes what it always wrote
+        if not data[key]:
+            data.pop(key)
     atomic_write_bytes(run_dir / RUN_FILE, json.dumps(data, indent=2).encode())
 
 
@@ -281,6 +367,8 @@ def load_run_config(run_dir: Path) -> RunConfig:
             budgets=tuple(data.get("budgets", ())),
             objective=data.get("objective", "latency"),
             scenario=ScenarioConfig.from_json(data.get("scenario")),
+            input_sizes=tuple((int(h), int(w)) for h, w in data.get("input_sizes", ())),
+            batch_sizes=tuple(int(n) for n in data.get("batch_sizes", ())),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--resume {run_dir}: {path.name} is unreadable ({type(exc).__name__}: {exc})") from None

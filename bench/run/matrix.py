@@ -95,6 +95,10 @@ class CellSpec:
     slow_int8_profile_calls: int = 0
     profile_dir: Path | None = None  # where the runtime's own profiler files of this cell are kept
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)  # --scenario (bench.run.scenario)
+    # --input-sizes: the (height, width) this cell is built and timed at where it is not the suite's own; the
+    # artifact is prepared at that size (calibration images drawn at it) and quality is not measured there
+    input_size: tuple[int, int] | None = None
+    suite_size: tuple[int, int] | None = None  # the suite's own (height, width): the rows' input_height/width
 
     def calibration_images(self, suite: Any) -> np.ndarray:
         """The normalized calibration images: the suite's calibration split, or a seeded draw of another
@@ -107,24 +111,42 @@ class CellSpec:
         return suite.normalize(draw_calibration(suite.request, size, seed))
 
     @property
+    def swept_size(self) -> str:
+        """The row's `input_size`: "HxW" at a swept size, "" at the suite's own."""
+        return "" if self.input_size is None else size_text(self.input_size)
+
+    @property
     def key(self) -> str:
         """The cell's identity, as stored rows are matched (`bench.results.row.cell_id`)."""
-        return "/".join(
-            str(v) for v in (self.suite, self.model, self.backend, self.precision, self.device, self.batch_size)
-        )
+        parts = (self.suite, self.model, self.backend, self.precision, self.device, self.batch_size)
+        return "/".join(str(v) for v in parts) + (f"/{self.swept_size}" if self.swept_size else "")
 
     @property
     def label(self) -> str:
-        return f"{self.suite} / {self.model} / {self.backend} {self.precision} {self.device}"
+        shape = f" b{self.batch_size}" + (f" {self.swept_size}" if self.swept_size else "")
+        return f"{self.suite} / {self.model} / {self.backend} {self.precision} {self.device}" + (
+            shape if self.swept_size or self.batch_size != 1 else ""
+        )
 
-    def group(self) -> tuple[str, str, str, int]:
-        """Cells whose speeds are compared with each other: same suite, model, device and batch size."""
-        return (self.suite, self.model, self.device, self.batch_size)
+    def group(self) -> tuple[str, str, str, int, str]:
+        """Cells whose speeds are compared with each other: same suite, model, device, batch size and input
+        size (`bench.results.speedup.GROUP_COLUMNS`)."""
+        return (self.suite, self.model, self.device, self.batch_size, self.swept_size)
 
     def load_suite(self):  # -> bench.data.suite.Suite (imported in the worker, where it is used)
+        """The suite, at the swept input size where there is one: its data source draws (or resizes) every
+        split's images at that size, as a deployment at that size would feed the model."""
+        from dataclasses import replace
+
         from bench.data.suite import get_suite
 
-        return get_suite(self.suite_file or self.suite, data_dir=self.data_dir, splits=dict(self.splits))
+        suite = get_suite(self.suite_file or self.suite, data_dir=self.data_dir, splits=dict(self.splits))
+        return suite if self.input_size is None else replace(suite, input_size=self.input_size)
+
+
+def size_text(size: tuple[int, int]) -> str:
+    """(height, width) as `--input-sizes` spells it: `512x1024`."""
+    return f"{size[0]}x{size[1]}"
 
 
 def group_cells(cells: list[tuple[CellSpec, BackendPlan]]) -> list[list[tuple[CellSpec, BackendPlan]]]:

@@ -74,6 +74,7 @@ def count_record(spec: CellSpec) -> Path:
             "model": spec.model,
             "suite": spec.suite_file or spec.suite,
             "splits": spec.splits,
+            **({"input_size": list(spec.input_size)} if spec.input_size is not None else {}),  # a swept size
             "code": code_digest("bench.onnx.macs"),
             "libraries": library_versions(COUNT_LIBRARIES),
         }

@@ -32,7 +32,7 @@ from bench.results.store import RunStore, update_latest
 from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cell
 from bench.run.config import RunConfig, save_run_config
 from bench.run.gradcam_checks import CutVerdicts
-from bench.run.matrix import BackendPlan, CellSpec, group_cells
+from bench.run.matrix import BackendPlan, CellSpec, group_cells, size_text
 from bench.run.roofline import RooflineStage, peaks_env, peaks_line, run_peaks
 from bench.run.rounds import time_cells
 from bench.run.shard import ShardPlan
@@ -48,8 +48,9 @@ def new_run_dir(results_root: Path, prefix: str = "") -> Path:
     return run_dir
 
 
-def _file_label(suite: str, model: str, plan: BackendPlan) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{suite}_{model}_{plan.name}-{plan.precision}")
+def _file_label(suite: str, model: str, plan: BackendPlan, shape: str = "") -> str:
+    text = f"{suite}_{model}_{plan.name}-{plan.precision}{shape}"
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
 
 def plan_cells(
@@ -59,45 +60,53 @@ def plan_cells(
     onnx_files: dict[str, Path],
     run_dir: Path | None = None,
 ) -> list[tuple[CellSpec, BackendPlan]]:
-    """Suite x model x backend, the reference backend first within each (suite, model), then the other
-    fp32 ones (their Grad-CAM checks the graph cuts the int8 rows use, `bench.run.gradcam_checks`); a
-    failing stage's traceback goes to run_dir/logs/<cell>.log."""
+    """Suite x model x shape x backend, the reference backend first within each group, then the other fp32
+    ones (their Grad-CAM checks the graph cuts the int8 rows use, `bench.run.gradcam_checks`); a failing
+    stage's traceback goes to run_dir/logs/<cell>.log. A shape is (swept input size, batch size): one
+    comparison group each (`RunConfig.shapes`)."""
     cells = []
     ordered = _run_order(plans)
-    for suite, (entry, _) in config.named_suites().items():
+    for suite, (entry, loaded) in config.named_suites().items():
         for model in config.models:
             if (suite, model) not in references:  # another shard's group (--shard)
                 continue
             checkpoint, reference = references[(suite, model)]
-            for plan in ordered:
-                spec = CellSpec(
-                    suite=suite,
-                    suite_file=entry,
-                    splits=tuple(config.splits.items()),
-                    model=model,
-                    backend=plan.name,
-                    precision=plan.precision,
-                    device=config.device,
-                    threads=config.threads,
-                    batch_size=config.batch_size,
-                    timing=config.timing,
-                    checkpoint=checkpoint,
-                    reference=reference,
-                    options=plan.options,
-                    data_dir=config.data_dir,
-                    onnx=onnx_files.get(suite) if plan.backend.takes_onnx else None,
-                    gradcam=config.gradcam,
-                    gradcam_layers=config.gradcam_layers,
-                    gradcam_methods=GRADCAM_CHOICES[config.gradcam_method],
-                    threshold=config.threshold,
-                    checkpoint_digest=file_digest(checkpoint),
-                    log_file=None if run_dir is None else run_dir / "logs" / f"{_file_label(suite, model, plan)}.log",
-                    profile_calls=config.profile_calls if config.profile else 0,
-                    slow_int8_profile_calls=config.profile_calls if plan.precision == "int8" else 0,
-                    profile_dir=None if run_dir is None else run_dir / "profiles" / _file_label(suite, model, plan),
-                    scenario=config.scenario,
-                )
-                cells.append((spec, plan))
+            shapes = config.shapes(loaded)
+            for input_size, batch_size in shapes:
+                size = f"_{size_text(input_size)}" if input_size else ""
+                shape = "" if len(shapes) == 1 else f"_b{batch_size}{size}"
+                for plan in ordered:
+                    label = _file_label(suite, model, plan, shape)
+                    spec = CellSpec(
+                        suite=suite,
+                        suite_file=entry,
+                        splits=tuple(config.splits.items()),
+                        model=model,
+                        backend=plan.name,
+                        precision=plan.precision,
+                        device=config.device,
+                        threads=config.threads,
+                        batch_size=batch_size,
+                        timing=config.timing,
+                        checkpoint=checkpoint,
+                        reference=reference,
+                        options=plan.options,
+                        data_dir=config.data_dir,
+                        onnx=onnx_files.get(suite) if plan.backend.takes_onnx else None,
+                        gradcam=config.gradcam and input_size is None,
+                        gradcam_layers=config.gradcam_layers,
+                        gradcam_methods=GRADCAM_CHOICES[config.gradcam_method],
+                        threshold=config.threshold,
+                        checkpoint_digest=file_digest(checkpoint),
+                        log_file=None if run_dir is None else run_dir / "logs" / f"{label}.log",
+                        profile_calls=config.profile_calls if config.profile else 0,
+                        slow_int8_profile_calls=config.profile_calls if plan.precision == "int8" else 0,
+                        profile_dir=None if run_dir is None else run_dir / "profiles" / label,
+                        scenario=config.scenario,
+                        input_size=input_size,
+                        suite_size=(loaded.input_size[0], loaded.input_size[1]),
+                    )
+                    cells.append((spec, plan))
     return cells
 
 
@@ -105,22 +114,24 @@ def _run_order(plans: list[BackendPlan]) -> list[BackendPlan]:
     return sorted(plans, key=lambda plan: plan.precision != "fp32")  # stable: the reference stays first
 
 
-def plan_matrix(config: RunConfig, plans: list[BackendPlan]) -> dict[tuple[str, str, str, int], tuple[str, ...]]:
+def plan_matrix(config: RunConfig, plans: list[BackendPlan]) -> dict[tuple[str, str, str, int, str], tuple[str, ...]]:
     """Every comparison group of the whole matrix (`CellSpec.group`), in run order, with its cells' ids:
     what `--shard` selects from (whole groups) and `segbench merge` checks for missing cells."""
     matrix = {}
-    for suite in config.named_suites():
+    for suite, (_, loaded) in config.named_suites().items():
         for model in config.models:
-            group = (suite, model, config.device, config.batch_size)
-            identity = dict(suite=suite, model=model, device=config.device, batch_size=config.batch_size)
-            matrix[group] = tuple(
-                cell_id({**identity, "backend": p.name, "precision": p.precision}) for p in _run_order(plans)
-            )
+            for input_size, batch_size in config.shapes(loaded):
+                swept = "" if input_size is None else size_text(input_size)
+                group = (suite, model, config.device, batch_size, swept)
+                identity = dict(suite=suite, model=model, device=config.device, batch_size=batch_size, input_size=swept)
+                matrix[group] = tuple(
+                    cell_id({**identity, "backend": p.name, "precision": p.precision}) for p in _run_order(plans)
+                )
     return matrix
 
 
 def prepare_references(
-    config: RunConfig, suites: dict[str, Suite], groups: Iterable[tuple[str, str, str, int]] | None = None
+    config: RunConfig, suites: dict[str, Suite], groups: Iterable[tuple[str, str, str, int, str]] | None = None
 ) -> tuple[dict[tuple[str, str], tuple[Path, Path]], dict[str, Path]]:
     """(checkpoint, reference logits) per (suite name, model), trained or imported first, for every pair or
     only those of `groups` (a shard's); a user's ONNX per suite name."""
@@ -129,7 +140,7 @@ def prepare_references(
     from bench.training.recipes import suite_recipe
 
     references, onnx_files = {}, {}
-    wanted = None if groups is None else {(suite, model) for suite, model, _, _ in groups}
+    wanted = None if groups is None else {(suite, model) for suite, model, *_ in groups}
     for name, suite in suites.items():
         if config.onnx is not None:
             from bench.onnx.user_model import import_onnx

@@ -87,7 +87,7 @@ P50 = {
     ("camvid", "unet", "ort-qdq-int8", "int8"): 12.0,
     ("camvid", "unet", "torchao-pt2e-int8", "int8"): 4.0,
 }
-ENET = ("camvid", "enet", "cpu", 1)
+ENET = ("camvid", "enet", "cpu", 1, "")
 
 
 def cell(key: tuple[str, str, str, str]) -> Cell:

@@ -53,7 +53,7 @@ def test_counterparts_are_found_among_the_cells_that_ran_in_the_same_group(run: 
 def test_the_attribution_table_puts_every_layer_under_every_backend_and_sums_to_the_ops(run: Path) -> None:
     profile, results = run_tables(run)
     tables = attribution_tables(profile, results)
-    assert set(tables) == {ENET, ("camvid", "unet", "cpu", 1)}
+    assert set(tables) == {ENET, ("camvid", "unet", "cpu", 1, "")}
     table = tables[ENET]
     # each float cell, then the int8 cells judged against it
     assert list(table.columns) == [
@@ -77,7 +77,7 @@ def test_the_attribution_table_puts_every_layer_under_every_backend_and_sums_to_
     assert table.loc[("reorder", "reorder"), "torch-eager:fp32"] == pytest.approx(0.3)  # aten::contiguous
     assert table.loc[("unattributed", "unattributed"), "openvino-int8:int8"] == pytest.approx(29.0)
     for (_, model, backend, precision), ops in OPS.items():  # each column: the cell's profiled ops, once
-        assert tables[("camvid", model, "cpu", 1)][f"{backend}:{precision}"].sum() == pytest.approx(
+        assert tables[("camvid", model, "cpu", 1, "")][f"{backend}:{precision}"].sum() == pytest.approx(
             sum(ms for *_, ms in ops)
         )
 

@@ -2,7 +2,7 @@ import pytest
 
 from bench.results.speedup import MIN_PAIRED_CYCLES, SameRunReference, Speedup, TimedRounds, paired_speedup
 
-GROUP = ("s", "m", "cpu", 1)
+GROUP = ("s", "m", "cpu", 1, "")
 
 
 def _value(speedup: Speedup | None) -> float | None:
@@ -14,7 +14,7 @@ def test_speedup_is_a_ratio_to_fp32_eager_in_the_same_run():
     assert reference.speedup(GROUP, "ort-qdq-int8", "int8", 4.0) is None  # no reference measured yet
     assert _value(reference.speedup(GROUP, "torch-eager", "fp32", 10.0)) == pytest.approx(1.0)
     assert reference.speedup(GROUP, "ort-qdq-int8", "int8", 4.0) == Speedup(2.5, "p50 ratio")
-    assert reference.speedup(("s", "other", "cpu", 1), "ort-qdq-int8", "int8", 4.0) is None  # another model
+    assert reference.speedup(("s", "other", "cpu", 1, ""), "ort-qdq-int8", "int8", 4.0) is None  # another model
 
 
 def test_cycles_of_one_group_pair_and_a_drift_between_cycles_cancels():
