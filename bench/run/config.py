@@ -124,6 +124,8 @@ class RunConfig:
             raise UsageError(f"--executor '{self.executor}' is not valid; expected {' or '.join(EXECUTORS)}")
         if self.executor == "ray" and importlib.util.find_spec("ray") is None:
             raise UsageError("--executor ray needs Ray: pip install 'segbench[ray]'")
+        if self.executor == "ray" and self.input_sizes:  # a task is a sub-run, and a run always has the own size
+            raise UsageError("--input-sizes does not run on --executor ray yet; run the sweep locally")
         if self.executor != "ray" and (self.ray_address or self.where or self.per_node):
             used = "--address" if self.ray_address else "--where" if self.where else "--per-node"
             raise UsageError(f"{used} needs --executor ray")

@@ -37,6 +37,7 @@ from bench.environment import combined_fingerprint, machine_fingerprint, machine
 from bench.errors import UsageError
 from bench.results.files import check_run_folder, read_json, read_results
 from bench.results.row import cell_id
+from bench.results.speedup import group_of
 from bench.results.store import RunStore
 from bench.run.config import RUN_FILE
 from bench.run.shard import assign_groups, group_key
@@ -169,7 +170,7 @@ def _read_input(path: Path) -> _Input:
         table = read_results(path)
         columns = frozenset(table.columns)
         for row in table.to_dict("records"):
-            groups[cell_id(row)] = group_key(row[c] for c in ("suite", "model", "device", "batch_size"))
+            groups[cell_id(row)] = group_key(group_of(row))
     return _Input(path, config, env, groups, columns)
 
 

@@ -131,6 +131,8 @@ def group_tasks(
             config,
             suites=(entry,),
             models=(first.model,),
+            batch_size=first.batch_size,  # one group: one batch size of a --batch-sizes sweep
+            batch_sizes=(),
             backends=tuple(f"{plan.name}:{plan.precision}" for _, plan in members),
             backend_options={k: v for k, v in config.backend_options.items() if k in names},
             weights=None,

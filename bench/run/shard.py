@@ -41,8 +41,13 @@ def parse_shard(text: str) -> Shard:
 
 
 def group_key(group: Iterable[Any]) -> str:
-    """A comparison group's identity as text (`suite/model/device/batch size`), as the shard records say it."""
-    return "/".join(str(part) for part in group)
+    """A comparison group's identity as text (`suite/model/device/batch size`, and `/HxW` at a shape sweep's
+    other size), as the shard records say it: a group at the suite's own size keeps the key it had before
+    sweeps, so shards of older runs merge with newer ones."""
+    parts = [str(part) for part in group]
+    if len(parts) == 5 and not parts[-1]:
+        parts.pop()
+    return "/".join(parts)
 
 
 def assign_groups(groups: Iterable[str], count: int) -> dict[str, int]:

@@ -74,6 +74,7 @@ def test_the_sweep_survives_a_resume(tmp_path: Path) -> None:
         (RunConfig(input_sizes=((4, 4),)), "each side must be 8 to 8192 pixels"),
         (RunConfig(batch_size=2, batch_sizes=(1, 4)), "--batch-size and --batch-sizes"),
         (RunConfig(batch_sizes=(0,)), "--batch-sizes: expected one or more sizes of at least 1"),
+        (RunConfig(executor="ray", input_sizes=((64, 64),)), "--input-sizes does not run on --executor ray"),
     ],
 )
 def test_a_size_no_model_can_take_is_a_usage_error(config: RunConfig, message: str) -> None:
