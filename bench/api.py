@@ -78,9 +78,12 @@ class RunResult:
                 raise LookupError(f"no column '{column}' in {self.folder}/results.parquet")
             picked = picked[picked[column] == value]
         if len(picked) != 1:
-            cells = ", ".join(sorted(f"{r.suite}/{r.model}/{r.backend}:{r.precision}" for r in picked.itertuples()))
+            cells = ", ".join(sorted(_cell_text(r) for _, r in picked.iterrows()))
             found = f"{len(picked)} rows ({cells})" if len(picked) else "no row"
-            raise LookupError(f"{backend} {where or ''}: {found} in {self.folder}; narrow with model=, suite=, ...")
+            raise LookupError(
+                f"{backend} {where or ''}: {found} in {self.folder}; narrow with model=, suite=, batch_size=, "
+                "input_size= ..."
+            )
         return picked.iloc[0]
 
     def measure(self, backend: str, column: str, **where: Any) -> Measure:
@@ -102,6 +105,13 @@ class RunResult:
     def speedup(self, backend: str, **where: Any) -> Measure:
         """The speedup over fp32 eager measured in this run, with its interval."""
         return self.measure(backend, "speedup_vs_fp32", **where)
+
+
+def _cell_text(row: pd.Series) -> str:
+    """suite/model/backend:precision, with the shape where a sweep made several (` b2 512x512`)."""
+    size = row.get("input_size") or ""
+    shape = f" b{row.get('batch_size')}" + (f" {size}" if size else "")
+    return f"{row['suite']}/{row['model']}/{row['backend']}:{row['precision']}{shape}"
 
 
 @dataclass(frozen=True)
