@@ -145,9 +145,20 @@ def test_onnx_export_has_a_dynamic_batch_and_ort_reproduces_the_model(name, cali
     assert set(model.gradcam_layers.values()) <= _name_scopes(graph)  # Grad-CAM layers are named in the graph
 
 
+# PT2E's Inductor compile of the two mobile graphs cost 2-3 min each here (the compile, not the input size:
+# 55 s at 64x64, 58 s at 32x32 for DeepLab MobileNetV2 alone), more than the rest of their cases together;
+# both quantized and ran under PT2E when the models were added, and the CI time keeps them out.
+MOBILE = ("deeplabv3plus-mobilenetv2", "lraspp-mobilenetv3")
+INT8_CASES = [
+    (name, backend)
+    for name in ZOO
+    for backend in ("ort-qdq-int8", "torch-fx-int8", "torchao-pt2e-int8")
+    if not (backend == "torchao-pt2e-int8" and name in MOBILE)
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("backend_name", ["ort-qdq-int8", "torch-fx-int8", "torchao-pt2e-int8"])
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize(("name", "backend_name"), INT8_CASES)
 def test_int8_backends_quantize_and_run(name, backend_name, calibration, tmp_path):
     # batch 1, the shape PT2E compiles at load: another batch would cost one more Inductor compile
     # (~1-2 min for HRNet); batches other than the compiled one are tested on the unet in tests/backends
