@@ -32,6 +32,8 @@ _BUILTIN_MODULES = (
     "bench.models.deeplabv3plus_resnet18",
     "bench.models.hrnet_w18_small",
     "bench.models.vgg16_unet",
+    "bench.models.deeplabv3plus_mobilenetv2",
+    "bench.models.lraspp_mobilenetv3",
 )
 
 
