@@ -119,6 +119,18 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "tests/bench/models/test_zoo.py",
         "every zoo model is tested by name: shape, graph capture, backends, Grad-CAM layers, parameters",
     ),
+    "bench/models/deeplabv3plus_mobilenetv2.py": (
+        "tests/bench/models/test_zoo.py",
+        "every zoo model is tested by name: shape, graph capture, backends, Grad-CAM layers, parameters",
+    ),
+    "bench/models/lraspp_mobilenetv3.py": (
+        "tests/bench/models/test_zoo.py",
+        "every zoo model is tested by name: shape, graph capture, backends, Grad-CAM layers, parameters",
+    ),
+    "bench/models/mobilenet.py": (
+        "tests/bench/models/test_zoo.py",
+        "the two mobile encoders, through the models built on them and torchvision's exact parameter counts",
+    ),
     "bench/models/hrnet_w18_small.py": (
         "tests/bench/models/test_zoo.py",
         "every zoo model is tested by name: shape, graph capture, backends, Grad-CAM layers, parameters",
