@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile $(if $(filter-out $(ORT_INSTAL
 	$(BIN)/python -m pip install -q $(TORCH_INDEX_ARG) "$(TORCH_SPEC)"
 	if $(BIN)/python -m pip show -q $(ORT_OTHER) 2>/dev/null; then \
 		$(BIN)/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu; fi
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,openvino,export,ray,$(ORT)]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,openvino,export,ray,transformers,$(ORT)]'
 	echo $(ORT) > $@
 
 run: $(STAMP)

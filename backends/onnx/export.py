@@ -30,7 +30,7 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: Path,
     import torch
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    example = torch.zeros(1, *input_shape)
+    example = torch.zeros(2, *input_shape)  # two rows: a dimension that is 1 in the example is specialized
     batch = torch.export.Dim("batch", min=1, max=max_batch)
     forward_arg = next(iter(_forward_parameters(model)))
     chatter = io.StringIO()

@@ -181,7 +181,10 @@ def _check_traceable(model: nn.Module, model_name: str) -> None:
     try:
         torch.fx.symbolic_trace(model)
     except Exception as exc:
-        raise RuntimeError(f"FX symbolic tracing failed for model '{model_name}': {_one_line(exc)}") from exc
+        hint = ""
+        if any(type(m).__module__.startswith("transformers.") for m in model.modules()):
+            hint = " (a transformers model: its code on tensor shapes does not trace; transformers 5 has no FX tracer)"
+        raise RuntimeError(f"FX symbolic tracing failed for model '{model_name}'{hint}: {_one_line(exc)}") from exc
 
 
 def _op_name(graph_module: torch.fx.GraphModule, node: torch.fx.Node) -> str:

@@ -68,7 +68,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         rows = []
         for name in list_models():
-            model = create_model(name, 3, 2)
+            try:
+                model = create_model(name, 3, 2)
+            except UsageError as exc:  # an optional library missing (segformer-b0: transformers)
+                rows.append((name, "", "", f"unavailable: {exc}"))
+                continue
             layers = getattr(model, "gradcam_layers", {})
             rows.append(
                 (

@@ -72,7 +72,7 @@ def add_run_parser(sub: Any, threads: int) -> None:
         type=_names,
         default=DEFAULT_MODELS,
         help="model names, comma-separated, or your own model as package.module:factory "
-        "(a callable returning an nn.Module)",
+        "(a callable returning an nn.Module) or hf:PATH (a local Hugging Face folder, with its weights)",
     )
     what.add_argument(
         "--backends",

@@ -3,7 +3,8 @@
 Every factory takes `(in_channels, num_classes)` and returns an `nn.Module` that maps
 (N, in_channels, H, W) float images to (N, num_classes, H, W) logits. Each model class names its
 default Grad-CAM feature layer in `gradcam_layer`. A name with a colon (`package.module:factory`) is a
-user's own model, resolved by `bench.models.external` instead of the registry.
+user's own model, resolved by `bench.models.external` instead of the registry; so is `hf:PATH`, a local
+Hugging Face folder (`bench.models.huggingface`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _BUILTIN_MODULES = (
     "bench.models.vgg16_unet",
     "bench.models.deeplabv3plus_mobilenetv2",
     "bench.models.lraspp_mobilenetv3",
+    "bench.models.segformer_b0",
 )
 
 
@@ -63,7 +65,10 @@ def get_model_entry(name: str) -> ModelEntry:
     if external.is_external(name):
         external.load_factory(name)
         return ModelEntry(
-            name, lambda c, n: external.build_external(name, c, n), external.source_file(name), name.partition(":")[0]
+            name,
+            lambda c, n: external.build_external(name, c, n),
+            external.source_file(name),
+            external.code_module(name),
         )
     _load_builtins()
     if name not in _REGISTRY:

@@ -18,13 +18,43 @@ from bench.errors import UsageError
 if TYPE_CHECKING:  # torch is imported lazily
     from torch import nn
 
+    from bench.data.suite import Suite
+
 
 def is_external(spec: str) -> bool:
-    """A model spec with a colon is `package.module:factory`; registry names have none."""
+    """A model spec with a colon is `package.module:factory` or `hf:PATH`; registry names have none."""
     return ":" in spec
 
 
+# --- `hf:PATH`: a local Hugging Face folder (bench.models.huggingface), the one prefix that is not a module ---
+
+
+def is_huggingface(spec: str) -> bool:
+    return spec.startswith("hf:")
+
+
+def code_module(spec: str) -> str:
+    """The module whose source closure builds the model (cache keys): the factory's, or the HF wrapper's."""
+    return "bench.models.huggingface" if is_huggingface(spec) else spec.partition(":")[0]
+
+
+def check_suite(spec: str, suite: Suite) -> None:
+    """`hf:PATH` only: its labels and channels against the suite's, one line naming a mismatch."""
+    if is_huggingface(spec):
+        from bench.models.huggingface import check_suite_fits
+
+        check_suite_fits(spec, suite)
+
+
+# --- `package.module:factory` ---
+
+
 def load_factory(spec: str) -> Callable[..., Any]:
+    if is_huggingface(spec):
+        from bench.models.huggingface import build_hf, load_config
+
+        load_config(spec)  # the folder, its config.json and transformers, checked now
+        return lambda in_channels, num_classes: build_hf(spec, in_channels, num_classes)
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise UsageError(f"--model '{spec}' is not of the form package.module:factory")
@@ -46,7 +76,7 @@ def load_factory(spec: str) -> Callable[..., Any]:
 
 def source_file(spec: str) -> Path:
     """The factory's module file, so a changed model invalidates cached checkpoints and artifacts."""
-    module = importlib.import_module(spec.partition(":")[0])
+    module = importlib.import_module(code_module(spec))
     return Path(module.__file__ or "")
 
 
@@ -54,6 +84,10 @@ def build_external(spec: str, in_channels: int, num_classes: int) -> nn.Module:
     """Call the factory; `in_channels` / `num_classes` are passed when it accepts them by name."""
     from torch import nn
 
+    if is_huggingface(spec):
+        from bench.models.huggingface import build_hf
+
+        return build_hf(spec, in_channels, num_classes)
     factory = load_factory(spec)
     try:
         parameters: Mapping[str, inspect.Parameter] = inspect.signature(factory).parameters

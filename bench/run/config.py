@@ -144,6 +144,7 @@ class RunConfig:
         for name in self.models:
             if external.is_external(name):
                 for suite in suites:
+                    external.check_suite(name, suite)  # hf:PATH: its labels and channels against the suite's
                     model = external.build_external(name, suite.in_channels, suite.num_classes)
                     external.check_output_shape(model, name, suite.in_channels, suite.input_size, suite.num_classes)
             elif name not in valid_models:
@@ -159,6 +160,8 @@ class RunConfig:
         for option, path in (("--weights", self.weights), ("--onnx", self.onnx), ("--checkpoint", self.checkpoint)):
             if path is not None and len(self.models) != 1:
                 raise UsageError(f"{option} needs exactly one model in --models (got {len(self.models)})")
+        if self.weights is not None and external.is_huggingface(self.models[0]):
+            raise UsageError(f"--weights: --models {self.models[0]} brings its own weights (its folder's); drop it")
         if self.weights is not None and not self.weights.is_file():
             raise UsageError(f"--weights '{self.weights}' does not exist")
         if self.checkpoint is not None:

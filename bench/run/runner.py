@@ -135,6 +135,7 @@ def prepare_references(
 ) -> tuple[dict[tuple[str, str], tuple[Path, Path]], dict[str, Path]]:
     """(checkpoint, reference logits) per (suite name, model), trained or imported first, for every pair or
     only those of `groups` (a shard's); a user's ONNX per suite name."""
+    from bench.models.external import is_huggingface
     from bench.run.references import reference_outputs
     from bench.training.checkpoints import ensure_checkpoint, imported_checkpoint
     from bench.training.recipes import suite_recipe
@@ -151,7 +152,7 @@ def prepare_references(
                 continue
             if config.checkpoint is not None:  # checked by validate: the same file on every machine
                 checkpoint = config.checkpoint.resolve()
-            elif config.weights is not None:
+            elif config.weights is not None or is_huggingface(model):  # hf:PATH: the folder's own weights
                 checkpoint = imported_checkpoint(model, suite, config.weights, progress=config.progress)
             else:
                 recipe_name, recipe = suite_recipe(model, suite)

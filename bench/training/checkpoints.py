@@ -13,7 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.cache import atomic_write_bytes, cache_root, code_digest, file_digest, library_versions, stable_hash
+from bench.cache import (
+    NUMERICAL_LIBRARIES,
+    atomic_write_bytes,
+    cache_root,
+    code_digest,
+    file_digest,
+    library_versions,
+    stable_hash,
+)
 from bench.data.suite import Suite
 from bench.errors import UsageError
 from bench.models import create_model, get_model_entry
@@ -31,12 +39,20 @@ def checkpoint_key(model_name: str, suite: Suite, recipe: Recipe) -> str:
             "code": code_digest(get_model_entry(model_name).module, "bench.training.trainer"),
             "suite": suite.config(include_tuning=False),
             "recipe": asdict(recipe),
-            "libraries": library_versions(),
+            "libraries": _libraries(model_name),
         }
     )
 
 
+def _libraries(model_name: str) -> dict[str, str | None]:
+    """The numerical libraries' versions, and transformers' for a model it builds (its code is the model's)."""
+    hf = get_model_entry(model_name).module in ("bench.models.huggingface", "bench.models.segformer_b0")
+    return library_versions((*NUMERICAL_LIBRARIES, "transformers") if hf else NUMERICAL_LIBRARIES)
+
+
 def _file_label(model_name: str) -> str:
+    if model_name.startswith("hf:"):  # the folder's name: a path may be long (the key tells folders apart)
+        return "hf_" + Path(model_name[3:]).name
     return model_name.replace(":", "_").replace("/", "_")
 
 
@@ -78,17 +94,26 @@ def ensure_checkpoint(
     return path
 
 
-def imported_checkpoint(model_name: str, suite: Suite, weights: Path, progress: bool = True) -> Path:
-    """A checkpoint from a user's own weights (--weights): loaded strictly with `weights_only=True`,
-    scored on the evaluation split so the reference's quality is on record, cached by content."""
-    from bench.models.external import check_output_shape, load_weights, read_state_dict
+def imported_checkpoint(model_name: str, suite: Suite, weights: Path | None, progress: bool = True) -> Path:
+    """A checkpoint from a user's own weights (--weights), or from the weights an `hf:PATH` folder brings
+    (`weights` None): loaded strictly with `weights_only=True` (a folder: by `from_pretrained`), scored on
+    the evaluation split so the reference's quality is on record, cached by content."""
+    from bench.models.external import check_output_shape, is_huggingface, load_weights, read_state_dict
 
+    if weights is None and not is_huggingface(model_name):
+        raise ValueError(f"model '{model_name}' brings no weights of its own; name a weights file")
+    if weights is None:
+        from bench.models.huggingface import weight_files
+
+        source: Any = {p.name: file_digest(p) for p in weight_files(model_name)}
+    else:
+        source = file_digest(weights)
     key = stable_hash(
         {
             "model": model_name,
             "code": code_digest(get_model_entry(model_name).module, "bench.training.trainer"),
-            "libraries": library_versions(),
-            "weights": file_digest(weights),
+            "libraries": _libraries(model_name),
+            "weights": source,
             "suite": suite.config(include_tuning=False),
         }
     )
@@ -96,14 +121,15 @@ def imported_checkpoint(model_name: str, suite: Suite, weights: Path, progress: 
     if path.exists():
         return path
     model = create_model(model_name, suite.in_channels, suite.num_classes)
-    load_weights(model, read_state_dict(weights), weights)
+    if weights is not None:
+        load_weights(model, read_state_dict(weights), weights)
     check_output_shape(model, model_name, suite.in_channels, suite.input_size, suite.num_classes)
     scores = evaluate_model(model, suite)
     meta: dict[str, Any] = {
         "model": model_name,
         "suite": suite.name,
         "recipe": None,
-        "weights_file": str(weights),
+        "weights_file": str(weights if weights is not None else model_name),
         "loss_curve": [],
         "train_seconds": 0.0,
         "evaluation_dice": scores.dice,
