@@ -131,6 +131,10 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "tests/bench/models/test_zoo.py",
         "the two mobile encoders, through the models built on them and torchvision's exact parameter counts",
     ),
+    "bench/models/segformer_b0.py": (
+        "tests/bench/models/test_huggingface.py",
+        "built, sized, exported and exported strictly for PT2E there, beside the hf: folders it shares code with",
+    ),
     "bench/models/hrnet_w18_small.py": (
         "tests/bench/models/test_zoo.py",
         "every zoo model is tested by name: shape, graph capture, backends, Grad-CAM layers, parameters",

@@ -111,7 +111,7 @@ def test_the_checkpoint_key_covers_the_model_code_the_trainer_and_the_libraries(
     before = checkpoints.checkpoint_key("unet", suite, DEFAULT_RECIPE)
     assert seen == [("bench.models.unet", "bench.training.trainer")]
     versions = cache.library_versions()
-    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**versions, "torch": "9.9"})
+    monkeypatch.setattr(checkpoints, "library_versions", lambda names=(): {**versions, "torch": "9.9"})
     assert checkpoints.checkpoint_key("unet", suite, DEFAULT_RECIPE) != before
 
 
