@@ -62,6 +62,15 @@ class Session(ABC):
         self.synchronize()
         return time.perf_counter_ns() - start
 
+    def time_end_to_end(self, batch: np.ndarray) -> int:
+        """Nanoseconds from a host batch to host logits, by the host's clock: `to_input` (the copy to the
+        device), `run`, `to_numpy` (the copy back) and a synchronize, as trtexec's end-to-end latency counts
+        them beside its compute-only GPU time. What `time_call` leaves out on a GPU session."""
+        start = time.perf_counter_ns()
+        self.to_numpy(self.run(self.to_input(batch)))
+        self.synchronize()
+        return time.perf_counter_ns() - start
+
     def throughput_settings(self, batch_sizes: Sequence[int], threads: int) -> list[ThroughputSetting]:
         """The ways of running this session that `--scenario offline` tries (and `server` chooses from, at
         the run's batch size), each measured for its sustained images/s. Default: every batch size with one

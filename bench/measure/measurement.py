@@ -12,6 +12,8 @@ import numpy as np
 from bench.measure.contention import Contention
 from bench.measure.timing import LatencyStats
 
+E2E_METHOD = "perf_counter_ns: host batch to host logits (to_input, run, to_numpy, synchronize)"
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -32,6 +34,8 @@ class Measurement:
     sample_rounds: np.ndarray | None = None  # the round of every sample
     contention: Contention | None = None  # filled by the parent, which watched the timed windows
     timing_priority: str | None = None  # what the timed calls ran at (bench.measure.priority), last round's
+    # a GPU cell's host-to-host calls (Session.time_end_to_end), taken in the same counted rounds; None on CPU
+    end_to_end_ns: np.ndarray | None = None
 
     @property
     def backend_rss_mib(self) -> float | None:
@@ -71,4 +75,18 @@ class Measurement:
             "allocator": self.allocator,
             "peak_device_mib": self.peak_device_mib,
             "device_memory_method": self.device_memory_method,
+            **self._end_to_end_columns(),
+        }
+
+    def _end_to_end_columns(self) -> dict[str, Any]:
+        """`latency_e2e_*`: host batch in, host logits out, copies included (trtexec's end-to-end latency),
+        beside the compute-only `latency_*` a GPU cell's CUDA events measure."""
+        if self.end_to_end_ns is None or not len(self.end_to_end_ns):
+            return {}
+        samples = self.end_to_end_ns.astype(np.float64) / 1e6
+        return {
+            "latency_e2e_p50_ms": float(np.percentile(samples, 50)),
+            "latency_e2e_p99_ms": float(np.percentile(samples, 99)),
+            "latency_e2e_iterations": int(len(samples)),
+            "latency_e2e_method": E2E_METHOD,
         }

@@ -206,6 +206,12 @@ COLUMNS: tuple[Column, ...] = (
         _declare(f"latency_{statistic}_ms", "latency", "lower", "ms", LATENCY_THRESHOLD, relative=True)
         for statistic in ("p50", "p90", "p99", "mean", "min", "max")
     ),
+    # a GPU cell's end-to-end latency: host batch in, host logits out (Measurement.end_to_end_ns)
+    *(
+        _declare(f"latency_e2e_{statistic}_ms", "latency", "lower", "ms", LATENCY_THRESHOLD, relative=True)
+        for statistic in ("p50", "p99")
+    ),
+    *_informational("latency_e2e_iterations", "latency_e2e_method"),
     _declare("throughput_ips", "speed", "higher", "images/s"),
     _declare("speedup_vs_fp32", "speed", "higher", "x", against_reference=True),
     # share of peak (bench/measure/roofline.py): the float ONNX graph's MACs at the p50 latency

@@ -94,7 +94,12 @@ def load(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) -> 
     inputs = session.to_input(batch)
     session.reset_device_memory()
     context.state.update(
-        session=session, inputs=inputs, memory_method=memory_method, allocator=allocator, baseline_rss_mib=baseline
+        session=session,
+        inputs=inputs,
+        batch=batch,
+        memory_method=memory_method,
+        allocator=allocator,
+        baseline_rss_mib=baseline,
     )
 
 
@@ -121,6 +126,10 @@ def time_round(context: WorkerContext, spec: CellSpec) -> tuple[int, float, floa
         samples = run_round(
             lambda: session.time_call(inputs), seconds, calls, spec.timing.round_warmup_calls, spec.timing.max_iters
         )
+        if spec.device == "cuda":  # the same round, host batch to host logits (docs/timing.md: end to end)
+            batch = context.state["batch"]
+            end_to_end = run_round(lambda: session.time_end_to_end(batch), 0.0, max(1, len(samples) // 2), 1)
+            context.state.setdefault("end_to_end", {})[len(context.state["samples"])] = end_to_end
     context.state["timing_priority"] = grant.describe()
     context.state["samples"].append(samples)
     return len(samples), float(samples.sum()) / 1e9, float(np.median(samples)) / 1e6
@@ -171,7 +180,16 @@ def measurement(context: WorkerContext, spec: CellSpec, rounds: list[int]) -> Me
         peak_device_mib=device_peak[0] if device_peak else None,
         device_memory_method=device_peak[1] if device_peak else None,
         timing_priority=context.state.get("timing_priority"),
+        end_to_end_ns=_counted_end_to_end(context.state.get("end_to_end"), rounds),
     )
+
+
+def _counted_end_to_end(by_round: dict[int, np.ndarray] | None, rounds: list[int]) -> np.ndarray | None:
+    """The end-to-end samples of the counted rounds (a GPU cell's); None where none were taken."""
+    if not by_round:
+        return None
+    kept = [by_round[i] for i in rounds if i in by_round]
+    return np.concatenate(kept) if kept else None
 
 
 def evaluation_peak(context: WorkerContext) -> float:

@@ -55,3 +55,23 @@ def test_device_memory_peak_is_reported(tmp_path):
     session.synchronize()
     peak, method = session.device_memory_peak()
     assert peak > 1 and method == "torch.cuda.max_memory_allocated"
+
+
+def test_end_to_end_latency_adds_the_copies_to_the_compute(tmp_path):
+    """Host batch to host logits (4 x 256 x 256 in, 4 x 2 x 256 x 256 out): never less than the compute
+    alone, and as much more as the two copies take (each measured on its own here)."""
+    _, x, session = _session(tmp_path, "fp32")
+    inputs = session.to_input(x)
+    for _ in range(10):
+        session.time_call(inputs)
+        session.time_end_to_end(x)
+    compute = np.median([session.time_call(inputs) for _ in range(50)])
+    end_to_end = np.median([session.time_end_to_end(x) for _ in range(50)])
+    copies = []
+    for _ in range(50):
+        start = time.perf_counter_ns()
+        session.to_numpy(session.to_input(x))
+        session.synchronize()
+        copies.append(time.perf_counter_ns() - start)
+    assert end_to_end > compute
+    assert end_to_end == pytest.approx(compute + np.median(copies), rel=0.5)
