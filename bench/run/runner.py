@@ -5,7 +5,7 @@ computes the fp32 reference predictions once, and only then creates the run fold
 touches nothing on disk. Every cell then runs its stages in worker processes (`bench.run.cell`); a
 cell that crashes, is killed or times out yields an error row, and the run goes on.
 
-Over 400 lines (469) for now: the run's order of events (validate, references, folder, groups, cells,
+Over 400 lines (481) for now: the run's order of events (validate, references, folder, groups, cells,
 end-of-run verdicts) reads as one story from top to bottom; the pieces with logic of their own already
 live apart (cell.py, rounds.py, matrix.py, references.py, stages.py), and what is left are the short
 functions that tie them together in that order.
