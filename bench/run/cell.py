@@ -257,6 +257,7 @@ class MeasuringCell:
         try:
             with self.worker as worker:
                 profiled = self._profile(worker, measured.stats.p50_ms, self._profile_calls(used, timing))
+                self._count_graph(worker)
         except WorkerFailed as exc:
             return _failed(spec, budget, str(exc))
         rounds = [self.rounds[i] for i in used]
@@ -325,6 +326,14 @@ class MeasuringCell:
             return spec.profile_calls
         p50 = self.median_p50_ms(used)
         return spec.slow_int8_profile_calls if p50 is not None and p50 > timing.reference_p50_ms else 0
+
+    def _count_graph(self, worker: Worker) -> None:
+        """The model's MAC count, cached for the share of peak (`stages.cache_graph_count`), last in the
+        measuring worker; a count that fails costs nothing here (the roofline stage meets it and says so)."""
+        try:
+            self.budget.call(worker, stages.cache_graph_count, self.spec)
+        except WorkerFailed:  # a timeout too: the worker is gone, everything measured is kept
+            pass
 
     def _profile(self, worker: Worker, p50_ms: float, calls: int) -> ProfileResult | None:
         """The profiled pass (`--profile`, or an int8 cell slower than fp32), last in the measuring worker;

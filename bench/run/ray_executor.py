@@ -17,7 +17,7 @@ task finishes, with the node that measured them (`node`, `hostname`, `machine` c
 `env.json` in `nodes.json`; with `--per-node` each node gets its own run folder under `nodes/`, so
 `segbench compare --by machine nodes/A nodes/B` is the hardware report.
 
-Over 400 lines (417) for now: connecting, choosing nodes, shipping a group and taking its files back are
+Over 400 lines (419) for now: connecting, choosing nodes, shipping a group and taking its files back are
 one protocol with Ray's API, tested against one local cluster (tests/bench/run/test_ray_executor.py);
 splitting it would spread that protocol over modules that only make sense together.
 """

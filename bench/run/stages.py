@@ -297,6 +297,23 @@ def explain(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) 
     )
 
 
+def cache_graph_count(context: WorkerContext, spec: CellSpec) -> None:
+    """The model's MAC count into the cache (`bench.run.roofline.count_record`), counted in the cell's
+    measuring worker where it is missing: a worker of its own would cost a process start per model and run
+    (what `RooflineStage` then reads; it counts in a worker only what is still missing, a failure too)."""
+    from bench.run.roofline import count_record
+
+    record = count_record(spec)
+    if record.is_file():
+        return
+    found = count_graph(context, spec)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(found.to_json())
+    except OSError:
+        pass  # a read-only cache: RooflineStage counts it again
+
+
 def count_graph(context: WorkerContext, spec: CellSpec) -> GraphCount:
     """The float model's MACs and traffic per image (bench/onnx/macs.py): the user's ONNX file where the
     cell runs one (--onnx), else the checkpoint's model exported at batch 1 to a temporary file."""
