@@ -145,7 +145,23 @@ class InvertedResidual(nn.Module):
         return x + out if self.residual else out
 
 
-class MobileNetV2Encoder(nn.Module):
+class LowHighEncoder(nn.Module):
+    """An encoder whose `features` run in order and which returns (the output of `features[LOW_INDEX]`,
+    the last one's): the low-level and high-level features a segmentation head takes."""
+
+    LOW_INDEX: int
+    features: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        low = x
+        for i, block in enumerate(self.features):
+            x = block(x)
+            if i == self.LOW_INDEX:
+                low = x
+        return low, x
+
+
+class MobileNetV2Encoder(LowHighEncoder):
     """MobileNetV2 `features` without the final 1x1 conv to 1280 (as DeepLab's `layer_18` endpoint):
     returns (the 24-channel stride-4 stage's output, the 320-channel output at stride 16)."""
 
@@ -168,16 +184,8 @@ class MobileNetV2Encoder(nn.Module):
                 cin = c
         self.features = nn.Sequential(*blocks)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low = x
-        for i, block in enumerate(self.features):
-            x = block(x)
-            if i == self.LOW_INDEX:
-                low = x
-        return low, x
 
-
-class MobileNetV3LargeEncoder(nn.Module):
+class MobileNetV3LargeEncoder(LowHighEncoder):
     """MobileNetV3-Large `features` (stem, 15 blocks, final 1x1 conv + hard-swish to 960), dilated: returns
     ('low', 'high') as torchvision's LR-ASPP takes them: the output of `features.4` (the first block of
     the stride-8 stage, 40 channels; torchvision picks the first block of each stage) and of `features.16`
@@ -198,14 +206,6 @@ class MobileNetV3LargeEncoder(nn.Module):
             cin = cout
         blocks.append(ConvBNAct(cin, V3_LAST, 1, act="HS"))
         self.features = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low = x
-        for i, block in enumerate(self.features):
-            x = block(x)
-            if i == self.LOW_INDEX:
-                low = x
-        return low, x
 
 
 def init_weights(model: nn.Module) -> None:
