@@ -135,6 +135,10 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "tests/bench/models/test_huggingface.py",
         "built, sized, exported and exported strictly for PT2E there, beside the hf: folders it shares code with",
     ),
+    "bench/run/count_cache.py": (
+        "tests/bench/run/test_roofline.py",
+        "the count's cache key, written and read there (another model, another ONNX file, a failure not kept)",
+    ),
     "bench/models/hrnet_w18_small.py": (
         "tests/bench/models/test_zoo.py",
         "every zoo model is tested by name: shape, graph capture, backends, Grad-CAM layers, parameters",

@@ -1,6 +1,7 @@
 """The roofline stage of a run, in the parent after each group's timing: the machine's peaks (measured
-once per machine, `bench.measure.peaks`), each model's MACs per image (counted once per model, in a worker
-of its own, and kept in the cache), and the `Roofline` record every measured row gets from them.
+once per machine, `bench.measure.peaks`), each model's MACs per image (counted once per model, by the first
+cell's measuring worker or else in a worker of its own, and kept in the cache: `bench.run.count_cache`),
+and the `Roofline` record every measured row gets from them.
 
 Never a cause of a failed cell: a count that fails gives its rows `roofline_status` `error: <one line>`
 (the traceback in the cell's log file), a row without a peak for its precision or device `unavailable:
@@ -13,12 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.cache import cache_root, code_digest, file_digest, library_versions, stable_hash
 from bench.errors import one_line
 from bench.measure.peaks import MachinePeaks, machine_peaks, peaks_record
 from bench.measure.roofline import Roofline
 from bench.onnx.macs import GraphCount
 from bench.run import stages
+from bench.run.count_cache import count_record
 from bench.run.isolation import Budget, Worker, WorkerFailed
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from bench.run.cell import CellOutcome
     from bench.run.config import RunConfig
     from bench.run.matrix import CellSpec
-
-COUNT_LIBRARIES = ("torch", "onnx", "onnxscript")  # the exporter and the shape inference the count rests on
 
 
 def run_peaks(config: RunConfig) -> MachinePeaks:
@@ -62,24 +61,6 @@ def peaks_env(peaks: MachinePeaks) -> dict[str, object]:
 
     theoretical = machine_theoretical_peaks(peaks.threads) if peaks.status == "ok" else None
     return {"peaks": {"measured": peaks.record(), "theoretical": theoretical}}
-
-
-def count_record(spec: CellSpec) -> Path:
-    """Where a model's count is kept: keyed on the user's ONNX file's bytes (--onnx), else on the
-    checkpoint's, the model and the suite (its input shape), and on the counting code and libraries."""
-    source = {"onnx": file_digest(spec.onnx)} if spec.onnx is not None else {"checkpoint": spec.checkpoint_digest}
-    key = stable_hash(
-        {
-            **source,
-            "model": spec.model,
-            "suite": spec.suite_file or spec.suite,
-            "splits": spec.splits,
-            **({"input_size": list(spec.input_size)} if spec.input_size is not None else {}),  # a swept size
-            "code": code_digest("bench.onnx.macs"),
-            "libraries": library_versions(COUNT_LIBRARIES),
-        }
-    )
-    return cache_root() / "graph-count" / f"{key}.json"
 
 
 class RooflineStage:

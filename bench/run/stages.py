@@ -298,10 +298,10 @@ def explain(context: WorkerContext, spec: CellSpec, prepared: PreparedArtifact) 
 
 
 def cache_graph_count(context: WorkerContext, spec: CellSpec) -> None:
-    """The model's MAC count into the cache (`bench.run.roofline.count_record`), counted in the cell's
+    """The model's MAC count into the cache (`bench.run.count_cache.count_record`), counted in the cell's
     measuring worker where it is missing: a worker of its own would cost a process start per model and run
     (what `RooflineStage` then reads; it counts in a worker only what is still missing, a failure too)."""
-    from bench.run.roofline import count_record
+    from bench.run.count_cache import count_record
 
     record = count_record(spec)
     if record.is_file():

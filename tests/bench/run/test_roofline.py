@@ -19,8 +19,9 @@ from bench.onnx.macs import GraphCount
 from bench.run import roofline as stage_module
 from bench.run.cell import CellOutcome
 from bench.run.config import RunConfig
+from bench.run.count_cache import count_record
 from bench.run.matrix import CellSpec
-from bench.run.roofline import RooflineStage, count_record, peaks_env, peaks_line, run_peaks
+from bench.run.roofline import RooflineStage, peaks_env, peaks_line, run_peaks
 from tests.bench.onnx.test_macs import TOTAL, hand_graph
 
 PEAKS = MachinePeaks(2, {"fp32": 100.0, "int8": 400.0, "bf16": 200.0}, {}, 25.0, measure_s=1.25)
