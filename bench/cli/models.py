@@ -65,23 +65,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(tabulate(rows, headers=["suite", "source", "classes", "input (HxW)", "data", "description"]))
     elif args.what == "models":
         from bench.models import create_model, list_models
+        from bench.output.capture import captured_command
 
         rows = []
-        for name in list_models():
-            try:
-                model = create_model(name, 3, 2)
-            except UsageError as exc:  # an optional library missing (segformer-b0: transformers)
-                rows.append((name, "", "", f"unavailable: {exc}"))
-                continue
-            layers = getattr(model, "gradcam_layers", {})
-            rows.append(
-                (
-                    name,
-                    f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
-                    getattr(model, "gradcam_layer", ""),
-                    ", ".join(f"{k}={v}" for k, v in layers.items()),
+        with captured_command():  # building segformer-b0 imports transformers, and torchao prints what it lacks
+            for name in list_models():
+                try:
+                    model = create_model(name, 3, 2)
+                except UsageError as exc:  # an optional library missing (segformer-b0: transformers)
+                    rows.append((name, "", "", f"unavailable: {exc}"))
+                    continue
+                layers = getattr(model, "gradcam_layers", {})
+                rows.append(
+                    (
+                        name,
+                        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
+                        getattr(model, "gradcam_layer", ""),
+                        ", ".join(f"{k}={v}" for k, v in layers.items()),
+                    )
                 )
-            )
         print(tabulate(rows, headers=["model", "parameters (3 in, 2 classes)", "grad-cam layer", "other layers"]))
     else:
         from bench.backend import get_backend, list_backends
