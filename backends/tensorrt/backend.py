@@ -1,6 +1,6 @@
 """TensorRT engines built from the exported ONNX graph, strongly typed, in int8 and fp16.
 
-Over 400 lines (636), and kept whole: TensorRT cannot be installed where segbench is developed and
+Over 400 lines (638), and kept whole: TensorRT cannot be installed where segbench is developed and
 tested, so only its unavailable path and the mocked builder checks run here (tests/backends/tensorrt/).
 Splitting the builder from the session would move code that no test here can run; it waits for a GPU
 machine with TensorRT to confirm it. Its graphs already live apart (backends/tensorrt/graph.py).

@@ -1,6 +1,6 @@
 """PyTorch 2 export (PT2E) post-training static int8 quantization with torchao, lowered by Inductor on x86.
 
-Over 400 lines (about 520), and kept whole: strict export, the annotation check, float fallback, the
+Over 400 lines (524), and kept whole: strict export, the annotation check, float fallback, the
 Inductor lowering and the check of the compiled program against the uncompiled one are one runtime's
 path, each step reading what the one before wrote; what other modules use of it already lives apart
 (pt2e_cut.py, fakequant.py, profile_layers.py, layer_sqnr.py).
