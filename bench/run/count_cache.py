@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from bench.cache import cache_root, code_digest, file_digest, library_versions, stable_hash
 
 if TYPE_CHECKING:
+    from bench.onnx.macs import GraphCount
     from bench.run.matrix import CellSpec
 
 COUNT_LIBRARIES = ("torch", "onnx", "onnxscript")  # the exporter and the shape inference the count rests on
@@ -32,3 +33,12 @@ def count_record(spec: CellSpec) -> Path:
         }
     )
     return cache_root() / "graph-count" / f"{key}.json"
+
+
+def store_count(record: Path, found: GraphCount) -> None:
+    """A count into the cache; a read-only cache keeps nothing (the count is taken again next time)."""
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(found.to_json())
+    except OSError:
+        pass

@@ -19,7 +19,7 @@ from bench.measure.peaks import MachinePeaks, machine_peaks, peaks_record
 from bench.measure.roofline import Roofline
 from bench.onnx.macs import GraphCount
 from bench.run import stages
-from bench.run.count_cache import count_record
+from bench.run.count_cache import count_record, store_count
 from bench.run.isolation import Budget, Worker, WorkerFailed
 
 if TYPE_CHECKING:
@@ -80,11 +80,7 @@ class RooflineStage:
         except (OSError, ValueError, TypeError, KeyError):
             found = self._counted(spec, on_stage)
             if isinstance(found, GraphCount):
-                try:
-                    record.parent.mkdir(parents=True, exist_ok=True)
-                    record.write_text(found.to_json())
-                except OSError:
-                    pass  # a read-only cache: counted again next run
+                store_count(record, found)
         self._counts[record] = found
         return found
 

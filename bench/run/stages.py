@@ -126,7 +126,7 @@ def time_round(context: WorkerContext, spec: CellSpec) -> tuple[int, float, floa
         samples = run_round(
             lambda: session.time_call(inputs), seconds, calls, spec.timing.round_warmup_calls, spec.timing.max_iters
         )
-        if spec.device == "cuda":  # the same round, host batch to host logits (docs/timing.md: end to end)
+        if spec.device == "cuda":  # the same round, host batch to host logits (docs/backends.md: end to end)
             batch = context.state["batch"]
             end_to_end = run_round(lambda: session.time_end_to_end(batch), 0.0, max(1, len(samples) // 2), 1)
             context.state.setdefault("end_to_end", {})[len(context.state["samples"])] = end_to_end
@@ -301,17 +301,11 @@ def cache_graph_count(context: WorkerContext, spec: CellSpec) -> None:
     """The model's MAC count into the cache (`bench.run.count_cache.count_record`), counted in the cell's
     measuring worker where it is missing: a worker of its own would cost a process start per model and run
     (what `RooflineStage` then reads; it counts in a worker only what is still missing, a failure too)."""
-    from bench.run.count_cache import count_record
+    from bench.run.count_cache import count_record, store_count
 
     record = count_record(spec)
-    if record.is_file():
-        return
-    found = count_graph(context, spec)
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(found.to_json())
-    except OSError:
-        pass  # a read-only cache: RooflineStage counts it again
+    if not record.is_file():
+        store_count(record, count_graph(context, spec))
 
 
 def count_graph(context: WorkerContext, spec: CellSpec) -> GraphCount:
