@@ -195,6 +195,17 @@ def _op_name(graph_module: torch.fx.GraphModule, node: torch.fx.Node) -> str:
     return getattr(node.target, "__name__", str(node.target)).rstrip("_")
 
 
+def _label(graph_module: torch.fx.GraphModule, node: torch.fx.Node, name: str) -> str:
+    """`name`, with ` (depthwise)` (a group per input channel) or ` (grouped)` for a grouped conv module."""
+    if node.op != "call_module":
+        return name
+    module = graph_module.get_submodule(str(node.target))
+    groups = getattr(module, "groups", 1)
+    if not isinstance(groups, int) or groups <= 1:
+        return name
+    return f"{name} ({'depthwise' if groups == getattr(module, 'in_channels', None) else 'grouped'})"
+
+
 def _tensors(tree: Any) -> list[torch.Tensor]:
     return [leaf for leaf in torch.utils._pytree.tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
 
@@ -202,7 +213,8 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
 def fx_coverage(graph_module: torch.fx.GraphModule, example: torch.Tensor) -> OpCoverage:
     """Run the converted graph once and classify every compute node by the tensors it really sees:
     int8 when it consumes or produces a quantized tensor, float otherwise. Q/DQ boundaries and nodes
-    that return no tensor (shape arithmetic) are not counted."""
+    that return no tensor (shape arithmetic) are not counted. A grouped conv module is counted as
+    `<module> (depthwise)` or `<module> (grouped)`."""
     int8: Counter[str] = Counter()
     floating: Counter[str] = Counter()
     boundaries: Counter[str] = Counter()
@@ -218,9 +230,9 @@ def fx_coverage(graph_module: torch.fx.GraphModule, example: torch.Tensor) -> Op
             if name in BOUNDARY_OPS:
                 boundaries[name] += 1
             elif any(t.is_quantized for t in inputs + outputs):
-                int8[name] += 1
+                int8[_label(graph_module, node, name)] += 1
             elif outputs:
-                floating[name] += 1
+                floating[_label(graph_module, node, name)] += 1
             return result
 
     with torch.no_grad():
