@@ -176,15 +176,32 @@ def inaccurate_transposed_convs(converted: torch.fx.GraphModule, example: torch.
     return {name: error for name, error in errors.items() if error > MAX_TRANSPOSED_CONV_ERROR}
 
 
+def _trace_site(exc: BaseException) -> str:
+    """Where the model's own code was when tracing failed: the innermost frame outside torch and this
+    module, as `file.py:line in function: code`; "" when there is none."""
+    import traceback
+
+    tracer_side = (str(Path(torch.__file__).parent), str(Path(__file__)))
+    own = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(tracer_side)]
+    if not own:
+        return ""
+    frame = own[-1]
+    return f" at {Path(frame.filename).name}:{frame.lineno} in {frame.name}" + (f": {frame.line}" if frame.line else "")
+
+
 def _check_traceable(model: nn.Module, model_name: str) -> None:
-    """FX needs a static graph; fail with the tracer's reason instead of a deep prepare_fx traceback."""
+    """FX needs a static graph; fail with the tracer's reason (its first sentence) and the line of the
+    model's code it failed on, instead of a deep prepare_fx traceback."""
     try:
         torch.fx.symbolic_trace(model)
     except Exception as exc:
         hint = ""
         if any(type(m).__module__.startswith("transformers.") for m in model.modules()):
             hint = " (a transformers model: its code on tensor shapes does not trace; transformers 5 has no FX tracer)"
-        raise RuntimeError(f"FX symbolic tracing failed for model '{model_name}'{hint}: {_one_line(exc)}") from exc
+        reason = _one_line(exc).split(". ")[0].rstrip(".")
+        raise RuntimeError(
+            f"FX symbolic tracing failed for model '{model_name}'{hint}: {reason}{_trace_site(exc)}"
+        ) from exc
 
 
 def _op_name(graph_module: torch.fx.GraphModule, node: torch.fx.Node) -> str:

@@ -225,6 +225,8 @@ def test_untraceable_model_raises_a_one_line_reason(model, reason, tmp_path):
         _prepare(model.eval(), calibration, tmp_path, name="untraceable")
     message = str(failed.value)
     assert reason in message and "\n" not in message
+    assert " at test_fx_int8.py:" in message and " in forward: " in message  # the model's line that failed
+    assert "See the torch.fx docs" not in message  # the tracer's first sentence only
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
