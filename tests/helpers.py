@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from bench.backend import Artifact, Backend, PrepareContext
@@ -17,6 +18,36 @@ from bench.run.artifacts import prepare_into
 
 # The real data sets beside the checkout (../shared/data); tests that need them skip cleanly without them.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class TinyTransformer(nn.Module):
+    """The op types a SegFormer block has, on (N, 3, H, W) in a few hundred weights: a dense and a depthwise
+    conv, LayerNorm, two Linears, a MatMul between activations (attention scores) and another (scores times
+    values), Softmax, the residual Add, GELU, and a 1x1 conv head to 2 classes."""
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, channels, 3, padding=1)
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.norm = nn.LayerNorm(channels)
+        self.query = nn.Linear(channels, channels)
+        self.proj = nn.Linear(channels, channels)
+        self.head = nn.Conv2d(channels, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.depthwise(self.patch(x))
+        n, c, h, w = y.shape
+        tokens = self.norm(y.flatten(2).transpose(1, 2))  # (N, HW, C)
+        scores = torch.softmax(torch.matmul(self.query(tokens), tokens.transpose(1, 2)) * c**-0.5, dim=-1)
+        tokens = nn.functional.gelu(tokens + self.proj(torch.matmul(scores, tokens)))
+        return self.head(tokens.transpose(1, 2).reshape(n, c, h, w))
+
+
+def tiny_transformer() -> tuple[nn.Module, np.ndarray]:
+    """A `TinyTransformer` (seeded random weights, eval mode) and 4 calibration images of 3x8x8."""
+    torch.manual_seed(0)
+    calibration = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    return TinyTransformer().eval(), calibration
 
 
 def prepare(

@@ -12,7 +12,10 @@ runtimes that consume segbench's Q/DQ graphs read them differently.
   of DequantizeLinear and its outputs go only into QuantizeLinear.
 
 Neither counts QuantizeLinear/DequantizeLinear (they only enter or leave the int8 domain) or shape
-bookkeeping and layout reorders.
+bookkeeping and layout reorders: a Concat, Gather or Slice that computes a Resize's output size from a
+`Shape` is shape arithmetic, not a float op of the model. A convolution with one input channel per group
+is counted as `<op> (depthwise)` (`QLinearConv (depthwise)`, `Conv (depthwise)`), another grouped one as
+`<op> (grouped)`, so that a depthwise layer left in float is told apart from a dense one.
 """
 
 from __future__ import annotations
@@ -51,6 +54,48 @@ PASS_THROUGH_OPS = (
 )
 # Ops TensorRT runs as int8 GEMM/convolution kernels when both operands arrive dequantized.
 LINEAR_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+# Where shape arithmetic starts: ops whose output describes a tensor rather than computing on its values.
+SHAPE_SOURCES = ("Shape", "Size", "Constant", "ConstantOfShape")
+# Convolutions and where their weight is: the fused int8 kernels take (x, x_scale, x_zero_point, w, ...).
+CONV_WEIGHT_INPUT = {"Conv": 1, "FusedConv": 1, "NhwcConv": 1, "ConvInteger": 1, "QLinearConv": 3, "NhwcQLinearConv": 3}
+
+
+def shape_arithmetic(graph: Any) -> set[int]:
+    """Positions of the nodes that compute only on shapes and constants: the `SHAPE_SOURCES` and every node
+    all of whose inputs are their outputs or initializers (a Resize's size from Shape -> Concat -> Gather)."""
+    known = {init.name for init in graph.initializer}
+    found: set[int] = set()
+    for position, node in enumerate(graph.node):
+        inputs = [name for name in node.input if name]
+        if node.op_type in SHAPE_SOURCES or (inputs and all(name in known for name in inputs)):
+            if node.op_type not in BOUNDARY_OPS:  # a weight's DequantizeLinear is a boundary, counted as one
+                found.add(position)
+                known.update(node.output)
+    return found
+
+
+def weight_tensors(graph: Any) -> dict[str, Any]:
+    """Tensor name -> the initializer holding its values: the initializers, and the outputs of the
+    DequantizeLinear nodes that dequantize one (a Q/DQ graph's weights)."""
+    found = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input and node.input[0] in found:
+            found[node.output[0]] = found[node.input[0]]
+    return found
+
+
+def op_label(node: Any, weights: dict[str, Any]) -> str:
+    """The node's op type, with ` (depthwise)` (one input channel per group, read from the weight's shape) or
+    ` (grouped)` (any other group count above 1, or a weight whose shape is not in the file) for a convolution."""
+    position = CONV_WEIGHT_INPUT.get(node.op_type)
+    if position is None:
+        return str(node.op_type)
+    group = next((int(a.i) for a in node.attribute if a.name == "group"), 1)
+    if group <= 1:
+        return str(node.op_type)
+    weight = weights.get(node.input[position]) if len(node.input) > position else None
+    depthwise = weight is not None and len(weight.dims) > 1 and weight.dims[1] == 1
+    return f"{node.op_type} ({'depthwise' if depthwise else 'grouped'})"
 
 
 def fused_coverage(model: Any) -> OpCoverage:
@@ -60,8 +105,12 @@ def fused_coverage(model: Any) -> OpCoverage:
     int8: Counter[str] = Counter()
     floating: Counter[str] = Counter()
     boundaries: Counter[str] = Counter()
-    for node in model.graph.node:
+    shapes = shape_arithmetic(model.graph)
+    weights = weight_tensors(model.graph)
+    for position, node in enumerate(model.graph.node):
         op = node.op_type
+        if position in shapes:
+            continue
         if op in BOUNDARY_OPS or op in META_OPS:
             if op == "QuantizeLinear":
                 eight_bit.update(node.output)
@@ -70,9 +119,9 @@ def fused_coverage(model: Any) -> OpCoverage:
             continue
         if op.startswith(INT8_OP_PREFIXES) or (op in PASS_THROUGH_OPS and node.input and node.input[0] in eight_bit):
             eight_bit.update(node.output)
-            int8[op] += 1
+            int8[op_label(node, weights)] += 1
         else:
-            floating[op] += 1
+            floating[op_label(node, weights)] += 1
     return OpCoverage(int8=dict(int8), float=dict(floating), boundaries=dict(boundaries))
 
 
@@ -84,12 +133,14 @@ def explicit_qdq_coverage(model_or_path: Any) -> OpCoverage:
     int8: Counter[str] = Counter()
     floating: Counter[str] = Counter()
     boundaries: Counter[str] = Counter()
-    for node in index.graph.node:
+    shapes = shape_arithmetic(index.graph)
+    weights = weight_tensors(index.graph)
+    for position, node in enumerate(index.graph.node):
         op = node.op_type
         if op in BOUNDARY_OPS:
             boundaries[op] += 1
             continue
-        if op in META_OPS:
+        if op in META_OPS or position in shapes:
             continue
         if op in LINEAR_OPS:
             data = [name for name in node.input[:2] if name]
@@ -104,7 +155,7 @@ def explicit_qdq_coverage(model_or_path: Any) -> OpCoverage:
                 if name
             )
             quantized = bool(data) and all(name in dequantized for name in data) and outputs_quantized
-        (int8 if quantized else floating)[op] += 1
+        (int8 if quantized else floating)[op_label(node, weights)] += 1
     return OpCoverage(int8=dict(int8), float=dict(floating), boundaries=dict(boundaries))
 
 

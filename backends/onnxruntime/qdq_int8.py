@@ -18,7 +18,14 @@ import numpy as np
 
 from backends.onnx.export import EXPORT_LIBRARIES, fp32_onnx, layer_tensors, onnx_source
 from backends.onnxruntime.coverage import optimized_coverage
-from backends.onnxruntime.quantize import CalibrationMethod, Preset, QuantFormatName, quantize_qdq
+from backends.onnxruntime.quantize import (
+    CalibrationMethod,
+    Preset,
+    QuantFormatName,
+    op_types_problem,
+    parse_op_types,
+    quantize_qdq,
+)
 from backends.onnxruntime.session import OrtSession, Spinning, ort_unavailable_reason
 from bench.backend import (
     Artifact,
@@ -44,6 +51,13 @@ class OrtQdqOptions(BackendOptions):
     # QDQ pairs that ONNX Runtime fuses when the session is made, or QLinear* operators written into the
     # file (backends.onnxruntime.quantize); the same arithmetic, and which runs faster is measured (docs/backends.md)
     format: QuantFormatName = "qdq"
+    # ONNX op types to quantize, comma-separated (quantize_static's op_types_to_quantize), checked against ONNX
+    # Runtime's registry for the format; empty: its default, every type it can. On a transformer, `Conv` alone
+    # leaves the attention MatMuls, Add, Mul, Softmax ... in float (docs/backends.md)
+    op_types: str = ""
+
+    def check(self) -> str | None:
+        return op_types_problem(self.op_types, self.format)
 
 
 class OrtQdqInt8Backend(Backend):
@@ -70,10 +84,12 @@ class OrtQdqInt8Backend(Backend):
                 calibration_method=options.calibration,
                 float_layers=parse_float_layers(options.float_layers),
                 quant_format=options.format,
+                op_types=parse_op_types(options.op_types),
             )
             tensors = layer_tensors(fp32)  # from the float export: quantization drops or rewrites nodes
         source = onnx_source(ctx)
         kept = parse_float_layers(options.float_layers)
+        op_types = parse_op_types(options.op_types)
         return {
             **done,
             "onnx_source": source,
@@ -82,6 +98,7 @@ class OrtQdqInt8Backend(Backend):
             "notes": f"{options.preset} preset, {options.format} format, {options.calibration} calibration, "
             f"per-channel weights, "
             f"graph from {source}, spinning={options.spinning}"
+            + (f", only op types {'/'.join(op_types)} quantized (op_types)" if op_types else "")
             + (f", {len(kept)} layer(s) kept in float as asked (float_layers)" if kept else ""),
         }
 

@@ -29,6 +29,42 @@ PRESETS: tuple[str, ...] = typing.get_args(Preset)
 CALIBRATION_METHODS: tuple[str, ...] = typing.get_args(CalibrationMethod)
 
 
+def parse_op_types(text: str) -> tuple[str, ...]:
+    """The `op_types` option's comma-separated ONNX op types, once each; empty: ONNX Runtime's default."""
+    return tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+
+
+def quantizable_op_types(quant_format: str) -> tuple[str, ...]:
+    """The op types ONNX Runtime's static quantizer handles in `quant_format`, read from its own registry:
+    QOperator writes a QLinear* operator for each type of `QLinearOpsRegistry`; QDQ has a quantizer of its own
+    for each type of `QDQRegistry` and puts Q/DQ pairs around the others of `QLinearOpsRegistry` (their union
+    is what `quantize_static` quantizes when it is given no op types). `IntegerOpsRegistry` is dynamic
+    quantization's, which segbench does not do."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    found = set(QLinearOpsRegistry) | (set(QDQRegistry) if quant_format == "qdq" else set())
+    return tuple(sorted(found))
+
+
+def op_types_problem(text: str, quant_format: str, option: str = "op_types") -> str | None:
+    """One line naming the op types of `text` ONNX Runtime cannot quantize in `quant_format` and the ones it
+    can; None when all can (or ONNX Runtime is not installed: the backend then says it is unavailable)."""
+    given = parse_op_types(text)
+    if not given:
+        return None
+    try:
+        valid = quantizable_op_types(quant_format)
+    except ImportError:
+        return None
+    unknown = [name for name in given if name not in valid]
+    if not unknown:
+        return None
+    return (
+        f"{option}={text}: {', '.join(unknown)} {'is not an op type' if len(unknown) == 1 else 'are not op types'} "
+        f"ONNX Runtime quantizes in {quant_format} format; valid (case matters): {', '.join(valid)}"
+    )
+
+
 class CalibrationReader:
     """Feeds one calibration image at a time, as `CalibrationDataReader` expects."""
 
@@ -53,9 +89,12 @@ def quantize_qdq(
     quant_format: str = "qdq",
     per_channel: bool = True,
     backend: str = "ort-qdq-int8",
+    op_types: tuple[str, ...] = (),
 ) -> dict[str, object]:
     """`quant_pre_process` then `quantize_static` (QDQ, per-channel), with the nodes of `float_layers`
-    (module paths or node names, `backends.onnx.layers`) excluded; returns what was done. The float graph
+    (module paths or node names, `backends.onnx.layers`) excluded and, when `op_types` is given, only nodes of
+    those ONNX op types quantized (`op_types_to_quantize`; empty: every type ONNX Runtime can, its default);
+    returns what was done. The float graph
     quantization started from is copied to `preprocessed_copy` when given (for `qdq_loss_debug`). `backend` is
     the one whose `float_layers` option an error names (TensorRT's int8 graph is quantized here too)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -91,6 +130,7 @@ def quantize_qdq(
             weight_type=QuantType.QInt8,
             calibrate_method=method,
             nodes_to_exclude=excluded,
+            op_types_to_quantize=list(op_types) or None,
             extra_options=extra,
         )
     return {
@@ -104,4 +144,5 @@ def quantize_qdq(
         "calibration_images": int(len(calibration)),
         "float_layers": list(float_layers),
         "nodes_excluded": excluded,
+        "op_types": list(op_types),  # empty: ONNX Runtime's default, every op type it can quantize
     }

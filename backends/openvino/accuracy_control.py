@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.openvino.quantize import WEIGHTED_TYPES, NncfPreset, weighted_operations
+from backends.openvino.quantize import WEIGHTED_TYPES, ModelTypeName, NncfPreset, nncf_model_type, weighted_operations
 from bench.backend import AccuracyControlResult, QuantLayer
 
 METHOD = "nncf.quantize_with_accuracy_control"
@@ -66,6 +66,7 @@ def accuracy_control(
     preset: NncfPreset = "performance",
     subset_size: int = 0,
     fast_bias_correction: bool = True,
+    model_type: ModelTypeName = "",
 ) -> AccuracyControlResult:
     import nncf
 
@@ -93,6 +94,7 @@ def accuracy_control(
         preset=nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED,
         subset_size=subset_size or len(calibration_items),
         fast_bias_correction=fast_bias_correction,
+        model_type=nncf_model_type(model_type),
     )
     seconds = time.perf_counter() - start
     reverted = float_operations(quantized)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from backends.onnx.export import EXPORT_LIBRARIES, fp32_onnx, layer_tensors, onnx_source
-from backends.openvino.quantize import NncfPreset
+from backends.openvino.quantize import ModelTypeName, NncfPreset
 from backends.openvino.runtime import XML_FILE, nncf_unavailable_reason, openvino_unavailable_reason
 from bench.backend import (
     AccuracyControlResult,
@@ -116,6 +116,9 @@ class OpenVinoInt8Options(BackendOptions):
     # An int8 IR to deploy as it is (its .xml, the .bin beside it) instead of quantizing here: the model
     # NNCF's accuracy control returned, which `segbench tune` saves under a name holding its content hash.
     ir: str = ""
+    # NNCF's model type: "transformer" is nncf.ModelType.TRANSFORMER (SmoothQuant, no FakeQuantize on Add,
+    # MVN and other normalization arithmetic, attention's output kept float: backends/openvino/quantize.py)
+    model_type: ModelTypeName = ""
 
     def check(self) -> str | None:
         if self.subset_size < 0:
@@ -142,8 +145,8 @@ class OpenVinoInt8Backend(Backend):
         return super().unavailable_reason(device) or openvino_unavailable_reason(device) or nncf_unavailable_reason()
 
     def prepare(self, ctx: PrepareContext, out_dir: Path) -> dict[str, Any]:
-        from backends.openvino.coverage import runtime_coverage
-        from backends.openvino.quantize import nncf_quantize, weighted_operations
+        from backends.openvino.coverage import operation_types, runtime_coverage
+        from backends.openvino.quantize import nncf_quantize, smooth_quant_scales, weighted_operations
         from backends.openvino.runtime import compile_model, save_ir
 
         options = OpenVinoInt8Options.of(ctx.options)
@@ -161,9 +164,10 @@ class OpenVinoInt8Backend(Backend):
             subset_size=options.subset_size,
             fast_bias_correction=options.fast_bias_correction,
             ignored=ignored,
+            model_type=options.model_type,
         )
         path = save_ir(quantized, out_dir)
-        coverage = runtime_coverage(compile_model(path, 1, options.float_precision))
+        coverage = runtime_coverage(compile_model(path, 1, options.float_precision), operation_types(quantized))
         used = options.subset_size or len(ctx.calibration)
         return {
             "precision": options.float_precision,
@@ -171,8 +175,12 @@ class OpenVinoInt8Backend(Backend):
             "layer_tensors": tensors,
             "node_layers": nodes,
             "ignored_operations": ignored,
+            "model_type": options.model_type or "default",
+            "smooth_quant_scales": smooth_quant_scales(quantized),
             "coverage": coverage,
-            "notes": f"NNCF {options.preset} preset, {min(used, len(ctx.calibration))} calibration images, "
+            "notes": f"NNCF {options.preset} preset"
+            + (f", model type {options.model_type}" if options.model_type else "")
+            + f", {min(used, len(ctx.calibration))} calibration images, "
             f"fast_bias_correction={'on' if options.fast_bias_correction else 'off'}, float layers in "
             f"{options.float_precision}, IR from {onnx_source(ctx)}"
             + (f", {len(kept)} layer(s) kept in float as asked (float_layers)" if kept else ""),
@@ -189,17 +197,20 @@ class OpenVinoInt8Backend(Backend):
     ) -> dict[str, Any]:
         import shutil
 
-        from backends.openvino.coverage import runtime_coverage
+        import openvino as ov
+
+        from backends.openvino.coverage import operation_types, runtime_coverage
         from backends.openvino.runtime import BIN_FILE, compile_model
 
         shutil.copyfile(xml, out_dir / XML_FILE)
         shutil.copyfile(xml.with_suffix(".bin"), out_dir / BIN_FILE)
+        compiled = compile_model(out_dir / XML_FILE, 1, options.float_precision)
         return {
             "precision": options.float_precision,
             "onnx_source": source,
             "layer_tensors": tensors,
             "node_layers": nodes,
-            "coverage": runtime_coverage(compile_model(out_dir / XML_FILE, 1, options.float_precision)),
+            "coverage": runtime_coverage(compiled, operation_types(ov.Core().read_model(str(out_dir / XML_FILE)))),
             "notes": f"the int8 IR {xml.name} deployed as given (ir option), float layers in {options.float_precision}",
         }
 
@@ -228,6 +239,7 @@ class OpenVinoInt8Backend(Backend):
             preset=options.preset,
             subset_size=options.subset_size,
             fast_bias_correction=options.fast_bias_correction,
+            model_type=options.model_type,
         )
 
     def quantizable_layers(self, ctx: PrepareContext) -> list[QuantLayer]:

@@ -176,15 +176,32 @@ def inaccurate_transposed_convs(converted: torch.fx.GraphModule, example: torch.
     return {name: error for name, error in errors.items() if error > MAX_TRANSPOSED_CONV_ERROR}
 
 
+def _trace_site(exc: BaseException) -> str:
+    """Where the model's own code was when tracing failed: the innermost frame outside torch and this
+    module, as `file.py:line in function: code`; "" when there is none."""
+    import traceback
+
+    tracer_side = (str(Path(torch.__file__).parent), str(Path(__file__)))
+    own = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(tracer_side)]
+    if not own:
+        return ""
+    frame = own[-1]
+    return f" at {Path(frame.filename).name}:{frame.lineno} in {frame.name}" + (f": {frame.line}" if frame.line else "")
+
+
 def _check_traceable(model: nn.Module, model_name: str) -> None:
-    """FX needs a static graph; fail with the tracer's reason instead of a deep prepare_fx traceback."""
+    """FX needs a static graph; fail with the tracer's reason (its first sentence) and the line of the
+    model's code it failed on, instead of a deep prepare_fx traceback."""
     try:
         torch.fx.symbolic_trace(model)
     except Exception as exc:
         hint = ""
         if any(type(m).__module__.startswith("transformers.") for m in model.modules()):
             hint = " (a transformers model: its code on tensor shapes does not trace; transformers 5 has no FX tracer)"
-        raise RuntimeError(f"FX symbolic tracing failed for model '{model_name}'{hint}: {_one_line(exc)}") from exc
+        reason = _one_line(exc).split(". ")[0].rstrip(".")
+        raise RuntimeError(
+            f"FX symbolic tracing failed for model '{model_name}'{hint}: {reason}{_trace_site(exc)}"
+        ) from exc
 
 
 def _op_name(graph_module: torch.fx.GraphModule, node: torch.fx.Node) -> str:
@@ -195,6 +212,17 @@ def _op_name(graph_module: torch.fx.GraphModule, node: torch.fx.Node) -> str:
     return getattr(node.target, "__name__", str(node.target)).rstrip("_")
 
 
+def _label(graph_module: torch.fx.GraphModule, node: torch.fx.Node, name: str) -> str:
+    """`name`, with ` (depthwise)` (a group per input channel) or ` (grouped)` for a grouped conv module."""
+    if node.op != "call_module":
+        return name
+    module = graph_module.get_submodule(str(node.target))
+    groups = getattr(module, "groups", 1)
+    if not isinstance(groups, int) or groups <= 1:
+        return name
+    return f"{name} ({'depthwise' if groups == getattr(module, 'in_channels', None) else 'grouped'})"
+
+
 def _tensors(tree: Any) -> list[torch.Tensor]:
     return [leaf for leaf in torch.utils._pytree.tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
 
@@ -202,7 +230,8 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
 def fx_coverage(graph_module: torch.fx.GraphModule, example: torch.Tensor) -> OpCoverage:
     """Run the converted graph once and classify every compute node by the tensors it really sees:
     int8 when it consumes or produces a quantized tensor, float otherwise. Q/DQ boundaries and nodes
-    that return no tensor (shape arithmetic) are not counted."""
+    that return no tensor (shape arithmetic) are not counted. A grouped conv module is counted as
+    `<module> (depthwise)` or `<module> (grouped)`."""
     int8: Counter[str] = Counter()
     floating: Counter[str] = Counter()
     boundaries: Counter[str] = Counter()
@@ -218,9 +247,9 @@ def fx_coverage(graph_module: torch.fx.GraphModule, example: torch.Tensor) -> Op
             if name in BOUNDARY_OPS:
                 boundaries[name] += 1
             elif any(t.is_quantized for t in inputs + outputs):
-                int8[name] += 1
+                int8[_label(graph_module, node, name)] += 1
             elif outputs:
-                floating[name] += 1
+                floating[_label(graph_module, node, name)] += 1
             return result
 
     with torch.no_grad():

@@ -1,6 +1,6 @@
 """PyTorch 2 export (PT2E) post-training static int8 quantization with torchao, lowered by Inductor on x86.
 
-Over 400 lines (524), and kept whole: strict export, the annotation check, float fallback, the
+Over 400 lines (636), and kept whole: strict export, the annotation check, float fallback, the
 Inductor lowering and the check of the compiled program against the uncompiled one are one runtime's
 path, each step reading what the one before wrote; what other modules use of it already lives apart
 (pt2e_cut.py, fakequant.py, profile_layers.py, layer_sqnr.py).
@@ -9,9 +9,11 @@ The flow torchao documents for x86 CPUs: the model is captured with `torch.expor
 annotated by `X86InductorQuantizer` with its default config (per-channel int8 conv/linear weights,
 per-tensor uint8 activations), observed while every calibration image runs through it, and converted
 (`convert_pt2e` folds the weight quantization, leaving int8 weight constants between quantize /
-dequantize pairs). The converted graph is re-exported, minus the float parameters it no longer reads,
-and saved with `torch.export.save`, so a fresh process loads it without the float model and the file
-holds the conv weights in int8 (transposed convs stay fp32: the quantizer does not annotate them).
+dequantize pairs; the `linear` option gives nn.Linear that config, a dynamic one or none). The converted
+graph is re-exported, minus the float parameters it no longer reads, and saved with `torch.export.save`,
+so a fresh process loads it without the float model and the file holds the conv weights in int8
+(transposed convs stay fp32: the quantizer does not annotate them). A graph left without any int8 op
+(the annotation check) is an error naming the options that took its layers away.
 
 Uncompiled, the program runs float convs on dequantized weights; only `torch.compile` with Inductor
 freezing turns dequantize -> conv -> quantize into oneDNN int8 convolutions with prepacked weights.
@@ -74,6 +76,11 @@ META_OPS = (
     "_assert_scalar",
     "sym_constrain_range_for_size",
 )
+# Eval-mode identities: not compute, and transparent to what an int8 kernel's output fuses with.
+IDENTITY_OPS = ("dropout", "alias", "detach")
+# Unary ops Inductor fuses into an int8 kernel (torchao's x86 passes: qconv unary relu/hardtanh/hardswish/silu,
+# qlinear unary relu/gelu; both fuse a binary add, followed by a relu or nothing).
+FUSED_UNARY = {"conv": ("relu", "hardtanh", "hardswish", "silu"), "linear": ("relu", "gelu")}
 # Inductor pattern-matcher counters that mean "an int8 kernel with prepacked weights was made".
 INT8_FUSION_COUNTERS = ("qconv_weight_prepack_matcher_count", "qlinear_weight_prepack_matcher_count")
 
@@ -94,19 +101,47 @@ def _register_x86_lowering() -> None:
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
 
 
-def default_quantizer(float_layers: tuple[str, ...] = ()) -> Any:
+LinearMode = Literal["static", "dynamic", "float"]
+
+
+def default_quantizer(float_layers: tuple[str, ...] = (), linear: LinearMode = "static") -> Any:
     """torchao's x86 quantizer with its default config; each module of `float_layers` gets no config
-    (`set_module_name_qconfig(name, None)`), so its ops stay unannotated and run in float."""
+    (`set_module_name_qconfig(name, None)`), so its ops stay unannotated and run in float.
+
+    `linear` is what nn.Linear gets: `static`, the default config like every conv; `float`, no config
+    (`set_module_type_qconfig(nn.Linear, None)`); `dynamic`, the default config with `is_dynamic=True`
+    (per-batch activation scales computed at run time, int8 weights). X86InductorQuantizer refuses to mix a
+    dynamic and a static config in one instance (it warns and skips the second), so `dynamic` composes two:
+    the first annotates only the Linears, dynamically; the second, static, annotates the rest and leaves
+    the Linears it finds annotated alone. Module names of `float_layers` come first in both."""
+    from torchao.quantization.pt2e.quantizer.composable_quantizer import ComposableQuantizer
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
     )
 
-    quantizer = X86InductorQuantizer()
-    quantizer.set_global(get_default_x86_inductor_quantization_config())
-    for name in float_layers:
-        quantizer.set_module_name_qconfig(name, None)
-    return quantizer
+    def kept(quantizer: Any) -> Any:
+        for name in float_layers:
+            quantizer.set_module_name_qconfig(name, None)
+        return quantizer
+
+    static = kept(X86InductorQuantizer()).set_global(get_default_x86_inductor_quantization_config())
+    if linear == "float":
+        static.set_module_type_qconfig(nn.Linear, None)
+    if linear != "dynamic":
+        return static
+    dynamic = kept(X86InductorQuantizer()).set_module_type_qconfig(
+        nn.Linear, get_default_x86_inductor_quantization_config(is_dynamic=True)
+    )
+    return ComposableQuantizer([dynamic, static])
+
+
+QUANTIZER_NOTES = {
+    "static": "X86InductorQuantizer, default config (per-channel int8 weights, uint8 activations)",
+    "dynamic": "X86InductorQuantizer, default config; nn.Linear dynamic (activation scales per call), "
+    "composed with a static one for the rest",
+    "float": "X86InductorQuantizer, default config; nn.Linear kept in float",
+}
 
 
 CompileMode = Literal["default", "max-autotune"]
@@ -118,6 +153,23 @@ class TorchaoPt2eOptions(BackendOptions):
     # torch.compile's mode: Inductor's max-autotune benchmarks its C++ GEMM templates against the extern
     # kernels for each shape (a longer compile); which is faster is measured, not assumed (docs/backends.md).
     compile_mode: CompileMode = "default"
+    # What nn.Linear gets (default_quantizer): static like the convs, dynamic activation scales, or float. A
+    # transformer's linears are most of its weighted ops; its attention (scaled_dot_product_attention) is
+    # never quantized by X86InductorQuantizer, whatever this says. float_layers wins over it, module by module.
+    linear: LinearMode = "static"
+
+
+def _nothing_quantized(model: nn.Module, linear: str, float_layers: tuple[str, ...]) -> str:
+    """Why a converted graph holds no int8 kernel, in one line: the options that took its layers away."""
+    kinds = Counter(type(module).__name__ for module in model.modules() if isinstance(module, (nn.Linear, nn.Conv2d)))
+    found = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "no Conv2d or Linear"
+    causes = [f"linear={linear} keeps every nn.Linear in float"] if linear == "float" else []
+    causes += [f"float_layers keeps {len(float_layers)} layer(s) in float"] if float_layers else []
+    return (
+        f"X86InductorQuantizer quantized nothing ({found} in the model"
+        + (f"; {' and '.join(causes)}" if causes else "")
+        + "): the program would silently run in float"
+    )
 
 
 def _batch_dim() -> tuple[dict[int, Any]]:
@@ -180,13 +232,58 @@ def _is_boundary(name: str) -> bool:
     return name.startswith(("quantize", "dequantize", "choose_qparams"))
 
 
+def _weight_of(graph_module: torch.fx.GraphModule, node: torch.fx.Node) -> torch.Tensor | None:
+    """The tensor a conv's weight operand starts from: the get_attr above its dequantize (or itself)."""
+    weight = node.args[1] if len(node.args) > 1 else None
+    while isinstance(weight, torch.fx.Node) and weight.op == "call_function" and weight.args:
+        weight = weight.args[0]
+    if not isinstance(weight, torch.fx.Node) or weight.op != "get_attr":
+        return None
+    found: Any = graph_module
+    for part in str(weight.target).split("."):
+        found = getattr(found, part, None)
+    return found if isinstance(found, torch.Tensor) else None
+
+
+def _kernel_label(graph_module: torch.fx.GraphModule, node: torch.fx.Node, name: str) -> str:
+    """`name`, with ` (depthwise)` (one input channel per group) or ` (grouped)` for a grouped convolution."""
+    if not name.startswith("conv") or name.startswith("conv_transpose"):
+        return name
+    groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
+    if not isinstance(groups, int) or groups <= 1:
+        return name
+    weight = _weight_of(graph_module, node)
+    return f"{name} ({'depthwise' if weight is not None and weight.shape[1] == 1 else 'grouped'})"
+
+
+def _base_op(label: str) -> str:
+    """The kernel's op of a coverage label: `conv2d (depthwise)+hardtanh` -> conv2d."""
+    return label.split("+")[0].split(" ")[0]
+
+
+def _fuses(label: str, name: str, others_dequantized: bool) -> bool:
+    """Does Inductor fuse op `name` into the int8 kernel labelled `label` (its post-ops so far included)?
+    torchao's x86 passes fuse one unary op, or one binary add and then a relu; a conv's add needs its other
+    operand dequantized, a linear's takes a float one too (qlinear's `sum` post-op)."""
+    kernel, *post_ops = label.split("+")
+    family = "linear" if kernel.startswith("linear") else "conv" if kernel.startswith("conv") else ""
+    unary = FUSED_UNARY.get(family, ())
+    if not family or any(op in unary for op in post_ops):
+        return False
+    if name == "add":
+        return not post_ops and (others_dequantized or family == "linear")
+    return (name == "relu" if post_ops else name in unary) and others_dequantized
+
+
 def pt2e_coverage(graph_module: torch.fx.GraphModule) -> OpCoverage:
     """Classify each compute node of a converted PT2E graph by what Inductor can make of it.
 
     int8: conv/linear whose activation and weight both come from dequantize nodes (one int8 kernel,
-    named with the elementwise post-ops it absorbs, e.g. `conv2d+relu`, as Inductor fuses them), and
-    ops between dequantize and quantize nodes (max-pool, cat: kept in uint8). Everything else is
-    float. Q/DQ themselves and indexing are not counted. No quantize node at all: nothing is int8.
+    named with the elementwise post-ops Inductor fuses into it, e.g. `conv2d+relu`, `linear+gelu`), and
+    ops between dequantize and quantize nodes (max-pool, cat: kept in uint8). Everything else is float:
+    an op after an int8 kernel that Inductor does not fuse into it (a LayerNorm, a reshape, a GELU after a
+    conv) runs on its float output. Q/DQ themselves, indexing and eval-mode dropout (an identity) are not
+    counted. A grouped conv is `conv2d (depthwise)` or `conv2d (grouped)`. No quantize node: nothing is int8.
     """
     nodes = [n for n in graph_module.graph.nodes if n.op == "call_function"]
     names = {n: _op_name(n) for n in nodes}
@@ -204,16 +301,26 @@ def pt2e_coverage(graph_module: torch.fx.GraphModule) -> OpCoverage:
         if name in META_OPS:
             continue
         inputs = [a for a in node.all_input_nodes if a.op != "get_attr"]
+        if name in IDENTITY_OPS:  # what it passes on is what it was given
+            source = inputs[0] if inputs else None
+            if source in kernel_of:
+                kernel_of[node] = kernel_of[source]
+            if source in dequantized:
+                dequantized.add(node)
+            continue
         fusable = [a for a in inputs if a in kernel_of and len(a.users) == 1]
+        label = _kernel_label(graph_module, node, name)
         if not has_quantize:
-            floating[name] += 1
+            floating[label] += 1
         elif name in WEIGHTED_OPS:
             operands = [a for a in node.args[:2] if isinstance(a, torch.fx.Node)]
             if len(operands) == 2 and all(a in dequantized for a in operands):
-                kernel_of[node], labels[node] = node, name
+                kernel_of[node], labels[node] = node, label
             else:
-                floating[name] += 1
-        elif fusable and all(a in dequantized or a in fusable for a in inputs):  # post-op of the kernel
+                floating[label] += 1
+        elif fusable and _fuses(
+            labels[kernel_of[fusable[0]]], name, all(a in dequantized or a in fusable for a in inputs)
+        ):  # post-op of the kernel
             kernel = kernel_of[node] = kernel_of[fusable[0]]
             labels[kernel] += f"+{name}"
         elif (
@@ -224,7 +331,7 @@ def pt2e_coverage(graph_module: torch.fx.GraphModule) -> OpCoverage:
         ):  # dequantize -> op -> quantize
             labels[node] = name
         else:
-            floating[name] += 1
+            floating[label] += 1
     return OpCoverage(int8=dict(Counter(labels.values())), float=dict(floating), boundaries=dict(boundaries))
 
 
@@ -270,7 +377,7 @@ def reconcile(coverage: OpCoverage, fused: dict[str, int]) -> OpCoverage:
     """Int8 convs of the graph that Inductor did not fuse into an int8 kernel run as float convs on
     dequantized weights: move that many to float."""
     int8, floating = dict(coverage.int8), dict(coverage.float)
-    kernels = [label for label in int8 if label.split("+")[0] in WEIGHTED_OPS]
+    kernels = [label for label in int8 if _base_op(label) in WEIGHTED_OPS]
     missing = sum(int8[label] for label in kernels) - sum(fused.get(key, 0) for key in INT8_FUSION_COUNTERS)
     for label in kernels:
         moved = min(max(missing, 0), int8[label])
@@ -414,8 +521,10 @@ class TorchaoPt2eInt8Backend(Backend):
         chosen = parse_float_layers(options.float_layers)
         check_float_layers(self.name, chosen, weighted_modules(ctx.model))
         calibration = torch.from_numpy(np.ascontiguousarray(ctx.calibration, np.float32))
-        converted = quantize(ctx.model, calibration, default_quantizer(chosen))
+        converted = quantize(ctx.model, calibration, default_quantizer(chosen, options.linear))
         found = pt2e_coverage(converted)
+        if not found.int8:  # the runner refuses such an artifact too; here the cause can be named
+            raise RuntimeError(_nothing_quantized(ctx.model, options.linear, chosen))
         program = save_program(converted, _export_example(calibration), out_dir / MODEL_FILE)
         reloaded = torch.export.load(str(out_dir / MODEL_FILE)).module()
         compiled, compile_s, fused = compile_program(reloaded, calibration[:1], options.compile_mode)
@@ -424,7 +533,8 @@ class TorchaoPt2eInt8Backend(Backend):
             "file": MODEL_FILE,
             "input_shape": list(ctx.input_shape),
             "export": "torch.export.export(strict=True), dynamic batch",
-            "quantizer": "X86InductorQuantizer, default config (per-channel int8 weights, uint8 activations)",
+            "quantizer": QUANTIZER_NOTES[options.linear],
+            "linear": options.linear,
             "calibration_images": int(len(calibration)),
             "saved_bytes_by_dtype": _weight_dtypes(program),
             "compile_s": round(compile_s, 2),
@@ -439,7 +549,9 @@ class TorchaoPt2eInt8Backend(Backend):
             "torch": torch.__version__,
             "torchao": torchao.__version__,
             "float_layers": list(chosen),
-            "notes": "PT2E X86InductorQuantizer, torch.compile freezing"
+            "notes": "PT2E X86InductorQuantizer"
+            + (f", nn.Linear {options.linear}" if options.linear != "static" else "")
+            + ", torch.compile freezing"
             + (f" mode={options.compile_mode}" if options.compile_mode != "default" else "")
             + ", "
             f"{sum(fused.get(k, 0) for k in INT8_FUSION_COUNTERS)} int8 kernels fused"

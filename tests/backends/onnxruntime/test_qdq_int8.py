@@ -121,3 +121,15 @@ def _context(backend, model, calibration):
     return PrepareContext(
         "unet", model, calibration, tuple(calibration.shape[1:]), 2, "int8", "cpu", backend.parse_options({})
     )
+
+
+def test_op_types_option_is_checked_when_parsed():
+    from bench.errors import UsageError
+
+    backend = OrtQdqInt8Backend()
+    assert backend.parse_options({"op_types": "Conv"}).as_strings()["op_types"] == "Conv"
+    assert backend.parse_options({}).op_types == ""  # ONNX Runtime's default: every type it can
+    with pytest.raises(UsageError, match=r"^ort-qdq-int8: op_types=Conv,Gelu: Gelu is not an op type .* Conv, "):
+        backend.parse_options({"op_types": "Conv,Gelu"})
+    with pytest.raises(UsageError, match="in qoperator format"):
+        backend.parse_options({"op_types": "LayerNormalization", "format": "qoperator"})

@@ -63,3 +63,31 @@ def test_reverted_layers_are_named_by_module_path_and_improve_the_score(unet, tm
 
     xml = Path(result.options["ir"])  # NNCF's own model, saved under its content hash for the ir option
     assert xml.parent == tmp_path / "peer" and xml.name.startswith("nncf-") and xml.with_suffix(".bin").is_file()
+
+
+def test_model_type_reaches_nncf_with_and_without_accuracy_control(tmp_path, monkeypatch):
+    """`model_type=transformer` is nncf.ModelType.TRANSFORMER in both entry points: `nncf.quantize` leaves
+    SmoothQuant scales in the model, and `quantize_with_accuracy_control` is called with it."""
+    import nncf
+
+    from backends.openvino.quantize import smooth_quant_scales
+    from tests.helpers import tiny_transformer
+
+    model, calibration = tiny_transformer()
+    with tempfile.TemporaryDirectory() as tmp:
+        ov_model = read_onnx(export_onnx(model, (3, 8, 8), Path(tmp) / "tiny.onnx"), (3, 8, 8))
+        layers = weighted_nodes(Path(tmp) / "tiny.onnx")
+    assert smooth_quant_scales(nncf_quantize(ov_model.clone(), calibration)) == 0
+    assert smooth_quant_scales(nncf_quantize(ov_model.clone(), calibration, model_type="transformer")) > 0
+
+    called = {}
+
+    def quantize_with_accuracy_control(model, *args, **kwargs):
+        called.update(kwargs)
+        return model  # nothing quantized: every layer reads as reverted
+
+    monkeypatch.setattr(nncf, "quantize_with_accuracy_control", quantize_with_accuracy_control)
+    accuracy_control(
+        ov_model.clone(), layers, calibration, calibration[:2], lambda *_: 0.0, 0.01, tmp_path, model_type="transformer"
+    )
+    assert called["model_type"] == nncf.ModelType.TRANSFORMER

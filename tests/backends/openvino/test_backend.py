@@ -107,6 +107,30 @@ def test_options_are_checked_in_the_parent():
         backend.parse_options({"preset": "fast"})
     with pytest.raises(UsageError, match="subset_size"):
         backend.parse_options({"subset_size": "-1"})
+    assert backend.parse_options({"model_type": "transformer"}).model_type == "transformer"
+    assert backend.parse_options({}).as_strings()["model_type"] == ""  # NNCF's default: no model type
+    with pytest.raises(UsageError, match=r"^option openvino-int8.model_type=bert is not valid; expected one of , "):
+        backend.parse_options({"model_type": "bert"})
+
+
+def test_transformer_model_type_reaches_nncf_and_keeps_layernorm_float(tmp_path):
+    """nncf.ModelType.TRANSFORMER on the op types of a SegFormer block: SmoothQuant scales appear in the IR
+    and the LayerNorm (MVN) gets no quantizer of its own, so it runs in float where the default ran it in
+    int8; both are recorded with the artifact."""
+    from tests.helpers import tiny_transformer
+
+    model, calibration = tiny_transformer()
+    backend = OpenVinoInt8Backend()
+    default = prepare(backend, tmp_path / "default", model, calibration)
+    transformer = prepare(backend, tmp_path / "transformer", model, calibration, options={"model_type": "transformer"})
+    assert (default.meta["model_type"], default.meta["smooth_quant_scales"]) == ("default", 0)
+    assert transformer.meta["model_type"] == "transformer" and transformer.meta["smooth_quant_scales"] > 0
+    assert "model type transformer" in transformer.meta["notes"]
+    before, after = backend.coverage(default), backend.coverage(transformer)
+    assert before.int8["MVN"] == 1 and "MVN" not in before.float
+    assert after.float["MVN"] == 1 and "MVN" not in after.int8
+    assert before.int8["Convolution (depthwise)"] == after.int8["Convolution (depthwise)"] == 1
+    assert any(label.startswith("Subgraph(") and "Softmax" in label for label in after.int8)  # attention, named
 
 
 def test_bf16_precision_and_unsupported_device():

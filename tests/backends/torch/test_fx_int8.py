@@ -126,6 +126,15 @@ def test_coverage_reports_operators_left_in_float(tmp_path):
     assert coverage.float == {"GELU": 1, "exp": 1}
 
 
+def test_depthwise_and_grouped_convs_are_told_apart(tmp_path):
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.Conv2d(4, 2, 1, groups=2)
+    ).eval()
+    calibration = np.random.default_rng(1).standard_normal((4, 1, 16, 16)).astype(np.float32)
+    coverage = TorchFxInt8Backend().coverage(_prepare(model, calibration, tmp_path, name="grouped"))
+    assert coverage.int8 == {"QuantizedConv2d": 1, "QuantizedConv2d (depthwise)": 1, "QuantizedConv2d (grouped)": 1}
+
+
 class ConvUpsample(nn.Module):
     """conv + ReLU + a 2x transposed conv halving the channels: a shape on which x86's int8
     ConvTranspose2d kernel was measured off by ~1.4 (relative) with torch 2.13."""
@@ -216,6 +225,8 @@ def test_untraceable_model_raises_a_one_line_reason(model, reason, tmp_path):
         _prepare(model.eval(), calibration, tmp_path, name="untraceable")
     message = str(failed.value)
     assert reason in message and "\n" not in message
+    assert " at test_fx_int8.py:" in message and " in forward: " in message  # the model's line that failed
+    assert "See the torch.fx docs" not in message  # the tracer's first sentence only
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 

@@ -177,3 +177,88 @@ def test_compile_mode_is_a_checked_option():
     assert backend.parse_options({"compile_mode": "max-autotune"}).compile_mode == "max-autotune"
     with pytest.raises(UsageError, match="compile_mode"):
         backend.parse_options({"compile_mode": "fastest"})
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from tests.helpers import tiny_transformer
+
+    model, calibration = tiny_transformer()
+    return model, torch.from_numpy(calibration)
+
+
+def test_coverage_counts_as_post_ops_only_what_inductor_fuses(tiny):
+    """After an int8 conv or linear only relu/hardtanh/hardswish/silu (conv), relu/gelu (linear) or an add
+    fuse into the kernel; a LayerNorm, a reshape or a GELU after an add run on its float output. The
+    depthwise conv is told apart."""
+    from backends.torch.pt2e_int8 import default_quantizer
+
+    model, calibration = tiny
+    found = pt2e_coverage(quantize(model, calibration, default_quantizer()))
+    assert found.int8 == {"conv2d": 2, "conv2d (depthwise)": 1, "linear": 1, "linear+add": 1}
+    assert {"layer_norm", "gelu", "softmax", "matmul", "flatten"} <= set(found.float)
+    assert "dropout" not in found.float
+
+
+def test_linear_option_makes_linears_float_or_dynamic(tiny):
+    from backends.torch.pt2e_int8 import default_quantizer
+
+    model, calibration = tiny
+    floating = pt2e_coverage(quantize(model, calibration, default_quantizer(linear="float")))
+    assert floating.float["linear"] == 2 and not any(label.startswith("linear") for label in floating.int8)
+    assert floating.int8["conv2d"] == 2  # the convs keep the static config
+    dynamic = quantize(model, calibration, default_quantizer(linear="dynamic"))
+    found = pt2e_coverage(dynamic)
+    assert found.boundaries["choose_qparams"] == 2  # each Linear's activation scale computed per call
+    assert found.int8["linear"] + found.int8["linear+add"] == 2 and found.int8["conv2d"] == 2
+    targets = {str(n.target) for n in dynamic.graph.nodes if n.op == "call_function"}
+    assert "quantized_decomposed.quantize_per_tensor.default" in targets  # the convs' static activations
+    # float_layers wins over `linear`, module by module
+    kept = pt2e_coverage(quantize(model, calibration, default_quantizer(("query",), linear="dynamic")))
+    assert kept.boundaries["choose_qparams"] == 1 and kept.float["linear"] == 1
+
+
+def test_linear_option_is_checked():
+    from bench.errors import UsageError
+
+    backend = TorchaoPt2eInt8Backend()
+    assert backend.parse_options({}).linear == "static"
+    assert backend.parse_options({"linear": "dynamic"}).as_strings()["linear"] == "dynamic"
+    with pytest.raises(UsageError, match="linear=int4 is not valid; expected one of static, dynamic, float"):
+        backend.parse_options({"linear": "int4"})
+
+
+def test_a_model_of_linears_alone_with_linear_float_fails_in_one_line(tmp_path):
+    """Nothing left to quantize: prepare says why, before exporting or compiling, instead of leaving the
+    runner an artifact without an int8 op (or worse, a silent fp32 row)."""
+
+    class PerPixelLinear(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    calibration = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with pytest.raises(RuntimeError) as failed:
+        prepare(TorchaoPt2eInt8Backend(), tmp_path, PerPixelLinear().eval(), calibration, options={"linear": "float"})
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message == (
+        "X86InductorQuantizer quantized nothing (1 Linear in the model; linear=float keeps every nn.Linear in "
+        "float): the program would silently run in float"
+    )
+
+
+@pytest.mark.slow
+def test_dynamic_linears_are_fused_by_inductor_and_match_the_uncompiled_program(tiny, tmp_path):
+    model, calibration = tiny
+    backend = TorchaoPt2eInt8Backend()
+    artifact = prepare(backend, tmp_path, model, calibration.numpy(), options={"linear": "dynamic"})
+    meta = artifact.meta
+    assert meta["linear"] == "dynamic" and "nn.Linear dynamic" in meta["quantizer"]
+    assert meta["inductor_fusions"]["qlinear_weight_prepack_matcher_count"] == 2
+    assert meta["inductor_fusions"]["qconv_weight_prepack_matcher_count"] == 3
+    assert meta["compiled_vs_converted_max_abs"] < 1e-3 * max(meta["compiled_max_abs_logit"], 1.0)
+    assert "nn.Linear dynamic" in backend.notes(artifact)
