@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bench.backend import Artifact, Backend, PrepareContext
@@ -73,3 +75,45 @@ def segbench_process(args: list[str], env: dict[str, str], **kwargs) -> subproce
         start_new_session=True,
         **kwargs,
     )
+
+
+class TokenMix(nn.Module):
+    """A Linear over a feature map's tokens: its output is (B, N, C) tokens, or with `spatial` the same values
+    put back on the grid (B, C, h, w), the 4-D twin of the token layer; with `pair`, (tokens, None) as a
+    transformer block returns its hidden states and attention weights."""
+
+    def __init__(self, linear: nn.Linear, spatial: bool = False, pair: bool = False) -> None:
+        super().__init__()
+        self.linear, self.spatial, self.pair = linear, spatial, pair
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, None]:
+        batch, _, height, width = features.shape
+        tokens = self.linear(features.flatten(2).transpose(1, 2))
+        if self.spatial:
+            return tokens.transpose(1, 2).reshape(batch, -1, height, width)
+        return (tokens, None) if self.pair else tokens
+
+
+class TokenNet(nn.Module):
+    """A stride-2 conv embedding, a token layer `mix` (`TokenMix`), the tokens back on their grid, tanh, a
+    1x1 classifier and a bilinear upsample: the smallest model with a transformer-style token layer."""
+
+    def __init__(self, in_channels: int = 1, classes: int = 3, spatial: bool = False, pair: bool = False) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.embed = nn.Conv2d(in_channels, 6, 3, stride=2, padding=1)
+        self.mix = TokenMix(nn.Linear(6, 5), spatial, pair)
+        self.classifier = nn.Conv2d(5, classes, 1)
+        with torch.no_grad():  # the same weights for every variant
+            for parameter in self.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.embed(x)
+        batch, _, height, width = features.shape
+        mixed = self.mix(features)
+        mixed = mixed[0] if isinstance(mixed, tuple) else mixed
+        if mixed.ndim == 3:
+            mixed = mixed.transpose(1, 2).reshape(batch, -1, height, width)
+        logits = self.classifier(torch.tanh(mixed))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

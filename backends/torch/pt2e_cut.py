@@ -7,7 +7,8 @@ points Inductor's int8 kernels use. The layer's output is the last node whose `n
 the layer's path; the quantize node that reads it holds the codes the rest of the network sees. The
 cut shifts those codes channel by channel by a whole number of quantization steps (clipped to the
 node's code range) and reruns the head (`backends.torch.fx_cut.FxHead`) in the program's own eager
-arithmetic. A layer whose output stays float (nothing quantizes it), or is also read in float besides
+arithmetic; a token layer's (1, N, C) codes are shifted on their spatial grid (bench/gradcam/tokens.py).
+A layer whose output stays float (nothing quantizes it), or is also read in float besides
 its quantize node, has no single code tensor: `SplitUnavailable`.
 
 The uncompiled program is not the compiled one Inductor deploys (fused int8 kernels round differently):
@@ -23,7 +24,7 @@ import torch
 from torch import fx
 
 from backends.torch.fakequant import DEQUANTIZE, QUANTIZE, bound_args, constant_arg, decomposed_op
-from backends.torch.fx_cut import FxHead, Recorder, check_reproduces, first_output, shift_rows
+from backends.torch.fx_cut import FxHead, Recorder, check_reproduces, first_output, grid_codes, shift_rows
 from bench.gradcam.records import FeatureSplit
 from bench.gradcam.split import SplitUnavailable
 
@@ -75,16 +76,14 @@ def pt2e_feature_split(program: fx.GraphModule, image: np.ndarray, layer: str, s
     recorder = Recorder(program)
     with torch.no_grad():
         full = recorder.run(x)
-    codes = recorder.values[cut]
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 4:
-        raise SplitUnavailable(f"layer '{layer}' ({cut.name}) does not output one (1, K, h, w) tensor")
+    codes, layout = grid_codes(recorder.values[cut], x, layer, cut)
     head = FxHead(program, cut, recorder.values)
     base = codes[0]
     moved = (base.to(torch.int64) + int(steps)).clamp(low, high).to(base.dtype)
     clipped = float((moved.to(torch.int64) - base.to(torch.int64) != int(steps)).double().mean())
 
     def head_shifted(channels: np.ndarray) -> np.ndarray:
-        return head.run(shift_rows(base, moved, channels))
+        return head.run(layout(shift_rows(base, moved, channels)))
 
     reference = first_output(full)
     check_reproduces(head_shifted, reference, f"the PT2E head cut at '{layer}'")
