@@ -95,25 +95,28 @@ class TokenMix(nn.Module):
 
 
 class TokenNet(nn.Module):
-    """A stride-2 conv embedding, a token layer `mix` (`TokenMix`), the tokens back on their grid, tanh, a
-    1x1 classifier and a bilinear upsample: the smallest model with a transformer-style token layer."""
+    """A stride-2 conv embedding, a token layer `mix` (`TokenMix`), a Linear classifier over the tokens, and
+    the class tokens back on their grid, bilinearly upsampled: the smallest model with a transformer-style
+    token layer whose output an int8 graph quantizes (the classifier reads it). Traceable by FX."""
 
     def __init__(self, in_channels: int = 1, classes: int = 3, spatial: bool = False, pair: bool = False) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(0)
         self.embed = nn.Conv2d(in_channels, 6, 3, stride=2, padding=1)
         self.mix = TokenMix(nn.Linear(6, 5), spatial, pair)
-        self.classifier = nn.Conv2d(5, classes, 1)
+        self.classifier = nn.Linear(5, classes)
         with torch.no_grad():  # the same weights for every variant
             for parameter in self.parameters():
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+                parameter.copy_(torch.randn(parameter.shape, generator=generator))
+        self.spatial, self.pair = spatial, pair
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.embed(x)
-        batch, _, height, width = features.shape
         mixed = self.mix(features)
-        mixed = mixed[0] if isinstance(mixed, tuple) else mixed
-        if mixed.ndim == 3:
-            mixed = mixed.transpose(1, 2).reshape(batch, -1, height, width)
-        logits = self.classifier(torch.tanh(mixed))
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.pair:
+            mixed = mixed[0]
+        if self.spatial:
+            mixed = mixed.flatten(2).transpose(1, 2)
+        logits = self.classifier(mixed)
+        grid = logits.transpose(1, 2).reshape(x.shape[0], -1, features.shape[2], features.shape[3])
+        return F.interpolate(grid, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -16,7 +16,7 @@ from bench.backend import GradcamRequest  # noqa: E402
 from bench.gradcam.method import autograd_alphas, finite_difference_alphas, gradcam_autograd  # noqa: E402
 from bench.gradcam.split import SplitUnavailable  # noqa: E402
 from bench.models import create_model  # noqa: E402
-from tests.helpers import prepare  # noqa: E402
+from tests.helpers import TokenNet, prepare  # noqa: E402
 
 # quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
 pytestmark = pytest.mark.integration
@@ -95,6 +95,23 @@ def test_a_bad_step_is_refused(unet) -> None:
     _, _, _, fp32, _ = unet
     with pytest.raises(SplitUnavailable, match="positive whole number"):
         OpenVinoFeatureSplitter(fp32.directory / XML_FILE, fp32.meta["layer_tensors"][LAYER], steps=0)
+
+
+def test_a_token_layer_is_cut_at_its_tokens_and_matches_autograd(tmp_path) -> None:
+    model = TokenNet().eval()
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((8, 1, 16, 20)).astype(np.float32)
+    images = rng.standard_normal((2, 1, 16, 20)).astype(np.float32)
+    fp32 = prepare(OpenVinoFp32Backend(), tmp_path, model, calibration, num_classes=3)
+    splitter = OpenVinoFeatureSplitter(fp32.directory / XML_FILE, fp32.meta["layer_tensors"]["mix"])
+    split = splitter.split(images[:1])
+    assert splitter.tokens and split.features.shape == (5, 8, 10)  # (1, 80, 5) tokens on their 8 x 10 grid
+    request = GradcamRequest(
+        model=model, images=images, layers=("mix",), classes=(0, 1, 2), calibration=calibration, floor_steps=()
+    )
+    (found,) = OpenVinoFp32Backend().gradcam(fp32, request)
+    reference = gradcam_autograd(model, images, ["mix"], (0, 1, 2))["mix"]
+    np.testing.assert_allclose(found.maps["mix"], reference, rtol=2e-2, atol=2e-2 * reference.max())
 
 
 @pytest.fixture(scope="module")

@@ -113,10 +113,9 @@ def test_finite_differences_on_token_layers_match_autograd(images) -> None:
     def run_head(batch: np.ndarray) -> np.ndarray:
         rows = torch.from_numpy(back(batch))
         assert rows.shape[1:] == (42, 5)  # the head reads tokens
-        grid = rows.transpose(1, 2).reshape(len(rows), 5, 6, 7)
         with torch.no_grad():
-            logits = model.classifier(torch.tanh(grid))
-            return torch.nn.functional.interpolate(logits, size=SIZE, mode="bilinear", align_corners=False).numpy()
+            grid = model.classifier(rows).transpose(1, 2).reshape(len(rows), len(CLASSES), 6, 7)
+            return torch.nn.functional.interpolate(grid, size=SIZE, mode="bilinear", align_corners=False).numpy()
 
     split = float_split(features[0], run_head, steps=4, tensor="mix", float_step=1e-4)
     cams = finite_difference_cams(split, CLASSES, SIZE)
