@@ -4,7 +4,8 @@ its own head, as they do for the FX and ONNX Runtime int8 graphs.
 A converted program (`torch.export.load(path).module()`, before `torch.compile`) is an FX graph of
 float ops between `quantized_decomposed` quantize/dequantize nodes, with the same scales and zero
 points Inductor's int8 kernels use. The layer's output is the last node whose `nn_module_stack` holds
-the layer's path; the quantize node that reads it holds the codes the rest of the network sees. The
+the layer's path; the quantize node that reads it (past ops that hand it on unchanged: an eval-mode
+dropout) holds the codes the rest of the network sees. The
 cut shifts those codes channel by channel by a whole number of quantization steps (clipped to the
 node's code range) and reruns the head (`backends.torch.fx_cut.FxHead`) in the program's own eager
 arithmetic; a token layer's (1, N, C) codes are shifted on their spatial grid (bench/gradcam/tokens.py).
@@ -33,6 +34,20 @@ def _in_layer(node: fx.Node, layer: str) -> bool:
     return any(path == layer for path, _ in (node.meta.get("nn_module_stack") or {}).values())
 
 
+# ops that hand their input on unchanged in an eval-mode program (dropout only where `train` is False)
+UNCHANGED = ("aten.clone.default", "aten.alias.default", "aten.detach.default")
+DROPOUT = ("aten.dropout.default", "aten.feature_dropout.default")
+
+
+def _unchanged(node: fx.Node) -> bool:
+    """Does the node pass its first input on as it is (a clone, or a dropout of an eval-mode program)?"""
+    target = str(node.target) if node.op == "call_function" else ""
+    if target in DROPOUT:
+        train = node.args[2] if len(node.args) > 2 else node.kwargs.get("train", True)
+        return train is False
+    return target in UNCHANGED
+
+
 def code_node(program: fx.GraphModule, layer: str) -> fx.Node:
     """The quantize node holding the layer's output codes (see the module docstring)."""
     inside = [n for n in program.graph.nodes if n.op == "call_function" and _in_layer(n, layer)]
@@ -47,6 +62,8 @@ def code_node(program: fx.GraphModule, layer: str) -> fx.Node:
         return node.args[0]  # the layer's own stack reaches into its output's Q/DQ pair
     if decomposed_op(node) in QUANTIZE:
         return node
+    while len(node.users) == 1 and _unchanged(next(iter(node.users))):
+        node = next(iter(node.users))  # SegFormer's decoder: ReLU -> dropout (eval) -> quantize
     quantizers = [u for u in node.users if decomposed_op(u) in QUANTIZE]
     if not quantizers:
         raise SplitUnavailable(f"layer '{layer}' ({node.name}) outputs a float tensor: nothing quantizes it")

@@ -99,3 +99,26 @@ def test_a_token_layer_is_cut_at_its_codes_on_the_grid() -> None:
     _, alphas = autograd_alphas(simulated, torch.from_numpy(image), ["mix"], [0, 1, 2])
     reference = alphas["mix"][0].numpy()
     np.testing.assert_allclose(finite_difference_alphas(split, [0, 1, 2]), reference, atol=0.05 * np.abs(reference).max())
+
+
+def test_the_codes_are_found_past_an_eval_mode_dropout() -> None:
+    """SegFormer's decoder: ReLU (the layer) -> dropout (a no-op in eval) -> quantize -> classifier."""
+
+    class WithDropout(KnownHead):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dropout = nn.Dropout(0.1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.dropout(self.features(x)))
+
+    torch.manual_seed(0)
+    calibration = torch.from_numpy(np.random.default_rng(0).normal(size=(8, 1, 12, 12)).astype(np.float32))
+    _register_x86_lowering()
+    program = quantize(WithDropout().eval(), calibration)
+    node = code_node(program, "features")
+    assert "quantize_per_tensor" in str(node.target) and "dropout" in node.args[0].name
+    image = 0.5 * np.random.default_rng(1).normal(size=(1, 1, 12, 12)).astype(np.float32)
+    split = pt2e_feature_split(program, image, "features", steps=4)  # raises unless the head is exact
+    alphas = finite_difference_alphas(split, [0, 1], reduction="sum")
+    np.testing.assert_allclose(alphas, _head_weight(program), rtol=1e-4, atol=1e-5)
