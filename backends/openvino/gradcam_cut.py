@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from bench.backend import GradcamMaps, GradcamRequest
-from bench.gradcam.explain import SIMULATION_TOLERANCE
 from bench.gradcam.cut_splitter import CodeGrid, FeatureSplitter
+from bench.gradcam.explain import SIMULATION_TOLERANCE
 from bench.gradcam.records import FeatureSplit
 from bench.gradcam.split import FLOAT_STEP, SplitUnavailable
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import fx
 
-from bench.gradcam.records import FeatureSplit
 from bench.errors import UsageError
+from bench.gradcam.records import FeatureSplit
 from bench.gradcam.split import SplitUnavailable
 from bench.gradcam.tokens import spatial
 

@@ -144,7 +144,9 @@ def test_a_compiled_model_that_does_not_reproduce_itself_says_so(unet, monkeypat
         return lambda x: [np.asarray(compiled(x)[0]) + 1.0]
 
     monkeypatch.setattr(runtime, "compile_model", unstable)
-    with pytest.raises(SplitUnavailable, match=r"does not reproduce itself: two compilations give logits up to 1 apart"):
+    with pytest.raises(
+        SplitUnavailable, match=r"does not reproduce itself: two compilations give logits up to 1 apart"
+    ):
         splitter._check_reproducible(images[:1])
 
 

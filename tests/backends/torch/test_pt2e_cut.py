@@ -98,7 +98,9 @@ def test_a_token_layer_is_cut_at_its_codes_on_the_grid() -> None:
     simulated = add_taps(fake_quant_module(program), ["mix"])
     _, alphas = autograd_alphas(simulated, torch.from_numpy(image), ["mix"], [0, 1, 2])
     reference = alphas["mix"][0].numpy()
-    np.testing.assert_allclose(finite_difference_alphas(split, [0, 1, 2]), reference, atol=0.05 * np.abs(reference).max())
+    np.testing.assert_allclose(
+        finite_difference_alphas(split, [0, 1, 2]), reference, atol=0.05 * np.abs(reference).max()
+    )
 
 
 def test_the_codes_are_found_past_an_eval_mode_dropout() -> None:

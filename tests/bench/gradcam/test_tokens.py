@@ -44,7 +44,9 @@ def test_the_grid_is_the_smallest_stride_whose_ceil_grid_has_n_tokens(tokens, si
 
 @pytest.mark.parametrize("tokens", [7, 300, 0])
 def test_a_token_count_that_fits_no_grid_is_one_line_naming_the_layer_and_n(tokens) -> None:
-    with pytest.raises(UsageError, match=rf"^Grad-CAM layer 'blocks\.3' outputs {tokens} tokens, which fit no grid") as e:
+    with pytest.raises(
+        UsageError, match=rf"^Grad-CAM layer 'blocks\.3' outputs {tokens} tokens, which fit no grid"
+    ) as e:
         token_grid(tokens, (64, 64), "blocks.3")
     assert "\n" not in str(e.value)
 
