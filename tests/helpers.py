@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bench.backend import Artifact, Backend, PrepareContext
@@ -104,3 +105,48 @@ def segbench_process(args: list[str], env: dict[str, str], **kwargs) -> subproce
         start_new_session=True,
         **kwargs,
     )
+
+
+class TokenMix(nn.Module):
+    """A Linear over a feature map's tokens: its output is (B, N, C) tokens, or with `spatial` the same values
+    put back on the grid (B, C, h, w), the 4-D twin of the token layer; with `pair`, (tokens, None) as a
+    transformer block returns its hidden states and attention weights."""
+
+    def __init__(self, linear: nn.Linear, spatial: bool = False, pair: bool = False) -> None:
+        super().__init__()
+        self.linear, self.spatial, self.pair = linear, spatial, pair
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, None]:
+        batch, _, height, width = features.shape
+        tokens = self.linear(features.flatten(2).transpose(1, 2))
+        if self.spatial:
+            return tokens.transpose(1, 2).reshape(batch, -1, height, width)
+        return (tokens, None) if self.pair else tokens
+
+
+class TokenNet(nn.Module):
+    """A stride-2 conv embedding, a token layer `mix` (`TokenMix`), a Linear classifier over the tokens, and
+    the class tokens back on their grid, bilinearly upsampled: the smallest model with a transformer-style
+    token layer whose output an int8 graph quantizes (the classifier reads it). Traceable by FX."""
+
+    def __init__(self, in_channels: int = 1, classes: int = 3, spatial: bool = False, pair: bool = False) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.embed = nn.Conv2d(in_channels, 6, 3, stride=2, padding=1)
+        self.mix = TokenMix(nn.Linear(6, 5), spatial, pair)
+        self.classifier = nn.Linear(5, classes)
+        with torch.no_grad():  # the same weights for every variant
+            for parameter in self.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator))
+        self.spatial, self.pair = spatial, pair
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.embed(x)
+        mixed = self.mix(features)
+        if self.pair:
+            mixed = mixed[0]
+        if self.spatial:
+            mixed = mixed.flatten(2).transpose(1, 2)
+        logits = self.classifier(mixed)
+        grid = logits.transpose(1, 2).reshape(x.shape[0], -1, features.shape[2], features.shape[3])
+        return F.interpolate(grid, size=x.shape[-2:], mode="bilinear", align_corners=False)

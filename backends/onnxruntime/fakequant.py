@@ -1,7 +1,7 @@
 """Fake-quant simulation of an ONNX Runtime QDQ graph, for Grad-CAM by autograd (the second method beside
 finite differences on ONNX Runtime's own head, `backends.onnxruntime.gradcam_cut`).
 
-Over 400 lines (432), and kept whole: one interpreter of the QDQ op set. Each op is a row of the table
+Over 400 lines (463), and kept whole: one interpreter of the QDQ op set. Each op is a row of the table
 and the torch function the row names, which change together, and the table is checked against the whole
 graph before a step runs; split in two, every op would live in two files.
 
@@ -268,6 +268,37 @@ def _prelu(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
 @_op("Sigmoid")
 def _sigmoid(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
     return torch.sigmoid(inputs[0])
+
+
+@_op("HardSigmoid")
+def _hard_sigmoid(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
+    attrs = _attrs(node)
+    return torch.clamp(float(attrs.get("alpha", 0.2)) * inputs[0] + float(attrs.get("beta", 0.5)), 0.0, 1.0)
+
+
+@_op("Gelu")
+def _gelu(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
+    approximate = _attrs(node).get("approximate", b"none")
+    return F.gelu(inputs[0], approximate=approximate.decode() if isinstance(approximate, bytes) else approximate)
+
+
+@_op("Softmax")
+def _softmax(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
+    return torch.softmax(inputs[0], dim=int(_attrs(node).get("axis", -1)))  # opset 13: one axis, default -1
+
+
+@_op("LayerNormalization")
+def _layer_norm(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
+    attrs = _attrs(node)
+    x, scale = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    axis = int(attrs.get("axis", -1)) % x.ndim
+    return F.layer_norm(x, tuple(x.shape[axis:]), scale, bias, float(attrs.get("epsilon", 1e-5)))
+
+
+@_op("MatMul")
+def _matmul(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
+    return torch.matmul(inputs[0], inputs[1])
 
 
 @_op("Clip")

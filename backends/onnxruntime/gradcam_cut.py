@@ -85,6 +85,8 @@ class OnnxFeatureSplitter(FeatureSplitter):
         q = self.quant
         assert q is not None  # a codes split is made only for a quantized cut
         channels = cut.shape[0]
+        if self.tokens and q["scale"].size > 1:  # axis 1 of tokens is the token axis, not the channels
+            raise SplitUnavailable(f"the tokens '{self.tensor}' are quantized per token, not per tensor")
         scale = np.broadcast_to(q["scale"], (channels,)).astype(np.float32)
         zero = np.broadcast_to(q["zero_point"], (channels,))
         features = (cut.astype(np.int64) - zero[:, None, None]).astype(np.float32) * scale[:, None, None]

@@ -9,7 +9,8 @@ after the layer chose (`OutputMark`, read before conversion rewrites the observe
 
 The cut: that node's value is a quantized tensor; its integer codes (`int_repr()`) are shifted channel
 by channel by a whole number of quantization steps, clipped to the code range, and rewrapped with the
-same scale and zero point. The rest of the graph (the head) runs in `torch.fx.Interpreter` with every
+same scale and zero point; a token layer's (1, N, C) codes are shifted on their spatial grid
+(bench/gradcam/tokens.py). The rest of the graph (the head) runs in `torch.fx.Interpreter` with every
 value it reads from outside pre-filled from one recorded forward pass, activations repeated along the
 batch. A layer whose output stays float has no codes to shift: `SplitUnavailable`, which the backend
 turns into a note.
@@ -27,8 +28,10 @@ import numpy as np
 import torch
 from torch import fx
 
+from bench.errors import UsageError
 from bench.gradcam.records import FeatureSplit
 from bench.gradcam.split import SplitUnavailable
+from bench.gradcam.tokens import spatial
 
 
 def _paths(node: fx.Node) -> list[str]:
@@ -150,7 +153,7 @@ def _output_node(
         if (
             isinstance(value, torch.Tensor)
             and value.is_quantized
-            and value.ndim == 4
+            and value.ndim in (3, 4)  # a feature map, or tokens
             and value.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric)
             and abs(value.q_scale() - scale) <= 1e-6 * scale
             and value.q_zero_point() == zero_point
@@ -201,15 +204,31 @@ def _code_range(value: torch.Tensor) -> tuple[int, int]:
 
 
 def _channel_scales(value: torch.Tensor) -> np.ndarray:
-    """(K,) scale per channel of a (1, K, h, w) quantized tensor."""
-    channels = value.shape[1]
+    """(K,) scale per channel of a (1, K, h, w) quantized tensor, or of (1, N, K) tokens."""
+    channels = value.shape[-1] if value.ndim == 3 else value.shape[1]
     if value.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
         return np.full(channels, float(value.q_scale()))
+    if value.ndim == 3:
+        raise SplitUnavailable("the feature tokens are quantized per channel along the token axis, not per tensor")
     if value.q_per_channel_axis() != 1:
         raise SplitUnavailable(
             f"the feature tensor is quantized along axis {value.q_per_channel_axis()}, not per channel"
         )
     return value.q_per_channel_scales().double().numpy()
+
+
+def grid_codes(value: Any, image: torch.Tensor, layer: str, node: fx.Node) -> tuple[torch.Tensor, Any]:
+    """A cut node's value as a feature map (1, K, h, w) (tokens (1, N, C) seen on their grid, inferred
+    from the image's size: bench/gradcam/tokens.py), and the function that puts a batch of such maps back
+    into the node's own layout for the head."""
+    if not isinstance(value, torch.Tensor) or value.ndim not in (3, 4):
+        raise SplitUnavailable(
+            f"layer '{layer}' ({node.name}) does not output one (1, K, h, w) feature map or (1, N, C) tokens"
+        )
+    try:
+        return spatial(value, (int(image.shape[-2]), int(image.shape[-1])), layer)
+    except UsageError as exc:
+        raise SplitUnavailable(str(exc)) from exc
 
 
 class Recorder(fx.Interpreter):
@@ -252,27 +271,30 @@ def fx_feature_split(
     values = recorder.values
     cut = _output_node(graph_module, layer, values, mark)
     feature = values[cut]
-    if not isinstance(feature, torch.Tensor) or feature.ndim != 4:
-        raise SplitUnavailable(f"layer '{layer}' ({cut.name}) does not output one (1, K, h, w) tensor")
+    if not isinstance(feature, torch.Tensor) or feature.ndim not in (3, 4):
+        raise SplitUnavailable(
+            f"layer '{layer}' ({cut.name}) does not output one (1, K, h, w) feature map or (1, N, C) tokens"
+        )
     if not feature.is_quantized:
         raise SplitUnavailable(
             f"layer '{layer}' ({cut.name}) outputs a float tensor in the int8 graph, so there are no codes to shift"
         )
     head = FxHead(graph_module, cut, values)
-    codes = feature.int_repr()[0]  # (K, h, w)
+    all_codes, layout = grid_codes(feature.int_repr(), x, layer, cut)
+    codes = all_codes[0]  # (K, h, w)
     low, high = _code_range(feature)
     moved = (codes.to(torch.int64) + int(steps)).clamp(low, high).to(codes.dtype)
     clipped = float((moved.to(torch.int64) - codes.to(torch.int64) != int(steps)).double().mean())
     scales = _channel_scales(feature)
 
     def head_shifted(channels: np.ndarray) -> np.ndarray:
-        return head.run(_requantized(feature, shift_rows(codes, moved, channels)))
+        return head.run(_requantized(feature, layout(shift_rows(codes, moved, channels))))
 
     reference = first_output(full)
     check_reproduces(head_shifted, reference, f"the FX head cut at '{layer}'")
     kind = f"{str(feature.dtype).removeprefix('torch.')} codes of {cut.name}, shift {int(steps)} steps"
     return FeatureSplit(
-        features=feature.dequantize()[0].numpy(),
+        features=grid_codes(feature.dequantize(), x, layer, cut)[0][0].numpy(),
         step=int(steps) * scales,
         head_shifted=head_shifted,
         meta={

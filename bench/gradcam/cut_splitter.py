@@ -6,6 +6,8 @@ here so that the two finite-difference cuts cannot drift apart:
 
 - `split(image, steps)`: run the body once, take A at the cut, and hand the shared finite-difference
   code (bench/gradcam/split.py) a `FeatureSplit` whose head passes run the runtime's own head;
+- a token tensor A (1, N, C) (a transformer layer) is shifted on its spatial grid (C, h, w) and every
+  batch goes back to the head as tokens (bench/gradcam/tokens.py), so channel k is column k of the tokens;
 - at a quantized A, shift channel k's *codes* by whole quantization steps, clipped to the code range
   (`CodeGrid` says how the runtime's quantizer maps codes to features and to what its head reads), so
   every head pass sees values the deployed model could produce; at a float A, the float step every
@@ -28,9 +30,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bench.errors import UsageError
 from bench.gradcam import split as shared
 from bench.gradcam.records import FeatureSplit
 from bench.gradcam.split import FLOAT_STEP, SplitUnavailable, check_head, float_split
+from bench.gradcam.tokens import spatial
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class FeatureSplitter(ABC):
             )
         self.path, self.tensor, self.steps, self.float_step = Path(path), tensor, int(steps), float_step
         self.rows_checked = False
+        self.tokens = False  # the cut tensor is (1, N, C) tokens, split on its grid (set by `split`)
 
     # --- what each runtime fills in ---
 
@@ -104,11 +109,12 @@ class FeatureSplitter(ABC):
 
     @abstractmethod
     def _run_body(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
-        """The body on one image: A at the cut (1, K, h, w) and the side values the head needs."""
+        """The body on one image: A at the cut (1, K, h, w), or (1, N, C) tokens, and the side values the
+        head needs."""
 
     @abstractmethod
     def _run_head(self, batch: np.ndarray, sides: Any) -> np.ndarray:
-        """The head on a batch of cut tensors, with one image's side values from `_run_body`."""
+        """The head on a batch of cut tensors (in the cut's own layout), with one image's side values."""
 
     @abstractmethod
     def _grid(self, cut: np.ndarray) -> CodeGrid:
@@ -139,11 +145,18 @@ class FeatureSplitter(ABC):
         if steps < 1:
             raise SplitUnavailable(f"the finite-difference step must be a positive whole number, got {steps}")
         cut, sides = self._run_body(image)
-        if cut.ndim != 4:
-            raise SplitUnavailable(f"'{self.tensor}' is not a (1, K, h, w) feature map (shape {cut.shape})")
+        if cut.ndim not in (3, 4):
+            raise SplitUnavailable(
+                f"'{self.tensor}' is not a (1, K, h, w) feature map or (1, N, C) tokens (shape {cut.shape})"
+            )
+        self.tokens = cut.ndim == 3
+        try:  # tokens are shifted on their grid and handed to the head as tokens again
+            cut, layout = spatial(cut, (image.shape[2], image.shape[3]), self.tensor)
+        except UsageError as exc:
+            raise SplitUnavailable(str(exc)) from exc
 
         def run_head(batch: np.ndarray) -> np.ndarray:
-            return self._run_head(batch, sides)
+            return self._run_head(layout(batch), sides)
 
         if self.quant is not None:
             split = self._codes_split(cut[0], run_head, steps)
@@ -200,5 +213,9 @@ class FeatureSplitter(ABC):
         full = self.full_logits(image)
         scale = float(np.max(np.abs(full)))
         exact = self.EXACT_CODES and self.quant is not None
-        check_head(split, full, self.tensor, self.path.name, 0.0 if exact else self.HEAD_RTOL * max(1.0, scale))
+        check_head(split, full, self.tensor, self.path.name, 0.0 if exact else self._head_rtol() * max(1.0, scale))
         return scale
+
+    def _head_rtol(self) -> float:
+        """|head - full| allowed, relative to max |logits| (`HEAD_RTOL`; a runtime may judge by its graph)."""
+        return self.HEAD_RTOL

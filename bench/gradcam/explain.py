@@ -379,7 +379,24 @@ def explain_artifact(
         ),
         second_vs_deployed_max_abs=None if second is None else second.vs_deployed_max_abs,
     )
+    empty = _zero_reference(reference[layer], layer, [suite.classes[c] for c in classes])
+    if empty is not None:  # nothing to compare, and no check of the method can pass or fail
+        return replace(result, status=empty, second_status=empty if second is not None else result.second_status)
     status = _status(primary, result.summaries[layer], reference[layer], precision)
     if status.startswith("invalid: "):
         return result.invalidated(status.removeprefix("invalid: "))
     return replace(result, status=status)
+
+
+def _zero_reference(reference: np.ndarray, layer: str, class_names: Sequence[str]) -> str | None:
+    """`not available: ...` when every fp32 map of the layer is all zero, else None. ReLU(sum_k alpha_k A_k)
+    is then 0 at every pixel: the layer's channels only argue against the class (LR-ASPP's `gate` on
+    synthetic-nuclei: the high-level branch lowers the nucleus logit everywhere, the low-level classifier
+    finds the nuclei). No divergence can be measured, and the fp32 check could only fail on NaN."""
+    if np.any(reference):
+        return None
+    return (
+        f"not available: the fp32 Grad-CAM maps at {layer} are zero for every image and class "
+        f"({', '.join(class_names)}): sum_k alpha_k A_k <= 0 everywhere, the layer only argues against the "
+        f"class, so there is nothing to compare; explain another layer (--gradcam-layer)"
+    )

@@ -29,6 +29,7 @@ from torch import nn
 
 from bench.errors import UsageError
 from bench.gradcam.records import FeatureSplit
+from bench.gradcam.tokens import first_output, like, spatial, with_first
 
 REDUCTIONS = ("softmax", "sum")
 REDUCED_PRECISIONS = (torch.float16, torch.bfloat16)
@@ -138,25 +139,32 @@ def resolve_layer(model: nn.Module, layer: str) -> nn.Module:
     )
 
 
-def _capture(modules: Mapping[str, nn.Module], store: dict[str, torch.Tensor]) -> list[Any]:
-    """Forward hooks that record each layer's output and hand a clone downstream: a following in-place
-    op (ReLU(inplace=True)) then cannot overwrite the recorded A or its place in the autograd graph."""
+def _capture(
+    modules: Mapping[str, nn.Module], store: dict[str, torch.Tensor], input_size: tuple[int, int]
+) -> list[Any]:
+    """Forward hooks that record each layer's output as a feature map A (B, K, h, w) and hand downstream
+    a tensor computed from A: a clone of a feature map (a following in-place op, ReLU(inplace=True), then
+    cannot overwrite the recorded A or its place in the autograd graph), or tokens (B, N, C) rebuilt from
+    A's grid (bench/gradcam/tokens.py: the grid is inferred from the `input_size` (H, W)), so gradients
+    reach A either way. A tuple output is explained by its first element."""
 
-    def hook_for(name: str) -> Callable[..., torch.Tensor]:
-        def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
-            if not isinstance(output, torch.Tensor) or output.ndim != 4:
+    def hook_for(name: str) -> Callable[..., Any]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+            value = first_output(output)
+            if not isinstance(value, torch.Tensor):
                 raise UsageError(
-                    f"Grad-CAM layer '{name}' must output one (B, K, h, w) tensor, "
-                    f"got {type(output).__name__}{tuple(getattr(output, 'shape', ()))}"
+                    f"Grad-CAM layer '{name}' must output a (B, K, h, w) feature map or (B, N, C) tokens "
+                    f"(of a tuple, its first element), got {type(value).__name__}"
                 )
             if name in store:  # a shared module (e.g. one MaxPool2d used at every level) has no single A
                 raise UsageError(
                     f"Grad-CAM layer '{name}' runs more than once per forward pass; choose a module that runs once"
                 )
-            if torch.is_grad_enabled() and not output.requires_grad:  # nothing trainable upstream of A
-                output = output.detach().requires_grad_(True)
-            store[name] = output
-            return output.clone()
+            if torch.is_grad_enabled() and not value.requires_grad:  # nothing trainable upstream of A
+                value = value.detach().requires_grad_(True)
+            features, back = spatial(value, input_size, name)
+            store[name] = features
+            return with_first(output, back(features).clone())  # never a view of A: see above
 
         return hook
 
@@ -179,7 +187,7 @@ def autograd_alphas(
     score is summed over the batch, which is exact because images do not interact in eval mode."""
     modules = {layer: resolve_layer(model, layer) for layer in layers}
     store: dict[str, torch.Tensor] = {}
-    handles = _capture(modules, store)
+    handles = _capture(modules, store, (images.shape[-2], images.shape[-1]))
     try:
         with torch.enable_grad():
             logits = model(images)
@@ -294,7 +302,7 @@ def torch_feature_split(model: nn.Module, image: torch.Tensor, layer: str, step:
         raise UsageError(f"torch_feature_split takes one image (1, C, H, W), got shape {tuple(image.shape)}")
     module = resolve_layer(model, layer)
     store: dict[str, torch.Tensor] = {}
-    handles = _capture({layer: module}, store)
+    handles = _capture({layer: module}, store, (image.shape[-2], image.shape[-1]))
     try:
         with torch.no_grad():
             model(image)
@@ -311,7 +319,7 @@ def torch_feature_split(model: nn.Module, image: torch.Tensor, layer: str, step:
         for row, k in enumerate(channels):
             if k >= 0:
                 batch[row, k] += shifts[k]
-        handle = module.register_forward_hook(lambda m, i, o: batch)
+        handle = module.register_forward_hook(lambda m, i, o: with_first(o, like(batch, first_output(o))))
         try:
             with torch.no_grad():
                 return model(image.expand(len(channels), *image.shape[1:])).detach().cpu().numpy()

@@ -14,15 +14,18 @@ Pooling), as torchvision's `lraspp_mobilenet_v3_large` builds it (same modules, 
   upsampled bilinearly to the input size. The pool branch uses `nn.Sigmoid` as the paper and torchvision
   do; the hard-sigmoid is the squeeze-excitation gate.
 
-Grad-CAM: the default layer is `gate` (ReLU x sigmoid, 128 channels at stride 16). Unlike the other zoo
-models, the head also takes a second input, the low features, whose classifier adds to the logits
-without passing through any feature layer: so `head(gate, low)` and the final upsample are all that lie
-between the layer and the logits, and the maps explain the high-level branch (the low classifier is a
-linear term of fixed features, its gradient with respect to `gate` is zero). The graph-cut Grad-CAM keeps
-such side inputs fixed. `gradcam_layers` also names `gate.cbr` (the ReLU branch alone), the depthwise
-ReLU of the stride-4 stage (`backbone.features.3.depthwise`, 72 channels) and of the last stride-8 block
-(`backbone.features.6.depthwise`, 120 channels). The encoder's stride-16 layers are hard-swish outputs,
-which go negative, so no Grad-CAM layer is taken there.
+Grad-CAM: the default layer is `low`, the squeeze-excitation output of the first stride-8 block
+(`backbone.features.4.se`: ReLU x hard-sigmoid, 72 channels), the last non-negative layer both branches
+depend on (its projection is the low features, which the head classifies and the encoder carries on to
+the high-level branch). `gate` (ReLU x sigmoid, 128 channels at stride 16) is not the default: the head
+also takes a second input, the low features, whose classifier adds to the logits without passing
+through `gate` (`head(gate, low)`), so `gate` explains the high-level branch alone, and a trained model
+may use that branch only against a class: on synthetic-nuclei it lowers the nucleus logit at every pixel,
+so every Grad-CAM map at `gate` is zero and there is nothing to compare. The graph-cut Grad-CAM keeps the
+low features fixed when it cuts at `gate`. `gradcam_layers` also names `gate`, `gate.cbr` (the ReLU branch
+alone), the depthwise ReLU of the stride-4 stage (`backbone.features.3.depthwise`, 72 channels) and of
+the last stride-8 block (`backbone.features.6.depthwise`, 120 channels). The encoder's stride-16 layers
+are hard-swish outputs, which go negative, so no Grad-CAM layer is taken there.
 """
 
 from __future__ import annotations
@@ -63,14 +66,15 @@ class LRASPPClassifier(nn.Module):
 
 
 class LRASPPMobileNetV3(nn.Module):
-    gradcam_layer = "gate"
+    gradcam_layer = "backbone.features.4.se"
     gradcam_layers = {
         "stride4": "backbone.features.3.depthwise",
+        "low": "backbone.features.4.se",
         "stride8": "backbone.features.6.depthwise",
         "branch": "gate.cbr",
         "gate": "gate",
     }
-    gradcam_head_side_input = "backbone.features.4"  # the head's second input: `head(gate, low)`
+    gradcam_head_inputs = ("gate", "backbone.features.4")  # what the head reads: `head(gate, low)`
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()

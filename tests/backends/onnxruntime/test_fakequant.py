@@ -117,3 +117,43 @@ def test_shape_arithmetic_global_pooling_and_resize_match_onnx_runtime(tmp_path:
     images = rng.standard_normal((2, 1, 8, 10)).astype(np.float32)
     drift, scale = simulation_vs_session(OnnxFakeQuant(path).eval(), path, images, threads=1)
     assert scale > 0 and drift <= 1e-5 * scale
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_transformer_and_mobile_ops_match_onnx_runtime(tmp_path: Path, approximate: str) -> None:
+    """The ops SegFormer's export adds (LayerNormalization, MatMul, Softmax, Gelu over (B, N, C) tokens)
+    and MobileNetV3's hard-sigmoid gate, computed as ONNX Runtime computes them."""
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array((0.3 * rng.standard_normal((4, 1, 2, 2))).astype(np.float32), "embed"),
+        numpy_helper.from_array(np.array([1, 4, -1], np.int64), "to_rows"),
+        numpy_helper.from_array(rng.uniform(0.5, 1.5, 4).astype(np.float32), "gamma"),
+        numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "beta"),
+        numpy_helper.from_array(rng.standard_normal((4, 4)).astype(np.float32), "proj"),
+        numpy_helper.from_array(np.array([1, 4, 4, 5], np.int64), "to_grid"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "embed"], ["conv"], strides=[2, 2]),  # (1, 4, 4, 5)
+        helper.make_node("Reshape", ["conv", "to_rows"], ["rows"]),
+        helper.make_node("Transpose", ["rows"], ["tokens"], perm=[0, 2, 1]),  # (1, 20, 4)
+        helper.make_node("LayerNormalization", ["tokens", "gamma", "beta"], ["normed"], axis=-1, epsilon=1e-5),
+        helper.make_node("MatMul", ["normed", "proj"], ["projected"]),
+        helper.make_node("Gelu", ["projected"], ["activated"], approximate=approximate),
+        helper.make_node("Softmax", ["activated"], ["weights"], axis=-1),
+        helper.make_node("HardSigmoid", ["activated"], ["gate"], alpha=0.25, beta=0.4),
+        helper.make_node("Mul", ["weights", "gate"], ["gated"]),
+        helper.make_node("Transpose", ["gated"], ["channels"], perm=[0, 2, 1]),
+        helper.make_node("Reshape", ["channels", "to_grid"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ops",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 10])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 4, 5])],
+        inits,
+    )
+    path = tmp_path / "ops.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+    images = rng.standard_normal((2, 1, 8, 10)).astype(np.float32)
+    drift, scale = simulation_vs_session(OnnxFakeQuant(path).eval(), path, images, threads=1)
+    assert scale > 0 and drift <= 1e-5 * scale

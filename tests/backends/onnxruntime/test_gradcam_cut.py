@@ -20,7 +20,7 @@ from bench.gradcam.divergence import compare_maps
 from bench.gradcam.method import autograd_alphas, finite_difference_alphas, gradcam_autograd
 from bench.gradcam.split import SplitUnavailable
 from bench.models import create_model
-from tests.helpers import prepare
+from tests.helpers import TokenNet, prepare
 
 # quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
 pytestmark = pytest.mark.integration
@@ -184,6 +184,34 @@ def test_split_rejects_a_tensor_that_is_not_in_the_graph(unet) -> None:
     _, _, images, _, int8 = unet
     with pytest.raises(SplitUnavailable, match="not in"):
         onnx_feature_split(int8.directory / INT8_FILE, "no_such_tensor", images[:1])
+
+
+def test_a_token_layer_is_cut_at_its_tokens_and_matches_autograd(tmp_path) -> None:
+    """A layer that outputs (1, N, C) tokens: shifted on its grid (C, h, w), fed to the head as tokens, in
+    the float graph and at the QDQ graph's codes."""
+    model = TokenNet().eval()
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((8, 1, 16, 20)).astype(np.float32)
+    images = rng.standard_normal((2, 1, 16, 20)).astype(np.float32)
+    fp32 = prepare(OrtFp32Backend(), _mkdir(tmp_path / "fp32"), model, calibration, num_classes=3)
+    int8 = prepare(OrtQdqInt8Backend(), _mkdir(tmp_path / "int8"), model, calibration, num_classes=3)
+    split = onnx_feature_split(int8.directory / INT8_FILE, int8.meta["layer_tensors"]["mix"], images[:1])
+    assert split.features.shape == (5, 8, 10) and split.meta["codes"].shape == (5, 8, 10)  # 80 tokens, stride 2
+    assert split.meta["max_abs_vs_model"] == 0.0  # the head, fed tokens, is the deployed graph exactly
+    request = GradcamRequest(
+        model=model, images=images, layers=("mix",), classes=(0, 1, 2), calibration=calibration, floor_steps=()
+    )
+    reference = gradcam_autograd(model, images, ["mix"], (0, 1, 2))["mix"]
+    (float_maps,) = OrtFp32Backend().gradcam(fp32, request)
+    int8_maps = OrtQdqInt8Backend().gradcam(int8, request)[0]
+    assert "float linear" in float_maps.notes and "uint8 codes of linear" in int8_maps.notes
+    assert compare_maps(reference, float_maps.maps["mix"])[1].gradcam_pearson > 0.999
+    assert compare_maps(reference, int8_maps.maps["mix"])[1].gradcam_pearson > 0.99
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from bench.gradcam.divergence import compare_maps
 from bench.gradcam.method import gradcam_autograd
 from bench.gradcam.split import SplitUnavailable
 from bench.models import create_model
-from tests.helpers import prepare
+from tests.helpers import TokenNet, prepare
 
 # quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
 pytestmark = pytest.mark.integration
@@ -117,6 +117,22 @@ def test_residual_block_output_is_the_fused_add_relu_not_its_last_conv() -> None
     assert act.meta["node"] == split.meta["node"]
     with pytest.raises(SplitUnavailable, match="not in the converted FX graph"):
         fx_feature_split(converted, images[:1], "2.act")  # without the observed graph's mark it cannot be found
+
+
+def test_a_token_layer_is_cut_at_its_codes_on_the_grid() -> None:
+    model = TokenNet().eval()
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((8, 1, 16, 20)).astype(np.float32)
+    prepared = observe_fx_model(model, calibration, "x86")
+    mark = output_mark(prepared, "mix")
+    converted = convert_fx_model(prepared)
+    split = fx_feature_split(converted, calibration[:1], "mix", mark=mark)  # raises unless the head is exact
+    assert split.features.shape == split.meta["codes"].shape == (5, 8, 10)  # (1, 80, 5) tokens on their grid
+    tokens = model.mix(model.embed(torch.from_numpy(calibration[:1]))).detach()
+    grid = tokens.transpose(1, 2).reshape(1, 5, 8, 10)[0].numpy()
+    assert np.abs(split.features - grid).max() < 0.05 * np.abs(grid).max()  # A to int8 precision
+    shifted = split.head_shifted(np.array([-1, 0, 4]))
+    assert shifted.shape == (3, 3, 16, 20) and not np.array_equal(shifted[1], shifted[0])
 
 
 def test_a_float_layer_output_cannot_be_split(unet) -> None:

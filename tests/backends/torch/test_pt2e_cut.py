@@ -15,6 +15,7 @@ from backends.torch.pt2e_cut import code_node, pt2e_feature_split  # noqa: E402
 from backends.torch.pt2e_int8 import _register_x86_lowering, quantize  # noqa: E402
 from bench.gradcam.method import autograd_alphas, finite_difference_alphas  # noqa: E402
 from bench.gradcam.split import SplitUnavailable  # noqa: E402
+from tests.helpers import TokenNet  # noqa: E402
 
 # quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
 pytestmark = pytest.mark.integration
@@ -82,3 +83,44 @@ def test_the_cut_is_at_the_quantize_node_and_reproduces_the_program(program) -> 
 def test_a_layer_outside_the_program_is_not_split(program) -> None:
     with pytest.raises(SplitUnavailable, match="not in the converted PT2E program"):
         code_node(program, "decoder")
+
+
+def test_a_token_layer_is_cut_at_its_codes_on_the_grid() -> None:
+    """(1, N, C) codes shifted on their grid, fed to the head as tokens: the same alphas as autograd through
+    the fake-quant simulation, within the O(step) error of the finite difference."""
+    rng = np.random.default_rng(0)
+    calibration = torch.from_numpy(rng.normal(size=(8, 1, 16, 20)).astype(np.float32))
+    _register_x86_lowering()
+    program = quantize(TokenNet().eval(), calibration)
+    image = rng.normal(size=(1, 1, 16, 20)).astype(np.float32)
+    split = pt2e_feature_split(program, image, "mix", steps=1)  # raises unless the head is the program exactly
+    assert split.features.shape == split.meta["codes"].shape == (5, 8, 10)  # 80 tokens, stride 2
+    simulated = add_taps(fake_quant_module(program), ["mix"])
+    _, alphas = autograd_alphas(simulated, torch.from_numpy(image), ["mix"], [0, 1, 2])
+    reference = alphas["mix"][0].numpy()
+    np.testing.assert_allclose(
+        finite_difference_alphas(split, [0, 1, 2]), reference, atol=0.05 * np.abs(reference).max()
+    )
+
+
+def test_the_codes_are_found_past_an_eval_mode_dropout() -> None:
+    """SegFormer's decoder: ReLU (the layer) -> dropout (a no-op in eval) -> quantize -> classifier."""
+
+    class WithDropout(KnownHead):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dropout = nn.Dropout(0.1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.dropout(self.features(x)))
+
+    torch.manual_seed(0)
+    calibration = torch.from_numpy(np.random.default_rng(0).normal(size=(8, 1, 12, 12)).astype(np.float32))
+    _register_x86_lowering()
+    program = quantize(WithDropout().eval(), calibration)
+    node = code_node(program, "features")
+    assert "quantize_per_tensor" in str(node.target) and "dropout" in node.args[0].name
+    image = 0.5 * np.random.default_rng(1).normal(size=(1, 1, 12, 12)).astype(np.float32)
+    split = pt2e_feature_split(program, image, "features", steps=4)  # raises unless the head is exact
+    alphas = finite_difference_alphas(split, [0, 1], reduction="sum")
+    np.testing.assert_allclose(alphas, _head_weight(program), rtol=1e-4, atol=1e-5)

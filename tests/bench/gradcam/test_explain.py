@@ -14,6 +14,7 @@ from bench.gradcam.explain import (
     _other_method,
     _pick,
     _status,
+    _zero_reference,
     mean_pearson,
 )
 
@@ -163,3 +164,12 @@ def test_a_second_method_that_failed_has_its_status_without_numbers() -> None:
     assert columns["gradcam_status"] == "ok" and columns["gradcam_pearson"] == 0.9
     assert columns["gradcam_status@fakequant"] == "error: RuntimeError: diverged"
     assert "gradcam_pearson@fakequant" not in columns
+
+
+def test_a_layer_whose_fp32_maps_are_all_zero_explains_nothing_and_says_why() -> None:
+    zero = _zero_reference(np.zeros((4, 1, 8, 8)), "gate", ["nucleus"])
+    assert zero is not None and zero.startswith("not available: the fp32 Grad-CAM maps at gate are zero")
+    assert "(nucleus)" in zero and "--gradcam-layer" in zero and "\n" not in zero
+    some = np.zeros((4, 1, 8, 8))
+    some[3, 0, 2, 2] = 1e-3  # one pixel of one image is something to compare
+    assert _zero_reference(some, "gate", ["nucleus"]) is None

@@ -186,15 +186,14 @@ def test_tensorrt_int8_says_why_it_cannot_run_here():
 
 
 @pytest.mark.parametrize("name", (*ZOO, "unet"))
-def test_gradcam_layers_resolve_and_the_default_feeds_only_the_head(name):
+def test_gradcam_layers_resolve_and_the_head_rebuilds_the_logits_from_its_inputs(name):
     model = _model(name)
     layers = model.gradcam_layers
     assert len(layers) >= 3 and model.gradcam_layer in layers.values()
-    # LR-ASPP's head also classifies the low-level features: `head(features, low)`, low recorded here
-    side = getattr(model, "gradcam_head_side_input", None)
-    outputs: dict[str, list[torch.Tensor]] = {path: [] for path in layers.values()}
-    if side is not None:
-        outputs.setdefault(side, [])
+    # what the head reads: the default layer, or (LR-ASPP) `head(gate, low)`, whose default layer lies
+    # before the low features both branches depend on
+    head_inputs = tuple(getattr(model, "gradcam_head_inputs", (model.gradcam_layer,)))
+    outputs: dict[str, list[torch.Tensor]] = {path: [] for path in (*layers.values(), *head_inputs)}
     handles = [
         model.get_submodule(path).register_forward_hook(lambda module, args, out, path=path: outputs[path].append(out))
         for path in outputs
@@ -210,9 +209,9 @@ def test_gradcam_layers_resolve_and_the_default_feeds_only_the_head(name):
             continue
         assert seen[0].ndim == 4 and seen[0].shape[0] == 1, path
         assert (seen[0] >= 0).all(), f"{path} is not a ReLU output"
-    head_inputs = [outputs[model.gradcam_layer][0], *([outputs[side][0]] if side is not None else [])]
-    with torch.no_grad():  # the head, and at most a resize, is all that lies between the layer and the logits
-        rebuilt = F.interpolate(model.head(*head_inputs), size=x.shape[-2:], mode="bilinear", align_corners=False)
+    with torch.no_grad():  # the head, and at most a resize, is all that lies between its inputs and the logits
+        rebuilt = model.head(*[outputs[path][0] for path in head_inputs])
+        rebuilt = F.interpolate(rebuilt, size=x.shape[-2:], mode="bilinear", align_corners=False)
     torch.testing.assert_close(rebuilt, logits)
 
 
