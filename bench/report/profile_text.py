@@ -78,7 +78,8 @@ def not_faster_lines(profile: pd.DataFrame | None, results: pd.DataFrame) -> lis
             f"{counterpart.backend} {counterpart.precision} {ms_text(float_p50)} ms"
         )
         if cell not in profiles:
-            lines.append(f"{head}: no profile ({row.get('profile_status') or 'not profiled'})")
+            status = row.get("profile_status")  # NaN in a run without --profile
+            lines.append(f"{head}: no profile ({status if isinstance(status, str) and status else 'not profiled'})")
             continue
         theirs = None
         if counterpart in profiles:

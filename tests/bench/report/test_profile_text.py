@@ -49,3 +49,11 @@ def test_an_int8_cell_slower_than_its_counterpart_without_a_profile_says_so(run:
     lines = not_faster_lines(profile, results)
     assert lines[0] == "camvid / enet / ort-qdq-int8 int8 33.2 ms is not faster than ort fp32 32.8 ms: no profile (ok)"
     assert not_faster_layers(profile, results)["int8"].tolist() == ["torch-fx-int8:int8"]
+
+
+def test_a_cell_of_a_run_without_profiles_says_not_profiled_not_nan(run: Path) -> None:
+    profile, results = run_tables(run)
+    profile = profile[profile["backend"] != "ort-qdq-int8"]
+    results = results.assign(profile_status=float("nan"))  # a run without --profile leaves the column empty
+    lines = not_faster_lines(profile, results)
+    assert lines[0].endswith("ort fp32 32.8 ms: no profile (not profiled)")
