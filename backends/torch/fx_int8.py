@@ -10,7 +10,7 @@ TorchScript so it loads in a fresh process without the float model, its packed i
 FX quantization is deprecated upstream in favour of PT2E; it is kept as the baseline many
 deployments still use, with the deprecation warnings silenced and named in the row's notes.
 
-Over 400 lines (530), and kept whole: the FX recipe (qconfig mapping, float fallback, the
+Over 400 lines (559), and kept whole: the FX recipe (qconfig mapping, float fallback, the
 transposed-conv check), its operator coverage, its TorchScript export and its session are one runtime's
 path that serves this backend and its Grad-CAM rebuild (fx_cut.py) alone; what other modules use of it
 already lives apart (profile_layers.py, fx_fakequant.py, layer_sqnr.py).
