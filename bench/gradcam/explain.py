@@ -5,7 +5,7 @@ layers and classes and cached; every backend's maps are then compared with them 
 class by class. The result is one record: the row's Grad-CAM columns, the per-(layer, image, class)
 records for gradcam.parquet, and the maps the montage draws.
 
-Just over 400 lines (404), and kept whole: the result record, the reference cache and the verdicts read
+Just over 400 lines (405), and kept whole: the result record, the reference cache and the verdicts read
 on it (noise floor, simulation tolerance, the fp32 self-check) are one record's life, each step reading
 what the one before set.
 """
