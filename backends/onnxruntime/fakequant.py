@@ -1,7 +1,7 @@
 """Fake-quant simulation of an ONNX Runtime QDQ graph, for Grad-CAM by autograd (the second method beside
 finite differences on ONNX Runtime's own head, `backends.onnxruntime.gradcam_cut`).
 
-Over 400 lines (463), and kept whole: one interpreter of the QDQ op set. Each op is a row of the table
+Over 400 lines (464), and kept whole: one interpreter of the QDQ op set. Each op is a row of the table
 and the torch function the row names, which change together, and the table is checked against the whole
 graph before a step runs; split in two, every op would live in two files.
 
@@ -438,7 +438,8 @@ def _slice(sim: OnnxFakeQuant, node: Any, inputs: list[Any]) -> torch.Tensor:
     for start, end, axis, step in zip(starts.tolist(), ends.tolist(), axes, steps):
         if step < 1:
             raise UnsupportedProgram(f"Slice {node.name} with a negative step is not simulated")
-        index[int(axis)] = slice(int(start), int(min(end, x.shape[int(axis)])), int(step))
+        size = x.shape[int(axis)]  # ONNX clamps to the axis; torch warns on INT64_MIN (SegFormer's `[:-2]`)
+        index[int(axis)] = slice(int(max(start, -size)), int(min(end, size)), int(step))
     return x[tuple(index)]
 
 

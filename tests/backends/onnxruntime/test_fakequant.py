@@ -157,3 +157,28 @@ def test_transformer_and_mobile_ops_match_onnx_runtime(tmp_path: Path, approxima
     images = rng.standard_normal((2, 1, 8, 10)).astype(np.float32)
     drift, scale = simulation_vs_session(OnnxFakeQuant(path).eval(), path, images, threads=1)
     assert scale > 0 and drift <= 1e-5 * scale
+
+
+def test_a_slice_from_int64_min_is_clamped_to_the_axis_without_a_warning(tmp_path: Path) -> None:
+    """The dynamo exporter writes `x[..., :-2]` as Slice(starts=INT64_MIN): ONNX clamps it to the axis."""
+    import warnings
+
+    inits = [
+        numpy_helper.from_array(np.array([np.iinfo(np.int64).min], np.int64), "starts"),
+        numpy_helper.from_array(np.array([-2], np.int64), "ends"),
+        numpy_helper.from_array(np.array([3], np.int64), "axes"),
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["logits"])],
+        "slice",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 10])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        inits,
+    )
+    path = tmp_path / "slice.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    images = np.random.default_rng(4).standard_normal((2, 1, 8, 10)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drift, scale = simulation_vs_session(OnnxFakeQuant(path).eval(), path, images, threads=1)
+    assert scale > 0 and drift == 0.0
