@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.onnx.graph import GraphIndex, load_model
-from bench.backend import OpCoverage
+from bench.backend import OpCoverage, grouped_conv_label
 
 BOUNDARY_OPS = ("QuantizeLinear", "DequantizeLinear")
 # Shape bookkeeping and ORT's NCHWc layout reorders: not compute, not counted either way.
@@ -91,11 +91,9 @@ def op_label(node: Any, weights: dict[str, Any]) -> str:
     if position is None:
         return str(node.op_type)
     group = next((int(a.i) for a in node.attribute if a.name == "group"), 1)
-    if group <= 1:
-        return str(node.op_type)
     weight = weights.get(node.input[position]) if len(node.input) > position else None
-    depthwise = weight is not None and len(weight.dims) > 1 and weight.dims[1] == 1
-    return f"{node.op_type} ({'depthwise' if depthwise else 'grouped'})"
+    per_group = int(weight.dims[1]) if weight is not None and len(weight.dims) > 1 else None
+    return grouped_conv_label(str(node.op_type), group, per_group)
 
 
 def fused_coverage(model: Any) -> OpCoverage:

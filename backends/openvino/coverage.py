@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from bench.backend import OpCoverage
+from bench.backend import OpCoverage, grouped_conv_label
 
 NOT_COMPUTE = ("Input", "Output", "Const", "Reshape", "Reorder", "Squeeze", "Unsqueeze", "ShapeOf", "Convert")
 BOUNDARY = ("FakeQuantize",)
@@ -76,7 +76,8 @@ def _convolution_label(kind: str, op: Any) -> str:
     if shape.rank.is_dynamic or shape.rank.get_length() != 5:
         return kind
     per_group = shape[2]
-    return f"{kind} ({'depthwise' if per_group.is_static and per_group.get_length() == 1 else 'grouped'})"
+    groups = 2  # a 5-D weight is a GroupConvolution's, whatever its group count
+    return grouped_conv_label(kind, groups, per_group.get_length() if per_group.is_static else None)
 
 
 def runtime_coverage(compiled: Any, types: Mapping[str, str] | None = None) -> OpCoverage:

@@ -10,7 +10,7 @@ TorchScript so it loads in a fresh process without the float model, its packed i
 FX quantization is deprecated upstream in favour of PT2E; it is kept as the baseline many
 deployments still use, with the deprecation warnings silenced and named in the row's notes.
 
-Over 400 lines (559), and kept whole: the FX recipe (qconfig mapping, float fallback, the
+Over 400 lines (560), and kept whole: the FX recipe (qconfig mapping, float fallback, the
 transposed-conv check), its operator coverage, its TorchScript export and its session are one runtime's
 path that serves this backend and its Grad-CAM rebuild (fx_cut.py) alone; what other modules use of it
 already lives apart (profile_layers.py, fx_fakequant.py, layer_sqnr.py).
@@ -45,6 +45,7 @@ from bench.backend import (
     QuantLayer,
     Session,
     check_float_layers,
+    grouped_conv_label,
     parse_float_layers,
 )
 from bench.backend.layers import weighted_modules
@@ -217,10 +218,10 @@ def _label(graph_module: torch.fx.GraphModule, node: torch.fx.Node, name: str) -
     if node.op != "call_module":
         return name
     module = graph_module.get_submodule(str(node.target))
-    groups = getattr(module, "groups", 1)
-    if not isinstance(groups, int) or groups <= 1:
+    groups, channels = getattr(module, "groups", 1), getattr(module, "in_channels", None)
+    if not isinstance(groups, int):
         return name
-    return f"{name} ({'depthwise' if groups == getattr(module, 'in_channels', None) else 'grouped'})"
+    return grouped_conv_label(name, groups, channels // groups if isinstance(channels, int) else None)
 
 
 def _tensors(tree: Any) -> list[torch.Tensor]:

@@ -1,6 +1,6 @@
 """PyTorch 2 export (PT2E) post-training static int8 quantization with torchao, lowered by Inductor on x86.
 
-Over 400 lines (636), and kept whole: strict export, the annotation check, float fallback, the
+Over 400 lines (637), and kept whole: strict export, the annotation check, float fallback, the
 Inductor lowering and the check of the compiled program against the uncompiled one are one runtime's
 path, each step reading what the one before wrote; what other modules use of it already lives apart
 (pt2e_cut.py, fakequant.py, profile_layers.py, layer_sqnr.py).
@@ -50,6 +50,7 @@ from bench.backend import (
     QuantLayer,
     Session,
     check_float_layers,
+    grouped_conv_label,
     parse_float_layers,
 )
 from bench.backend.layers import weighted_modules
@@ -253,7 +254,7 @@ def _kernel_label(graph_module: torch.fx.GraphModule, node: torch.fx.Node, name:
     if not isinstance(groups, int) or groups <= 1:
         return name
     weight = _weight_of(graph_module, node)
-    return f"{name} ({'depthwise' if weight is not None and weight.shape[1] == 1 else 'grouped'})"
+    return grouped_conv_label(name, groups, int(weight.shape[1]) if weight is not None else None)
 
 
 def _base_op(label: str) -> str:

@@ -19,6 +19,7 @@ from bench.backend.records import (
     OpCoverage,
     PrepareContext,
     ThroughputSetting,
+    grouped_conv_label,
 )
 from bench.backend.registry import (
     ENTRY_POINT_GROUP,
@@ -44,6 +45,7 @@ __all__ = [
     "GradcamRequest",
     "NoOptions",
     "OpCoverage",
+    "grouped_conv_label",
     "OpTime",
     "PrepareContext",
     "Profile",

@@ -59,6 +59,15 @@ class PrepareContext:
     onnx_path: Path | None = None  # a user's own fp32 ONNX file (--onnx), used instead of exporting `model`
 
 
+def grouped_conv_label(op: str, groups: int, inputs_per_group: int | None) -> str:
+    """A convolution's coverage label: `op` itself when it is not grouped, `<op> (depthwise)` with one input
+    channel per group, `<op> (grouped)` for any other group count (or one the runtime does not say), so a
+    depthwise layer left in float is told apart from a dense one in every runtime's coverage."""
+    if groups <= 1:
+        return op
+    return f"{op} ({'depthwise' if inputs_per_group == 1 else 'grouped'})"
+
+
 @dataclass(frozen=True)
 class OpCoverage:
     """Which operators of the deployed artifact run in int8 and which stayed in float, with counts.

@@ -1,6 +1,6 @@
 """Suites: fixed data, splits and classes, defined by TOML files in the `suites/` folder.
 
-Just over 400 lines: the suite record and its TOML reader are one format, read and checked in one
+Just over 400 lines (412): the suite record and its TOML reader are one format, read and checked in one
 place (every key's error message beside the key); splitting the reader from the record would spread one
 file format over two modules.
 
