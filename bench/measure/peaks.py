@@ -23,15 +23,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-VERSION = 1  # bump when a measurement changes: older records then no longer apply
+VERSION = 2  # bump when a measurement changes: older records then no longer apply
 GEMM_SIZE = 2048  # square: 8.6 GMAC a call, large enough to leave every cache and amortize the threads' start
 GEMM_REPEATS = 5  # timed calls after one warm-up; the peak is the fastest
+# Each GEMM is first timed once at this size. Why: torch has optimized int8 and bf16 GEMMs only where the
+# CPU has the instructions for them; elsewhere it runs a reference loop (measured here, an AVX2-only AMD
+# EPYC on two threads: `torch._int_mm` 1.1 GMAC/s, bf16 `torch.matmul` 0.6, fp32 42), and 2048^3 MACs at
+# that rate made the peaks take 478 s at the start of every run.
+PROBE_SIZE = 256
+# An int8 or bf16 GEMM under this share of the fp32 GEMM's rate is such a reference loop: no yardstick for
+# a runtime's own int8 kernels (ONNX Runtime's QDQ unet ran at 40x it there), so that precision has no
+# peak, with why. An optimized int8 GEMM runs faster than fp32, a widened bf16 one about as fast.
+REFERENCE_LOOP_SHARE = 0.1
+# The largest size whose one call would take at most this long (halving from GEMM_SIZE): only a kernel
+# under 8.6 GMAC/s gets a smaller GEMM, so every optimized one is measured at GEMM_SIZE.
+MAX_CALL_S = 1.0
 COPY_MIB = 256  # the streaming copy's buffer, far beyond any last-level cache
 COPY_REPEATS = 5
 PRECISIONS = ("fp32", "int8", "bf16")
 METHOD = (
-    f"fastest of {GEMM_REPEATS} {GEMM_SIZE}x{GEMM_SIZE} GEMMs after a warm-up: fp32 and bf16 torch.matmul, int8 "
-    f"torch._int_mm; bandwidth: fastest of {COPY_REPEATS} copies of {COPY_MIB} MiB (torch copy_), read + write"
+    f"fastest of {GEMM_REPEATS} {GEMM_SIZE}x{GEMM_SIZE} GEMMs after a warm-up (smaller where one call would take "
+    f"over {MAX_CALL_S:g} s: `gemm_sizes`): fp32 and bf16 torch.matmul, int8 torch._int_mm; an int8 or bf16 GEMM "
+    f"under {REFERENCE_LOOP_SHARE:.0%} of fp32's rate at {PROBE_SIZE}x{PROBE_SIZE} is a reference loop and gives no "
+    f"peak; bandwidth: fastest of {COPY_REPEATS} copies of {COPY_MIB} MiB (torch copy_), read + write"
 )
 
 # Theoretical MACs per cycle per core, by instruction set, the first the CPU's flags have. One FMA is one
@@ -125,6 +139,7 @@ class MachinePeaks:
     status: str = "ok"
     runs: int = 1  # the runs whose measurements the peaks are the best of (`best_of`)
     first_measured_at: str = ""  # the earliest of those; "" for one run
+    gemm_sizes: Mapping[str, int] = field(default_factory=dict)  # n of the n x n GEMM each peak was measured at
 
     @classmethod
     def unavailable(cls, threads: int, reason: str) -> MachinePeaks:
@@ -152,6 +167,7 @@ class MachinePeaks:
             "measured_at": self.measured_at,
             "runs": self.runs,
             "first_measured_at": self.first_measured_at,
+            "gemm_sizes": dict(self.gemm_sizes),
         }
 
     @classmethod
@@ -170,6 +186,7 @@ class MachinePeaks:
             measured_at=str(data.get("measured_at") or ""),
             runs=int(data.get("runs") or 1),
             first_measured_at=str(data.get("first_measured_at") or ""),
+            gemm_sizes={str(k): int(v) for k, v in (data.get("gemm_sizes") or {}).items() if isinstance(v, int)},
         )
 
 
@@ -184,10 +201,9 @@ def _fastest(call: Callable[[], Any], repeats: int) -> float:
     return best
 
 
-def _gemm(precision: str) -> Callable[[], Any]:
+def _gemm(precision: str, n: int = GEMM_SIZE) -> Callable[[], Any]:
     import torch
 
-    n = GEMM_SIZE
     generator = torch.Generator().manual_seed(0)
     if precision == "int8":
         a, b = (torch.randint(-128, 128, (n, n), dtype=torch.int8, generator=generator) for _ in range(2))
@@ -195,6 +211,35 @@ def _gemm(precision: str) -> Callable[[], Any]:
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     a, b = (torch.randn(n, n, generator=generator).to(dtype) for _ in range(2))
     return lambda: torch.matmul(a, b)
+
+
+def _probe_gmacs(precision: str) -> float:
+    """GMAC/s of one call at PROBE_SIZE after an untimed one: what sizes the real measurement, and tells a
+    reference loop from an optimized kernel in milliseconds instead of minutes."""
+    call = _gemm(precision, PROBE_SIZE)
+    call()
+    start = time.perf_counter()
+    call()
+    return PROBE_SIZE**3 / max(time.perf_counter() - start, 1e-9) / 1e9
+
+
+def gemm_size(probe_gmacs: float) -> int:
+    """GEMM_SIZE, halved while one call at the probed rate would take over MAX_CALL_S (never under PROBE_SIZE)."""
+    n = GEMM_SIZE
+    while n > PROBE_SIZE and n**3 / (probe_gmacs * 1e9) > MAX_CALL_S:
+        n //= 2
+    return n
+
+
+def reference_loop(precision: str, gmacs: float, fp32_gmacs: float | None) -> str | None:
+    """Why `precision`'s GEMM is no yardstick (a reference loop: under REFERENCE_LOOP_SHARE of fp32's rate),
+    or None."""
+    if precision == "fp32" or not fp32_gmacs or gmacs >= REFERENCE_LOOP_SHARE * fp32_gmacs:
+        return None
+    return (
+        f"torch's {precision} GEMM ran at {gmacs:.2g} GMAC/s ({PROBE_SIZE}x{PROBE_SIZE}), {gmacs / fp32_gmacs:.1%} "
+        f"of its fp32 GEMM's rate: a reference loop, no optimized {precision} kernel for this CPU"
+    )
 
 
 def _copy_gbs() -> float:
@@ -209,22 +254,29 @@ def _copy_gbs() -> float:
 
 def measure_peaks(threads: int, priority: str = "normal") -> MachinePeaks:
     """Each precision's GEMM and the streaming copy on `threads` threads (at `priority`, as timed rounds
-    run); a precision whose GEMM fails is `missing`, with why."""
+    run); a precision whose GEMM fails, or is a reference loop (`reference_loop`), is `missing`, with why."""
     import torch
 
     from bench.errors import one_line
     from bench.measure.priority import timed_at
 
     started = time.perf_counter()
-    gmacs, missing = {}, {}
+    gmacs: dict[str, float] = {}
+    missing: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     bandwidth = None
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with timed_at(priority), torch.inference_mode():
-            for precision in PRECISIONS:
+            for precision in PRECISIONS:  # fp32 first: the others are told from a reference loop by it
                 try:
-                    gmacs[precision] = GEMM_SIZE**3 / _fastest(_gemm(precision), GEMM_REPEATS) / 1e9
+                    probe = _probe_gmacs(precision)
+                    if why := reference_loop(precision, probe, gmacs.get("fp32")):
+                        missing[precision] = why
+                        continue
+                    n = sizes[precision] = gemm_size(probe)
+                    gmacs[precision] = n**3 / _fastest(_gemm(precision, n), GEMM_REPEATS) / 1e9
                 except Exception as exc:  # an op this torch build lacks on this CPU: no peak, and why
                     missing[precision] = one_line(exc, 200)
             bandwidth = _copy_gbs()
@@ -237,6 +289,7 @@ def measure_peaks(threads: int, priority: str = "normal") -> MachinePeaks:
         bandwidth,
         measure_s=time.perf_counter() - started,
         measured_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        gemm_sizes=sizes,
     )
 
 
@@ -270,6 +323,7 @@ def best_of(measured: MachinePeaks, kept: MachinePeaks | None) -> MachinePeaks:
         bandwidth_gbs=max(bandwidths) if bandwidths else None,
         runs=kept.runs + 1,
         first_measured_at=kept.first_measured_at or kept.measured_at,
+        gemm_sizes={**kept.gemm_sizes, **measured.gemm_sizes},
     )
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from bench.measure import peaks as peaks_module
-from bench.measure.peaks import MachinePeaks, machine_peaks, measure_peaks, theoretical_peaks
+from bench.measure.peaks import (
+    MachinePeaks,
+    gemm_size,
+    machine_peaks,
+    measure_peaks,
+    reference_loop,
+    theoretical_peaks,
+)
 
 SKYLAKE = ["avx2", "fma", "avx512f", "avx512bw"]
 CASCADE_LAKE = [*SKYLAKE, "avx512_vnni"]
@@ -80,6 +87,44 @@ def test_each_run_measures_and_the_record_keeps_the_best(tmp_path: Path, monkeyp
     record.write_text(json.dumps({**json.loads(record.read_text()), "version": 0}))  # an older VERSION's: dropped
     monkeypatch.setattr(peaks_module, "measure_peaks", lambda threads, priority: MachinePeaks(2, {"fp32": 50.0}))
     assert machine_peaks(2, record=record).gmacs == {"fp32": 50.0}
+
+
+def test_a_gemm_under_a_tenth_of_fp32s_rate_is_a_reference_loop_with_no_peak() -> None:
+    """Measured on an AVX2-only EPYC: int8 1.4 GMAC/s and bf16 0.62 against fp32 58; an optimized int8
+    kernel runs faster than fp32, a widened bf16 one about as fast."""
+    why = reference_loop("int8", 1.4, 58.0)
+    assert why is not None and "1.4 GMAC/s" in why and "2.4%" in why and "reference loop" in why
+    assert reference_loop("bf16", 5.9, 58.0) is None  # just over the tenth
+    assert reference_loop("int8", 200.0, 58.0) is None
+    assert reference_loop("fp32", 0.1, 58.0) is None and reference_loop("int8", 1.4, None) is None
+
+
+def test_the_gemm_is_halved_only_where_one_call_would_take_over_a_second() -> None:
+    assert gemm_size(9.0) == 2048  # 8.6 GMAC in under a second: every optimized kernel keeps 2048
+    assert gemm_size(1.0) == 512  # 1024^3 = 1.07 GMAC would take 1.07 s
+    assert gemm_size(1e-6) == peaks_module.PROBE_SIZE
+
+
+def test_a_reference_loop_is_probed_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int8 GEMM probed at a fiftieth of fp32's rate is never timed at full size (that took 478 s of
+    every run's start on an AVX2-only CPU); it is missing, with why, and the others are measured."""
+    monkeypatch.setattr(peaks_module, "GEMM_SIZE", 128)
+    monkeypatch.setattr(peaks_module, "COPY_MIB", 4)
+    probes = {"fp32": 50.0, "int8": 1.0, "bf16": 45.0}
+    monkeypatch.setattr(peaks_module, "_probe_gmacs", probes.__getitem__)
+    measured: list[tuple[str, int]] = []
+    real_gemm = peaks_module._gemm
+
+    def gemm(precision: str, n: int = 128):
+        measured.append((precision, n))
+        return real_gemm(precision, n)
+
+    monkeypatch.setattr(peaks_module, "_gemm", gemm)
+    found = measure_peaks(1)
+    assert measured == [("fp32", 128), ("bf16", 128)]
+    assert set(found.gmacs) == {"fp32", "bf16"} and "reference loop" in found.missing["int8"]
+    assert found.gemm_sizes == {"fp32": 128, "bf16": 128}
+    assert MachinePeaks.from_record(found.record()).gemm_sizes == {"fp32": 128, "bf16": 128}
 
 
 @pytest.mark.integration
