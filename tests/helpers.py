@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +21,30 @@ from bench.run.artifacts import prepare_into
 
 # The real data sets beside the checkout (../shared/data); tests that need them skip cleanly without them.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Instructions that multiply u8 x s8 and sum into int32 in one step (VNNI, AMX). Without them (an AVX2-only
+# EPYC, say) the int8 kernels of ONNX Runtime, OpenVINO, FBGEMM and oneDNN sum pairs of products in int16
+# with saturation (vpmaddubsw), as ONNX Runtime's quantization guide says: the result then depends on the
+# kernel's path, so a cut head, another batch size or a compiled program no longer reproduces the deployed
+# graph's logits exactly, and segbench says so in the row rather than explain other arithmetic.
+INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def int8_sums_saturate() -> bool:
+    """True on an x86 CPU without VNNI or AMX (its /proc/cpuinfo flags), False elsewhere."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    from bench.environment import machine_identity
+
+    return not (set(machine_identity(1).get("cpu_flags") or []) & INT8_DOT_PRODUCT_FLAGS)
+
+
+# For tests of int8 arithmetic that is exact only where the CPU sums int8 products without saturating.
+needs_exact_int8_sums = pytest.mark.skipif(
+    int8_sums_saturate(),
+    reason="this x86 CPU has no VNNI or AMX: its runtimes' int8 kernels sum products in saturating int16 "
+    "(vpmaddubsw), so int8 results depend on the kernel's path (tests/helpers.py)",
+)
 
 
 class TinyTransformer(nn.Module):

@@ -58,7 +58,11 @@ def test_an_unreachable_budget_exits_1_naming_it_and_keeps_every_table(trained_u
     for column in ("layer", "module_path", "op_type", "layer_sqnr_db", "dice_drift_gain", "miou_gain", "sqnr_db_gain"):
         assert column in sensitivity
     assert sensitivity["layer_sqnr_db"].notna().all()  # qdq_loss_debug matched every measured layer
-    assert (sensitivity["float_ops"] > 4).all()  # the layer really ran in float (4 ConvTranspose always do)
+    # the layer really ran in float (4 ConvTranspose always do, so one of them kept float adds none; on an
+    # AVX2-only EPYC a ConvTranspose was among the two layers of worst SQNR)
+    transposed = sensitivity["op_type"] == "ConvTranspose"
+    assert (sensitivity.loc[~transposed, "float_ops"] > 4).all()
+    assert (sensitivity.loc[transposed, "float_ops"] == 4).all()
     tuning = pd.read_parquet(folder / "tuning.parquet")
     timed = tuning[tuning["split"] == "tuning"]
     assert timed["latency_p50_ms"].notna().all() and timed["speedup_vs_fp32"].notna().all()

@@ -8,7 +8,7 @@ from onnx import numpy_helper
 
 from backends.onnxruntime.qdq_int8 import MODEL_FILE, OrtQdqInt8Backend
 from bench.models import create_model
-from tests.helpers import prepare
+from tests.helpers import int8_sums_saturate, prepare
 
 # quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
 pytestmark = pytest.mark.integration
@@ -89,7 +89,9 @@ def test_other_calibration_and_symmetric_preset(prepared, tmp_path, options):
         assert "Relu" in backend.coverage(artifact).float  # S8S8 stays partly in float on CPU
     out = backend.load(artifact, "cpu", 1).run({"input": calibration[:1]})
     ref = OrtQdqInt8Backend().load(reference, "cpu", 1).run({"input": calibration[:1]})
-    assert np.abs(out - ref).max() / np.abs(ref).max() < 0.1
+    # S8S8 against U8S8: 0.108 on an AVX2-only EPYC, whose int8 kernels saturate (tests/helpers.py)
+    bound = 0.2 if int8_sums_saturate() and options["preset"] == "tensorrt" else 0.1
+    assert np.abs(out - ref).max() / np.abs(ref).max() < bound
 
 
 def test_float_layers_stay_float_in_the_graph_ort_runs(prepared, tmp_path):

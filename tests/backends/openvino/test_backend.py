@@ -16,7 +16,7 @@ from backends.openvino.backend import OpenVinoFp32Backend, OpenVinoInt8Backend  
 from bench.backend import PrepareContext  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
 from bench.models import create_model  # noqa: E402
-from tests.helpers import prepare  # noqa: E402
+from tests.helpers import int8_sums_saturate, prepare  # noqa: E402
 
 # quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
 pytestmark = pytest.mark.integration
@@ -130,7 +130,8 @@ def test_transformer_model_type_reaches_nncf_and_keeps_layernorm_float(tmp_path)
     assert before.int8["MVN"] == 1 and "MVN" not in before.float
     assert after.float["MVN"] == 1 and "MVN" not in after.int8
     assert before.int8["Convolution (depthwise)"] == after.int8["Convolution (depthwise)"] == 1
-    assert any(label.startswith("Subgraph(") and "Softmax" in label for label in after.int8)  # attention, named
+    if not int8_sums_saturate():  # OpenVINO has no int8 attention Subgraph on an AVX2-only EPYC
+        assert any(label.startswith("Subgraph(") and "Softmax" in label for label in after.int8)  # attention, named
 
 
 def test_bf16_precision_and_unsupported_device():

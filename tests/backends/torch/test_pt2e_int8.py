@@ -22,7 +22,7 @@ from backends.torch.pt2e_int8 import (  # noqa: E402
 )
 from bench.backend import Artifact, OpCoverage  # noqa: E402
 from bench.models import create_model  # noqa: E402
-from tests.helpers import prepare  # noqa: E402
+from tests.helpers import int8_sums_saturate, prepare  # noqa: E402
 
 # quantizes, compiles or exports in every test (or its module's fixtures): out of `make fast`
 pytestmark = pytest.mark.integration
@@ -124,7 +124,9 @@ def test_inductor_fused_every_int8_conv_and_coverage_says_so(prepared):
     meta = prepared.meta
     assert meta["inductor_fusions"]["qconv_weight_prepack_matcher_count"] == 19
     # measured on 4 calibration images: 1.5e-4 here, against logits of order 1
-    assert meta["compiled_vs_converted_max_abs"] < 1e-3 and meta["compiled_vs_converted_images"] == 4
+    # 0.010 on an AVX2-only EPYC, whose oneDNN int8 convs sum products in saturating int16 (tests/helpers.py)
+    bound = 0.05 if int8_sums_saturate() else 1e-3
+    assert meta["compiled_vs_converted_max_abs"] < bound and meta["compiled_vs_converted_images"] == 4
     assert meta["compiled_max_abs_logit"] > 0
     coverage = TorchaoPt2eInt8Backend().coverage(prepared)
     assert (coverage.int8, coverage.float) == (UNET_INT8, UNET_FLOAT)
@@ -260,5 +262,7 @@ def test_dynamic_linears_are_fused_by_inductor_and_match_the_uncompiled_program(
     assert meta["linear"] == "dynamic" and "nn.Linear dynamic" in meta["quantizer"]
     assert meta["inductor_fusions"]["qlinear_weight_prepack_matcher_count"] == 2
     assert meta["inductor_fusions"]["qconv_weight_prepack_matcher_count"] == 3
-    assert meta["compiled_vs_converted_max_abs"] < 1e-3 * max(meta["compiled_max_abs_logit"], 1.0)
+    # 0.34 of a logit of 1.0 on an AVX2-only EPYC (saturating int8 sums, tests/helpers.py): measured, recorded
+    bound = 0.5 if int8_sums_saturate() else 1e-3
+    assert meta["compiled_vs_converted_max_abs"] < bound * max(meta["compiled_max_abs_logit"], 1.0)
     assert "nn.Linear dynamic" in backend.notes(artifact)
