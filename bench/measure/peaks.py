@@ -32,7 +32,7 @@ GEMM_REPEATS = 5  # timed calls after one warm-up; the peak is the fastest
 # that rate made the peaks take 478 s at the start of every run.
 PROBE_SIZE = 256
 # An int8 or bf16 GEMM under this share of the fp32 GEMM's rate is such a reference loop: no yardstick for
-# a runtime's own int8 kernels (ONNX Runtime's QDQ unet ran at 40x it there), so that precision has no
+# a runtime's own int8 kernels (ONNX Runtime's QDQ unet ran at 79-105 GMAC/s there), so that precision has no
 # peak, with why. An optimized int8 GEMM runs faster than fp32, a widened bf16 one about as fast.
 REFERENCE_LOOP_SHARE = 0.1
 # The largest size whose one call would take at most this long (halving from GEMM_SIZE): only a kernel
