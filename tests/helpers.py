@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 import sys
@@ -30,6 +31,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
+@functools.cache
 def int8_sums_saturate() -> bool:
     """True on an x86 CPU without VNNI or AMX (its /proc/cpuinfo flags), False elsewhere."""
     if platform.machine().lower() not in ("x86_64", "amd64"):

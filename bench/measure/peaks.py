@@ -216,11 +216,7 @@ def _gemm(precision: str, n: int = GEMM_SIZE) -> Callable[[], Any]:
 def _probe_gmacs(precision: str) -> float:
     """GMAC/s of one call at PROBE_SIZE after an untimed one: what sizes the real measurement, and tells a
     reference loop from an optimized kernel in milliseconds instead of minutes."""
-    call = _gemm(precision, PROBE_SIZE)
-    call()
-    start = time.perf_counter()
-    call()
-    return PROBE_SIZE**3 / max(time.perf_counter() - start, 1e-9) / 1e9
+    return PROBE_SIZE**3 / max(_fastest(_gemm(precision, PROBE_SIZE), 1), 1e-9) / 1e9
 
 
 def gemm_size(probe_gmacs: float) -> int:
