@@ -147,13 +147,16 @@ def test_onnx_export_has_a_dynamic_batch_and_ort_reproduces_the_model(name, cali
 
 # PT2E's Inductor compile of the two mobile graphs cost 2-3 min each here (the compile, not the input size:
 # 55 s at 64x64, 58 s at 32x32 for DeepLab MobileNetV2 alone), more than the rest of their cases together;
-# both quantized and ran under PT2E when the models were added, and the CI time keeps them out.
-MOBILE = ("deeplabv3plus-mobilenetv2", "lraspp-mobilenetv3")
+# both quantized and ran under PT2E when the models were added, and the CI time keeps them out. HRNet's
+# PT2E case too: 204 s on a 2-vCPU AVX2-only EPYC (2026-12-07), the third slowest test of the suite, whose
+# CI ran 68 min there; it passed on the VNNI and on the AVX2 EPYC, and PT2E's export,
+# annotation and compile are still run here on the ResNet-18 DeepLab and VGG16-UNet.
+PT2E_LEFT_OUT = ("deeplabv3plus-mobilenetv2", "lraspp-mobilenetv3", "hrnet-w18-small")
 INT8_CASES = [
     (name, backend)
     for name in ZOO
     for backend in ("ort-qdq-int8", "torch-fx-int8", "torchao-pt2e-int8")
-    if not (backend == "torchao-pt2e-int8" and name in MOBILE)
+    if not (backend == "torchao-pt2e-int8" and name in PT2E_LEFT_OUT)
 ]
 
 
