@@ -55,6 +55,9 @@ class OrtQdqOptions(BackendOptions):
     # Runtime's registry for the format; empty: its default, every type it can. On a transformer, `Conv` alone
     # leaves the attention MatMuls, Add, Mul, Softmax ... in float (docs/backends.md)
     op_types: str = ""
+    # Weights in 7 bits (quantize_static's reduce_range), as ONNX Runtime's guide advises for CPUs without
+    # VNNI: their int8 kernels sum pairs of u8 x s8 products in int16 and saturate (docs/backends.md)
+    reduce_range: bool = False
 
     def check(self) -> str | None:
         return op_types_problem(self.op_types, self.format)
@@ -85,6 +88,7 @@ class OrtQdqInt8Backend(Backend):
                 float_layers=parse_float_layers(options.float_layers),
                 quant_format=options.format,
                 op_types=parse_op_types(options.op_types),
+                reduce_range=options.reduce_range,
             )
             tensors = layer_tensors(fp32)  # from the float export: quantization drops or rewrites nodes
         source = onnx_source(ctx)
@@ -96,7 +100,7 @@ class OrtQdqInt8Backend(Backend):
             "layer_tensors": tensors,
             "coverage": optimized_coverage(out_dir / MODEL_FILE),
             "notes": f"{options.preset} preset, {options.format} format, {options.calibration} calibration, "
-            f"per-channel weights, "
+            f"per-channel {'7-bit (reduce_range) ' if options.reduce_range else ''}weights, "
             f"graph from {source}, spinning={options.spinning}"
             + (f", only op types {'/'.join(op_types)} quantized (op_types)" if op_types else "")
             + (f", {len(kept)} layer(s) kept in float as asked (float_layers)" if kept else ""),
@@ -126,6 +130,7 @@ class OrtQdqInt8Backend(Backend):
                 preset=options.preset,
                 calibration_method=options.calibration,
                 preprocessed_copy=folder / "model.pre.onnx",
+                reduce_range=options.reduce_range,
             )
             outputs = layer_outputs(folder / "model.pre.onnx")
             return onnx_layer_sqnr(folder / "model.pre.onnx", folder / MODEL_FILE, images, INPUT_NAME, outputs)

@@ -90,13 +90,16 @@ def quantize_qdq(
     per_channel: bool = True,
     backend: str = "ort-qdq-int8",
     op_types: tuple[str, ...] = (),
+    reduce_range: bool = False,
 ) -> dict[str, object]:
     """`quant_pre_process` then `quantize_static` (QDQ, per-channel), with the nodes of `float_layers`
     (module paths or node names, `backends.onnx.layers`) excluded and, when `op_types` is given, only nodes of
-    those ONNX op types quantized (`op_types_to_quantize`; empty: every type ONNX Runtime can, its default);
-    returns what was done. The float graph
-    quantization started from is copied to `preprocessed_copy` when given (for `qdq_loss_debug`). `backend` is
-    the one whose `float_layers` option an error names (TensorRT's int8 graph is quantized here too)."""
+    those ONNX op types quantized (`op_types_to_quantize`; empty: every type ONNX Runtime can, its default),
+    and with `reduce_range` the weights in 7 bits (codes -64..64: on a CPU without VNNI the int8 kernels sum
+    pairs of u8 x s8 products in int16 with saturation, which 2 x 255 x 64 cannot reach); returns what was
+    done. The float graph quantization started from is copied to `preprocessed_copy` when given (for
+    `qdq_loss_debug`). `backend` is the one whose `float_layers` option an error names (TensorRT's int8 graph
+    is quantized here too)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -126,6 +129,7 @@ def quantize_qdq(
             CalibrationReader(calibration),
             quant_format=QuantFormat.QOperator if quant_format == "qoperator" else QuantFormat.QDQ,
             per_channel=per_channel,
+            reduce_range=reduce_range,
             activation_type=activation,
             weight_type=QuantType.QInt8,
             calibrate_method=method,
@@ -138,6 +142,7 @@ def quantize_qdq(
         "activation_type": "int8" if symmetric else "uint8",
         "weight_type": "int8",
         "per_channel": per_channel,
+        "reduce_range": reduce_range,
         "format": quant_format,
         "symmetric": symmetric,
         "calibration": calibration_method,

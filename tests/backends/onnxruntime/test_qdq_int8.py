@@ -94,6 +94,31 @@ def test_other_calibration_and_symmetric_preset(prepared, tmp_path, options):
     assert np.abs(out - ref).max() / np.abs(ref).max() < bound
 
 
+def _conv_weight_codes(path) -> list[np.ndarray]:
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    return [
+        inits[n.input[0]]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4
+    ]
+
+
+def test_reduce_range_writes_7_bit_weights_that_still_reproduce_the_model(prepared, tmp_path):
+    model, calibration, reference = prepared
+    backend = OrtQdqInt8Backend()
+    full = _conv_weight_codes(reference.directory / MODEL_FILE)
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in full) == 127  # 8 bits: per channel, the largest is 127
+    artifact = prepare(backend, tmp_path, model, calibration, options={"reduce_range": "true"})
+    seven = _conv_weight_codes(tmp_path / MODEL_FILE)
+    assert len(seven) == len(full) and max(int(np.abs(w.astype(np.int32)).max()) for w in seven) <= 64
+    assert artifact.meta["reduce_range"] is True and "7-bit (reduce_range)" in artifact.meta["notes"]
+    out = backend.load(artifact, "cpu", 1).run({"input": calibration[:2]})
+    with torch.no_grad():
+        fp32 = model(torch.from_numpy(calibration[:2])).numpy()
+    assert 0 < np.abs(out - fp32).max() / np.abs(fp32).max() < 0.1
+
+
 def test_float_layers_stay_float_in_the_graph_ort_runs(prepared, tmp_path):
     """nodes_to_exclude alone is not enough: ORT's WeightBiasQuantization would give an excluded Conv
     between two quantized neighbours int8 weights again (measured); sessions disable that transformer."""
