@@ -23,6 +23,15 @@ def prepared(tmp_path_factory):
     return model, calibration, prepare(OrtQdqInt8Backend(), tmp_path_factory.mktemp("artifact"), model, calibration)
 
 
+def _conv_weight_codes(graph: onnx.GraphProto) -> list[np.ndarray]:
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    return [
+        inits[n.input[0]]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4
+    ]
+
+
 def test_graph_is_qdq_with_uint8_activations_and_per_channel_int8_weights(prepared):
     _, _, artifact = prepared
     graph = onnx.load(str(artifact.directory / MODEL_FILE)).graph
@@ -31,11 +40,7 @@ def test_graph_is_qdq_with_uint8_activations_and_per_channel_int8_weights(prepar
     assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
     activation_zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
     assert all(z.dtype == np.uint8 for z in activation_zero_points)
-    conv_weights = [
-        inits[n.input[0]]
-        for n in graph.node
-        if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None and inits[n.input[0]].ndim == 4
-    ]
+    conv_weights = _conv_weight_codes(graph)
     assert conv_weights and all(w.dtype == np.int8 for w in conv_weights)
     weight_scales = [
         inits[n.input[1]]
@@ -94,23 +99,13 @@ def test_other_calibration_and_symmetric_preset(prepared, tmp_path, options):
     assert np.abs(out - ref).max() / np.abs(ref).max() < bound
 
 
-def _conv_weight_codes(path) -> list[np.ndarray]:
-    graph = onnx.load(str(path)).graph
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    return [
-        inits[n.input[0]]
-        for n in graph.node
-        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4
-    ]
-
-
 def test_reduce_range_writes_7_bit_weights_that_still_reproduce_the_model(prepared, tmp_path):
     model, calibration, reference = prepared
     backend = OrtQdqInt8Backend()
-    full = _conv_weight_codes(reference.directory / MODEL_FILE)
+    full = _conv_weight_codes(onnx.load(str(reference.directory / MODEL_FILE)).graph)
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in full) == 127  # 8 bits: per channel, the largest is 127
     artifact = prepare(backend, tmp_path, model, calibration, options={"reduce_range": "true"})
-    seven = _conv_weight_codes(tmp_path / MODEL_FILE)
+    seven = _conv_weight_codes(onnx.load(str(tmp_path / MODEL_FILE)).graph)
     assert len(seven) == len(full) and max(int(np.abs(w.astype(np.int32)).max()) for w in seven) <= 64
     assert artifact.meta["reduce_range"] is True and "7-bit (reduce_range)" in artifact.meta["notes"]
     out = backend.load(artifact, "cpu", 1).run({"input": calibration[:2]})
