@@ -60,6 +60,9 @@ def test_shards_merged_back_equal_the_whole_run(session_cache: Path, tmp_path: P
         assert json.loads((shard_dir / "run.json").read_text())["shard"] == {"index": k, "count": 2}
         assert json.loads((shard_dir / "env.json").read_text())["shard"]["index"] == k
         assert f"- Shard {k} of 2: 1 of the matrix's 2 comparison groups" in (shard_dir / "report.md").read_text()
+        # the whole run prepared every artifact: the shard's own process finds them, with no worker to start
+        assert pd.read_parquet(shard_dir / "results.parquet")["artifact_cached"].all()
+        assert ": calibrate" not in err and ": load" in err
 
     merged = tmp_path / "merged"
     assert (

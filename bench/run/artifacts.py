@@ -109,23 +109,36 @@ def prepare_into(backend: Backend, ctx: PrepareContext, folder: Path) -> dict[st
     return json.loads(json.dumps(meta, default=str))
 
 
+def cached_artifact(backend: Backend, ctx: PrepareContext, checkpoint: Path, label: str) -> PreparedArtifact | None:
+    """The artifact from the cache, or None where it has not been prepared yet: what the run's own process
+    asks before it starts a worker to prepare one (`bench.run.cell.prepare_cell`)."""
+    final = _folder(backend, ctx, artifact_key(backend, ctx, checkpoint), label)
+    return _prepared(backend, final, cached=True, prepare_s=0.0) if (final / META_FILE).exists() else None
+
+
 def ensure_artifact(backend: Backend, ctx: PrepareContext, checkpoint: Path, label: str) -> PreparedArtifact:
     """The artifact from the cache, or prepared into a staging folder and published whole."""
     key = artifact_key(backend, ctx, checkpoint)
-    final = cache_root() / "artifacts" / backend.name / f"{label}--{ctx.precision}--{key}"
-    cached = (final / META_FILE).exists()
-    prepare_s = 0.0
-    if not cached:
-        staging = final.with_name(f".{final.name}.{os.getpid()}")
+    final = _folder(backend, ctx, key, label)
+    if (final / META_FILE).exists():
+        return _prepared(backend, final, cached=True, prepare_s=0.0)
+    staging = final.with_name(f".{final.name}.{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        meta = {**prepare_into(backend, ctx, staging), "key": key}
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2))
+        publish_directory(staging, final)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        try:
-            meta = {**prepare_into(backend, ctx, staging), "key": key}
-            prepare_s = meta["prepare_s"]
-            (staging / META_FILE).write_text(json.dumps(meta, indent=2))
-            publish_directory(staging, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    return _prepared(backend, final, cached=False, prepare_s=meta["prepare_s"])
+
+
+def _folder(backend: Backend, ctx: PrepareContext, key: str, label: str) -> Path:
+    return cache_root() / "artifacts" / backend.name / f"{label}--{ctx.precision}--{key}"
+
+
+def _prepared(backend: Backend, final: Path, cached: bool, prepare_s: float) -> PreparedArtifact:
     artifact = Artifact(final, json.loads((final / META_FILE).read_text()))
     return PreparedArtifact(
         directory=final,

@@ -39,14 +39,16 @@ if TYPE_CHECKING:
     from bench.onnx.macs import GraphCount
 
 
-def prepare_context(spec: CellSpec) -> PrepareContext:
-    """The float checkpoint, the calibration images and the options a backend prepares from (in a worker)."""
+def prepare_context(spec: CellSpec, set_threads: bool = True) -> PrepareContext:
+    """The float checkpoint, the calibration images and the options a backend prepares from (in a worker,
+    which takes the run's threads; the run's own process, looking for a cached artifact, keeps its own)."""
     import torch
 
     from bench.backend import PrepareContext
     from bench.training.checkpoints import load_checkpoint
 
-    torch.set_num_threads(spec.threads)
+    if set_threads:
+        torch.set_num_threads(spec.threads)
     suite = spec.load_suite()
     model, _ = load_checkpoint(spec.model, suite, spec.checkpoint)
     return PrepareContext(
@@ -69,7 +71,12 @@ def prepare(context: WorkerContext, spec: CellSpec) -> PreparedArtifact:
 
     context.stage("calibrate")
     ctx = prepare_context(spec)
-    return ensure_artifact(get_backend(spec.backend), ctx, spec.checkpoint, f"{spec.model}--{spec.suite}")
+    return ensure_artifact(get_backend(spec.backend), ctx, spec.checkpoint, artifact_label(spec))
+
+
+def artifact_label(spec: CellSpec) -> str:
+    """The readable part of the artifact's cache folder name (the key follows it)."""
+    return f"{spec.model}--{spec.suite}"
 
 
 def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:

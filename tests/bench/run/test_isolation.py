@@ -146,3 +146,26 @@ def test_a_failure_the_work_catches_and_logs_goes_to_the_cell_log_too(tmp_path):
     text = log.read_text()
     assert "Grad-CAM by fake-quant failed" in text and "Traceback (most recent call last)" in text
     assert "ValueError: a method failed" in text
+
+
+def _print_unterminated() -> str:
+    import sys
+
+    import torch  # what a stage imports: its teardown is what a finishing worker skips
+
+    sys.stdout.write("a line without its newline, still in Python's buffer")
+    return str(torch.ones(2).sum().item())
+
+
+def test_a_finishing_worker_leaves_at_once_and_writes_what_it_buffered_first(tmp_path):
+    from bench.run.isolation import Worker
+
+    log = tmp_path / "logs" / "cell.log"
+    worker = Worker(log_file=log)
+    assert worker.call(60, _print_unterminated) == "2.0"
+    start = time.monotonic()
+    worker.close()
+    closed_s = time.monotonic() - start
+    assert worker._process.exitcode == 0
+    assert closed_s < 0.5, closed_s  # the interpreter's teardown with torch imported took 1.1-1.3 s here
+    assert "a line without its newline, still in Python's buffer" in log.read_text()
