@@ -10,6 +10,7 @@ file writes everything third-party code says there (its descriptors 1 and 2, war
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing as mp
 import os
@@ -100,12 +101,13 @@ def _leave() -> None:
     """End the worker once the parent has asked it to finish, without the interpreter's teardown.
 
     Every result has gone through the pipe by then, and the teardown only frees memory: measured here, it
-    took 1.0-1.3 s per worker with torch and ONNX Runtime imported (a worker that imported them and ran one
-    op closed in 1.1-1.3 s, its process 3.4-3.6 s against 2.3-2.6 s with `os._exit`), paid by every cell
-    at least once (its artifact, its Grad-CAM, each `tune` variant), and nothing in a worker relies on it:
-    the measuring workers have always been killed (`MeasuringCell.close`). What is still buffered is
-    written first: the log file's Python streams and logging handlers."""
-    logging.shutdown()
+    took about 1 s per worker with torch and ONNX Runtime imported (a worker that imported them and ran one
+    op closed in 1.1-1.3 s, 0.02-0.04 s without it), paid by every cell at least once (its artifact, its
+    Grad-CAM, each `tune` variant); the measuring workers have always been killed (`MeasuringCell.close`).
+    The exit handlers still run (`atexit`: logging's flush, multiprocessing's finalizers, which release
+    the semaphores a library's progress bar made; skipped, Python's resource tracker warned of them in the
+    cell's log), then what is left in the Python streams is written."""
+    atexit._run_exitfuncs()  # CPython's own entry point for what a normal exit runs first
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
