@@ -1,9 +1,10 @@
 """One cell, one way: prepare, measure, explain, each in a worker process, under one time budget; then
 the row, built once from the records the stages returned.
 
-prepare (worker 1) -> PreparedArtifact -> [int8 coverage checked here] -> load, warm up (worker 2, a
-fresh process) -> timed rounds (`bench.run.rounds`: alone, or in turns with the other backends of the
-same suite and model) -> measurement (the timing's memory read first), evaluate (worker 2)
+prepare (worker 1; none where the cache has the artifact) -> PreparedArtifact -> [int8 coverage checked
+here] -> load, warm up (worker 2, a fresh process) -> timed rounds (`bench.run.rounds`: alone, or in turns
+with the other backends of the same suite and model) -> measurement (the timing's memory read
+first), evaluate (worker 2)
 -> Measurement + QualityResult [-> with --scenario offline|server, the group's scenario turns in the
 same worker (`bench.run.scenario`) -> OfflineResult | ServerResult] -> explain (worker 3) -> GradcamResult
 -> `CellOutcome.row()`. A stage
