@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.results.files import read_table  # one snapshot of a table the run is rewriting
 from tests.helpers import segbench_process
 
 pytestmark = pytest.mark.slow
@@ -98,7 +99,7 @@ def test_calibration_study_and_resume_after_kill(trained_unet_model, session_cac
     while time.monotonic() < deadline:
         folders = [p for p in out.iterdir() if p.name.startswith("tune-")] if out.exists() else []
         path = folders[0] / "calibration.parquet" if folders else None
-        if path is not None and path.exists() and len(pd.read_parquet(path)) >= 2:
+        if path is not None and path.exists() and len(read_table(path)) >= 2:
             break
         time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)

@@ -9,6 +9,11 @@ A run folder's layout has a version (`SCHEMA_VERSION`): env.json's `schema_versi
 table's schema metadata (`segbench_schema_version`). A file without one was written before versions
 existed (version 0) and reads as it always did; one newer than this code knows is refused in one line
 naming both versions, rather than misread by a reader that does not know what changed.
+
+A table is read from one snapshot of its bytes. Writers replace a table atomically while a run or tune
+goes on (`atomic_write_bytes`), and `pq.read_table(path)` opens the file twice (the footer, then the
+pages): a replace between the two opens mixed two versions and failed with "Page was smaller than
+expected" (31 of 500 reads of a table rewritten in a loop; 0 of 500 from one read of the bytes).
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ def read_table(path: Path, required: Iterable[str] = ()) -> pd.DataFrame:
     """A Parquet table of a run folder, with the `required` columns; a table of cells (`CELL_TABLES`) always
     has `input_size` (`with_input_size`)."""
     try:
-        arrow = pq.read_table(path)  # one read: the table and its schema metadata (the version)
+        # one read of the bytes: the table and its schema metadata (the version), from one version of the file
+        arrow = pq.read_table(pa.BufferReader(path.read_bytes()))
         table = arrow.to_pandas()
         metadata = arrow.schema.metadata or {}
     except FileNotFoundError:
