@@ -29,7 +29,7 @@ from bench.cli.options import (
 from bench.decide.decision import OBJECTIVES
 from bench.errors import UsageError
 from bench.measure.scenarios import DEFAULT_BATCH_SIZES, DEFAULT_DURATION_S, SCENARIOS, SINGLE_STREAM
-from bench.measure.timing import TIMING_MODES
+from bench.measure.timing import PRECISION_TIMING_FACTOR, TIMING_MODES
 from bench.output.capture import captured_command
 from bench.output.terminal import logger, progress
 from bench.run.config import DEVICES, EXECUTORS
@@ -143,6 +143,14 @@ def add_run_parser(sub: Any, threads: int) -> None:
         default="interleaved",
         help="interleaved (default): the backends of one suite and model are timed in alternating rounds, so "
         "load on the machine hits them alike; sequential: one backend after the other",
+    )
+    timing.add_argument(
+        "--speedup-precision",
+        type=_precision_pct,
+        metavar="PCT",
+        help="interleaved: time on past the minimum until every row's speedup 95%% interval lies within PCT%% "
+        f"of it (at most {PRECISION_TIMING_FACTOR}x the cycles the minimum took; the log names rows that fell "
+        "short); default: the minimum only",
     )
     sweep = run.add_argument_group("shape sweep (docs/sweeps.md)")
     sweep.add_argument(
@@ -289,13 +297,37 @@ def check_nothing_but_resume(args: argparse.Namespace, given: list[str], run: ar
         )
 
 
+def _precision_pct(value: str) -> float:
+    """--speedup-precision: a percentage over 0 and under 100."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
+    if not 0 < number < 100:
+        raise argparse.ArgumentTypeError(f"'{value}' must be a percentage over 0 and under 100, e.g. 5")
+    return number
+
+
+def _precision(args: argparse.Namespace) -> float | None:
+    """--speedup-precision as a share; only interleaved timing has the cycles whose pairs it narrows."""
+    pct = getattr(args, "speedup_precision", None)
+    if pct is None:
+        return None
+    if args.timing != "interleaved":
+        raise UsageError(
+            f"--speedup-precision {pct:g}: --timing {args.timing} times each backend apart, with no cycles to "
+            "pair; use --timing interleaved"
+        )
+    return pct / 100
+
+
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The RunConfig of a run's options (settled: bench.cli.app.settled); the Python API builds its run here too."""
     from bench.measure.scenarios import ScenarioConfig
     from bench.run.config import RunConfig, parse_input_size
 
     return RunConfig(
-        **_shared_settings(args, args.batch_size, mode=args.timing).fields(),
+        **_shared_settings(args, args.batch_size, mode=args.timing, speedup_precision=_precision(args)).fields(),
         suites=args.suites,
         models=args.models,
         backends=args.backends,

@@ -21,6 +21,9 @@ from typing import Any
 import numpy as np
 
 TIMING_MODES = ("interleaved", "sequential")
+# --speedup-precision: a group times on for at most this many times the cycles its minimum took (a
+# 10-cycle minimum: 100 cycles, about 5 minutes for 7 backends of a 22 ms model on a 2-vCPU host)
+PRECISION_TIMING_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class TimingConfig:
     # What every timed round (and the reference kernel) runs at: one of bench.measure.priority.PRIORITIES,
     # falling back to the next level where the operating system refuses; the row says what it got.
     priority: str = "realtime"
+    # Interleaved: time on past the minimum until every row's speedup 95% interval lies within this share
+    # of it (0.05: +-5%), within PRECISION_TIMING_FACTOR x the minimum's cycles; None: the minimum.
+    speedup_precision: float | None = None
 
     def round_budget(self) -> tuple[float, int]:
         """(seconds, calls) one round times at least: the whole minimum when sequential."""

@@ -19,6 +19,13 @@ hosts here switch between a fast and a slow state (reference kernel x1.2, every 
 each by its own factor) for spans of 15 s to over 2 minutes, and the ratios of a cycle timed in the slow
 state differ from those of a fast one (ort-qdq-int8's speedup 2.55x against 3.06-3.10x). Waiting
 through a slow span costs seconds; timing through it costs the run's comparability with the others.
+
+A group may also be asked for a precision (`--speedup-precision PCT`): past its minimum it times on
+until every row's speedup 95% interval lies within PCT% of it, for at most `PRECISION_TIMING_FACTOR`
+times the cycles the minimum took. Why: on a host whose speed moves between rounds a few tenths of a
+second apart, per-cycle ratios spread 12-15%, so the minimum's 10-30 cycles know a speedup to about
++-5-10% and quiet runs' speedups differ by more than 5% in a sixth of the rows (docs/timing.md); only
+more cycles narrow that, and on a steady host the minimum already meets the target and costs nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ from bench.measure.contention import (
     quiet_cycles,
 )
 from bench.measure.reference_kernel import ReferenceKernel
-from bench.results.speedup import REFERENCE
+from bench.measure.timing import PRECISION_TIMING_FACTOR
+from bench.results.speedup import REFERENCE, TimedRounds, paired_speedup
 from bench.run.cell import CellOutcome, GroupTiming, MeasuringCell
 from bench.run.scenario import run_scenario
 
@@ -106,7 +114,8 @@ def time_cells(
         cycles = len(live[0].rounds)
         if cycles_to_minimum is None and cycles and all(cell.has_minimum() for cell in live):
             cycles_to_minimum = cycles
-        if _enough(live, kernel, cycles, cycles_to_minimum):
+        done = _enough(live, kernel, cycles, cycles_to_minimum)
+        if done and _precise_enough(live, kernel, cycles, cycles_to_minimum):
             break
         wait.before_cycle(kernel)
         order.shuffle(live)
@@ -115,6 +124,8 @@ def time_cells(
     if log is not None and (said := wait.summary()):
         log(said)
     live = [cell for cell in cells if cell.failure is None]
+    if log is not None and (said := _precision_summary(live, kernel, cycles_to_minimum)):
+        log(said)
     reference = kernel.reference_ms
     verdicts = tuple(cycle_verdicts([cell.rounds for cell in live], reference))
     counted = _counted(live, kernel)
@@ -148,3 +159,61 @@ def _enough(live: list[MeasuringCell], kernel: ReferenceKernel, cycles: int, cyc
         return True
     quiet_came = bool(quiet_cycles([cell.rounds for cell in live], kernel.reference_ms))
     return not quiet_came or cycles >= MAX_TIMING_FACTOR * cycles_to_minimum
+
+
+def _precise_enough(
+    live: list[MeasuringCell], kernel: ReferenceKernel, cycles: int, cycles_to_minimum: int | None
+) -> bool:
+    """Without --speedup-precision, always; with it, once every row's speedup interval is within the
+    target over the cycles that count, or the group has timed `PRECISION_TIMING_FACTOR` times the cycles
+    its minimum took (then `_precision_summary` names the rows that fell short)."""
+    target = live[0].spec.timing.speedup_precision
+    if target is None or cycles_to_minimum is None or cycles >= PRECISION_TIMING_FACTOR * cycles_to_minimum:
+        return True
+    return all(reach <= target for reach in _reaches(live, kernel).values())
+
+
+def _reaches(live: list[MeasuringCell], kernel: ReferenceKernel) -> dict[str, float]:
+    """How far each row's speedup 95% interval reaches from it, as a share (0.05: +-5%), over the cycles
+    that would count now: the interval its row will publish (`bench.results.speedup.paired_speedup`). A
+    group without fp32 eager has no speedups to narrow."""
+    reference = next((cell for cell in live if (cell.spec.backend, cell.spec.precision) == REFERENCE), None)
+    if reference is None:
+        return {}
+    counted = _counted(live, kernel) or _counted(live, kernel, SHORT_QUIET_SHARE)
+    reaches = {}
+    for cell in live:
+        if cell is reference:
+            continue
+        speedup = paired_speedup(_per_cycle(reference, counted), _per_cycle(cell, counted))
+        interval = speedup.interval if speedup is not None else None
+        if interval is not None and speedup is not None and speedup.value > 0:
+            reaches[cell.spec.backend] = max(interval.high / speedup.value - 1, 1 - interval.low / speedup.value)
+        else:
+            reaches[cell.spec.backend] = float("inf")  # too few cycles to pair yet
+    return reaches
+
+
+def _per_cycle(cell: MeasuringCell, cycles: list[int] | None) -> TimedRounds:
+    chosen = range(len(cell.rounds)) if cycles is None else [c for c in cycles if c < len(cell.rounds)]
+    return TimedRounds(0, {c: p50 for c in chosen if (p50 := cell.rounds[c].p50_ms) is not None})
+
+
+def _precision_summary(live: list[MeasuringCell], kernel: ReferenceKernel, cycles_to_minimum: int | None) -> str | None:
+    """One line for the log when --speedup-precision was asked for: met after how many cycles, or which
+    rows still reach past it when the group stopped."""
+    target = live[0].spec.timing.speedup_precision if live else None
+    if target is None or cycles_to_minimum is None:
+        return None
+    cycles = len(live[0].rounds)
+    short = {name: reach for name, reach in _reaches(live, kernel).items() if reach > target}
+    asked = f"+-{100 * target:g}%"
+    if not short:
+        return (
+            f"every speedup's 95% interval within {asked} after {cycles} cycles (the minimum took {cycles_to_minimum})"
+        )
+    rows = ", ".join(f"{name} +-{100 * reach:.1f}%" for name, reach in sorted(short.items(), key=lambda kv: -kv[1]))
+    return (
+        f"speedup intervals still wider than {asked} after {cycles} cycles ({PRECISION_TIMING_FACTOR}x the "
+        f"{cycles_to_minimum} the minimum took, the most a group times): {rows}"
+    )

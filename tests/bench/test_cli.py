@@ -70,6 +70,10 @@ def test_list_suites_and_models(capsys):
         (["--scenario", "server"], "--scenario server needs --latency-bound MS"),
         (["--latency-bound", "20"], "--latency-bound needs --scenario server"),
         (["--scenario", "offline", "--latency-bound", "20"], "--latency-bound needs --scenario server"),
+        (
+            ["--speedup-precision", "5", "--timing", "sequential"],
+            "--speedup-precision 5: --timing sequential times each backend apart, with no cycles to pair",
+        ),
     ],
 )
 def test_bad_run_arguments_are_one_line_exit_2(args, expected, capsys, tmp_path):
@@ -233,6 +237,15 @@ def test_resume_refuses_a_split_option(capsys, tmp_path):
     assert capsys.readouterr().err.strip().endswith("drop --split")
     assert main(["tune", "--resume", str(run_dir), "--split", "evaluation=8"]) == 2
     assert capsys.readouterr().err.strip().endswith("drop --split")
+
+
+@pytest.mark.parametrize("value", ["0", "100", "-5", "tight"])
+def test_a_bad_speedup_precision_is_one_line_exit_2(value, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--speedup-precision", value, "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert "--speedup-precision" in err and f"'{value}'" in err and not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize("value", ["-1", "soon", "inf"])

@@ -30,6 +30,7 @@ class FakeTiming:
     min_iters, min_time_s = 30, 0.3
     quiet_wait_s = 0.0
     mode = "interleaved"
+    speedup_precision: float | None = None
 
 
 class FakeSpec:
@@ -47,8 +48,11 @@ class FakeCell:
 
     spec = FakeSpec()
 
-    def __init__(self, name: str, log: list[str], fail_in_cycle: int | None = None) -> None:
+    def __init__(
+        self, name: str, log: list[str], fail_in_cycle: int | None = None, p50s: list[float] | None = None
+    ) -> None:
         self.name, self.log, self.fail_in_cycle = name, log, fail_in_cycle
+        self.p50s = p50s  # its rounds' p50s in turn, the last repeated (None: no p50)
         self.rounds: list[TimedRound] = []
         self.failure: str | None = None
 
@@ -63,7 +67,8 @@ class FakeCell:
             self.failure = f"{self.name} failed"
             return
         window = CpuWindows(total=100, other=1, process=95, wall_s=0.1, windows=1)
-        self.rounds.append(TimedRound(10, 0.1, kernel.measure(), window))
+        p50 = None if self.p50s is None else self.p50s[min(len(self.rounds), len(self.p50s) - 1)]
+        self.rounds.append(TimedRound(10, 0.1, kernel.measure(), window, None, p50))
         self.log.append(self.name)
 
     def measure(self, timing: GroupTiming) -> None:
@@ -209,6 +214,53 @@ def test_sequential_timing_never_waits(monkeypatch: pytest.MonkeyPatch):
     said: list[str] = []
     time_cells([FakeCell("a", [])], kernel, said.append)  # type: ignore[arg-type]
     assert said == [] and kernel.readings == []  # the 3 slow readings went to the rounds
+
+
+class Int8Spec(FakeSpec):
+    backend = "ort-qdq-int8"
+
+
+def _precision_group(other_p50s: list[float]) -> list[FakeCell]:
+    reference = FakeCell("eager", [], p50s=[4.0])
+    reference.spec = ReferenceSpec()  # type: ignore[assignment]
+    other = FakeCell("int8", [], p50s=other_p50s)
+    other.spec = Int8Spec()  # type: ignore[assignment]
+    return [reference, other]
+
+
+def test_a_precision_target_times_on_until_every_speedup_interval_is_within_it(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(FakeTiming, "speedup_precision", 0.01)
+    said: list[str] = []
+    # two outlying rounds, then steady ones: the 95% interval of the median leaves both out at 9 cycles
+    # (order statistics 2 and 8 of 9), not before (under 9, only the extremes reach 95%)
+    group = _precision_group([1.0, 3.0, 2.0])
+    outcomes = time_cells(group, FakeKernel(), said.append)  # type: ignore[arg-type]
+    assert outcomes[1] == f"int8: 9 rounds, counted {list(range(9))}"
+    assert said == ["every speedup's 95% interval within +-1% after 9 cycles (the minimum took 3)"]
+
+
+def test_a_precision_target_out_of_reach_stops_at_ten_times_the_minimum_naming_the_rows(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(FakeTiming, "speedup_precision", 0.01)
+    said: list[str] = []
+    group = _precision_group([1.9, 2.1] * 50)  # ratios 2.105 and 1.905 for ever: the interval spans both
+    outcomes = time_cells(group, FakeKernel(), said.append)  # type: ignore[arg-type]
+    assert outcomes[1].startswith("int8: 30 rounds")  # 3 cycles to the minimum, 30 at most
+    assert said == [
+        "speedup intervals still wider than +-1% after 30 cycles (10x the 3 the minimum took, the most a group "
+        "times): ort-qdq-int8 +-5.0%"
+    ]
+
+
+def test_without_a_precision_target_or_a_reference_the_minimum_is_enough(monkeypatch: pytest.MonkeyPatch):
+    said: list[str] = []
+    outcomes = time_cells(_precision_group([1.9, 2.1] * 50), FakeKernel(), said.append)  # type: ignore[arg-type]
+    assert outcomes[1].startswith("int8: 3 rounds") and said == []
+    monkeypatch.setattr(FakeTiming, "speedup_precision", 0.01)
+    alone = [FakeCell("int8", [], p50s=[1.9, 2.1] * 50)]  # no fp32 eager: no speedup to narrow
+    assert time_cells(alone, FakeKernel(), said.append)[0].startswith("int8: 3 rounds")  # type: ignore[arg-type]
+    assert said == ["every speedup's 95% interval within +-1% after 3 cycles (the minimum took 3)"]
 
 
 @pytest.mark.parametrize(
