@@ -7,7 +7,9 @@ The rules, in the order they apply:
 2. A budget is judged with the number's 95% interval (bench.decide.budgets): a cell that fails one is
    out; one whose interval straddles a budget is out too, as "uncertain", and says which.
 3. On a timing objective (latency, throughput), a cell whose timing is noisy is not ranked: its speed is
-   no evidence (`timing_quality`). Throughput is the offline scenario's `offline_ips` where the group has
+   no evidence (`timing_quality`), unless it is noisy only because its rounds disagreed: cells are ranked
+   by ratios paired by cycle, with intervals, which that leaves honest (`ratios_trusted`). Throughput is
+   the offline scenario's `offline_ips` where the group has
    it (`--scenario offline`; judged by `offline_timing_quality`, a cell without one not ranked), else the
    single-stream `throughput_ips` (batch / p50).
 4. Of the cells left, the best on the objective is found; every other cell whose speed ratio to it has an
@@ -20,7 +22,7 @@ The rules, in the order they apply:
 An int8 cell slower than fp32 eager, or than its own runtime's float cell (bench.results.counterparts),
 is flagged whatever its reason; the report names where its time goes from its profile.
 
-Over 400 lines (420), kept whole: it is these five rules, in this order, and nothing else (the budgets'
+Over 400 lines (430), kept whole: it is these five rules, in this order, and nothing else (the budgets'
 checks, the speed ratios and an entry's words already live in budgets.py, speed.py and entry.py); split,
 a reader would follow one ranking across files to learn why a cell came second.
 """
@@ -48,7 +50,7 @@ from bench.results.bounds import number
 from bench.results.columns import judged_threshold
 from bench.results.counterparts import float_counterpart
 from bench.results.row import cell_id
-from bench.results.speedup import GROUP_COLUMNS, REFERENCE
+from bench.results.speedup import GROUP_COLUMNS, REFERENCE, ratios_trusted
 from bench.results.verdict import is_reference
 
 OBJECTIVES = ("latency", "throughput", "size")
@@ -150,7 +152,7 @@ def decide_group(
         failed = [c for c in checks if c.outcome == FAILED]
         unsure = [c for c in checks if c.outcome == UNCERTAIN]
         unjudged = [c for c in checks if c.outcome == NOT_JUDGED]
-        noisy = timing and str(row.get(quality_column, "")).startswith("noisy")
+        noisy = timing and not _ranked_by_ratio(row, quality_column)
         if failed:
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             entries[cell_id(row)] = _entry(row, BUDGET_FAILED, failed[0].phrase() + more, metric, checks, flags)
@@ -288,7 +290,7 @@ def _int8_flags(
     row: Mapping[str, Any], ok: list[Mapping[str, Any]], reference: Mapping[str, Any] | None, cycles: CycleTimes
 ) -> tuple[str, ...]:
     """For an int8 cell with trustworthy timing: slower than fp32 eager, or than its runtime's float cell."""
-    if row.get("precision") != "int8" or str(row.get("timing_quality", "")).startswith("noisy"):
+    if row.get("precision") != "int8" or not ratios_trusted(row.get("timing_quality")):
         return ()
     flags = []
     speedup = _num(row, "speedup_vs_fp32")
@@ -303,11 +305,20 @@ def _int8_flags(
     counterpart = float_counterpart(str(row.get("backend")), "int8", ran)
     if counterpart is not None and counterpart != REFERENCE:
         other = next(r for r in ok if (r.get("backend"), r.get("precision")) == counterpart)
-        if not str(other.get("timing_quality", "")).startswith("noisy"):
+        if ratios_trusted(other.get("timing_quality")):
             ratio = speed_ratio(row, other, cycles)
             if ratio is not None and ratio.b_faster:
                 flags.append(f"slower than its runtime's {counterpart[0]} {counterpart[1]} ({ratio.text()})")
     return tuple(flags)
+
+
+def _ranked_by_ratio(row: Mapping[str, Any], quality_column: str) -> bool:
+    """Single-stream timing: `ratios_trusted`; a scenario's throughput (not paired by cycle) only when
+    its own flag is not noisy."""
+    quality = row.get(quality_column)
+    if quality_column == "timing_quality":
+        return ratios_trusted(quality)
+    return not str(quality or "").startswith("noisy")
 
 
 def _slower_than_fp32(row: Mapping[str, Any]) -> bool:

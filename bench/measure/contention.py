@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench.results.speedup import ROUNDS_DISAGREED
+
 if TYPE_CHECKING:
     from bench.measure.reference_kernel import ReferenceKernel
 
@@ -316,7 +318,7 @@ class Contention:
             others = self.cpu_other_pct is not None and self.cpu_other_pct > OTHER_CPU_NOISY_PCT
             reasons.append(kernel if others else f"slow host phase ({kernel})")
         if self.round_spread is not None and self.round_spread > ROUND_SPREAD_NOISY:
-            reasons.append(f"rounds disagreed (their medians spread {100 * self.round_spread:.0f}%)")
+            reasons.append(f"{ROUNDS_DISAGREED} (their medians spread {100 * self.round_spread:.0f}%)")
         if reasons:
             return "noisy: " + ", ".join(reasons)
         if self.cpu_other_pct is None and self.reference_slowdown is None:

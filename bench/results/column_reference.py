@@ -19,7 +19,10 @@ is: the docstring of `bench/results/columns.py`.
 - **unit**: `score` is unitless, 0..1 (what `--quality-threshold` replaces the threshold of).
 - **threshold**: the smallest change between two runs that is not noise (compare, history); a percentage is
   relative (latency, which compare also tests with Mann-Whitney); none: bounded by `--fail-on` and budgets only.
-- **vs fp32**: measured against the run's fp32 reference, whose own row is the yardstick.
+- **vs fp32**: measured against the run's fp32 reference, whose own row is the yardstick; `yes, paired`: a
+  ratio paired with it cycle by cycle, judged also on a row whose timing is noisy only because its rounds
+  disagreed (the latency's level moved; pairing cancels that and the ratio's interval carries it). Every other
+  timing column of a noisy row is not judged.
 - A name with `<...>` or `[@...]` is a family of columns, matched as a pattern (per class, per Grad-CAM method
   or layer).
 """
@@ -39,7 +42,7 @@ def _row(declared: Column) -> str:
         declared.better or "informational",
         declared.unit,
         _threshold(declared),
-        "yes" if declared.against_reference else "",
+        ("yes, paired" if declared.paired else "yes") if declared.against_reference else "",
     )
     return "| " + " | ".join(cells) + " |"
 

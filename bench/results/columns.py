@@ -39,6 +39,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bench.results.speedup import ratios_trusted
+
 Better = Literal["higher", "lower"]
 SCORE = "score"  # unitless, 0..1 (fractions of pixels, IoU, correlations): what --quality-threshold is in
 SCORE_THRESHOLD = 0.002
@@ -64,6 +66,7 @@ class Column:
     pattern: re.Pattern[str] = field(default=re.compile(""), compare=False, repr=False)
     ceiling: float | None = None  # values beyond it are all equally good (between runs they count as it)
     quality_column: str = "timing_quality"  # a timing column's noise flag: its scenario's `<...>_timing_quality`
+    paired: bool = False  # a ratio paired by cycle with the reference: noisy only where noise biases ratios
 
     @property
     def judged(self) -> bool:
@@ -75,8 +78,12 @@ class Column:
         return self.kind in TIMING_KINDS
 
     def noisy(self, row: Mapping[str, Any]) -> bool:
-        """A timing column of a row whose timing (of this column's scenario) was noisy: no evidence."""
-        return self.timing and str(row.get(self.quality_column, "")).startswith("noisy")
+        """A timing column of a row whose timing (of this column's scenario) was noisy: no evidence. A ratio
+        paired by cycle stands where the rounds only disagreed (`ratios_trusted`): its interval carries that."""
+        quality = row.get(self.quality_column)
+        if self.paired:
+            return self.timing and not ratios_trusted(quality)
+        return self.timing and str(quality or "").startswith("noisy")
 
     @property
     def between_runs(self) -> bool:
@@ -112,10 +119,13 @@ def _declare(
     against_reference: bool = False,
     ceiling: float | None = None,
     quality_column: str = "timing_quality",
+    paired: bool = False,
 ) -> Column:
     """One column (`regex` None: exactly `name`) or a family of them (`regex` matches the whole name)."""
     pattern = re.compile(regex if regex is not None else re.escape(name))
-    return Column(name, kind, better, unit, threshold, relative, against_reference, pattern, ceiling, quality_column)
+    return Column(
+        name, kind, better, unit, threshold, relative, against_reference, pattern, ceiling, quality_column, paired
+    )
 
 
 def _informational(*names: str, unit: str = "") -> list[Column]:
@@ -213,7 +223,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
     *_informational("latency_e2e_iterations", "latency_e2e_method"),
     _declare("throughput_ips", "speed", "higher", "images/s"),
-    _declare("speedup_vs_fp32", "speed", "higher", "x", against_reference=True),
+    _declare("speedup_vs_fp32", "speed", "higher", "x", against_reference=True, paired=True),
     # share of peak (bench/measure/roofline.py): the float ONNX graph's MACs at the p50 latency
     _declare("achieved_gmacs", "speed", "higher", "GMAC/s (gmac_per_image x batch / p50)"),
     _declare("pct_of_peak", "speed", "higher", "% of the precision's measured GEMM peak"),

@@ -28,6 +28,21 @@ MIN_PAIRED_CYCLES = 3  # fewer common cycles than this: the p50 ratio instead
 
 
 NO_INTERVAL = "none: the reference was timed apart (p50 ratio, no cycles to pair)"
+# timing_quality's reason when the counted rounds' medians spread over ROUND_SPREAD_NOISY (bench.measure.contention)
+ROUNDS_DISAGREED = "rounds disagreed"
+
+
+def ratios_trusted(timing_quality: object) -> bool:
+    """May a row's paired speed ratios be ranked? Yes when its timing is not noisy, or noisy only because
+    its rounds disagreed: the latency's level moved from cycle to cycle, which pairing by cycle cancels and
+    the ratio's interval carries (its latency stays flagged). Every other reason can bias a ratio: other
+    processes and steal slow each runtime by its own factor, and a slow host phase moved ratios 10-15%.
+
+    Why: on a host whose rounds' medians spread 10-15% whatever the load, the decision refused the fastest
+    cell in 2 of 6 quiet default runs for that reason alone and shipped another (ort fp32 1.62x, ort-qdq-int8
+    2.40x), while openvino-int8's paired speedup read 3.13-3.33x in all six (docs/decision.md)."""
+    text = str(timing_quality or "")
+    return not text.startswith("noisy") or text.startswith(f"noisy: {ROUNDS_DISAGREED} (")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ rules, in the order they apply to each row and bound:
   and its drift 0 by definition, and `speedup_vs_fp32>=2` must not fail on it;
 - a latency or speed bound on a row whose `timing_quality` is noisy is not judged (`not judged: noisy
   timing`): a time from a busy machine is no evidence either way; a scenario's column is judged by its
-  scenario's flag (`offline_timing_quality`, `server_timing_quality`: `Column.quality_column`);
+  scenario's flag (`offline_timing_quality`, `server_timing_quality`: `Column.quality_column`); a ratio
+  paired by cycle (`speedup_vs_fp32`) is judged where the only reason was that the rounds disagreed
+  (`Column.paired`, `bench.results.speedup.ratios_trusted`);
 - an ok row with no valid value in the column (a Grad-CAM method that could not run) is named, not failed;
 - otherwise a row outside the bound fails the run, named with its value and by how much it misses.
 """

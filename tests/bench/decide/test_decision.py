@@ -150,6 +150,24 @@ def test_given_budgets_replace_the_default_and_memory_budgets_judge_by_value() -
     assert verdicts["unsure"] == SLOWER  # its interval -0.009 .. -0.001 holds -0.01
 
 
+@pytest.mark.parametrize(
+    ("quality", "ranked"),
+    [
+        ("noisy: rounds disagreed (their medians spread 13%)", True),  # the level moved; the paired ratio stands
+        ("noisy: other processes used 40% of the CPU", False),  # each runtime lost its own share
+        ("noisy: too few quiet rounds (8 of 10 cycles left out), rounds disagreed (their medians spread 13%)", False),
+    ],
+)
+def test_a_cell_noisy_only_because_its_rounds_disagreed_is_ranked_by_its_paired_ratio(quality, ranked) -> None:
+    """Measured on a host whose rounds' medians spread 10-15% whatever the load: the fastest cell, flagged for
+    that alone, was refused in 2 of 6 quiet runs and another shipped; its paired speedup repeated in all six."""
+    rows = _planted()
+    rows[6]["timing_quality"] = quality  # rushed: the fastest, 4.0x
+    [group] = decide(rows, _cycles(rows, {})).groups
+    verdicts = {e.backend: e.verdict for e in group.entries}
+    assert (verdicts["rushed"] == RECOMMENDED) is ranked and (verdicts["rushed"] == NOISY) is not ranked
+
+
 def test_size_objective_ranks_by_model_size_and_ignores_noisy_timing() -> None:
     rows = _planted()
     rows[6]["model_size_bytes"] = 1e6  # rushed: noisy timing, smallest model
@@ -182,6 +200,13 @@ def test_budget_check_reads_the_interval_ends() -> None:
     speed = Budget(Bound("speedup_vs_fp32", ">=", 1.0), "given")
     noisy = check(speed, _row("a", speedup_vs_fp32=2.0, timing_quality="noisy: x"))
     assert noisy.outcome == "not judged" and "noisy" in noisy.phrase()
+    # rounds that only disagreed leave a paired speedup judged (by its interval); a latency bound is not
+    disagreed = "noisy: rounds disagreed (their medians spread 13%)"
+    row = _row(
+        "a", speedup_vs_fp32=2.0, speedup_vs_fp32_ci_low=1.8, speedup_vs_fp32_ci_high=2.2, timing_quality=disagreed
+    )
+    assert check(speed, row).outcome == MET
+    assert check(Budget(Bound("latency_p50_ms", "<=", 100.0), "given"), row).outcome == "not judged"
 
 
 def test_the_default_budget_keeps_dice_for_two_classes() -> None:

@@ -18,6 +18,7 @@ from bench.measure.contention import (
     robust_spread,
 )
 from bench.measure.reference_kernel import ReferenceKernel
+from bench.results.speedup import ratios_trusted
 
 
 def _window(total: int, other: int, process: int = 0, steal: int = 0) -> CpuWindows:
@@ -62,6 +63,10 @@ def test_rounds_that_disagree_make_a_row_noisy_and_one_outlying_round_does_not()
     drifting = Contention.from_windows(_window(100, 1, 95), 0.1, [8.0], None, round_p50_ms=[5.0, 5.0, 6.0, 6.2, 6.5])
     assert drifting.timing_quality.startswith("noisy: rounds disagreed (their medians spread ")
     assert robust_spread([1.0, 2.0]) is None  # too few rounds to say
+    # the row's latency is flagged; its paired ratios stand, unless another reason comes with it
+    assert ratios_trusted(drifting.timing_quality)
+    slow = Contention(1.0, 0.0, 90.0, 1.0, 8.0, 1.3, round_spread=0.14)  # kernel x1.3: a slow host phase too
+    assert "rounds disagreed" in slow.timing_quality and not ratios_trusted(slow.timing_quality)
 
 
 def test_a_cycle_is_judged_by_its_readings_median_and_every_rounds_cpu():

@@ -1,6 +1,13 @@
 import pytest
 
-from bench.results.speedup import MIN_PAIRED_CYCLES, SameRunReference, Speedup, TimedRounds, paired_speedup
+from bench.results.speedup import (
+    MIN_PAIRED_CYCLES,
+    SameRunReference,
+    Speedup,
+    TimedRounds,
+    paired_speedup,
+    ratios_trusted,
+)
 
 GROUP = ("s", "m", "cpu", 1, "")
 
@@ -62,3 +69,24 @@ def test_a_resumed_run_finds_its_reference_among_the_finished_rows():
     assert resumed == Speedup(2.0, "p50 ratio")  # its cycles went with the earlier session
     failed = [{**rows[0], "status": "error: boom"}]
     assert SameRunReference(failed).speedup(GROUP, "ort", "fp32", 5.0) is None
+
+
+@pytest.mark.parametrize(
+    ("quality", "trusted"),
+    [
+        ("ok", True),
+        ("unmeasured: no /proc accounting and no reference kernel", True),
+        ("noisy: rounds disagreed (their medians spread 12%)", True),  # the level moved: pairing cancels it
+        ("noisy: other processes used 40% of the CPU", False),
+        ("noisy: 9% CPU steal", False),
+        (
+            "noisy: slow host phase (reference kernel x1.30 its fast level), rounds disagreed (their medians "
+            "spread 12%)",
+            False,
+        ),
+        ("noisy: too few quiet rounds", False),
+        (None, True),  # a row without timing (an error row) has no ratio to distrust
+    ],
+)
+def test_paired_ratios_survive_rounds_that_only_disagreed(quality, trusted):
+    assert ratios_trusted(quality) is trusted

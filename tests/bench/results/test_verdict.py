@@ -54,6 +54,10 @@ def test_latency_and_speed_bounds_are_not_judged_on_noisy_timing_but_quality_is(
     assert verdict.failed == ("s/unet/ort/fp32/cpu/1: dice>=0.9: 0.5000, misses by 0.4000",)
     quiet = [{**rows[0], "timing_quality": "ok"}]
     assert len(judge_rows(quiet, _bounds("latency_p50_ms<=12", "speedup_vs_fp32>=1")).failed) == 2
+    # rounds that only disagreed: the latency's level moved (not judged), the ratio paired by cycle stands
+    disagreed = [{**rows[0], "timing_quality": "noisy: rounds disagreed (their medians spread 12%)"}]
+    verdict = judge_rows(disagreed, _bounds("latency_p50_ms<=12", "speedup_vs_fp32>=1"))
+    assert verdict.not_judged == (f"s/unet/ort/fp32/cpu/1: latency_p50_ms<=12: {NOISY}",) and len(verdict.failed) == 1
 
 
 def test_the_fp32_reference_is_not_judged_on_what_is_measured_against_it() -> None:
