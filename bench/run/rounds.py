@@ -175,8 +175,9 @@ def _precise_enough(
 
 def _reaches(live: list[MeasuringCell], kernel: ReferenceKernel) -> dict[str, float]:
     """How far each row's speedup 95% interval reaches from it, as a share (0.05: +-5%), over the cycles
-    that would count now: the interval its row will publish (`bench.results.speedup.paired_speedup`). A
-    group without fp32 eager has no speedups to narrow."""
+    that would count now: the interval its row will publish (`bench.results.speedup.paired_speedup`); by
+    "backend precision" (a backend may run at two precisions). A group without fp32 eager has no speedups
+    to narrow."""
     reference = next((cell for cell in live if (cell.spec.backend, cell.spec.precision) == REFERENCE), None)
     if reference is None:
         return {}
@@ -187,10 +188,11 @@ def _reaches(live: list[MeasuringCell], kernel: ReferenceKernel) -> dict[str, fl
             continue
         speedup = paired_speedup(_per_cycle(reference, counted), _per_cycle(cell, counted))
         interval = speedup.interval if speedup is not None else None
+        name = f"{cell.spec.backend} {cell.spec.precision}"
         if interval is not None and speedup is not None and speedup.value > 0:
-            reaches[cell.spec.backend] = max(interval.high / speedup.value - 1, 1 - interval.low / speedup.value)
+            reaches[name] = max(interval.high / speedup.value - 1, 1 - interval.low / speedup.value)
         else:
-            reaches[cell.spec.backend] = float("inf")  # too few cycles to pair yet
+            reaches[name] = float("inf")  # too few cycles to pair yet
     return reaches
 
 

@@ -249,7 +249,7 @@ def test_a_precision_target_out_of_reach_stops_at_ten_times_the_minimum_naming_t
     assert outcomes[1].startswith("int8: 30 rounds")  # 3 cycles to the minimum, 30 at most
     assert said == [
         "speedup intervals still wider than +-1% after 30 cycles (10x the 3 the minimum took, the most a group "
-        "times): ort-qdq-int8 +-5.0%"
+        "times): ort-qdq-int8 int8 +-5.0%"
     ]
 
 
