@@ -110,6 +110,30 @@ def _non_negative_float(value: str) -> float:
     return number
 
 
+def _precision_pct(value: str) -> float:
+    """--speedup-precision: a percentage over 0 and under 100."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
+    if not 0 < number < 100:
+        raise argparse.ArgumentTypeError(f"'{value}' must be a percentage over 0 and under 100, e.g. 5")
+    return number
+
+
+def _precision(args: argparse.Namespace) -> float | None:
+    """--speedup-precision as a share; only interleaved timing has the cycles whose pairs it narrows."""
+    pct = args.speedup_precision
+    if pct is None:
+        return None
+    if args.timing != "interleaved":
+        raise UsageError(
+            f"--speedup-precision {pct:g}: --timing {args.timing} times each backend apart, with no cycles to "
+            "pair; use --timing interleaved"
+        )
+    return pct / 100
+
+
 QUIET_WAIT_ENV = "SEGBENCH_WAIT_FOR_QUIET"  # the default of --wait-for-quiet (a test suite sets 0)
 DEFAULT_QUIET_WAIT_S = 120.0
 _QUIET_WAIT_HELP = (

@@ -19,6 +19,8 @@ from bench.cli.options import (
     _names,
     _output_group,
     _positive_float,
+    _precision,
+    _precision_pct,
     _shard,
     _shared_settings,
     _sizes,
@@ -295,30 +297,6 @@ def check_nothing_but_resume(args: argparse.Namespace, given: list[str], run: ar
         raise UsageError(
             f"--resume finishes {args.resume} with the settings it was started with; drop {', '.join(extra)}"
         )
-
-
-def _precision_pct(value: str) -> float:
-    """--speedup-precision: a percentage over 0 and under 100."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
-    if not 0 < number < 100:
-        raise argparse.ArgumentTypeError(f"'{value}' must be a percentage over 0 and under 100, e.g. 5")
-    return number
-
-
-def _precision(args: argparse.Namespace) -> float | None:
-    """--speedup-precision as a share; only interleaved timing has the cycles whose pairs it narrows."""
-    pct = getattr(args, "speedup_precision", None)
-    if pct is None:
-        return None
-    if args.timing != "interleaved":
-        raise UsageError(
-            f"--speedup-precision {pct:g}: --timing {args.timing} times each backend apart, with no cycles to "
-            "pair; use --timing interleaved"
-        )
-    return pct / 100
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
