@@ -27,7 +27,7 @@ from bench.measure.reference_kernel import ReferenceKernel
 from bench.output.terminal import progress
 from bench.results.files import check_run_folder
 from bench.results.row import Row, cell_id, stage_failures
-from bench.results.speedup import SameRunReference, TimedRounds
+from bench.results.speedup import SameRunReference, TimedRounds, ratios_trusted
 from bench.results.store import RunStore, update_latest
 from bench.run.cell import CellOutcome, MeasuringCell, explain_cell, prepare_cell
 from bench.run.config import RunConfig, save_run_config
@@ -360,10 +360,10 @@ def _noisy_summary(rows: list[dict[str, Any]]) -> str:
     if not noisy:
         return ""
     reasons = "; ".join(f"{row['backend']}: {str(row['timing_quality']).removeprefix('noisy: ')}" for row in noisy)
-    return (
-        f"{len(noisy)} of {len(rows)} rows have noisy timing ({reasons}); their latencies and speedups are not "
-        "to be trusted"
-    )
+    biased = [str(row["backend"]) for row in noisy if not ratios_trusted(row.get("timing_quality"))]
+    speedups = f", nor the speedups of {', '.join(biased)}" if biased else " (their speedups, paired by cycle, stand)"
+    latencies = "their latencies are not to be trusted"
+    return f"{len(noisy)} of {len(rows)} rows have noisy timing ({reasons}); {latencies}{speedups}"
 
 
 def priority_summary(rows: list[dict[str, Any]], asked: str) -> str:
