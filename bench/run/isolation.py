@@ -1,4 +1,4 @@
-"""Process isolation: each piece of a cell's work runs in a spawned worker process, under one budget.
+"""Process isolation: each piece of a cell's work runs in a worker process of its own, under one budget.
 
 A worker that raises, crashes natively (abort, out-of-memory kill) or outlives the cell's time budget
 yields a one-line message instead of taking the run down. A worker serves several calls in turn and
@@ -6,6 +6,15 @@ keeps state between them (`WorkerContext.state`), so a loaded session stays in t
 times and evaluates it, and the parent can drive its timing one round at a time. A worker with a log
 file writes everything third-party code says there (its descriptors 1 and 2, warnings, log records:
 `bench.output.capture`) from its first instruction on; it talks to the parent through a pipe only.
+
+Workers are forked from a server process that has imported torch, numpy and the stages' modules once
+(multiprocessing's `forkserver`, Python 3.14's default on Linux; `spawn` where the platform has none).
+A spawned worker imports them itself: measured here, 4-5 s before its first call (7 s on a busy
+machine), for every cell's artifact, timing, Grad-CAM and profile worker and every `tune` variant; a
+forked one answers in under 0.1 s, and a cached 3-backend run of a small model took 26-29 s instead of
+39-45 s. The server is a fresh interpreter that has only imported (no op run, no CUDA), so a fork of it
+is as clean as a spawn; the worker takes the parent's environment as it is when the worker starts
+(`_serve`), as a spawned one did, not as it was when the server started.
 """
 
 from __future__ import annotations
@@ -25,6 +34,13 @@ from typing import Any
 
 from bench.errors import one_line
 from bench.output.capture import OutputCapture, traceback_entry
+
+# What the forkserver imports once for every worker it forks: the imports every worker makes and that
+# take seconds (here torch 2.5-4.6 s, then the cell stages' modules 1.7 s: ONNX, ONNX Runtime, scipy).
+# A fork keeps only the forking thread, so nothing whose threads start at import and are not restarted
+# after a fork (OpenVINO's TBB pool, imported by its backends when a cell needs them); the OpenBLAS of
+# numpy and of scipy stop their pool thread before a fork and start it again when next used.
+PRELOADED = ("numpy", "torch", "bench.run.stages")
 
 
 class WorkerFailed(RuntimeError):
@@ -68,13 +84,20 @@ class WorkerContext:
     stage: Callable[[str], None]
 
 
-def _serve(conn: Any, log_file: str | None = None) -> None:
+def _serve(conn: Any, log_file: str | None = None, environ: dict[str, str] | None = None) -> None:
     """The worker's loop: one request at a time, ("stage", name) messages while it runs, then
     ("ok", value) or ("error", message). With a log file, this process's descriptors 1 and 2, its
-    warnings and log records go there before anything is imported (a C++ warning or a library's
-    progress bar never reaches the terminal), and so does a failure's traceback (the terminal gets the
-    one-line message), also of failures the work catches and goes on from (a Grad-CAM method that raised
-    while the others stand, logged to the `segbench` logger); without one, stderr."""
+    warnings and log records go there before the work imports anything (a C++ warning or a library's
+    progress bar never reaches the terminal; what `PRELOADED` said when the server imported it went to
+    the parent's descriptors of that moment, the command's own log while `segbench` captures them), and
+    so does a failure's traceback (the terminal gets the one-line message), also of failures the work
+    catches and goes on from (a Grad-CAM method that raised while the others stand, logged to the
+    `segbench` logger); without one, stderr. `environ` is the parent's environment when it started this
+    worker: a forked worker would otherwise have the server's, which is the parent's when its first
+    worker started (a cache folder or a library setting changed since would be missed)."""
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     if log_file is not None:
         OutputCapture(Path(log_file)).start()  # for the process's whole life
     _log_caught_failures(log_file)
@@ -160,14 +183,24 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def worker_context() -> Any:
+    """The forkserver with `PRELOADED` imported in it, where the platform has one; else spawn."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOADED))  # read once, when the server starts
+    return context
+
+
 class Worker:
-    """A spawned process that runs the functions sent to it, one call at a time."""
+    """A process of its own (`worker_context`) that runs the functions sent to it, one call at a time."""
 
     def __init__(self, on_stage: Callable[[str], None] = lambda name: None, log_file: Path | None = None) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = worker_context()
         self._conn, child = ctx.Pipe(duplex=True)
         self.log_file = log_file
-        self._process = ctx.Process(target=_serve, args=(child, str(log_file) if log_file else None), daemon=True)
+        args = (child, str(log_file) if log_file else None, dict(os.environ))
+        self._process = ctx.Process(target=_serve, args=args, daemon=True)
         self._process.start()
         child.close()
         self._on_stage = on_stage

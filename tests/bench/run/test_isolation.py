@@ -169,3 +169,57 @@ def test_a_finishing_worker_leaves_at_once_and_writes_what_it_buffered_first(tmp
     assert worker._process.exitcode == 0
     assert closed_s < 0.5, closed_s  # the interpreter's teardown with torch imported took 1.1-1.3 s here
     assert "a line without its newline, still in Python's buffer" in log.read_text()
+
+
+def _environment(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def _already_imported() -> list[str]:
+    import sys
+
+    return [name for name in ("numpy", "torch", "bench.run.stages") if name in sys.modules]
+
+
+def _two_threads_of_torch_and_blas() -> tuple[int, float, float]:
+    import numpy as np
+    import scipy.linalg
+    import torch
+
+    torch.set_num_threads(2)
+    out = torch.nn.functional.conv2d(torch.ones(1, 3, 64, 64), torch.ones(8, 3, 3, 3), padding=1)
+    square = np.full((256, 256), 1.0 / 256)
+    return torch.get_num_threads(), float(out[0, 0, 10, 10]), float(scipy.linalg.blas.dgemm(1.0, square, square)[0, 0])
+
+
+def test_a_worker_sees_the_parents_environment_as_it_is_when_the_worker_starts(monkeypatch):
+    """Forked from a server started earlier, a worker must not carry the server's environment: a cache
+    folder set after the first worker (a test's, a library caller's) would be missed."""
+    from bench.run.isolation import Worker
+
+    monkeypatch.setenv("SEGBENCH_ISOLATION_PROBE", "before")
+    with Worker() as first:
+        assert first.call(60, _environment, "SEGBENCH_ISOLATION_PROBE") == "before"
+    monkeypatch.setenv("SEGBENCH_ISOLATION_PROBE", "after")
+    monkeypatch.setenv("SEGBENCH_ISOLATION_NEW", "new")
+    with Worker() as second:
+        assert second.call(60, _environment, "SEGBENCH_ISOLATION_PROBE") == "after"
+        assert second.call(60, _environment, "SEGBENCH_ISOLATION_NEW") == "new"
+    monkeypatch.delenv("SEGBENCH_ISOLATION_NEW")
+    with Worker() as third:
+        assert third.call(60, _environment, "SEGBENCH_ISOLATION_NEW") is None
+
+
+def test_workers_start_with_torch_imported_and_its_threads_work_after_the_fork():
+    """The forkserver imported torch and the stages once (`PRELOADED`); a worker forked from it runs
+    torch on two threads and numpy's and scipy's BLAS (a thread pool started before the fork and not
+    restarted after it would hang here)."""
+    import multiprocessing as mp
+
+    from bench.run.isolation import Worker
+
+    if "forkserver" not in mp.get_all_start_methods():
+        pytest.skip("this platform has no forkserver: workers are spawned and import torch themselves")
+    with Worker() as worker:
+        assert worker.call(60, _already_imported) == ["numpy", "torch", "bench.run.stages"]
+        assert worker.call(60, _two_threads_of_torch_and_blas) == (2, 27.0, 1.0 / 256)
