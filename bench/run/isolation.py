@@ -12,7 +12,7 @@ Workers are forked from a server process that has imported torch, numpy and the 
 A spawned worker imports them itself: measured here, 4-5 s before its first call (7 s on a busy
 machine), for every cell's artifact, timing, Grad-CAM and profile worker and every `tune` variant; a
 forked one answers in under 0.1 s, and a cached 3-backend run of a small model took 26-29 s instead of
-39-45 s. The server is a fresh interpreter that has only imported (no op run, no CUDA), so a fork of it
+39-48 s. The server is a fresh interpreter that has only imported (no op run, no CUDA), so a fork of it
 is as clean as a spawn; the worker takes the parent's environment as it is when the worker starts
 (`_serve`), as a spawned one did, not as it was when the server started.
 """
