@@ -92,9 +92,10 @@ def _serve(conn: Any, log_file: str | None = None, environ: dict[str, str] | Non
     the parent's descriptors of that moment, the command's own log while `segbench` captures them), and
     so does a failure's traceback (the terminal gets the one-line message), also of failures the work
     catches and goes on from (a Grad-CAM method that raised while the others stand, logged to the
-    `segbench` logger); without one, stderr. `environ` is the parent's environment when it started this
-    worker: a forked worker would otherwise have the server's, which is the parent's when its first
-    worker started (a cache folder or a library setting changed since would be missed)."""
+    `segbench` logger); without one (`call_in_worker`; every worker of a run has one), stderr: a forked
+    worker's is the one the server was started with, the parent's when its first worker started.
+    `environ` is the parent's environment when it started this worker: a forked worker would otherwise
+    have the server's (a cache folder or a library setting changed since would be missed)."""
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
