@@ -1,8 +1,12 @@
 """`--scenario offline` and `--scenario server` in real runs, against a backend of known service time: the
 plugin's dummy-threshold sleeps 10 ms a call whatever the batch, and may be called from 2 threads at once
-(the default throughput settings at `--threads 2`). Offline, its best is batch 4 x 2 callers: 2 x 4 / 10 ms
-= 800 images/s (within 5%, as tests/bench/measure/test_scenarios.py holds the load generator). A backend
-whose session has no throughput mode says so in its status column, and keeps its latency and quality."""
+(the default throughput settings at `--threads 2`). Offline, its best is batch 4 x 2 callers: 2 x 4 per
+call of the same service time, 8 times the rate of batch 1 x 1 caller measured in the same run (within 6%),
+and at most 2 x 4 / 10 ms = 800 images/s. The service time is measured, not taken as 10 ms: a call in a run
+is the sleep plus the session's own work, at the timed rounds' priority, and on this VM (an AVX2 EPYC) it
+took 10.3-10.6 ms where a bare `time.sleep(0.01)` took 10.17 ms, so CI read 755 images/s with a 5% bound
+on 800. A backend whose session has no throughput mode says so in its status column, and keeps its latency
+and quality."""
 
 from __future__ import annotations
 
@@ -54,7 +58,6 @@ def test_offline_finds_the_best_setting_and_the_decision_ranks_on_it(session_cac
     df, run_dir, output = _run(session_cache, tmp_path, *scenario, "--objective", "throughput")
     dummy = df.loc["dummy-threshold"]
     assert dummy["offline_status"] == "ok" and dummy["offline_setting"] == "batch 4, 2 callers"
-    assert dummy["offline_ips"] == pytest.approx(800, rel=0.05)
     assert (dummy["offline_batch_size"], dummy["offline_callers"], dummy["offline_settings_tried"]) == (4, 2, 4)
     assert str(dummy["offline_timing_quality"]).startswith(("ok", "noisy", "unmeasured"))
     tried = json.loads((run_dir / "per_backend.json").read_text())
@@ -65,6 +68,9 @@ def test_offline_finds_the_best_setting_and_the_decision_ranks_on_it(session_cac
         "batch 4, 1 caller",
         "batch 4, 2 callers",
     ]
+    one_call_per_service_time = settings[0]["images_per_s"]  # batch 1, 1 caller: 1 / the measured service time
+    assert dummy["offline_ips"] == pytest.approx(8 * one_call_per_service_time, rel=0.06)
+    assert 0.7 * 800 <= dummy["offline_ips"] <= 1.01 * 800  # no call beats its 10-ms sleep; none took 14 ms
     failed = df.loc["dummy-no-throughput"]
     assert failed["offline_status"] == NO_MODE and math.isnan(failed["offline_ips"])
     assert failed["latency_p50_ms"] > 0 and failed["dice"] > 0  # its other numbers stand
