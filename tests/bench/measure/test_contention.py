@@ -7,6 +7,7 @@ import time
 import pytest
 
 from bench.measure.contention import (
+    IDLE_TICKS,
     MAX_TIMING_FACTOR,
     Contention,
     CpuCounters,
@@ -35,6 +36,34 @@ def test_cpu_counters_see_this_process_work():
     assert window.process >= 20  # 0.3 s of our own CPU, in 10 ms ticks
     assert window.total >= window.process and window.windows == 1
     assert CpuCounters.read(2**22 + 12345) is None  # no such process: no numbers, no crash
+
+
+def test_the_reader_is_not_another_process():
+    """The run's parent reads the counters around each round and waits on the worker meanwhile: its own CPU
+    in the window is left out of `other`, as the timed process's is (and not twice when it is the timed one)."""
+    before = CpuCounters(total=1000, busy=500, steal=0, process=100, wall=0.0, reader=50)
+    after = CpuCounters(total=1040, busy=530, steal=0, process=120, wall=0.2, reader=58)
+    window = CpuWindows.between(before, after)
+    assert (window.total, window.other, window.process) == (40, 2, 20)  # 30 busy - 20 timed - 8 the reader's
+    assert CpuCounters.read(os.getpid()).reader == 0  # reading itself: its ticks are the timed process's
+    parent = CpuCounters.read(os.getppid())
+    assert parent is not None and parent.reader >= 0
+
+
+def test_a_short_rounds_few_ticks_are_judged_over_its_cycle():
+    """A 20-ms round on 2 vCPUs is 4-8 ticks of `/proc/stat`, and an idle machine shows up to IDLE_TICKS of
+    others' (or stolen) CPU in one: 2 of 6 ticks (33%) is not a busy machine; 3 ticks over the share are.
+    A busy process spread over a cycle's short rounds still adds up to a reading over the cycle."""
+    assert IDLE_TICKS == 2
+    assert TimedRound(10, 0.02, 8.6, _window(6, 2)).busy_reason() is None
+    assert TimedRound(10, 0.02, 8.6, _window(6, 0, steal=1)).busy_reason() is None
+    assert str(TimedRound(10, 0.02, 8.6, _window(20, 3)).busy_reason()) == "other processes used 15% of the CPU"
+    assert str(TimedRound(10, 0.02, 8.6, _window(8, 0, steal=3)).busy_reason()) == "38% CPU steal"
+    assert _window(60, 6).busy_reason() is None and _window(60, 7).busy_reason() is not None  # 10%: the share
+    spread = [[TimedRound(10, 0.02, 8.6, _window(7, 2))] for _ in range(3)]  # 2 ticks each, 6 of 21 in all
+    assert str(cycle_verdicts(spread, 8.6)[0]) == "other processes used 29% of the CPU"
+    stray = [[TimedRound(10, 0.02, 8.6, _window(7, ticks))] for ticks in (1, 0, 1)]  # 2 of 21: an idle cycle
+    assert cycle_verdicts(stray, 8.6) == [None]
 
 
 def test_windows_add_up_and_give_percentages():
