@@ -54,13 +54,16 @@ def _ideal_probe(servers: int, service_s: float, queries: int):
 
 
 def test_offline_sustains_concurrency_over_service_time():
-    """C = 2 callers of S = 10 ms at batch 4: 2 x 4 / 0.010 = 800 images/s. Within 5%: each call may
-    overshoot its sleep by up to 0.5 ms (5% of S) before the rate falls out, and the rate is each caller's
-    own window, so no caller is charged for another's last call."""
+    """C = 2 callers of S = 10 ms at batch 4: 2 x 4 / S, at most 800 images/s. S is measured (one caller at
+    batch 1, just before), not taken as 10 ms: a sleep overshoots by 0.1-0.6 ms on the VMs here, more when
+    loaded. Within 5% of 8x that: the rate is each caller's own window, so no caller is charged for
+    another's last call."""
+    service = run_offline([_sleeper(0.010)], batch_size=1, duration_s=0.5)
     run = run_offline([_sleeper(0.010)] * 2, batch_size=4, duration_s=1.0)
     assert run.callers == 2 and run.batch_size == 4
-    assert run.images_per_s == pytest.approx(800, rel=0.05)
-    assert run.calls == pytest.approx(200, rel=0.06)
+    assert run.images_per_s == pytest.approx(8 * service.images_per_s, rel=0.05)
+    assert 0.8 * 800 <= run.images_per_s <= 800
+    assert run.calls == pytest.approx(2 * service.images_per_s, rel=0.06)  # per second, both callers: 1 s
 
 
 def test_offline_raises_a_callers_error_and_stops_the_others():
