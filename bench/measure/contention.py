@@ -66,7 +66,7 @@ class CpuCounters:
     The reader (the run's parent, which sends each round to the worker and waits for its answer) is not
     another process either: counted as one, its few milliseconds of work around a round made 64 of 120 of a
     tiny model's 20-ms rounds read 14-43% of the CPU used by others on an idle machine (mean 10.9-11.6%);
-    without it, 49 of 207 (mean 3.6-6.6%, the rest `IDLE_TICKS`)."""
+    without it, 49 of 207 (mean 3.6-6.6%, each of them 1-2 ticks: `IDLE_TICKS`)."""
 
     total: int
     busy: int  # user + nice + system + irq + softirq (+ steal kept apart)
@@ -229,8 +229,8 @@ def cycle_verdicts(rounds: list[list[TimedRound]], reference_ms: float | None) -
     verdicts: list[NotQuiet | None] = []
     for i in range(cycles):
         busy = [reason for cell in rounds if (reason := cell[i].busy_reason()) is not None]
-        pooled = CpuWindows.summed([cell[i].cpu for cell in rounds]).busy_reason()
-        busy += [pooled] if pooled is not None and not busy else []
+        if not busy and (pooled := CpuWindows.summed([cell[i].cpu for cell in rounds]).busy_reason()) is not None:
+            busy.append(pooled)
         readings = [ms for cell in rounds if (ms := cell[i].kernel_ms) is not None]
         factor = float(np.median(readings)) / reference_ms if readings and reference_ms else None
         if busy:  # named first: other processes slow the kernel too, and they are its cause, not the host
