@@ -141,7 +141,9 @@ def test_the_live_search_lands_within_10_percent_of_the_capacity_at_the_bound(se
     1488 over 40 draws). The ideal queue's search with this seed's 1000-query draw finds and confirms
     1575; the live one must land within 10% of 1488 ([1339, 1637]); a sleep's overshoot only slows the
     service, which moves the answer down by its share of S. Its first probe, at half the capacity, waits
-    for no server: p99 within [S, S + 3 ms]."""
+    for no server (the ideal queue's p99 there is S): p99 within [S, S + 5 ms], the 10th slowest of 1000
+    queries being S plus one late wake-up among 32 sleeping callers on 2 vCPUs (3.15 ms once here, an
+    AVX2 EPYC, in a full suite run; under 3 ms in every earlier one)."""
     ideal = search_rate(_ideal_probe(32, 0.020, 1000), bound_ms=40.0, start=800.0, tolerance=0.05, seed=seed)
     assert ideal.confirmed is not None and ideal.confirmed.rate == pytest.approx(1575)
     callers = [_sleeper(0.020)] * 32
@@ -150,7 +152,7 @@ def test_the_live_search_lands_within_10_percent_of_the_capacity_at_the_bound(se
     )
     final = search.confirmed or search.attempts[-1]  # confirmed: the rate stated is one a fresh draw held to
     assert final.rate == pytest.approx(1488, rel=0.10)
-    assert 20.0 <= search.probes[0].p99_ms <= 23.0
+    assert 20.0 <= search.probes[0].p99_ms <= 25.0
 
 
 def test_the_records_name_their_scenario_in_every_column():
