@@ -51,7 +51,7 @@ def test_the_reader_is_not_another_process():
 
 
 def test_a_short_rounds_few_ticks_are_judged_over_its_cycle():
-    """A 20-ms round on 2 vCPUs is 4-8 ticks of `/proc/stat`, and an idle machine shows up to IDLE_TICKS of
+    """A 20-ms round on 2 vCPUs is 3-8 ticks of `/proc/stat`, and an idle machine shows up to IDLE_TICKS of
     others' (or stolen) CPU in one: 2 of 6 ticks (33%) is not a busy machine; 3 ticks over the share are.
     A busy process spread over a cycle's short rounds still adds up to a reading over the cycle."""
     assert IDLE_TICKS == 2
