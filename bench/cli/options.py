@@ -121,6 +121,30 @@ def _precision_pct(value: str) -> float:
     return number
 
 
+def _round_count(value: str) -> int:
+    """--rounds: a whole number of at least 2 (one round would leave the cycles nothing to pair)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number") from None
+    if number < 2:
+        raise argparse.ArgumentTypeError(f"'{value}' must be at least 2")
+    return number
+
+
+def _rounds(args: argparse.Namespace, default: int) -> int:
+    """--rounds, else `default` (TimingConfig's); like --speedup-precision, only interleaved timing has rounds
+    to split the minimum into."""
+    if args.rounds is None:
+        return default
+    mode = getattr(args, "timing", "interleaved")  # tune has no --timing: it always interleaves
+    if mode != "interleaved":
+        raise UsageError(
+            f"--rounds {args.rounds}: --timing {mode} times each backend in one round; use --timing interleaved"
+        )
+    return int(args.rounds)
+
+
 def _precision(args: argparse.Namespace) -> float | None:
     """--speedup-precision as a share; only interleaved timing has the cycles whose pairs it narrows."""
     pct = args.speedup_precision
@@ -134,6 +158,11 @@ def _precision(args: argparse.Namespace) -> float | None:
     return pct / 100
 
 
+_ROUNDS_HELP = (
+    "interleaved: how many rounds each {per}'s minimum time and count are split into, one per cycle (default "
+    "10); more, shorter rounds pair more cycles in the same timed seconds, which narrows the speedups' "
+    "intervals on a host whose speed moves between rounds (docs/timing.md)"
+)
 QUIET_WAIT_ENV = "SEGBENCH_WAIT_FOR_QUIET"  # the default of --wait-for-quiet (a test suite sets 0)
 DEFAULT_QUIET_WAIT_S = 120.0
 _QUIET_WAIT_HELP = (
@@ -235,7 +264,7 @@ def _timing_group(
     parser: argparse.ArgumentParser, threads: int, per: str, timeout_per: str, for_what: str = ""
 ) -> Group:
     """ "timing": --threads (defaulting to the physical cores, `bench.environment.default_threads`, found
-    once by the caller), --min-time, --min-iters, --warmup, --wait-for-quiet, --priority and --timeout;
+    once by the caller), --min-time, --min-iters, --warmup, --rounds, --wait-for-quiet, --priority and --timeout;
     `per` is what one timing is of (run: cell, tune: step), `timeout_per` what --timeout bounds (run: cell,
     tune: variant), `for_what` run's " for every backend".
 
@@ -248,6 +277,7 @@ def _timing_group(
     group.add_argument("--min-time", type=_positive_float, default=3.0, help=f"minimum timed seconds per {per}")
     group.add_argument("--min-iters", type=int, default=30, help=f"minimum timed iterations per {per}")
     group.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (at least 5 calls)")
+    group.add_argument("--rounds", type=_round_count, metavar="N", help=_ROUNDS_HELP.format(per=per))
     group.add_argument("--wait-for-quiet", type=_non_negative_float, metavar="SECONDS", help=_QUIET_WAIT_HELP)
     group.add_argument("--priority", choices=PRIORITIES, help=_PRIORITY_HELP)
     group.add_argument("--timeout", type=_positive_float, default=1800.0, help=f"per-{timeout_per} timeout in seconds")
@@ -292,6 +322,7 @@ def _timing(args: argparse.Namespace, **more: Any) -> TimingConfig:
         **more,
         quiet_wait_s=_quiet_wait_s(args.wait_for_quiet),
         priority=_priority(args.priority),
+        rounds=_rounds(args, TimingConfig.rounds),
     )
 
 

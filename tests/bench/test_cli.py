@@ -74,6 +74,10 @@ def test_list_suites_and_models(capsys):
             ["--speedup-precision", "5", "--timing", "sequential"],
             "--speedup-precision 5: --timing sequential times each backend apart, with no cycles to pair",
         ),
+        (
+            ["--rounds", "40", "--timing", "sequential"],
+            "--rounds 40: --timing sequential times each backend in one round; use --timing interleaved",
+        ),
     ],
 )
 def test_bad_run_arguments_are_one_line_exit_2(args, expected, capsys, tmp_path):
@@ -246,6 +250,45 @@ def test_a_bad_speedup_precision_is_one_line_exit_2(value, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and len(err.splitlines()) == 1
     assert "--speedup-precision" in err and f"'{value}'" in err and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+@pytest.mark.parametrize("value", ["1", "0", "-4", "2.5", "many"])
+def test_a_bad_round_count_is_one_line_exit_2(command, value, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--rounds", value, "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert "--rounds" in err and f"'{value}'" in err and not (tmp_path / "results").exists()
+
+
+def test_rounds_reach_the_timing_of_run_and_tune_and_split_the_minimum(tmp_path, monkeypatch):
+    """--rounds N: every cell's (tune: step's) minimum time and count in N rounds, one per cycle; left out,
+    TimingConfig's 10."""
+    from bench.cli import build_parser
+    from bench.cli.tune import tune_config
+    from bench.measure.timing import TimingConfig
+
+    seen = []
+
+    class Started(Exception):
+        pass
+
+    def started(config, **kwargs):
+        seen.append(config)
+        raise Started
+
+    monkeypatch.setattr("bench.run.runner.run_benchmark", started)
+    for rounds in (["--rounds", "40"], []):
+        with pytest.raises(Started):
+            main(["run", "--backends", "torch-eager", "--out", str(tmp_path), "--quiet", *rounds])
+    given, default = (config.timing for config in seen)
+    assert (given.rounds, default.rounds) == (40, TimingConfig().rounds) == (40, 10)
+    assert given.round_budget() == (3.0 / 40, 1)  # --min-time 3, --min-iters 30: 75 ms and a call a round
+    assert default.round_budget() == (0.3, 3)
+    tune = ["tune", "--suite", "synthetic-nuclei", "--model", "unet", "--backend", "ort-qdq-int8", "--rounds", "12"]
+    parsed = build_parser().parse_args([*tune, "--out", str(tmp_path)])
+    assert tune_config(parsed).shared.timing.rounds == 12
 
 
 @pytest.mark.parametrize("value", ["-1", "soon", "inf"])
