@@ -161,7 +161,8 @@ def test_the_scenario_travels_in_run_json_only_when_one_was_asked_for(tmp_path):
     assert load_run_config(tmp_path).scenario == server
 
 
-def test_the_scenario_options_become_the_run_configuration(tmp_path, monkeypatch):
+def _run_configs(monkeypatch, tmp_path, *extras: list[str]) -> list:
+    """The RunConfig each `segbench run` with these extra options would start (the run itself stopped there)."""
     seen = []
 
     class Started(Exception):
@@ -172,12 +173,16 @@ def test_the_scenario_options_become_the_run_configuration(tmp_path, monkeypatch
         raise Started
 
     monkeypatch.setattr("bench.run.runner.run_benchmark", started)
-    args = ["run", "--backends", "torch-eager", "--out", str(tmp_path), "--quiet", "--scenario", "server"]
-    with pytest.raises(Started):
-        main([*args, "--latency-bound", "12.5", "--scenario-time", "0.5", "--offline-batch-sizes", "2,8"])
-    with pytest.raises(Started):
-        main(["run", "--backends", "torch-eager", "--out", str(tmp_path), "--quiet"])
-    server, plain = (config.scenario for config in seen)
+    for extra in extras:
+        with pytest.raises(Started):
+            main(["run", "--backends", "torch-eager", "--out", str(tmp_path), "--quiet", *extra])
+    return seen
+
+
+def test_the_scenario_options_become_the_run_configuration(tmp_path, monkeypatch):
+    server_options = ["--scenario", "server", "--latency-bound", "12.5", "--scenario-time", "0.5"]
+    configs = _run_configs(monkeypatch, tmp_path, [*server_options, "--offline-batch-sizes", "2,8"], [])
+    server, plain = (config.scenario for config in configs)
     assert (server.name, server.latency_bound_ms, server.duration_s) == ("server", 12.5, 0.5)
     assert server.batch_sizes == (2, 8)
     assert plain.name == "single-stream" and not plain.active
@@ -269,20 +274,7 @@ def test_rounds_reach_the_timing_of_run_and_tune_and_split_the_minimum(tmp_path,
     from bench.cli.tune import tune_config
     from bench.measure.timing import TimingConfig
 
-    seen = []
-
-    class Started(Exception):
-        pass
-
-    def started(config, **kwargs):
-        seen.append(config)
-        raise Started
-
-    monkeypatch.setattr("bench.run.runner.run_benchmark", started)
-    for rounds in (["--rounds", "40"], []):
-        with pytest.raises(Started):
-            main(["run", "--backends", "torch-eager", "--out", str(tmp_path), "--quiet", *rounds])
-    given, default = (config.timing for config in seen)
+    given, default = (config.timing for config in _run_configs(monkeypatch, tmp_path, ["--rounds", "40"], []))
     assert (given.rounds, default.rounds) == (40, TimingConfig().rounds) == (40, 10)
     assert given.round_budget() == (3.0 / 40, 1)  # --min-time 3, --min-iters 30: 75 ms and a call a round
     assert default.round_budget() == (0.3, 3)
